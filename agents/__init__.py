@@ -1,0 +1,1 @@
+"""Weighting agents (native softmax policy gradient, SB3 wrappers), baselines, evaluation."""

@@ -1,0 +1,347 @@
+"""Synthetic MURA-format data set: the project's built-in stand-in for MURA-v1.1.
+
+Writes ``OUT/MURA-v1.1/`` with the real folder layout and the four CSVs in Stanford's exact
+format, filled with procedurally drawn 8-bit grayscale radiographs. Abnormal studies show at
+least one finding (hardware, fracture, lytic lesion, joint-space narrowing) in at least one view;
+the mix of findings differs by body part, so body parts differ in difficulty. Everything it
+writes is marked synthetic (``SYNTHETIC.json``, a PNG text chunk): results on it say nothing
+about clinical performance.
+
+Command line::
+
+    python -m mura_env.synthetic --out DIR [--scale S] [--seed N] [--workers N] [--preview]
+
+The same seed and scale give byte-identical files whatever ``--workers`` is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+import sys
+import time
+import zlib
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+from PIL import Image, ImageDraw, ImageFont
+from tqdm.auto import tqdm
+
+from mura_env.config_cli import atomic_write_bytes, parse_config
+from mura_env.constants import BODY_PARTS, MURA_DIRNAME
+from mura_env.synthetic_anatomy import TEMPLATES, Anatomy
+from mura_env.synthetic_plan import plan_dataset, study_relpath
+from mura_env.synthetic_render import Finding, View, render
+
+GENERATOR_VERSION = 1
+MANIFEST_NAME = "SYNTHETIC.json"
+SYNTHETIC_NOTE = (
+    "Synthetic MURA-format data made by mura-rl (python -m mura_env.synthetic). These are "
+    "procedurally drawn pictures, not radiographs of people; results on them say nothing "
+    "about clinical performance."
+)
+
+#: Mix of finding kinds among abnormal studies, per body part.
+FINDING_MIX: dict[str, dict[str, float]] = {
+    "ELBOW": {"fracture": 0.45, "hardware": 0.2, "narrowing": 0.2, "lesion": 0.15},
+    "FINGER": {"fracture": 0.5, "narrowing": 0.3, "hardware": 0.1, "lesion": 0.1},
+    "FOREARM": {"fracture": 0.45, "hardware": 0.4, "lesion": 0.15},
+    "HAND": {"fracture": 0.35, "narrowing": 0.35, "lesion": 0.2, "hardware": 0.1},
+    "HUMERUS": {"fracture": 0.4, "hardware": 0.3, "lesion": 0.3},
+    "SHOULDER": {"hardware": 0.35, "narrowing": 0.25, "fracture": 0.25, "lesion": 0.15},
+    "WRIST": {"fracture": 0.45, "hardware": 0.25, "narrowing": 0.15, "lesion": 0.15},
+}
+VIEW_SQUASH = (1.0, 0.45, 0.75)  # AP, lateral, oblique
+SHOW_FINDING_P = 0.75  # chance that a view of an abnormal study shows its finding
+GROWTH_PLATE_P = 0.2
+_PNG_TEXT = b"Source\x00mura-rl synthetic MURA-format data (not a radiograph of a person)"
+
+
+@dataclass
+class StudySpec:
+    """What a study looks like: its anatomy, findings, which views show them, its laterality."""
+
+    kind: str  # "normal" or the finding kind
+    anatomy: Anatomy
+    findings: list[Finding]
+    shows: list[bool]  # per view: does it show the (non-anatomical) finding?
+    marker: str
+
+
+def sample_study(part: str, label: int, n_images: int, seed: int, study_index: int) -> StudySpec:
+    """Draw a study's anatomy and findings; a pure function of its arguments."""
+    rng = np.random.default_rng([seed, 1, study_index])
+    kind = "normal"
+    if label == 1:
+        kinds = list(FINDING_MIX[part])
+        p = np.array([FINDING_MIX[part][k] for k in kinds])
+        kind = kinds[int(rng.choice(len(kinds), p=p / p.sum()))]
+    gap = rng.uniform(0.1, 0.35) if kind == "narrowing" else rng.uniform(0.85, 1.2)
+    anatomy = TEMPLATES[part](rng, gap)
+    findings: list[Finding] = []
+    if kind in ("fracture", "lesion", "hardware"):
+        bone = int(rng.choice(anatomy.long_bones))
+        if kind == "fracture":
+            findings.append(Finding(
+                "fracture", bone, t=rng.uniform(0.25, 0.75), angle=rng.uniform(-0.6, 0.6),
+                width=rng.uniform(1.0, 3.0),
+                offset=0.0 if rng.random() < 0.5 else rng.uniform(0.15, 0.6) * rng.choice([-1, 1])))
+        elif kind == "lesion":
+            findings.append(Finding(
+                "lesion", bone, t=rng.uniform(0.2, 0.8), depth=rng.uniform(0.3, 0.6),
+                size=rng.uniform(0.35, 0.7), side=rng.uniform(-0.4, 0.4)))
+        else:
+            findings.append(Finding(
+                "hardware", bone, t=rng.uniform(0.35, 0.65), side=rng.choice([-1.0, 1.0]),
+                variant=int(rng.random() < 0.3)))
+    shows = [True] * n_images
+    if kind in ("fracture", "lesion"):
+        shows = list(rng.random(n_images) < SHOW_FINDING_P)
+        if not any(shows):
+            shows[int(rng.integers(n_images))] = True
+    if rng.random() < GROWTH_PLATE_P:  # a child: growth plates, a normal variant
+        for bone in rng.choice(anatomy.long_bones, size=min(2, len(anatomy.long_bones)),
+                               replace=False):
+            findings.append(Finding("growth_plate", int(bone), t=rng.choice([0.1, 0.9]),
+                                    width=1.5))
+    return StudySpec(kind, anatomy, findings, shows, marker="L" if rng.random() < 0.5 else "R")
+
+
+def sample_view(view_index: int, marker: str, rng: np.random.Generator) -> View:
+    """Draw the canvas, projection and exposure of one view."""
+    long_side = int(rng.integers(360, 513))
+    short_side = int(long_side * rng.uniform(0.62, 0.9))
+    portrait = rng.random() < 0.75
+    h, w = (long_side, short_side) if portrait else (short_side, long_side)
+    rotation = (np.pi / 2 if portrait else 0.0) + rng.uniform(-0.45, 0.45)
+    if rng.random() < 0.5:
+        rotation += np.pi
+    squash = VIEW_SQUASH[view_index] if view_index < 3 else rng.uniform(0.5, 1.0)
+    collimation = tuple(int(rng.uniform(0.03, 0.14) * (h if k < 2 else w))
+                        if rng.random() < 0.35 else 0 for k in range(4))
+    return View(
+        height=h, width=w, rotation=float(rotation), squash=float(squash),
+        mirror=marker == "L", zoom=rng.uniform(0.85, 1.1),
+        shift=(rng.uniform(-0.08, 0.08), rng.uniform(-0.08, 0.08)),
+        gain=rng.uniform(0.9, 1.6), gamma=rng.uniform(0.7, 1.4), low=rng.uniform(0.02, 0.12),
+        high=rng.uniform(0.78, 1.0), noise=rng.uniform(0.008, 0.035),
+        gradient=(rng.uniform(-0.06, 0.06), rng.uniform(-0.06, 0.06)),
+        collimation=collimation, collim_level=rng.uniform(0.5, 0.95), marker=marker,
+        marker_corner=int(rng.integers(4)),
+    )
+
+
+def render_study(part: str, label: int, n_images: int, seed: int,
+                 study_index: int) -> tuple[StudySpec, list[np.ndarray]]:
+    """Draw every view of a study: its spec and ``n_images`` uint8 arrays (H, W)."""
+    spec = sample_study(part, label, n_images, seed, study_index)
+    images = []
+    for v in range(n_images):
+        rng = np.random.default_rng([seed, 2, study_index, v])
+        view = sample_view(v, spec.marker, rng)
+        findings = [f for f in spec.findings if f.kind == "growth_plate" or spec.shows[v]]
+        images.append(render(spec.anatomy, view, findings, rng))
+    return spec, images
+
+
+def encode_png(img: np.ndarray) -> bytes:
+    """PNG bytes of a uint8 (H, W) image, tagged as synthetic in a tEXt chunk; deterministic.
+
+    OpenCV's encoder (zlib level 1, RLE strategy) is about twice as fast as Pillow's here.
+    """
+    ok, buf = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 1,
+                                         cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE])
+    if not ok:
+        raise RuntimeError("OpenCV could not encode a PNG")
+    data = buf.tobytes()
+    # The tEXt chunk goes right after the signature (8 bytes) and the IHDR chunk (25 bytes).
+    chunk = struct.pack(">I", len(_PNG_TEXT)) + b"tEXt" + _PNG_TEXT
+    chunk += struct.pack(">I", zlib.crc32(b"tEXt" + _PNG_TEXT) & 0xFFFFFFFF)
+    return data[:33] + chunk + data[33:]
+
+
+def _write_study(job: tuple[dict, int, str]) -> int:
+    row, seed, study_dir = job
+    os.makedirs(study_dir, exist_ok=True)
+    _, images = render_study(row["body_part"], row["label"], row["n_images"], seed,
+                             row["study_index"])
+    for i, img in enumerate(images, start=1):
+        with open(os.path.join(study_dir, f"image{i}.png"), "wb") as f:
+            f.write(encode_png(img))
+    return len(images)
+
+
+def _csv_bytes(plan: pd.DataFrame, split: str) -> tuple[bytes, bytes]:
+    """(image_paths.csv, labeled_studies.csv) of a split, in Stanford's exact format."""
+    images, studies = [], []
+    for row in plan[plan["split"] == split].to_dict("records"):
+        rel = f"{MURA_DIRNAME}/{study_relpath(row)}/"
+        studies.append(f"{rel},{row['label']}\n")
+        images += [f"{rel}image{i}.png\n" for i in range(1, row["n_images"] + 1)]
+    return "".join(images).encode(), "".join(studies).encode()
+
+
+def _manifest(scale: float, seed: int, plan: pd.DataFrame) -> dict:
+    from mura_env import __version__
+
+    return {"synthetic": True, "note": SYNTHETIC_NOTE, "generator": "mura_env.synthetic",
+            "generator_version": GENERATOR_VERSION, "package_version": __version__,
+            "scale": scale, "seed": seed, "n_studies": int(len(plan)),
+            "n_images": int(plan["n_images"].sum())}
+
+
+def read_manifest(out: str | os.PathLike[str]) -> dict | None:
+    """The ``SYNTHETIC.json`` of ``OUT/MURA-v1.1``, or None when there is none."""
+    path = Path(out) / MURA_DIRNAME / MANIFEST_NAME
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text())
+
+
+def generate(out: str | os.PathLike[str], scale: float = 1.0, seed: int = 0,
+             workers: int | None = None, overwrite: bool = False, progress: bool = True) -> Path:
+    """Write a synthetic MURA-v1.1 under ``out`` and return the ``MURA-v1.1`` folder.
+
+    An existing synthetic data set made with the same scale, seed and generator version is kept
+    as it is. Anything else already at ``out/MURA-v1.1`` is an error unless ``overwrite`` is set
+    (and a folder without ``SYNTHETIC.json``, such as a real MURA, is never overwritten). The
+    data set is built in a temporary folder beside it and renamed into place when complete.
+    """
+    out = Path(out)
+    final = out / MURA_DIRNAME
+    plan = plan_dataset(scale, seed)
+    manifest = _manifest(scale, seed, plan)
+    if final.exists():
+        existing = read_manifest(out)
+        keys = ("generator_version", "scale", "seed")
+        if existing is not None and all(existing.get(k) == manifest[k] for k in keys):
+            return final
+        if existing is None:
+            raise FileExistsError(
+                f"{final} exists and is not a synthetic data set made by mura-rl (no "
+                f"{MANIFEST_NAME}); refusing to touch it. Choose another --out.")
+        if not overwrite:
+            raise FileExistsError(
+                f"{final} holds a synthetic data set made with other settings "
+                f"(scale={existing.get('scale')}, seed={existing.get('seed')}); pass "
+                "--overwrite to replace it or choose another --out.")
+    tmp = out / f".{MURA_DIRNAME}.partial"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    jobs = [(row, seed, str(tmp / study_relpath(row))) for row in plan.to_dict("records")]
+    workers = max(1, workers or os.cpu_count() or 1)
+    bar = tqdm(total=int(plan["n_images"].sum()), unit="img", desc="synthetic MURA",
+               disable=not progress)
+    if workers == 1:
+        for job in jobs:
+            bar.update(_write_study(job))
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for n in pool.map(_write_study, jobs, chunksize=16):
+                bar.update(n)
+    bar.close()
+    for split in ("train", "valid"):
+        image_csv, study_csv = _csv_bytes(plan, split)
+        (tmp / f"{split}_image_paths.csv").write_bytes(image_csv)
+        (tmp / f"{split}_labeled_studies.csv").write_bytes(study_csv)
+    (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    return final
+
+
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError):  # Pillow without FreeType
+        return ImageFont.load_default()
+
+
+def contact_sheet(out: str | os.PathLike[str], path: str | os.PathLike[str],
+                  per_row: tuple[int, int] = (2, 3), tile: int = 150) -> Path:
+    """Write a PNG contact sheet: per body part, normal and abnormal examples (train split).
+
+    Args:
+        out: the folder given to :func:`generate` (holding ``MURA-v1.1``).
+        path: where to write the PNG.
+        per_row: how many (normal, abnormal) studies to show per body part.
+        tile: size in pixels of each thumbnail.
+    """
+    manifest = read_manifest(out)
+    if manifest is None:
+        raise FileNotFoundError(f"no synthetic data set at {out}; run generate() first")
+    plan = plan_dataset(manifest["scale"], manifest["seed"])
+    seed = manifest["seed"]
+    n_cols = sum(per_row)
+    label_w, head_h = 90, 34
+    sheet = Image.new("L", (label_w + n_cols * tile, head_h + len(BODY_PARTS) * (tile + 16)), 255)
+    draw = ImageDraw.Draw(sheet)
+    draw.text((6, 6), "SYNTHETIC data (mura-rl) - procedurally drawn, not radiographs of people. "
+              "Left: normal studies; right: abnormal (finding named).", fill=0, font=_font(13))
+    for r, part in enumerate(BODY_PARTS):
+        y = head_h + r * (tile + 16)
+        draw.text((6, y + tile // 2), part, fill=0, font=_font(13))
+        col = 0
+        for label, n in ((0, per_row[0]), (1, per_row[1])):
+            rows = plan[(plan["body_part"] == part) & (plan["label"] == label)
+                        & (plan["split"] == "train")].head(n)
+            for row in rows.to_dict("records"):
+                spec = sample_study(part, label, row["n_images"], seed, row["study_index"])
+                view = spec.shows.index(True) + 1
+                img = Image.open(Path(out) / MURA_DIRNAME / study_relpath(row) / f"image{view}.png")
+                img.thumbnail((tile - 4, tile - 4))
+                x = label_w + col * tile
+                sheet.paste(img, (x + (tile - img.width) // 2, y + (tile - img.height) // 2))
+                draw.text((x + 2, y + tile), spec.kind, fill=0, font=_font(11))
+                col += 1
+    buf_path = Path(path)
+    import io
+
+    buf = io.BytesIO()
+    sheet.save(buf, format="PNG", optimize=True)
+    atomic_write_bytes(buf_path, buf.getvalue())
+    return buf_path
+
+
+@dataclass
+class SyntheticConfig:
+    """Generate a synthetic MURA-format data set (not real radiographs)."""
+
+    out: Path = field(metadata={"help": "folder to write MURA-v1.1/ into"})
+    scale: float = field(default=1.0, metadata={"help": "size relative to the real MURA-v1.1"})
+    seed: int = field(default=0, metadata={"help": "random seed"})
+    workers: int = field(default=os.cpu_count() or 1, metadata={"help": "worker processes"})
+    preview: bool = field(default=False,
+                          metadata={"help": "also write OUT/preview.png, a contact sheet"})
+    overwrite: bool = field(default=False,
+                            metadata={"help": "replace a synthetic data set made with other "
+                                              "settings"})
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status."""
+    cfg = parse_config(SyntheticConfig, argv)
+    start = time.perf_counter()
+    try:
+        root = generate(cfg.out, cfg.scale, cfg.seed, cfg.workers, cfg.overwrite)
+    except (FileExistsError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    manifest = read_manifest(cfg.out)
+    print(f"{root}: {manifest['n_studies']} studies, {manifest['n_images']} images "
+          f"(synthetic, scale={cfg.scale}, seed={cfg.seed}) in {time.perf_counter() - start:.1f} s")
+    if cfg.preview:
+        print(f"contact sheet: {contact_sheet(cfg.out, Path(cfg.out) / 'preview.png')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
