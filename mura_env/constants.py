@@ -26,4 +26,6 @@ OFFICIAL_SPLITS: tuple[str, ...] = ("train", "valid")
 SPLITS: tuple[str, ...] = ("train", "tune", "valid")
 
 #: Columns of the per-study table shared by the reader and the logits table.
-STUDY_COLUMNS: tuple[str, ...] = ("study_id", "patient_id", "body_part", "label", "split", "n_images")
+STUDY_COLUMNS: tuple[str, ...] = (
+    "study_id", "patient_id", "body_part", "label", "split", "n_images",
+)

@@ -1,0 +1,183 @@
+"""Throughput of ``MuraWeighting-v0`` against CartPole (target: >= 1.0x in both comparisons).
+
+On a realistic logits table (default: K=5 models, 13,457 studies, the size of MURA's train
+part; random logits, all studies in the env's default ``tune`` split) it measures, in one run:
+
+  1. single env: studies/s of ``gymnasium.make("MuraWeighting-v0")`` (one ``step`` plus one
+     ``reset`` per study) against steps/s of ``gymnasium.make("CartPole-v1")`` (reset when an
+     episode ends); both made by ``gymnasium.make``, so both carry PassiveEnvChecker and
+     OrderEnforcing (CartPole also TimeLimit);
+  2. vector env: env-steps/s of ``gymnasium.make_vec("MuraWeighting-v0", num_envs=N)`` (the
+     native NumPy vector env) against Gymnasium's ``CartPoleVectorEnv`` at the same sizes.
+
+Actions are drawn beforehand; each figure is the best of ``--repeats`` interleaved runs (the
+machine may be shared). Prints the comparison and writes
+``runs/benchmarks/env_throughput.json``.
+
+    python benchmarks/env_throughput.py [--studies 13457] [--models 5]
+        [--single-studies 100000] [--vector-sizes 1024 16384] [--vector-steps 60] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pandas as pd
+
+import mura_env
+from mura_env.constants import BODY_PARTS
+from mura_env.logits import LogitsTable
+
+TARGET_RATIO = 1.0
+# Share of MURA-v1.1's train studies per body part (ELBOW ... WRIST), rounded.
+_PART_SHARES = (0.12, 0.15, 0.05, 0.17, 0.05, 0.23, 0.25)
+
+
+def realistic_table(n_studies: int, n_models: int, seed: int = 0) -> LogitsTable:
+    """A MURA-sized table of random but plausible logits: ``n_studies`` studies (all in the
+    ``tune`` split), ``n_models`` models whose logit gap follows the label with noise."""
+    rng = np.random.default_rng(seed)
+    parts = rng.choice(BODY_PARTS, size=n_studies, p=np.array(_PART_SHARES) / sum(_PART_SHARES))
+    labels = (rng.random(n_studies) < 0.41).astype(np.int64)
+    studies = pd.DataFrame({
+        "study_id": [f"train/XR_{p}/patient{i:05d}/study1_{'positive' if y else 'negative'}"
+                     for i, (p, y) in enumerate(zip(parts, labels, strict=True))],
+        "patient_id": [f"patient{i:05d}" for i in range(n_studies)],
+        "body_part": parts, "label": labels, "split": "tune",
+        "n_images": rng.integers(1, 5, size=n_studies),
+    })
+    skill = rng.uniform(1.0, 2.5, size=n_models)
+    gap = (2 * labels[:, None] - 1) * skill + rng.normal(0, 1.5, size=(n_studies, n_models))
+    offset = rng.normal(0, 0.5, size=(n_studies, n_models))
+    logits = np.stack([offset - gap / 2, offset + gap / 2], axis=-1).astype(np.float32)
+    return LogitsTable.from_arrays(studies, [f"model{k}" for k in range(n_models)], logits)
+
+
+def _best_rate(runs: list[Callable[[], float]], repeats: int) -> list[float]:
+    """Run each rate-returning callable ``repeats`` times, interleaved; best rate of each."""
+    best = [0.0] * len(runs)
+    for _ in range(repeats):
+        for i, run in enumerate(runs):
+            best[i] = max(best[i], run())
+    return best
+
+
+def single_env_rates(table: LogitsTable, n: int, repeats: int, seed: int) -> tuple[float, float]:
+    """(MuraWeighting-v0 studies/s, CartPole-v1 steps/s), both through ``gymnasium.make``."""
+    env = gym.make("MuraWeighting-v0", logits=table)
+    env.reset(seed=seed)
+    rng = np.random.default_rng(seed)
+    actions = list(rng.uniform(-1, 1, size=(n, table.n_models)).astype(np.float32))
+    cart = gym.make("CartPole-v1")
+    cart.reset(seed=seed)
+    cart_actions = rng.integers(0, 2, size=n).tolist()
+
+    def mura() -> float:
+        start = time.perf_counter()
+        for a in actions:
+            env.step(a)
+            env.reset()
+        return n / (time.perf_counter() - start)
+
+    def cartpole() -> float:
+        start = time.perf_counter()
+        for a in cart_actions:
+            _, _, terminated, truncated, _ = cart.step(a)
+            if terminated or truncated:
+                cart.reset()
+        return n / (time.perf_counter() - start)
+
+    mura_rate, cart_rate = _best_rate([mura, cartpole], repeats)
+    env.close()
+    cart.close()
+    return mura_rate, cart_rate
+
+
+def vector_env_rates(table: LogitsTable, num_envs: int, steps: int, repeats: int,
+                     seed: int) -> tuple[float, float]:
+    """(MuraWeighting-v0, CartPoleVectorEnv) env-steps/s at ``num_envs`` sub-environments."""
+    envs = gym.make_vec("MuraWeighting-v0", num_envs=num_envs, logits=table)
+    cart = gym.make_vec("CartPole-v1", num_envs=num_envs, vectorization_mode="vector_entry_point")
+    envs.reset(seed=seed)
+    cart.reset(seed=seed)
+    rng = np.random.default_rng(seed)
+    pool = 8
+    actions = rng.uniform(-1, 1, size=(pool, num_envs, table.n_models)).astype(np.float32)
+    cart_actions = rng.integers(0, 2, size=(pool, num_envs))
+
+    def timed(vec: gym.vector.VectorEnv, acts: np.ndarray) -> Callable[[], float]:
+        def run() -> float:
+            start = time.perf_counter()
+            for k in range(steps):
+                vec.step(acts[k % pool])
+            return steps * num_envs / (time.perf_counter() - start)
+        return run
+
+    rates = _best_rate([timed(envs, actions), timed(cart, cart_actions)], repeats)
+    envs.close()
+    cart.close()
+    return rates[0], rates[1]
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--studies", type=int, default=13457, help="studies in the table")
+    parser.add_argument("--models", type=int, default=5, help="K, models in the ensemble")
+    parser.add_argument("--single-studies", type=int, default=100_000,
+                        help="studies (and CartPole steps) per single-env timing run")
+    parser.add_argument("--vector-sizes", type=int, nargs="+", default=[1024, 16384])
+    parser.add_argument("--vector-steps", type=int, default=60,
+                        help="vector steps per timing run")
+    parser.add_argument("--repeats", type=int, default=5, help="timing runs; the best counts")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("runs/benchmarks"))
+    args = parser.parse_args(argv)
+
+    table = realistic_table(args.studies, args.models, args.seed)
+    mura_single, cart_single = single_env_rates(table, args.single_studies, args.repeats,
+                                                args.seed)
+    result: dict = {
+        "n_studies": args.studies, "n_models": args.models, "repeats": args.repeats,
+        "target_ratio": TARGET_RATIO, "mura_env_version": mura_env.__version__,
+        "gymnasium_version": gym.__version__, "numpy_version": np.__version__,
+        "python": platform.python_version(), "cpu_count": os.cpu_count(),
+        "single": {"mura_studies_per_s": round(mura_single),
+                   "cartpole_steps_per_s": round(cart_single),
+                   "ratio": round(mura_single / cart_single, 3)},
+        "vector": [],
+    }
+    print(f"MuraWeighting-v0 table: {args.studies} studies, K={args.models} models; best of "
+          f"{args.repeats} runs")
+    print(f"single env  gymnasium.make     : MuraWeighting-v0 {mura_single:12,.0f} studies/s "
+          f"(step + reset) | CartPole-v1 {cart_single:12,.0f} steps/s | ratio "
+          f"{mura_single / cart_single:.2f}x (target >= {TARGET_RATIO:.1f}x)")
+    for n in args.vector_sizes:
+        mura_vec, cart_vec = vector_env_rates(table, n, args.vector_steps, args.repeats,
+                                              args.seed)
+        result["vector"].append({"num_envs": n, "mura_env_steps_per_s": round(mura_vec),
+                                 "cartpole_env_steps_per_s": round(cart_vec),
+                                 "ratio": round(mura_vec / cart_vec, 3)})
+        print(f"vector env  {n:6d} envs       : MuraWeighting-v0 {mura_vec:12,.0f} env-steps/s "
+              f"| CartPoleVectorEnv {cart_vec:12,.0f} env-steps/s | ratio "
+              f"{mura_vec / cart_vec:.2f}x (target >= {TARGET_RATIO:.1f}x)")
+    ratios = [result["single"]["ratio"]] + [v["ratio"] for v in result["vector"]]
+    result["meets_target"] = all(r >= TARGET_RATIO for r in ratios)
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "env_throughput.json"
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    os.replace(tmp, path)
+    print(f"{'all targets met' if result['meets_target'] else 'TARGET MISSED'}; wrote {path}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,221 @@
+"""MURA's evaluation protocol at study level, with bootstrap confidence intervals.
+
+:func:`study_metrics` is the one function every evaluation in the project uses: accuracy,
+Cohen's kappa, AUROC, sensitivity and specificity, overall and per body part, each with a
+percentile bootstrap confidence interval (studies resampled with replacement within the group).
+Point estimates come from scikit-learn; the bootstrap replicates use the same formulas,
+vectorized over replicates (:func:`weighted_metrics`, checked against scikit-learn in the tests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import accuracy_score, cohen_kappa_score, recall_score, roc_auc_score
+
+from mura_env.constants import BODY_PARTS
+
+#: Metric names, in the order of the output table.
+METRICS: tuple[str, ...] = ("accuracy", "kappa", "auroc", "sensitivity", "specificity")
+#: Name of the all-studies group in the ``body_part`` column.
+OVERALL = "ALL"
+# Bootstrap replicates are processed in chunks of at most this many (replicate, study) cells.
+_CHUNK_CELLS = 2_000_000
+
+
+def _as_binary(name: str, values: Any, n: int | None = None) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.ndim != 1 or (n is not None and len(arr) != n):
+        raise ValueError(f"{name} must be a 1-D array of length {n}, got shape {arr.shape}.")
+    if arr.dtype == bool:
+        return arr.astype(np.int64)
+    ok = arr.dtype.kind in "iuf" and np.isin(arr, (0, 1)).all()
+    if not ok:
+        raise ValueError(f"{name} must hold only 0 and 1 (1 = abnormal), got {arr[:5]!r}.")
+    return arr.astype(np.int64)
+
+
+def weighted_metrics(
+    labels: np.ndarray,
+    predictions: np.ndarray,
+    weights: np.ndarray,
+    scores: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """The five metrics of ``B`` weighted resamples at once (a bootstrap replicate is the
+    study table with study ``i`` counted ``weights[b, i]`` times).
+
+    Args:
+        labels: int array ``[n]`` of 0/1 labels.
+        predictions: int array ``[n]`` of 0/1 predictions.
+        weights: float array ``[B, n]`` of non-negative counts (each row sums to the resample's
+            size).
+        scores: float array ``[n]`` of abnormality scores for AUROC, or None (AUROC is NaN).
+
+    Returns:
+        dict metric name -> float64 array ``[B]``; NaN where a metric is undefined (no abnormal
+        study for sensitivity, no normal one for specificity, one class only for AUROC, no
+        chance disagreement for kappa), as scikit-learn defines them.
+    """
+    y = labels.astype(np.float64)
+    pr = predictions.astype(np.float64)
+    cells = np.stack([y * pr, (1 - y) * (1 - pr), (1 - y) * pr, y * (1 - pr)], axis=1)
+    tp, tn, fp, fn = (weights @ cells).T
+    total = tp + tn + fp + fn
+    out: dict[str, np.ndarray] = {}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["accuracy"] = np.where(total > 0, (tp + tn) / total, np.nan)
+        chance = ((tn + fp) * (tp + fp) + (tp + fn) * (tn + fn)) / total  # sum w * expected
+        out["kappa"] = np.where(chance > 0, 1.0 - (fp + fn) / chance, np.nan)
+        out["sensitivity"] = np.where(tp + fn > 0, tp / (tp + fn), np.nan)
+        out["specificity"] = np.where(tn + fp > 0, tn / (tn + fp), np.nan)
+    out["auroc"] = (np.full(len(weights), np.nan) if scores is None
+                    else _weighted_auroc(np.asarray(scores, dtype=np.float64), labels, weights))
+    return {m: out[m] for m in METRICS}
+
+
+def _weighted_auroc(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Mann-Whitney AUROC (ties count 1/2) of each weighted resample: float64 ``[B]``."""
+    order = np.argsort(scores, kind="mergesort")
+    s = scores[order]
+    y = labels[order].astype(np.float64)
+    w = weights[:, order]
+    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])  # groups of tied scores
+    pos = np.add.reduceat(w * y, starts, axis=1)
+    neg = np.add.reduceat(w * (1.0 - y), starts, axis=1)
+    neg_below = np.cumsum(neg, axis=1) - neg
+    num = (pos * (neg_below + 0.5 * neg)).sum(axis=1)
+    den = pos.sum(axis=1) * neg.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / den, np.nan)
+
+
+def _point_metrics(y: np.ndarray, pred: np.ndarray, scores: np.ndarray | None) -> dict[str, float]:
+    """scikit-learn's values, NaN where undefined (without calling it then, so no warnings)."""
+    n_pos = int(y.sum())
+    n_neg = len(y) - n_pos
+    constant_same = (n_pos == 0 or n_neg == 0) and bool((pred == y[0]).all())
+    return {
+        "accuracy": float(accuracy_score(y, pred)),
+        "kappa": np.nan if constant_same else float(cohen_kappa_score(y, pred, labels=[0, 1])),
+        "auroc": (float(roc_auc_score(y, scores))
+                  if scores is not None and n_pos and n_neg else np.nan),
+        "sensitivity": float(recall_score(y, pred, pos_label=1)) if n_pos else np.nan,
+        "specificity": float(recall_score(y, pred, pos_label=0)) if n_neg else np.nan,
+    }
+
+
+def _interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
+    finite = values[np.isfinite(values)]
+    if len(finite) == 0:
+        return np.nan, np.nan
+    alpha = (1.0 - confidence) / 2.0
+    lo, hi = np.percentile(finite, [100 * alpha, 100 * (1 - alpha)])
+    return float(lo), float(hi)
+
+
+def study_metrics(
+    labels: Sequence[int] | np.ndarray,
+    probabilities: Sequence[float] | np.ndarray | None,
+    body_parts: Sequence[str] | np.ndarray,
+    *,
+    predictions: Sequence[int] | np.ndarray | None = None,
+    threshold: float = 0.5,
+    n_bootstrap: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """MURA's study-level metrics, overall and per body part, with bootstrap intervals.
+
+    Args:
+        labels: ``[n]`` true labels, 0 normal / 1 abnormal, one per study.
+        probabilities: ``[n]`` ensemble abnormality probabilities (or any scores), used for
+            AUROC and, when ``predictions`` is None, for ``predictions = probabilities >
+            threshold``; None when only ``predictions`` are known (AUROC is then NaN).
+        body_parts: ``[n]`` body part of each study (from ``BODY_PARTS``).
+        predictions: ``[n]`` 0/1 predictions; given, they are used as they are.
+        threshold: decision threshold applied to ``probabilities`` when ``predictions`` is None.
+        n_bootstrap: bootstrap replicates per group (0: no intervals).
+        confidence: coverage of the percentile intervals, in (0, 1).
+        seed: seed of the resampling; group ``g`` uses ``default_rng([seed, g])`` so each
+            group's interval does not depend on the others.
+
+    Returns:
+        A tidy DataFrame, one row per (group, metric): ``body_part`` (``"ALL"`` first, then the
+        body parts present in ``BODY_PARTS`` order), ``metric`` (``METRICS`` order),
+        ``value``, ``ci_low``, ``ci_high`` (float, NaN when undefined), ``n_studies``,
+        ``n_abnormal``. ``df.attrs`` records ``n_bootstrap``, ``confidence``, ``seed`` and
+        ``threshold``.
+
+    Raises:
+        ValueError: inputs of different lengths, labels or predictions not 0/1, unknown body
+            part, non-finite probabilities, neither probabilities nor predictions, empty input.
+    """
+    y = _as_binary("labels", labels)
+    n = len(y)
+    if n == 0:
+        raise ValueError("study_metrics needs at least one study.")
+    parts = np.asarray(body_parts, dtype=object)
+    if parts.shape != (n,):
+        raise ValueError(f"body_parts must have length {n}, got shape {parts.shape}.")
+    unknown = sorted(set(parts.tolist()) - set(BODY_PARTS))
+    if unknown:
+        raise ValueError(f"Unknown body part(s) {unknown}; expected some of {list(BODY_PARTS)}.")
+    scores = None
+    if probabilities is not None:
+        scores = np.asarray(probabilities, dtype=np.float64)
+        if scores.shape != (n,) or not np.isfinite(scores).all():
+            raise ValueError(f"probabilities must be {n} finite numbers, got shape "
+                             f"{scores.shape}.")
+    if predictions is not None:
+        pred = _as_binary("predictions", predictions, n)
+    elif scores is not None:
+        pred = (scores > threshold).astype(np.int64)
+    else:
+        raise ValueError("Give probabilities (for AUROC and thresholded predictions) "
+                         "and/or predictions.")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}.")
+    if int(n_bootstrap) < 0:
+        raise ValueError(f"n_bootstrap must be >= 0, got {n_bootstrap!r}.")
+
+    groups = [(OVERALL, 0, np.arange(n))]
+    for g, part in enumerate(BODY_PARTS, start=1):
+        rows = np.flatnonzero(parts == part)
+        if len(rows):
+            groups.append((part, g, rows))
+
+    records = []
+    for name, g, rows in groups:
+        yg, pg = y[rows], pred[rows]
+        sg = None if scores is None else scores[rows]
+        point = _point_metrics(yg, pg, sg)
+        reps = {m: [] for m in METRICS}
+        m_rows = len(rows)
+        rng = np.random.default_rng([seed, g])
+        chunk = max(1, _CHUNK_CELLS // m_rows)
+        done = 0
+        while done < n_bootstrap:
+            b = min(chunk, n_bootstrap - done)
+            idx = rng.integers(0, m_rows, size=(b, m_rows))
+            idx += (np.arange(b) * m_rows)[:, None]
+            counts = np.bincount(idx.ravel(), minlength=b * m_rows).reshape(b, m_rows)
+            for m, v in weighted_metrics(yg, pg, counts.astype(np.float64), sg).items():
+                reps[m].append(v)
+            done += b
+        for m in METRICS:
+            lo, hi = (_interval(np.concatenate(reps[m]), confidence) if reps[m]
+                      else (np.nan, np.nan))
+            if not np.isfinite(point[m]):
+                lo = hi = np.nan
+            records.append({"body_part": name, "metric": m, "value": point[m], "ci_low": lo,
+                            "ci_high": hi, "n_studies": m_rows, "n_abnormal": int(yg.sum())})
+    df = pd.DataFrame.from_records(
+        records, columns=["body_part", "metric", "value", "ci_low", "ci_high", "n_studies",
+                          "n_abnormal"],
+    )
+    df.attrs.update({"n_bootstrap": int(n_bootstrap), "confidence": confidence, "seed": seed,
+                     "threshold": threshold if predictions is None else None})
+    return df

@@ -1,0 +1,262 @@
+"""Native NumPy-batched vector version of ``MuraWeighting-v0``.
+
+Made by ``gymnasium.make_vec("MuraWeighting-v0", num_envs=N, ...)`` (the registered
+``vector_entry_point``). Same kwargs, observation, action mapping and rewards as
+:class:`mura_env.env.MuraWeightingEnv` (both use :class:`mura_env.env.WeightingProblem`), with
+no Python loop over the sub-environments.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from mura_env.env import _DRAW_BLOCK, DEFAULT_ACTION_SCALE, WeightingProblem
+from mura_env.logits import LogitsTable
+from mura_env.rewards import (
+    DEFAULT_FALSE_ALARM_COST,
+    DEFAULT_MISS_COST,
+    DEFAULT_PROBABILITY_FLOOR,
+)
+
+#: Keys of the per-study step info of the vector env (see the class docstring).
+STEP_INFO_KEYS = ("label", "weights", "probability", "prediction", "correct", "study_index")
+
+
+class MuraWeightingVectorEnv(VectorEnv):
+    """``num_envs`` copies of ``MuraWeighting-v0`` stepped together with NumPy.
+
+    Semantics per sub-environment are those of :class:`mura_env.env.MuraWeightingEnv` (see its
+    docstring): observation float32 ``[2K + 7]``, action ``[K]`` in [-1, 1] mapped to
+    ``w = softmax(action_scale * action / temperature)`` and ``p = sum_k w_k q_k``, the same
+    reward functions, ``studies_per_episode`` answered studies per episode.
+
+    Given the same studies and actions, both envs give the same predictions and rewards: the
+    batch is computed in float32, and every study whose probability falls within
+    ``problem.recheck_margin`` (~1e-5) of the threshold is recomputed with the single env's
+    float64 arithmetic, so predictions and the ``correct``, ``signed`` and ``cost_sensitive``
+    rewards are identical; weights, probabilities and ``log_likelihood`` rewards agree to about
+    1e-5 (see :meth:`mura_env.env.WeightingProblem.evaluate`).
+
+    Batched spaces: observations float32 ``[num_envs, 2K + 7]``, actions float32
+    ``[num_envs, K]``; rewards float64 ``[num_envs]``; terminations bool ``[num_envs]``;
+    truncations always False (a shared read-only array).
+
+    Autoreset (``metadata["autoreset_mode"] == AutoresetMode.SAME_STEP``): a sub-environment
+    whose episode ends is reset in the same ``step`` call, so the returned observation is
+    already the first study of its next episode and one-step episodes waste no steps. As
+    Gymnasium documents for this mode, ``info`` then holds, with ``_key`` boolean masks over
+    the sub-environments (read-only; one mask array may serve several keys):
+
+    * ``final_obs``: float32 ``[num_envs, 2K + 7]``, the observation of the answered study
+      (rows valid where ``info["_final_obs"]``; an array rather than an object array);
+    * ``final_info``: dict of the step info of the finished sub-environments: ``label`` and
+      ``prediction`` (int8), ``weights`` (float32 ``[num_envs, K]``), ``probability``
+      (float32), ``correct`` (bool) and ``study_index`` (int64, the study's row in this env's
+      selection), each with its ``_key`` mask.
+
+    To keep the step at CartPole speed the step info carries ``study_index`` rather than the
+    study id and body part strings; map it with the attributes ``study_ids`` and
+    ``body_parts`` (arrays ``[n_studies]``), e.g. ``env.study_ids[fi["study_index"]]``.
+    Sub-environments whose episode goes on (``studies_per_episode > 1``) get the same step info
+    keys at the top level of ``info``, masked likewise. ``reset`` returns an empty ``info``.
+
+    Study draws: ``sampling="random"`` draws with ``self.np_random`` (seeded by
+    ``reset(seed=...)``; one generator for the batch, as in Gymnasium's ``CartPoleVectorEnv``).
+    ``sampling="sweep"`` hands out the studies in table order, sub-environment 0 first, each
+    new study going to the next sub-environment that needs one: the first ``n_studies``
+    answered studies are every study exactly once (then the sweep starts over; a sweep takes
+    ``ceil(n_studies / num_envs)`` steps with one-study episodes); a seeded reset restarts it.
+    ``reset(options={"reset_mask": mask})`` resets only the masked sub-environments.
+
+    Args:
+        num_envs: number of sub-environments (>= 1).
+        Other arguments: as :class:`mura_env.env.MuraWeightingEnv`.
+    """
+
+    metadata: dict[str, Any] = {"render_modes": [], "autoreset_mode": AutoresetMode.SAME_STEP}
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        logits: LogitsTable | str | os.PathLike[str] | None = None,
+        split: str | Sequence[str] | None = "tune",
+        models: Sequence[str] | None = None,
+        body_parts: Sequence[str] | None = None,
+        reward: str = "correct",
+        action_scale: float = DEFAULT_ACTION_SCALE,
+        temperature: float = 1.0,
+        threshold: float = 0.5,
+        studies_per_episode: int = 1,
+        sampling: str = "random",
+        miss_cost: float = DEFAULT_MISS_COST,
+        false_alarm_cost: float = DEFAULT_FALSE_ALARM_COST,
+        probability_floor: float = DEFAULT_PROBABILITY_FLOOR,
+        render_mode: str | None = None,
+    ) -> None:
+        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) \
+                or num_envs < 1:
+            raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}.")
+        if render_mode is not None:
+            raise ValueError(f"MuraWeighting-v0 has no render modes; got {render_mode!r}.")
+        self.problem = pb = WeightingProblem(
+            logits, split, models, body_parts, reward, action_scale, temperature, threshold,
+            studies_per_episode, sampling, miss_cost, false_alarm_cost, probability_floor,
+        )
+        self.num_envs = int(num_envs)
+        self.render_mode = None
+        self.single_observation_space = pb.observation_space
+        self.single_action_space = pb.action_space
+        self.observation_space = batch_space(pb.observation_space, self.num_envs)
+        self.action_space = batch_space(pb.action_space, self.num_envs)
+        self.model_names = pb.model_names
+        self.n_studies = pb.n_studies
+        self.study_ids = pb.study_ids
+        self.body_parts = pb.body_parts
+        self.labels = pb.labels
+        self._sweep = pb.sampling == "sweep"
+        self._spe = pb.studies_per_episode
+        self._cursor = 0
+        self._buffer = np.empty(0, dtype=np.int64)
+        self._buffer_pos = 0
+        self._buffer_rng: np.random.Generator | None = None
+        self._study: np.ndarray | None = None  # current study row of each sub-env
+        self._last_obs: np.ndarray | None = None  # private copy of the last observations
+        self._t = np.zeros(self.num_envs, dtype=np.int64)  # answered studies this episode
+        # Read-only constant arrays, shared between calls: the "_key" masks of a step where
+        # every episode ended, and the truncations (this env never truncates).
+        self._all_true = np.ones(self.num_envs, dtype=np.bool_)
+        self._all_true.flags.writeable = False
+        self._all_false = np.zeros(self.num_envs, dtype=np.bool_)
+        self._all_false.flags.writeable = False
+
+    # ------------------------------------------------------------------ study draws
+    def _draw(self, m: int) -> np.ndarray:
+        """``m`` next study rows (int64): in order (sweep) or uniform from ``np_random``."""
+        n = self.n_studies
+        if self._sweep:
+            out = (self._cursor + np.arange(m, dtype=np.int64)) % n
+            self._cursor = (self._cursor + m) % n
+            return out
+        if self._buffer_pos + m > len(self._buffer) or self._buffer_rng is not self._np_random:
+            rng = self.np_random
+            self._buffer = rng.integers(0, n, size=max(_DRAW_BLOCK * 16, 4 * m), dtype=np.int64)
+            self._buffer_pos = 0
+            self._buffer_rng = rng
+        out = self._buffer[self._buffer_pos : self._buffer_pos + m]
+        self._buffer_pos += m
+        return out
+
+    # ------------------------------------------------------------------ gymnasium API
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Reset all sub-environments (or those of ``options["reset_mask"]``).
+
+        Args:
+            seed: int seeding ``np_random`` (also restarts a sweep); None keeps the generator.
+            options: ``{"reset_mask": bool array [num_envs]}`` to reset only some.
+
+        Returns:
+            ``(observations float32 [num_envs, 2K + 7], {})``.
+        """
+        if seed is not None and not isinstance(seed, (int, np.integer)):
+            raise TypeError(f"seed must be an int or None (one generator for the batch), "
+                            f"got {seed!r}.")
+        super().reset(seed=None if seed is None else int(seed))
+        if seed is not None:
+            self._buffer = np.empty(0, dtype=np.int64)
+            self._buffer_pos = 0
+            self._cursor = 0
+        mask = None if options is None else options.get("reset_mask")
+        if mask is None or self._study is None:
+            self._study = self._draw(self.num_envs).copy()
+            self._t[:] = 0
+        else:
+            mask = np.asarray(mask)
+            if mask.shape != (self.num_envs,) or mask.dtype != np.bool_:
+                raise ValueError(f"options['reset_mask'] must be a bool array of shape "
+                                 f"({self.num_envs},), got {mask.dtype} {mask.shape}.")
+            self._study[mask] = self._draw(int(mask.sum()))
+            self._t[mask] = 0
+        obs = self.problem.observations.take(self._study, axis=0)
+        self._last_obs = obs.copy()
+        return obs, {}
+
+    def step(
+        self, actions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Answer each sub-environment's current study and move on (same-step autoreset).
+
+        Args:
+            actions: float array ``[num_envs, K]``.
+
+        Returns:
+            ``(observations float32 [num_envs, 2K + 7], rewards float64 [num_envs],
+            terminations bool [num_envs], truncations bool [num_envs], info)``; see the class
+            docstring for ``info``.
+
+        Raises:
+            ValueError: wrong shape, non-numeric, NaN or inf actions (no reward is given).
+            RuntimeError: ``reset()`` was never called.
+        """
+        study = self._study
+        if study is None:
+            raise RuntimeError("Call reset() before step().")
+        pb = self.problem
+        out = pb.evaluate(study, pb.check_actions(actions, self.num_envs))
+        n_envs = self.num_envs
+        if self._spe == 1:
+            done = np.ones(n_envs, dtype=np.bool_)
+            all_done = True
+        else:
+            self._t += 1
+            done = self._t >= self._spe
+            self._t[done] = 0
+            all_done = bool(done.all())
+        step_info = {
+            "label": out["label"], "weights": out["weights"], "probability": out["probability"],
+            "prediction": out["prediction"], "correct": out["correct"], "study_index": study,
+        }
+        info: dict[str, Any] = {}
+        if all_done:
+            mask = self._all_true  # read-only, so sharing it between keys is safe
+            final_info: dict[str, Any] = {}
+            for key, value in step_info.items():
+                final_info[key] = value
+                final_info["_" + key] = mask
+            info["final_obs"] = self._last_obs
+            info["_final_obs"] = mask
+            info["final_info"] = final_info
+            info["_final_info"] = mask
+        else:
+            ended = done.copy()
+            ended.flags.writeable = False
+            going = ~done
+            going.flags.writeable = False
+            if ended.any():
+                final_info = {}
+                for key, value in step_info.items():
+                    final_info[key] = value.copy()
+                    final_info["_" + key] = ended
+                info["final_obs"] = self._last_obs
+                info["_final_obs"] = ended
+                info["final_info"] = final_info
+                info["_final_info"] = ended
+            for key, value in step_info.items():
+                info[key] = value
+                info["_" + key] = going
+        # Every sub-env needs a new study: the next of its episode, or the first of a new one.
+        self._study = self._draw(n_envs)
+        obs = pb.observations.take(self._study, axis=0)
+        self._last_obs = obs.copy()  # private; next step's final_obs (copying beats gathering)
+        return obs, out["reward"], done, self._all_false, info
+
+    def render(self) -> None:
+        """No rendering (``metadata["render_modes"]`` is empty)."""
+        return None
