@@ -1,9 +1,12 @@
 """The main job on the built-in synthetic data (``make demo``).
 
-Generates the synthetic MURA-format data set if it is missing (kept when already present),
-writes its contact sheet, reads it back with the MURA-v1.1 reader, makes the patient-level
-train/tune split and prints the per-split, per-body-part summary. Outputs go to ``--out``:
-``config.json`` (the resolved configuration), ``summary.csv`` and ``studies.csv``.
+Stage ``data``: generates the synthetic MURA-format data set if it is missing (kept when
+already present), writes its contact sheet, reads it back with the MURA-v1.1 reader, makes the
+patient-level train/tune split and prints the per-split, per-body-part summary. Outputs go to
+``--out``: ``config.json`` (the resolved configuration), ``summary.csv`` and ``studies.csv``.
+
+Stage ``pretrain``: ``python -m experiments.pretrain_backbones`` with its quick profile on the
+same data, into ``--pretrain-out`` (default ``runs/pretrain/<time>``).
 
 Synthetic data: results on it say nothing about clinical performance.
 """
@@ -15,6 +18,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from experiments import pretrain_backbones
 from mura_env.config_cli import atomic_write_bytes, parse_config, save_config
 from mura_env.data import load_mura, summarize
 from mura_env.synthetic import contact_sheet, generate
@@ -32,11 +36,18 @@ class DemoConfig:
                                  metadata={"help": "share of train patients moved to tune"})
     workers: int = field(default=os.cpu_count() or 1, metadata={"help": "generator processes"})
     out: Path = field(default=Path("runs/demo"), metadata={"help": "output folder"})
+    stages: tuple[str, ...] = field(default=("data", "pretrain"),
+                                    metadata={"help": "stages to run: data, pretrain"})
+    pretrain_out: Path | None = field(default=None, metadata={
+        "help": "pretraining run folder (default runs/pretrain/<time>)"})
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the demo; returns the exit status."""
     cfg = parse_config(DemoConfig, argv)
+    unknown = set(cfg.stages) - {"data", "pretrain"}
+    if unknown:
+        raise SystemExit(f"unknown stage(s) {sorted(unknown)}; valid: data, pretrain")
     cfg.out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, cfg.out / "config.json")
     root = generate(cfg.data_dir, scale=cfg.scale, seed=cfg.seed, workers=cfg.workers)
@@ -51,6 +62,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"contact sheet: {sheet}")
     print(table.to_string(index=False))
     print(f"wrote {cfg.out}/config.json, summary.csv, studies.csv")
+    if "pretrain" in cfg.stages:
+        argv_pre = ["--synthetic-dir", str(cfg.data_dir), "--scale", str(cfg.scale),
+                    "--seed", str(cfg.seed), "--tune-fraction", str(cfg.tune_fraction)]
+        if cfg.pretrain_out is not None:
+            argv_pre += ["--out", str(cfg.pretrain_out)]
+        return pretrain_backbones.main(argv_pre)
     return 0
 
 

@@ -24,7 +24,7 @@ import sys
 import time
 import zlib
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -35,11 +35,11 @@ from tqdm.auto import tqdm
 
 from mura_env.config_cli import atomic_write_bytes, parse_config
 from mura_env.constants import BODY_PARTS, MURA_DIRNAME
-from mura_env.synthetic_anatomy import TEMPLATES, Anatomy
+from mura_env.synthetic_anatomy import TEMPLATES, Anatomy, Capsule, Shape
 from mura_env.synthetic_plan import plan_dataset, study_relpath
 from mura_env.synthetic_render import Finding, View, render
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 4
 MANIFEST_NAME = "SYNTHETIC.json"
 SYNTHETIC_NOTE = (
     "Synthetic MURA-format data made by mura-rl (python -m mura_env.synthetic). These are "
@@ -48,17 +48,25 @@ SYNTHETIC_NOTE = (
 )
 
 #: Mix of finding kinds among abnormal studies, per body part.
+#: Local findings (fracture, lesion, hardware) are small; narrowing is a joint-sized change;
+#: swelling (soft tissue) and osteopenia (less dense bone) change the whole picture at low
+#: contrast.
 FINDING_MIX: dict[str, dict[str, float]] = {
-    "ELBOW": {"fracture": 0.45, "hardware": 0.2, "narrowing": 0.2, "lesion": 0.15},
-    "FINGER": {"fracture": 0.5, "narrowing": 0.3, "hardware": 0.1, "lesion": 0.1},
-    "FOREARM": {"fracture": 0.45, "hardware": 0.4, "lesion": 0.15},
-    "HAND": {"fracture": 0.35, "narrowing": 0.35, "lesion": 0.2, "hardware": 0.1},
-    "HUMERUS": {"fracture": 0.4, "hardware": 0.3, "lesion": 0.3},
-    "SHOULDER": {"hardware": 0.35, "narrowing": 0.25, "fracture": 0.25, "lesion": 0.15},
-    "WRIST": {"fracture": 0.45, "hardware": 0.25, "narrowing": 0.15, "lesion": 0.15},
+    "ELBOW": {"fracture": 0.3, "swelling": 0.3, "hardware": 0.15, "narrowing": 0.15,
+              "lesion": 0.1},
+    "FINGER": {"fracture": 0.35, "narrowing": 0.25, "swelling": 0.25, "lesion": 0.1,
+               "hardware": 0.05},
+    "FOREARM": {"fracture": 0.35, "hardware": 0.35, "osteopenia": 0.2, "lesion": 0.1},
+    "HAND": {"fracture": 0.25, "narrowing": 0.25, "osteopenia": 0.25, "lesion": 0.15,
+             "hardware": 0.1},
+    "HUMERUS": {"fracture": 0.35, "hardware": 0.3, "lesion": 0.25, "osteopenia": 0.1},
+    "SHOULDER": {"hardware": 0.3, "narrowing": 0.2, "fracture": 0.2, "osteopenia": 0.2,
+                 "lesion": 0.1},
+    "WRIST": {"fracture": 0.35, "hardware": 0.2, "osteopenia": 0.2, "swelling": 0.15,
+              "narrowing": 0.1},
 }
 VIEW_SQUASH = (1.0, 0.45, 0.75)  # AP, lateral, oblique
-SHOW_FINDING_P = 0.75  # chance that a view of an abnormal study shows its finding
+SHOW_FINDING_P = 0.85  # chance that a view of an abnormal study shows its finding
 GROWTH_PLATE_P = 0.2
 _PNG_TEXT = b"Source\x00mura-rl synthetic MURA-format data (not a radiograph of a person)"
 
@@ -74,6 +82,14 @@ class StudySpec:
     marker: str
 
 
+def _swollen(shape: Shape, grow: float) -> Shape:
+    """Soft tissue widened by ``grow`` and made denser (a swelling or an effusion)."""
+    if isinstance(shape, Capsule):
+        return replace(shape, r=shape.r * grow, density=shape.density * 1.5)
+    return replace(shape, a=shape.a * (1 + (grow - 1) / 2), b=shape.b * grow,
+                   density=shape.density * 1.5)
+
+
 def sample_study(part: str, label: int, n_images: int, seed: int, study_index: int) -> StudySpec:
     """Draw a study's anatomy and findings; a pure function of its arguments."""
     rng = np.random.default_rng([seed, 1, study_index])
@@ -82,20 +98,27 @@ def sample_study(part: str, label: int, n_images: int, seed: int, study_index: i
         kinds = list(FINDING_MIX[part])
         p = np.array([FINDING_MIX[part][k] for k in kinds])
         kind = kinds[int(rng.choice(len(kinds), p=p / p.sum()))]
-    gap = rng.uniform(0.1, 0.35) if kind == "narrowing" else rng.uniform(0.85, 1.2)
+    gap = rng.uniform(-0.5, 0.05) if kind == "narrowing" else rng.uniform(1.0, 1.4)
     anatomy = TEMPLATES[part](rng, gap)
+    if kind == "swelling":
+        grow = rng.uniform(1.45, 1.8)
+        anatomy.soft = [_swollen(s, grow) for s in anatomy.soft]
+    elif kind == "osteopenia":
+        thin = rng.uniform(0.5, 0.65)
+        anatomy.bones = [replace(b, density=b.density * thin, cortex=b.cortex * 0.6)
+                         for b in anatomy.bones]
     findings: list[Finding] = []
     if kind in ("fracture", "lesion", "hardware"):
         bone = int(rng.choice(anatomy.long_bones))
         if kind == "fracture":
             findings.append(Finding(
                 "fracture", bone, t=rng.uniform(0.25, 0.75), angle=rng.uniform(-0.6, 0.6),
-                width=rng.uniform(1.0, 3.0),
-                offset=0.0 if rng.random() < 0.5 else rng.uniform(0.15, 0.6) * rng.choice([-1, 1])))
+                width=rng.uniform(5.0, 10.0),
+                offset=0.0 if rng.random() < 0.3 else rng.uniform(0.5, 1.1) * rng.choice([-1, 1])))
         elif kind == "lesion":
             findings.append(Finding(
-                "lesion", bone, t=rng.uniform(0.2, 0.8), depth=rng.uniform(0.3, 0.6),
-                size=rng.uniform(0.35, 0.7), side=rng.uniform(-0.4, 0.4)))
+                "lesion", bone, t=rng.uniform(0.25, 0.75), depth=rng.uniform(0.8, 1.0),
+                size=rng.uniform(0.9, 1.5), side=rng.uniform(-0.2, 0.2)))
         else:
             findings.append(Finding(
                 "hardware", bone, t=rng.uniform(0.35, 0.65), side=rng.choice([-1.0, 1.0]),
@@ -119,9 +142,7 @@ def sample_view(view_index: int, marker: str, rng: np.random.Generator) -> View:
     short_side = int(long_side * rng.uniform(0.62, 0.9))
     portrait = rng.random() < 0.75
     h, w = (long_side, short_side) if portrait else (short_side, long_side)
-    rotation = (np.pi / 2 if portrait else 0.0) + rng.uniform(-0.45, 0.45)
-    if rng.random() < 0.5:
-        rotation += np.pi
+    rotation = (np.pi / 2 if portrait else 0.0) + rng.uniform(-0.3, 0.3)
     squash = VIEW_SQUASH[view_index] if view_index < 3 else rng.uniform(0.5, 1.0)
     collimation = tuple(int(rng.uniform(0.03, 0.14) * (h if k < 2 else w))
                         if rng.random() < 0.35 else 0 for k in range(4))

@@ -211,17 +211,17 @@ def _hardware(bone: Capsule, f: Finding) -> list[Capsule]:
     axis = p1 - p0
     n = np.array([-axis[1], axis[0]]) / max(np.linalg.norm(axis), 1e-9)
     if f.variant == 1:
-        return [Capsule(tuple(p0 + 0.06 * axis), tuple(p0 + 0.94 * axis), bone.r * 0.3,
+        return [Capsule(tuple(p0 + 0.06 * axis), tuple(p0 + 0.94 * axis), bone.r * 0.55,
                         density=METAL, uniform=True, flare=0.0)]
-    t0, t1 = max(f.t - 0.3, 0.05), min(f.t + 0.3, 0.95)
+    t0, t1 = max(f.t - 0.4, 0.05), min(f.t + 0.4, 0.95)
     side = 1.0 if f.side >= 0 else -1.0
     out = [Capsule(tuple(p0 + t0 * axis + side * n * bone.r * 1.1),
                    tuple(p0 + t1 * axis + side * n * bone.r * 1.1),
-                   bone.r * 0.2, density=METAL, uniform=True, flare=0.0)]
+                   bone.r * 0.5, density=METAL, uniform=True, flare=0.0)]
     for t in np.linspace(t0 + 0.04, t1 - 0.04, 4):
         c = p0 + t * axis
         out.append(Capsule(tuple(c + side * n * bone.r * 1.3), tuple(c - side * n * bone.r * 1.1),
-                           bone.r * 0.08, density=METAL, uniform=True, flare=0.0))
+                           bone.r * 0.2, density=METAL, uniform=True, flare=0.0))
     return out
 
 

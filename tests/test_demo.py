@@ -16,7 +16,7 @@ from mura_env.config_cli import parse_config
 def test_demo_writes_config_and_summary(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "run"
     argv = ["--data-dir", str(tmp_path / "data"), "--scale", "0.002", "--seed", "5",
-            "--workers", "1", "--out", str(out)]
+            "--workers", "1", "--out", str(out), "--stages", "data"]
     assert demo.main(argv) == 0
     config = json.loads((out / "config.json").read_text())
     assert config["scale"] == 0.002 and config["seed"] == 5 and config["out"] == str(out)

@@ -1,0 +1,59 @@
+"""Is the frozen ensemble worth weighting? Diversity figures of study-level logits.
+
+For a split: each member's accuracy, the share of studies on which members disagree, the
+oracle (a study counts as right if any member is right), the uniform average of members'
+probabilities, and the best member per body part.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+def member_probabilities(logits: np.ndarray) -> np.ndarray:
+    """Abnormality probability of every member: ``(S, K, 2)`` logits -> ``(S, K)`` float64."""
+    z = logits.astype(np.float64)
+    z = z - z.max(axis=2, keepdims=True)
+    e = np.exp(z)
+    return e[:, :, 1] / e.sum(axis=2)
+
+
+def diversity_report(studies: pd.DataFrame, logits: np.ndarray,
+                     model_names: list[str]) -> dict[str, Any]:
+    """Diversity of an ensemble on some studies.
+
+    Args:
+        studies: studies table (``label``, ``body_part``), ``S`` rows.
+        logits: float ``(S, K, 2)`` study-level logits of the ``K`` members.
+        model_names: the ``K`` member names.
+
+    Returns:
+        ``member_accuracy`` (name -> float), ``disagreement`` (share of studies where members'
+        predictions differ), ``oracle_accuracy``, ``average_accuracy`` (uniform average of
+        probabilities > 0.5), ``oracle_minus_average`` (accuracy points, 0-100 scale),
+        ``best_member_per_body_part`` (part -> name) and ``distinct_best_members``.
+    """
+    label = studies["label"].to_numpy()
+    prob = member_probabilities(logits)
+    pred = (prob > 0.5).astype(int)
+    correct = pred == label[:, None]
+    avg_pred = (prob.mean(axis=1) > 0.5).astype(int)
+    best: dict[str, str] = {}
+    for part, idx in studies.reset_index(drop=True).groupby("body_part").groups.items():
+        acc = correct[np.asarray(idx)].mean(axis=0)
+        best[str(part)] = model_names[int(np.argmax(acc))]
+    oracle = float(correct.any(axis=1).mean())
+    average = float((avg_pred == label).mean())
+    return {
+        "n_studies": int(len(label)),
+        "member_accuracy": {m: float(correct[:, k].mean()) for k, m in enumerate(model_names)},
+        "disagreement": float((pred.min(axis=1) != pred.max(axis=1)).mean()),
+        "oracle_accuracy": oracle,
+        "average_accuracy": average,
+        "oracle_minus_average": 100.0 * (oracle - average),
+        "best_member_per_body_part": best,
+        "distinct_best_members": len(set(best.values())),
+    }

@@ -1,0 +1,241 @@
+"""Pretrain a diverse CNN ensemble and write study-level logits (the first half of the main job).
+
+With no arguments: generates the synthetic MURA-format data set if missing, trains the quick
+profile's ensemble (different architectures and input resolutions) and writes
+``runs/pretrain/<run>/``:
+
+* ``config.json``: the resolved configuration;
+* ``<model>/checkpoint.pth``, ``<model>/best.pth`` (chosen on the tune split's study-level
+  kappa), ``<model>/tb/`` (TensorBoard);
+* ``logits.parquet`` + manifest: study-level logits of every member for train, tune, valid;
+* ``metrics.csv``: each model's study-level accuracy and kappa, overall and per body part,
+  on tune and valid;
+* ``diversity.json``: disagreement, oracle and uniform-average accuracy on valid.
+
+``--data-root`` points at a real MURA-v1.1; ``--profile full`` selects paper-like settings for a
+GPU. ``--resume`` continues an interrupted run folder. ``--export-default`` also installs the
+run's logits as the package's built-in default table.
+
+Synthetic data: results on it say nothing about clinical performance.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+
+from backbones import train as train_mod
+from backbones.cache import build_cache
+from backbones.data import CachedImages
+from backbones.ensemble_report import diversity_report
+from backbones.infer import aggregate_studies, predict_logits
+from backbones.registry import build_model, get_spec
+from backbones.transforms import eval_transform
+from mura_env.config_cli import atomic_write_bytes, parse_config, save_config
+from mura_env.data import MuraData, load_mura
+from mura_env.synthetic import generate
+
+#: Profiles: models with their input size, epochs, batch size, learning rate, synthetic scale.
+PROFILES: dict[str, dict[str, Any]] = {
+    "quick": {"models": {"attention_resnet": 96, "resnet18": 64, "mobilenet_v3_small": 128},
+              "epochs": 12, "batch_size": 64, "lr": 3e-3, "scale": 0.1},
+    "full": {"models": {"densenet169": 320, "resnet50": 320, "efficientnet_b0": 320,
+                        "attention_resnet": 256},
+             "epochs": 30, "batch_size": 64, "lr": 1e-3, "scale": 1.0},
+}
+
+
+@dataclass
+class PretrainConfig:
+    """Pretrain backbones on MURA-v1.1 (or the synthetic stand-in) and write their logits."""
+
+    data_root: Path | None = field(default=None, metadata={
+        "help": "folder holding a real MURA-v1.1/ (default: the synthetic data set)"})
+    synthetic_dir: Path = field(default=Path("data/synthetic"),
+                                metadata={"help": "where the synthetic data set lives"})
+    scale: float | None = field(default=None,
+                                metadata={"help": "synthetic data size (default: profile's)"})
+    out: Path | None = field(default=None,
+                             metadata={"help": "run folder (default runs/pretrain/<time>)"})
+    profile: str = field(default="quick", metadata={"help": "settings preset",
+                                                    "choices": sorted(PROFILES)})
+    models: tuple[str, ...] | None = field(default=None,
+                                           metadata={"help": "registry names (default: profile)"})
+    image_size: tuple[int, ...] | None = field(default=None, metadata={
+        "help": "input size, one for all models or one per model (default: profile's)"})
+    epochs: int | None = field(default=None, metadata={"help": "epochs per model"})
+    batch_size: int | None = field(default=None, metadata={"help": "batch size"})
+    lr: float | None = field(default=None, metadata={"help": "OneCycleLR max learning rate"})
+    seed: int = field(default=0, metadata={"help": "seed of data, split and training"})
+    device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:N"})
+    workers: int = field(default=0, metadata={"help": "DataLoader workers"})
+    cache_dir: Path = field(default=Path("data/cache"), metadata={"help": "image decode cache"})
+    tune_fraction: float = field(default=0.2, metadata={"help": "train patients moved to tune"})
+    skip_bad_images: bool = field(default=False,
+                                  metadata={"help": "exclude undecodable images, counted"})
+    resume: bool = field(default=False, metadata={"help": "continue the run folder --out"})
+    export_default: bool = field(default=False, metadata={
+        "help": "also install the logits as mura_env's built-in default table"})
+    progress: bool = field(default=True, metadata={"help": "show progress bars"})
+
+
+def resolve(cfg: PretrainConfig) -> PretrainConfig:
+    """Fill every None of ``cfg`` from its profile; check the model names and sizes."""
+    prof = PROFILES[cfg.profile]
+    models = tuple(cfg.models or prof["models"])
+    for m in models:
+        get_spec(m)  # unknown names list the valid ones
+    sizes = cfg.image_size or tuple(prof["models"].get(m, get_spec(m).default_size)
+                                    for m in models)
+    if len(sizes) == 1:
+        sizes = sizes * len(models)
+    if len(sizes) != len(models):
+        raise ValueError(f"--image-size takes one size or one per model ({len(models)}), "
+                         f"got {len(sizes)}")
+    out = cfg.out or Path("runs/pretrain") / time.strftime("%Y%m%d-%H%M%S")
+    return replace(cfg, models=models, image_size=tuple(sizes), out=out,
+                   epochs=cfg.epochs or prof["epochs"], batch_size=cfg.batch_size or
+                   prof["batch_size"], lr=cfg.lr or prof["lr"], scale=cfg.scale or prof["scale"])
+
+
+def _train_args(cfg: PretrainConfig, data_root: Path, model: str, size: int) -> Any:
+    assert cfg.out is not None
+    run_dir = cfg.out / model
+    argv = ["--data-root", str(data_root), "--model", model, "--image-size", str(size),
+            "--batch-size", str(cfg.batch_size), "--epochs", str(cfg.epochs), "--lr", str(cfg.lr),
+            "--seed", str(cfg.seed), "--split-seed", str(cfg.seed), "--device", cfg.device,
+            "--workers", str(cfg.workers), "--output-dir", str(run_dir),
+            "--tune-fraction", str(cfg.tune_fraction), "--cache-dir", str(cfg.cache_dir)]
+    if cfg.skip_bad_images:
+        argv.append("--skip-bad-images")
+    if not cfg.progress:
+        argv.append("--no-progress")
+    last = run_dir / train_mod.CHECKPOINT
+    if cfg.resume and last.is_file():
+        argv += ["--resume", str(last)]
+    return train_mod.get_args_parser().parse_args(argv)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def study_logits(data: MuraData, model_name: str, size: int, checkpoint: Path,
+                 cfg: PretrainConfig, device: torch.device) -> tuple[np.ndarray, list[str]]:
+    """Study-level logits ``(S, 2)`` of one trained model for every study of ``data`` (all
+    splits, in ``data.studies`` order), and the paths of undecodable images skipped."""
+    ckpt = train_mod.load_checkpoint(checkpoint)
+    model = build_model(model_name)
+    model.load_state_dict(ckpt["model"])
+    model.to(device)
+    cache = build_cache(data.images["path"].tolist(), size, cfg.cache_dir, data.fingerprint,
+                        skip_bad=cfg.skip_bad_images, progress=False)
+    images = data.images[~data.images["path"].isin(set(cache.bad))]
+    loader = DataLoader(CachedImages(cache, images, eval_transform(size)),
+                        batch_size=2 * (cfg.batch_size or 64), num_workers=cfg.workers)
+    logits = predict_logits(model, loader, device, amp=device.type == "cuda")
+    return aggregate_studies(logits, images["study_id"].to_numpy(),
+                             data.studies["study_id"].to_numpy()), cache.bad
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the pretraining; returns the exit status."""
+    from mura_env.logits import DEFAULT_LOGITS_PATH, LogitsTable
+    from mura_env.metrics import study_metrics
+
+    cfg = resolve(parse_config(PretrainConfig, argv))
+    assert cfg.out is not None and cfg.models is not None and cfg.image_size is not None
+    if cfg.resume and not (cfg.out / "config.json").is_file():
+        raise FileNotFoundError(f"--resume needs an existing run folder --out; {cfg.out} has "
+                                "no config.json")
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, cfg.out / "config.json")
+    start = time.perf_counter()
+    if cfg.data_root is None:
+        generate(cfg.synthetic_dir, scale=cfg.scale or 0.1, seed=cfg.seed,
+                 progress=cfg.progress)
+        data_root = cfg.synthetic_dir
+    else:
+        data_root = cfg.data_root
+    data = load_mura(data_root, tune_fraction=cfg.tune_fraction, seed=cfg.seed)
+
+    members, member_logits, configs, bad_images = [], [], [], set()
+    timings: dict[str, float] = {}
+    for model, size in zip(cfg.models, cfg.image_size, strict=True):
+        t0 = time.perf_counter()
+        args = _train_args(cfg, data_root, model, size)
+        result = train_mod.main(args)
+        best = Path(result["best_checkpoint"])
+        _, device = train_mod._distributed(cfg.device)[1:]
+        logits, bad = study_logits(data, model, size, best, cfg, device)
+        bad_images |= set(bad)
+        members.append(model)
+        member_logits.append(logits)
+        configs.append({"name": model, "image_size": size, "epochs": cfg.epochs,
+                        "batch_size": cfg.batch_size, "lr": cfg.lr, "seed": cfg.seed,
+                        "best_epoch": result["best_epoch"],
+                        "best_tune_kappa": result["best_tune_kappa"],
+                        "checkpoint": str(best), "checkpoint_sha256": _sha256(best)})
+        timings[model] = time.perf_counter() - t0
+        print(f"{model} ({size}px): best tune kappa {result['best_tune_kappa']:.3f} at epoch "
+              f"{result['best_epoch'] + 1}, {timings[model]:.0f} s")
+
+    logits = np.stack(member_logits, axis=1).astype(np.float32)  # (S, K, 2)
+    table = LogitsTable.from_arrays(data.studies, members, logits, model_configs=configs,
+                                    data_fingerprint=data.fingerprint)
+    table.save(cfg.out / "logits.parquet")
+
+    probabilities = table.abnormal_probabilities()  # (S, K) softmax(logits)[1]
+    rows = []
+    for k, model in enumerate(members):
+        for split in ("tune", "valid"):
+            mask = (data.studies["split"] == split).to_numpy()
+            sub = data.studies[mask]
+            m = study_metrics(sub["label"].to_numpy(), probabilities[mask, k],
+                              sub["body_part"].to_numpy(),
+                              n_bootstrap=0)
+            m.insert(0, "split", split)
+            m.insert(0, "model", model)
+            rows.append(m)
+    metrics = pd.concat(rows, ignore_index=True)
+    atomic_write_bytes(cfg.out / "metrics.csv", metrics.to_csv(index=False).encode())
+
+    valid = (data.studies["split"] == "valid").to_numpy()
+    report = diversity_report(data.studies[valid], logits[valid], members)
+    report.update({"wall_seconds": time.perf_counter() - start, "model_seconds": timings,
+                   "bad_images": len(bad_images), "synthetic": cfg.data_root is None})
+    atomic_write_bytes(cfg.out / "diversity.json", (json.dumps(report, indent=2) + "\n").encode())
+
+    if cfg.export_default:
+        DEFAULT_LOGITS_PATH.parent.mkdir(parents=True, exist_ok=True)
+        table.save(DEFAULT_LOGITS_PATH)
+        print(f"installed the built-in default table {DEFAULT_LOGITS_PATH}")
+    print(f"\nrun folder {cfg.out} ({report['wall_seconds']:.0f} s)"
+          + ("  [SYNTHETIC data]" if cfg.data_root is None else ""))
+    overall = metrics[metrics["body_part"] == "ALL"]
+    print(overall.to_string(index=False))
+    print(f"valid: disagreement {report['disagreement']:.1%}, oracle "
+          f"{report['oracle_accuracy']:.1%} vs uniform average {report['average_accuracy']:.1%} "
+          f"(+{report['oracle_minus_average']:.1f} points); best member per body part "
+          f"{report['best_member_per_body_part']}")
+    if bad_images:
+        print(f"{len(bad_images)} undecodable image(s) were excluded (--skip-bad-images)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,285 @@
+"""Backbone training (``backbones.train``): learning, exact resume, atomic checkpoints, resume
+checks, bad images, torchrun/DDP on CPU and TensorBoard scalars, on tiny synthetic data."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torch.utils.data import DataLoader
+
+from backbones.cache import BadImageError, build_cache
+from backbones.data import CachedImages
+from backbones.infer import predict_logits
+from backbones.registry import build_model
+from backbones.train import CHECKPOINT, ResumeError, get_args_parser, load_checkpoint, main
+from backbones.transforms import eval_transform
+from mura_env.data import load_mura
+from mura_env.synthetic import generate
+
+REPO = Path(__file__).resolve().parent.parent
+SIZE, BATCH = 32, 16
+
+
+def _argv(data_root: Path, out: Path, cache_dir: Path, *extra: str) -> list[str]:
+    return ["--data-root", str(data_root), "--output-dir", str(out),
+            "--cache-dir", str(cache_dir), "--model", "attention_resnet",
+            "--image-size", str(SIZE), "--batch-size", str(BATCH), "--threads", "1",
+            "--no-progress", *extra]
+
+
+def _train(data_root: Path, out: Path, cache_dir: Path, *extra: str) -> dict[str, Any]:
+    return main(get_args_parser().parse_args(_argv(data_root, out, cache_dir, *extra)))
+
+
+def _leftovers(folder: Path) -> list[Path]:
+    """Temporary files (``.name.tmp``) anywhere below ``folder``."""
+    return [p for p in folder.rglob("*") if p.name.endswith(".tmp")]
+
+
+@pytest.fixture(scope="module")
+def data_root(_mini_source: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A module-private copy of the tiny synthetic data set (not modified by the tests)."""
+    dst = tmp_path_factory.mktemp("train_data") / "mini"
+    shutil.copytree(_mini_source, dst)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Run folders and the shared decode cache of this module."""
+    return tmp_path_factory.mktemp("train_runs")
+
+
+@pytest.fixture(scope="module")
+def run_a(data_root: Path, workdir: Path) -> Path:
+    """An uninterrupted 2-epoch run; returns its output folder."""
+    torch.set_num_threads(1)
+    out = workdir / "a"
+    result = _train(data_root, out, workdir / "cache", "--epochs", "2")
+    assert result["epochs_done"] == 2 and result["bad_images"] == []
+    return out
+
+
+@pytest.fixture(scope="module")
+def run_b(data_root: Path, workdir: Path) -> Path:
+    """The same run, stopped after one epoch and resumed; ``epoch0.pth`` keeps the first
+    checkpoint. Returns the output folder."""
+    torch.set_num_threads(1)
+    out = workdir / "b"
+    first = _train(data_root, out, workdir / "cache", "--epochs", "2", "--stop-after", "1")
+    assert first["epochs_done"] == 1
+    shutil.copyfile(out / CHECKPOINT, out / "epoch0.pth")
+    second = _train(data_root, out, workdir / "cache", "--epochs", "2",
+                    "--resume", str(out / CHECKPOINT))
+    assert second["epochs_done"] == 1
+    return out
+
+
+def _assert_same(a: Any, b: Any, where: str) -> None:
+    """Recursive exact equality of checkpoint entries (tensors with torch.equal)."""
+    if isinstance(a, torch.Tensor):
+        same = isinstance(b, torch.Tensor) and torch.equal(a, b)
+        assert same, f"{where} differs"
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), where
+        for key in a:
+            _assert_same(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, (list, tuple)):
+        assert isinstance(b, (list, tuple)) and len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _assert_same(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"
+
+
+# --------------------------------------------------------------------------- learning
+
+
+def _make_separable(root: Path) -> None:
+    """Replace every image by noise whose brightness gives away the label (abnormal bright),
+    with varied shapes: a signal a few optimizer steps must pick up."""
+    data = load_mura(root)
+    rng = np.random.default_rng(0)
+    for path, label in zip(data.images["path"], data.images["label"], strict=True):
+        h, w = rng.integers(48, 96, size=2)
+        image = rng.integers(0, 100, size=(h, w)) + (120 if label else 0)
+        assert cv2.imwrite(path, image.astype(np.uint8))
+
+
+def _train_cross_entropy(model: torch.nn.Module, data_root: Path, cache_dir: Path) -> float:
+    """Mean (unweighted) cross-entropy of ``model`` on the train split, no augmentation."""
+    data = load_mura(data_root)
+    cache = build_cache(data.images["path"].tolist(), SIZE, cache_dir, data.fingerprint,
+                        threads=1, progress=False)
+    train = data.images[data.images["split"] == "train"]
+    ds = CachedImages(cache, train, eval_transform(SIZE))
+    logits = predict_logits(model, DataLoader(ds, batch_size=64), torch.device("cpu"))
+    labels = torch.tensor(train["label"].to_numpy(dtype=np.int64))
+    return float(torch.nn.functional.cross_entropy(torch.as_tensor(logits), labels))
+
+
+def test_short_training_lowers_the_loss(mini_mura: Path, tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    _make_separable(mini_mura)
+    cache_dir = tmp_path / "cache"
+    torch.manual_seed(0)  # main() seeds with --seed (0) before building: the same start
+    before = _train_cross_entropy(build_model("attention_resnet"), mini_mura, cache_dir)
+
+    out = tmp_path / "run"
+    result = _train(mini_mura, out, cache_dir, "--epochs", "4", "--lr", "0.02")
+    model = build_model("attention_resnet")
+    model.load_state_dict(load_checkpoint(out / CHECKPOINT)["model"])
+    after = _train_cross_entropy(model, mini_mura, cache_dir)
+
+    assert before > 0.5  # about log(2) untrained
+    assert after < 0.5 * before, (before, after)
+    assert result["best_tune_kappa"] > 0.0  # the tune split's studies are told apart too
+    assert (out / "best.pth").is_file()
+
+
+# --------------------------------------------------------------------------- resume
+
+
+def test_resume_reproduces_uninterrupted_run(run_a: Path, run_b: Path) -> None:
+    a = load_checkpoint(run_a / CHECKPOINT)
+    b = load_checkpoint(run_b / CHECKPOINT)
+    first = load_checkpoint(run_b / "epoch0.pth")
+    assert a["epoch"] == b["epoch"] == 1 and first["epoch"] == 0
+    # exact equality (single thread on CPU is deterministic): model, optimizer, scheduler
+    _assert_same(a["model"], b["model"], "model")
+    _assert_same(a["optimizer"], b["optimizer"], "optimizer")
+    _assert_same(a["lr_scheduler"], b["lr_scheduler"], "lr_scheduler")
+    assert a["lr_scheduler"]["last_epoch"] == a["lr_scheduler"]["total_steps"]
+    assert a["metrics"]["train_loss"] == b["metrics"]["train_loss"]
+    assert a["metrics"]["tune_kappa"] == b["metrics"]["tune_kappa"]
+    # the resumed invocation really trained: its model moved on from the first epoch's
+    assert not all(torch.equal(first["model"][k], b["model"][k]) for k in b["model"])
+
+
+def test_interrupted_checkpoint_write_keeps_previous(data_root: Path, workdir: Path,
+                                                     tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "run"
+    _train(data_root, out, workdir / "cache", "--epochs", "2", "--stop-after", "1")
+    previous = (out / CHECKPOINT).read_bytes()
+    real_save = torch.save
+
+    def failing_save(obj: Any, f: Any, *args: Any, **kwargs: Any) -> None:
+        with open(f, "wb") as handle:
+            handle.write(b"PK\x03\x04 half")
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(torch, "save", failing_save)
+    with pytest.raises(OSError, match="disk full"):
+        _train(data_root, out, workdir / "cache", "--epochs", "2",
+               "--resume", str(out / CHECKPOINT))
+    monkeypatch.setattr(torch, "save", real_save)
+
+    assert (out / CHECKPOINT).read_bytes() == previous
+    checkpoint = load_checkpoint(out / CHECKPOINT)
+    assert checkpoint["epoch"] == 0
+    assert _leftovers(out) == []
+
+
+def test_resume_refuses_other_model_size_or_schedule(run_a: Path, data_root: Path,
+                                                     workdir: Path, tmp_path: Path) -> None:
+    resume = str(run_a / CHECKPOINT)
+    cases = [(("--model", "resnet18"), "model"), (("--image-size", "48"), "image size"),
+             (("--epochs", "3"), "--epochs")]
+    for extra, what in cases:
+        with pytest.raises(ResumeError, match=what):
+            _train(data_root, tmp_path / "out", workdir / "cache", "--epochs", "2",
+                   "--resume", resume, *extra)
+    assert not (tmp_path / "out" / CHECKPOINT).exists()
+
+
+def test_resume_refuses_other_data_set(run_a: Path, workdir: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    generate(other, scale=0.001, seed=9, workers=1, progress=False)
+    assert load_mura(other).fingerprint != load_checkpoint(run_a / CHECKPOINT)["data_fingerprint"]
+    with pytest.raises(ResumeError, match="data set"):
+        _train(other, tmp_path / "out", workdir / "cache", "--epochs", "2",
+               "--resume", str(run_a / CHECKPOINT))
+    assert not (tmp_path / "out" / CHECKPOINT).exists()
+
+
+# --------------------------------------------------------------------------- bad images
+
+
+def test_corrupt_image_stops_run_or_is_skipped(mini_mura: Path, tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    data = load_mura(mini_mura)
+    images = data.images
+    counts = images.groupby("study_id").size()
+    broken = []
+    for split in ("train", "tune"):  # one image in each, from studies with others left
+        rows = images[(images["split"] == split) & images["study_id"].map(counts).gt(1)]
+        broken.append(rows["path"].iloc[0])
+    for path in broken:
+        Path(path).write_bytes(b"not a png")
+    cache_dir, out = tmp_path / "cache", tmp_path / "run"
+
+    with pytest.raises(BadImageError) as info:
+        _train(mini_mura, out, cache_dir, "--epochs", "1")
+    for path in broken:
+        assert path in str(info.value)
+    assert not (out / CHECKPOINT).exists()
+    assert list(cache_dir.iterdir()) == []
+
+    result = _train(mini_mura, out, cache_dir, "--epochs", "1", "--skip-bad-images")
+    assert result["bad_images"] == sorted(broken)
+    assert result["epochs_done"] == 1
+    assert load_checkpoint(out / CHECKPOINT)["epoch"] == 0
+
+
+# --------------------------------------------------------------------------- torchrun / DDP
+
+
+def _scalars(tb_dir: Path, tag: str) -> list[tuple[int, float]]:
+    acc = EventAccumulator(str(tb_dir))
+    acc.Reload()
+    return [(e.step, e.value) for e in acc.Scalars(tag)]
+
+
+def test_torchrun_two_processes_on_cpu(data_root: Path, tmp_path: Path) -> None:
+    out, cache_dir = tmp_path / "ddp", tmp_path / "cache"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+           "2", "-m", "backbones.train", *_argv(data_root, out, cache_dir, "--epochs", "1")]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+    assert sorted(p.relative_to(out) for p in out.rglob("*.pth")) == [Path("best.pth"),
+                                                                     Path(CHECKPOINT)]
+    assert load_checkpoint(out / CHECKPOINT)["epoch"] == 0
+    assert _leftovers(out) == [] and _leftovers(cache_dir) == []
+    assert len(list((out / "tb").glob("events.out.tfevents.*"))) == 1  # rank 0 only
+    # each of the 2 processes saw half the training images: half the batches per epoch
+    n_train = int((load_mura(data_root).images["split"] == "train").sum())
+    assert len(_scalars(out / "tb", "train/loss")) == math.ceil(math.ceil(n_train / 2) / BATCH)
+
+
+# --------------------------------------------------------------------------- TensorBoard
+
+
+def test_tensorboard_scalars(run_a: Path, data_root: Path) -> None:
+    n_train = int((load_mura(data_root).images["split"] == "train").sum())
+    steps_per_epoch = math.ceil(n_train / BATCH)
+    loss = _scalars(run_a / "tb", "train/loss")
+    assert [s for s, _ in loss] == list(range(2 * steps_per_epoch))
+    assert all(math.isfinite(v) and v > 0 for _, v in loss)
+    kappa = _scalars(run_a / "tb", "tune/kappa")
+    assert [s for s, _ in kappa] == [0, 1]
+    final = load_checkpoint(run_a / CHECKPOINT)["metrics"]["tune_kappa"]
+    assert kappa[-1][1] == pytest.approx(final, abs=1e-6)
