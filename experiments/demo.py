@@ -48,13 +48,17 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(cfg.stages) - {"data", "pretrain"}
     if unknown:
         raise SystemExit(f"unknown stage(s) {sorted(unknown)}; valid: data, pretrain")
+    try:
+        root = generate(cfg.data_dir, scale=cfg.scale, seed=cfg.seed, workers=cfg.workers)
+        data = load_mura(cfg.data_dir, tune_fraction=cfg.tune_fraction, seed=cfg.seed)
+    except (OSError, ValueError) as e:  # MuraFormatError is a ValueError
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    sheet = cfg.data_dir / "preview.png"
+    if not sheet.exists() or sheet.stat().st_mtime < (root / "SYNTHETIC.json").stat().st_mtime:
+        contact_sheet(cfg.data_dir, sheet)
     cfg.out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, cfg.out / "config.json")
-    root = generate(cfg.data_dir, scale=cfg.scale, seed=cfg.seed, workers=cfg.workers)
-    sheet = cfg.data_dir / "preview.png"
-    if not sheet.exists():
-        contact_sheet(cfg.data_dir, sheet)
-    data = load_mura(cfg.data_dir, tune_fraction=cfg.tune_fraction, seed=cfg.seed)
     table = summarize(data.studies)
     atomic_write_bytes(cfg.out / "summary.csv", table.to_csv(index=False).encode())
     atomic_write_bytes(cfg.out / "studies.csv", data.studies.to_csv(index=False).encode())

@@ -47,8 +47,8 @@ from mura_env.synthetic import generate
 
 #: Profiles: models with their input size, epochs, batch size, learning rate, synthetic scale.
 PROFILES: dict[str, dict[str, Any]] = {
-    "quick": {"models": {"attention_resnet": 96, "resnet18": 64, "mobilenet_v3_small": 128},
-              "epochs": 12, "batch_size": 64, "lr": 3e-3, "scale": 0.1},
+    "quick": {"models": {"attention_resnet": 96, "resnet18": 64, "mobilenet_v3_small": 96},
+              "epochs": 10, "batch_size": 64, "lr": 4e-3, "scale": 0.1},
     "full": {"models": {"densenet169": 320, "resnet50": 320, "efficientnet_b0": 320,
                         "attention_resnet": 256},
              "epochs": 30, "batch_size": 64, "lr": 1e-3, "scale": 1.0},
@@ -173,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
         data_root = cfg.data_root
     data = load_mura(data_root, tune_fraction=cfg.tune_fraction, seed=cfg.seed)
 
-    members, member_logits, configs, bad_images = [], [], [], set()
+    members, member_logits, bad_images = [], [], set()
+    configs: dict[str, dict[str, Any]] = {}
     timings: dict[str, float] = {}
     for model, size in zip(cfg.models, cfg.image_size, strict=True):
         t0 = time.perf_counter()
@@ -185,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         bad_images |= set(bad)
         members.append(model)
         member_logits.append(logits)
-        configs.append({"name": model, "image_size": size, "epochs": cfg.epochs,
+        configs[model] = ({"name": model, "image_size": size, "epochs": cfg.epochs,
                         "batch_size": cfg.batch_size, "lr": cfg.lr, "seed": cfg.seed,
                         "best_epoch": result["best_epoch"],
                         "best_tune_kappa": result["best_tune_kappa"],
@@ -226,8 +227,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"installed the built-in default table {DEFAULT_LOGITS_PATH}")
     print(f"\nrun folder {cfg.out} ({report['wall_seconds']:.0f} s)"
           + ("  [SYNTHETIC data]" if cfg.data_root is None else ""))
-    overall = metrics[metrics["body_part"] == "ALL"]
-    print(overall.to_string(index=False))
+    overall = metrics[(metrics["body_part"] == "ALL")
+                      & metrics["metric"].isin(["accuracy", "kappa"])]
+    print(overall.pivot_table(index="model", columns=["split", "metric"], values="value",
+                              sort=False).round(3).to_string())
     print(f"valid: disagreement {report['disagreement']:.1%}, oracle "
           f"{report['oracle_accuracy']:.1%} vs uniform average {report['average_accuracy']:.1%} "
           f"(+{report['oracle_minus_average']:.1f} points); best member per body part "

@@ -100,8 +100,13 @@ def _read_rows(csv_path: Path, n_columns: int) -> list[list[str]]:
             f"missing {csv_path.name}: expected it at {csv_path} (MURA-v1.1 ships "
             "train/valid_image_paths.csv and train/valid_labeled_studies.csv side by side)"
         )
-    with open(csv_path, newline="", encoding="utf-8") as f:
-        rows = [row for row in csv.reader(f) if row]
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as f:
+            rows = [row for row in csv.reader(f) if row]
+    except UnicodeDecodeError as e:
+        raise MuraFormatError(
+            f"{csv_path} is not a text CSV (UTF-8/ASCII): {e}. Expected one path per row, as "
+            "Stanford ships it") from None
     if not rows:
         raise MuraFormatError(f"{csv_path} is empty: expected one row per "
                               + ("image" if n_columns == 1 else "study"))
@@ -308,6 +313,8 @@ def load_mura(
             escaping the root, unknown body part, label/folder mismatch, a listed image missing
             on disk, an empty split.
     """
+    if tune_fraction < 0:
+        raise ValueError(f"tune_fraction must be >= 0, got {tune_fraction}")
     mura_root = resolve_mura_root(root)
     images, studies = [], []
     for split in OFFICIAL_SPLITS:

@@ -513,8 +513,9 @@ def resolve_logits(logits: LogitsTable | str | os.PathLike[str] | None) -> Logit
             raise MissingLogitsError(
                 f"MuraWeighting-v0 was made without logits= and the built-in default table "
                 f"{DEFAULT_LOGITS_PATH} does not exist yet. Produce it with "
-                "`python -m experiments.pretrain_backbones` (it writes the default table and "
-                "its manifest), or pass logits= a LogitsTable or the path of one saved with "
+                "`python -m experiments.pretrain_backbones --export-default` (it writes the "
+                "default table and its manifest), or pass logits= a LogitsTable or the path "
+                "of one saved with "
                 "LogitsTable.from_arrays(studies, model_names, logits).save(path)."
             )
         return LogitsTable.load(DEFAULT_LOGITS_PATH)

@@ -32,6 +32,10 @@ def split_train_tune(studies: pd.DataFrame, tune_fraction: float = 0.2, seed: in
     """
     if not 0 < tune_fraction <= 0.5:
         raise ValueError(f"tune_fraction must be in (0, 0.5], got {tune_fraction}")
+    if abs(1 / tune_fraction - round(1 / tune_fraction)) > 0.02:
+        raise ValueError(
+            f"tune_fraction={tune_fraction} is not 1/n: the split uses one of n folds, so "
+            "use 0.5, 1/3, 0.25, 0.2, 1/6, ... (0.2 is the default)")
     out = studies["split"].astype(str).copy()
     is_train = (out == "train").to_numpy()
     train = studies.loc[is_train]

@@ -39,7 +39,7 @@ from mura_env.synthetic_anatomy import TEMPLATES, Anatomy, Capsule, Shape
 from mura_env.synthetic_plan import plan_dataset, study_relpath
 from mura_env.synthetic_render import Finding, View, render
 
-GENERATOR_VERSION = 4
+GENERATOR_VERSION = 5
 MANIFEST_NAME = "SYNTHETIC.json"
 SYNTHETIC_NOTE = (
     "Synthetic MURA-format data made by mura-rl (python -m mura_env.synthetic). These are "
@@ -66,7 +66,7 @@ FINDING_MIX: dict[str, dict[str, float]] = {
               "narrowing": 0.1},
 }
 VIEW_SQUASH = (1.0, 0.45, 0.75)  # AP, lateral, oblique
-SHOW_FINDING_P = 0.85  # chance that a view of an abnormal study shows its finding
+SHOW_FINDING_P = 0.95  # chance that a view of an abnormal study shows its finding
 GROWTH_PLATE_P = 0.2
 _PNG_TEXT = b"Source\x00mura-rl synthetic MURA-format data (not a radiograph of a person)"
 
@@ -101,10 +101,10 @@ def sample_study(part: str, label: int, n_images: int, seed: int, study_index: i
     gap = rng.uniform(-0.5, 0.05) if kind == "narrowing" else rng.uniform(1.0, 1.4)
     anatomy = TEMPLATES[part](rng, gap)
     if kind == "swelling":
-        grow = rng.uniform(1.45, 1.8)
+        grow = rng.uniform(1.6, 2.0)
         anatomy.soft = [_swollen(s, grow) for s in anatomy.soft]
     elif kind == "osteopenia":
-        thin = rng.uniform(0.5, 0.65)
+        thin = rng.uniform(0.4, 0.55)
         anatomy.bones = [replace(b, density=b.density * thin, cortex=b.cortex * 0.6)
                          for b in anatomy.bones]
     findings: list[Finding] = []
@@ -113,12 +113,12 @@ def sample_study(part: str, label: int, n_images: int, seed: int, study_index: i
         if kind == "fracture":
             findings.append(Finding(
                 "fracture", bone, t=rng.uniform(0.25, 0.75), angle=rng.uniform(-0.6, 0.6),
-                width=rng.uniform(5.0, 10.0),
+                width=rng.uniform(6.0, 12.0),
                 offset=0.0 if rng.random() < 0.3 else rng.uniform(0.5, 1.1) * rng.choice([-1, 1])))
         elif kind == "lesion":
             findings.append(Finding(
-                "lesion", bone, t=rng.uniform(0.25, 0.75), depth=rng.uniform(0.8, 1.0),
-                size=rng.uniform(0.9, 1.5), side=rng.uniform(-0.2, 0.2)))
+                "lesion", bone, t=rng.uniform(0.25, 0.75), depth=rng.uniform(0.85, 1.0),
+                size=rng.uniform(1.0, 1.6), side=rng.uniform(-0.2, 0.2)))
         else:
             findings.append(Finding(
                 "hardware", bone, t=rng.uniform(0.35, 0.65), side=rng.choice([-1.0, 1.0]),
@@ -145,7 +145,7 @@ def sample_view(view_index: int, marker: str, rng: np.random.Generator) -> View:
     rotation = (np.pi / 2 if portrait else 0.0) + rng.uniform(-0.3, 0.3)
     squash = VIEW_SQUASH[view_index] if view_index < 3 else rng.uniform(0.5, 1.0)
     collimation = tuple(int(rng.uniform(0.03, 0.14) * (h if k < 2 else w))
-                        if rng.random() < 0.35 else 0 for k in range(4))
+                        if rng.random() < 0.25 else 0 for k in range(4))
     return View(
         height=h, width=w, rotation=float(rotation), squash=float(squash),
         mirror=marker == "L", zoom=rng.uniform(0.85, 1.1),
@@ -243,6 +243,9 @@ def generate(out: str | os.PathLike[str], scale: float = 1.0, seed: int = 0,
         keys = ("generator_version", "scale", "seed")
         if existing is not None and all(existing.get(k) == manifest[k] for k in keys):
             return final
+        if existing is not None and existing.get("generator_version") != GENERATOR_VERSION \
+                and all(existing.get(k) == manifest[k] for k in ("scale", "seed")):
+            overwrite = True  # same request, made by an older generator: remake it
         if existing is None:
             raise FileExistsError(
                 f"{final} exists and is not a synthetic data set made by mura-rl (no "
@@ -250,12 +253,28 @@ def generate(out: str | os.PathLike[str], scale: float = 1.0, seed: int = 0,
         if not overwrite:
             raise FileExistsError(
                 f"{final} holds a synthetic data set made with other settings "
-                f"(scale={existing.get('scale')}, seed={existing.get('seed')}); pass "
+                f"(scale={existing.get('scale')}, seed={existing.get('seed')}, generator "
+                f"version {existing.get('generator_version')}; asked: scale={scale}, "
+                f"seed={seed}, version {GENERATOR_VERSION}); pass "
                 "--overwrite to replace it or choose another --out.")
     tmp = out / f".{MURA_DIRNAME}.partial"
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
+    try:
+        _build(plan, manifest, seed, tmp, workers, progress)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    return final
+
+
+def _build(plan: pd.DataFrame, manifest: dict, seed: int, tmp: Path, workers: int | None,
+           progress: bool) -> None:
+    """Draw every image and write the CSVs and the manifest into ``tmp``."""
     jobs = [(row, seed, str(tmp / study_relpath(row))) for row in plan.to_dict("records")]
     workers = max(1, workers or os.cpu_count() or 1)
     bar = tqdm(total=int(plan["n_images"].sum()), unit="img", desc="synthetic MURA",
@@ -273,10 +292,6 @@ def generate(out: str | os.PathLike[str], scale: float = 1.0, seed: int = 0,
         (tmp / f"{split}_image_paths.csv").write_bytes(image_csv)
         (tmp / f"{split}_labeled_studies.csv").write_bytes(study_csv)
     (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    return final
 
 
 def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
@@ -353,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         root = generate(cfg.out, cfg.scale, cfg.seed, cfg.workers, cfg.overwrite)
-    except (FileExistsError, ValueError) as e:
+    except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     manifest = read_manifest(cfg.out)

@@ -205,3 +205,28 @@ def test_study_without_images(mini_mura: Path) -> None:
     _edit_lines(path, lambda lines: [ln for ln in lines if not ln.startswith(first_study + "/")])
     with pytest.raises(MuraFormatError, match=r"1 labeled study\(ies\) have no image listed"):
         load_mura(mini_mura)
+
+
+def test_csv_with_byte_order_mark_is_read(mini_mura: Path) -> None:
+    path = _csv(mini_mura, "train_labeled_studies.csv")
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert len(load_mura(mini_mura).studies) > 0
+
+
+def test_binary_csv(mini_mura: Path) -> None:
+    _csv(mini_mura, "train_image_paths.csv").write_bytes(b"\xff\xfe\x00garbage\x81\n")
+    with pytest.raises(MuraFormatError, match="train_image_paths.csv is not a text CSV"):
+        load_mura(mini_mura)
+
+
+def test_label_not_zero_or_one(mini_mura: Path) -> None:
+    _edit_lines(_csv(mini_mura, "valid_labeled_studies.csv"),
+                lambda lines: [lines[0].rsplit(",", 1)[0] + ",abnormal\n", *lines[1:]])
+    with pytest.raises(MuraFormatError, match="label 'abnormal' is not 0 or 1"):
+        load_mura(mini_mura)
+
+
+def test_study_listed_twice(mini_mura: Path) -> None:
+    _edit_lines(_csv(mini_mura, "train_labeled_studies.csv"), lambda lines: [*lines, lines[0]])
+    with pytest.raises(MuraFormatError, match="listed twice"):
+        load_mura(mini_mura)

@@ -95,5 +95,5 @@ def test_missing_default_table_message(tmp_path: Path) -> None:
         print(json.dumps({"msg": msg}))
     """, tmp_path)
     assert out["msg"] is not None
-    assert "python -m experiments.pretrain_backbones" in out["msg"]
+    assert "python -m experiments.pretrain_backbones --export-default" in out["msg"]
     assert "LogitsTable.from_arrays" in out["msg"]

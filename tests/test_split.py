@@ -48,3 +48,11 @@ def test_deterministic_in_seed(studies: pd.DataFrame) -> None:
 def test_bad_fraction(studies: pd.DataFrame) -> None:
     with pytest.raises(ValueError, match="tune_fraction"):
         split_train_tune(studies, tune_fraction=0.9)
+
+
+def test_fraction_must_be_one_over_n(studies: pd.DataFrame) -> None:
+    with pytest.raises(ValueError, match="not 1/n"):
+        split_train_tune(studies, tune_fraction=0.3)
+    share = (split_train_tune(studies, tune_fraction=0.25) == "tune").sum() / (
+        studies["split"] == "train").sum()
+    assert 0.2 < share < 0.3

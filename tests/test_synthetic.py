@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from pathlib import Path
 
@@ -117,6 +118,8 @@ def test_findings_change_the_picture(kind_check: str) -> None:
         spec = sample_study("FOREARM", 1, 1, seed=5, study_index=i)
         if spec.kind == kind_check and spec.shows[0]:
             break
+    else:
+        pytest.fail(f"no {kind_check} study among the first 200")
     from mura_env import synthetic_render
     from mura_env.synthetic import sample_view
 
@@ -174,3 +177,25 @@ def test_contact_sheet(mini_mura: Path) -> None:
         assert im.width >= 3 * 64 and im.height >= 7 * 64
         pixels = np.asarray(im)
     assert pixels.std() > 10  # not blank
+
+
+def test_older_generator_version_is_remade(tmp_path: Path) -> None:
+    root = generate(tmp_path, scale=0.001, seed=1, workers=1, progress=False)
+    manifest = json.loads((root / "SYNTHETIC.json").read_text())
+    manifest["generator_version"] -= 1
+    (root / "SYNTHETIC.json").write_text(json.dumps(manifest))
+    generate(tmp_path, scale=0.001, seed=1, workers=1, progress=False)
+    assert read_manifest(tmp_path)["generator_version"] == manifest["generator_version"] + 1
+
+
+def test_failed_build_leaves_nothing_behind(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import mura_env.synthetic as synthetic
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(synthetic, "_write_study", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        generate(tmp_path, scale=0.001, seed=1, workers=1, progress=False)
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,67 @@
+"""``python -m experiments.pretrain_backbones`` end to end on a tiny synthetic data set."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from backbones.registry import UnknownModelError
+from experiments import pretrain_backbones
+from mura_env.data import load_mura
+from mura_env.logits import LogitsTable
+
+
+@pytest.fixture(scope="module")
+def run(_mini_source: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("pretrain") / "run"
+    argv = ["--data-root", str(_mini_source), "--out", str(out),
+            "--models", "attention_resnet", "resnet18", "--image-size", "32", "48",
+            "--epochs", "1", "--batch-size", "16",
+            "--cache-dir", str(out.parent / "cache"), "--no-progress"]
+    assert pretrain_backbones.main(argv) == 0
+    return out
+
+
+def test_run_folder_has_every_output(run: Path) -> None:
+    for name in ("config.json", "logits.parquet", "logits.manifest.json", "metrics.csv",
+                 "diversity.json"):
+        assert (run / name).is_file(), name
+    for model in ("attention_resnet", "resnet18"):
+        assert (run / model / "checkpoint.pth").is_file()
+        assert (run / model / "best.pth").is_file()
+        assert any((run / model / "tb").glob("events.out.tfevents.*"))
+    config = json.loads((run / "config.json").read_text())
+    assert config["models"] == ["attention_resnet", "resnet18"]
+    assert config["image_size"] == [32, 48]
+
+
+def test_logits_for_every_study_of_train_tune_valid(run: Path, _mini_source: Path) -> None:
+    table = LogitsTable.load(run / "logits.parquet")
+    data = load_mura(_mini_source)
+    assert list(table.model_names) == ["attention_resnet", "resnet18"]
+    assert table.logits.shape == (len(data.studies), 2, 2)
+    assert set(table.studies["split"]) == {"train", "tune", "valid"}
+    assert list(table.studies["study_id"]) == list(data.studies["study_id"])
+    assert table.data_fingerprint == data.fingerprint
+    configs = table.model_configs
+    assert configs["resnet18"]["image_size"] == 48
+    assert len(configs["resnet18"]["checkpoint_sha256"]) == 64
+
+
+def test_metrics_table(run: Path) -> None:
+    metrics = pd.read_csv(run / "metrics.csv")
+    assert set(metrics["model"]) == {"attention_resnet", "resnet18"}
+    assert set(metrics["split"]) == {"tune", "valid"}
+    assert {"accuracy", "kappa"} <= set(metrics["metric"])
+    assert "ALL" in set(metrics["body_part"]) and metrics["body_part"].nunique() > 1
+    report = json.loads((run / "diversity.json").read_text())
+    assert 0 <= report["disagreement"] <= 1
+    assert report["oracle_accuracy"] >= max(report["member_accuracy"].values())
+
+
+def test_unknown_model_lists_valid_ones(tmp_path: Path) -> None:
+    with pytest.raises(UnknownModelError, match="valid models: .*attention_resnet"):
+        pretrain_backbones.main(["--models", "vgg99", "--out", str(tmp_path / "x")])
