@@ -39,7 +39,7 @@ from mura_env.synthetic_anatomy import TEMPLATES, Anatomy, Capsule, Shape
 from mura_env.synthetic_plan import plan_dataset, study_relpath
 from mura_env.synthetic_render import Finding, View, render
 
-GENERATOR_VERSION = 5
+GENERATOR_VERSION = 6
 MANIFEST_NAME = "SYNTHETIC.json"
 SYNTHETIC_NOTE = (
     "Synthetic MURA-format data made by mura-rl (python -m mura_env.synthetic). These are "
@@ -66,7 +66,7 @@ FINDING_MIX: dict[str, dict[str, float]] = {
               "narrowing": 0.1},
 }
 VIEW_SQUASH = (1.0, 0.45, 0.75)  # AP, lateral, oblique
-SHOW_FINDING_P = 0.95  # chance that a view of an abnormal study shows its finding
+SHOW_FINDING_P = 1.0  # chance that a view of an abnormal study shows its finding
 GROWTH_PLATE_P = 0.2
 _PNG_TEXT = b"Source\x00mura-rl synthetic MURA-format data (not a radiograph of a person)"
 
@@ -101,10 +101,10 @@ def sample_study(part: str, label: int, n_images: int, seed: int, study_index: i
     gap = rng.uniform(-0.5, 0.05) if kind == "narrowing" else rng.uniform(1.0, 1.4)
     anatomy = TEMPLATES[part](rng, gap)
     if kind == "swelling":
-        grow = rng.uniform(1.6, 2.0)
+        grow = rng.uniform(1.7, 2.1)
         anatomy.soft = [_swollen(s, grow) for s in anatomy.soft]
     elif kind == "osteopenia":
-        thin = rng.uniform(0.4, 0.55)
+        thin = rng.uniform(0.3, 0.45)
         anatomy.bones = [replace(b, density=b.density * thin, cortex=b.cortex * 0.6)
                          for b in anatomy.bones]
     findings: list[Finding] = []
@@ -113,7 +113,7 @@ def sample_study(part: str, label: int, n_images: int, seed: int, study_index: i
         if kind == "fracture":
             findings.append(Finding(
                 "fracture", bone, t=rng.uniform(0.25, 0.75), angle=rng.uniform(-0.6, 0.6),
-                width=rng.uniform(6.0, 12.0),
+                width=rng.uniform(8.0, 14.0),
                 offset=0.0 if rng.random() < 0.3 else rng.uniform(0.5, 1.1) * rng.choice([-1, 1])))
         elif kind == "lesion":
             findings.append(Finding(

@@ -97,3 +97,25 @@ def test_missing_default_table_message(tmp_path: Path) -> None:
     assert out["msg"] is not None
     assert "python -m experiments.pretrain_backbones --export-default" in out["msg"]
     assert "LogitsTable.from_arrays" in out["msg"]
+
+
+def test_builtin_default_table_works_out_of_the_box() -> None:
+    """The package ships a default table: make() with no kwargs passes both env checkers."""
+    import warnings
+
+    import gymnasium as gym
+    from gymnasium.utils.env_checker import check_env as gym_check
+    from stable_baselines3.common.env_checker import check_env as sb3_check
+
+    import mura_env  # noqa: F401
+    from mura_env.logits import DEFAULT_LOGITS_PATH, LogitsTable
+
+    table = LogitsTable.load(DEFAULT_LOGITS_PATH)
+    assert set(table.studies["split"]) == {"train", "tune", "valid"}
+    env = gym.make("MuraWeighting-v0")
+    assert env.observation_space.shape == (2 * table.n_models + 7,)
+    assert env.unwrapped.n_studies == int((table.studies["split"] == "tune").sum())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gym_check(env.unwrapped, skip_render_check=True)
+        sb3_check(env.unwrapped, warn=True)
