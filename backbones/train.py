@@ -36,6 +36,7 @@ from backbones.data import CachedImages, class_weights
 from backbones.infer import aggregate_studies, predict_logits
 from backbones.registry import build_model, get_spec
 from backbones.transforms import eval_transform, train_transform
+from mura_env.atomic import atomic_write
 from mura_env.data import load_mura
 
 CHECKPOINT = "checkpoint.pth"
@@ -98,13 +99,7 @@ def _distributed(device_arg: str) -> tuple[int, int, torch.device]:
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def _jsonable_args(args: argparse.Namespace) -> dict[str, Any]:

@@ -21,7 +21,6 @@ Synthetic data: results on it say nothing about clinical performance.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 import time
@@ -41,7 +40,8 @@ from backbones.ensemble_report import diversity_report
 from backbones.infer import aggregate_studies, predict_logits
 from backbones.registry import build_model, get_spec
 from backbones.transforms import eval_transform
-from mura_env.config_cli import atomic_write_bytes, parse_config, save_config
+from mura_env.atomic import atomic_write_bytes, file_sha256
+from mura_env.config_cli import parse_config, save_config
 from mura_env.data import MuraData, load_mura
 from mura_env.synthetic import generate
 
@@ -137,14 +137,6 @@ def _train_args(cfg: PretrainConfig, data_root: Path, model: str, size: int,
     return train_mod.get_args_parser().parse_args(argv)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def study_logits(data: MuraData, model_name: str, size: int, checkpoint: Path,
                  cfg: PretrainConfig, device: torch.device) -> tuple[np.ndarray, list[str]]:
     """Study-level logits ``(S, 2)`` of one trained model for every study of ``data`` (all
@@ -202,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
                         "batch_size": cfg.batch_size, "lr": cfg.lr, "seed": cfg.seed,
                         "best_epoch": result["best_epoch"],
                         "best_tune_kappa": result["best_tune_kappa"],
-                        "checkpoint": str(best), "checkpoint_sha256": _sha256(best)})
+                        "checkpoint": str(best), "checkpoint_sha256": file_sha256(best)})
         timings[model] = time.perf_counter() - t0
         print(f"{model} ({size}px): best tune kappa {result['best_tune_kappa']:.3f} at epoch "
               f"{result['best_epoch'] + 1}, {timings[model]:.0f} s")

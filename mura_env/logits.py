@@ -17,10 +17,8 @@ creation time, the package version and the Parquet file's sha256. Loading checks
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mura_env.atomic import atomic_write, file_sha256
 from mura_env.constants import BODY_PARTS, SPLITS, STUDY_COLUMNS
 
 #: Format name and version written to (and required in) every manifest.
@@ -73,31 +72,6 @@ def _package_version() -> str:
     from mura_env import __version__
 
     return __version__
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    """Call ``write(tmp_path)`` on a temporary file in ``path``'s folder, then rename it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _normalize_studies(studies: pd.DataFrame, where: str) -> pd.DataFrame:
@@ -406,11 +380,11 @@ class LogitsTable:
 
         def write_parquet(tmp: str) -> None:
             pq.write_table(table, tmp)
-            digest["sha"] = _sha256(Path(tmp))
+            digest["sha"] = file_sha256(tmp)
 
-        _atomic_write(path, write_parquet)
+        atomic_write(path, write_parquet)
         text = json.dumps(self.manifest(path.name, digest["sha"]), indent=2) + "\n"
-        _atomic_write(manifest_path(path), lambda tmp: Path(tmp).write_text(text))
+        atomic_write(manifest_path(path), lambda tmp: Path(tmp).write_text(text))
         return path
 
     @classmethod
@@ -457,7 +431,7 @@ class LogitsTable:
                 f"{where}: manifest format {manifest['format']!r} v{manifest['format_version']}"
                 f" is not {MANIFEST_FORMAT!r} v{MANIFEST_VERSION}; re-save the table."
             )
-        sha = _sha256(path)
+        sha = file_sha256(path)
         if sha != manifest["parquet_sha256"]:
             raise LogitsTableError(
                 f"{where}: the manifest {mpath} does not match the file (sha256 {sha[:12]}... "

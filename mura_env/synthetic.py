@@ -33,7 +33,8 @@ import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 from tqdm.auto import tqdm
 
-from mura_env.config_cli import atomic_write_bytes, parse_config
+from mura_env.atomic import atomic_write_bytes
+from mura_env.config_cli import parse_config
 from mura_env.constants import BODY_PARTS, MURA_DIRNAME
 from mura_env.synthetic_anatomy import TEMPLATES, Anatomy, Capsule, Shape
 from mura_env.synthetic_plan import plan_dataset, study_relpath

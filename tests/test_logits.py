@@ -14,6 +14,7 @@ from env_fixtures import studies_frame, tiny_table
 
 import mura_env
 import mura_env.logits as logits_mod
+from mura_env.atomic import file_sha256
 from mura_env.constants import STUDY_COLUMNS
 from mura_env.logits import (
     LogitsTable,
@@ -174,7 +175,7 @@ def _rewrite(path: Path, arrow: pa.Table) -> None:
     pq.write_table(arrow, path)
     mpath = manifest_path(path)
     manifest = json.loads(mpath.read_text())
-    manifest["parquet_sha256"] = logits_mod._sha256(path)
+    manifest["parquet_sha256"] = file_sha256(path)
     mpath.write_text(json.dumps(manifest))
 
 
