@@ -186,6 +186,11 @@ def build_model(name: str, num_classes: int = 2, weights: str | None = None) -> 
     """
     spec = get_spec(name)
     model = spec.build(num_classes)
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            # torchvision's MobileNet/EfficientNet use 0.01, which leaves the running statistics
+            # far behind the weights in short trainings; 0.1 is PyTorch's default.
+            module.momentum = 0.1
     if weights:
         _load_weights(model, spec, weights)
     return model

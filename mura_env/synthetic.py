@@ -40,7 +40,7 @@ from mura_env.synthetic_anatomy import TEMPLATES, Anatomy, Capsule, Shape
 from mura_env.synthetic_plan import plan_dataset, study_relpath
 from mura_env.synthetic_render import Finding, View, render
 
-GENERATOR_VERSION = 6
+GENERATOR_VERSION = 7
 MANIFEST_NAME = "SYNTHETIC.json"
 SYNTHETIC_NOTE = (
     "Synthetic MURA-format data made by mura-rl (python -m mura_env.synthetic). These are "
@@ -53,17 +53,17 @@ SYNTHETIC_NOTE = (
 #: swelling (soft tissue) and osteopenia (less dense bone) change the whole picture at low
 #: contrast.
 FINDING_MIX: dict[str, dict[str, float]] = {
-    "ELBOW": {"fracture": 0.3, "swelling": 0.3, "hardware": 0.15, "narrowing": 0.15,
+    "ELBOW": {"swelling": 0.35, "fracture": 0.25, "hardware": 0.15, "narrowing": 0.15,
               "lesion": 0.1},
-    "FINGER": {"fracture": 0.35, "narrowing": 0.25, "swelling": 0.25, "lesion": 0.1,
+    "FINGER": {"swelling": 0.35, "fracture": 0.3, "narrowing": 0.2, "lesion": 0.1,
                "hardware": 0.05},
-    "FOREARM": {"fracture": 0.35, "hardware": 0.35, "osteopenia": 0.2, "lesion": 0.1},
-    "HAND": {"fracture": 0.25, "narrowing": 0.25, "osteopenia": 0.25, "lesion": 0.15,
+    "FOREARM": {"osteopenia": 0.3, "hardware": 0.3, "fracture": 0.3, "lesion": 0.1},
+    "HAND": {"osteopenia": 0.35, "fracture": 0.25, "narrowing": 0.2, "lesion": 0.1,
              "hardware": 0.1},
-    "HUMERUS": {"fracture": 0.35, "hardware": 0.3, "lesion": 0.25, "osteopenia": 0.1},
-    "SHOULDER": {"hardware": 0.3, "narrowing": 0.2, "fracture": 0.2, "osteopenia": 0.2,
-                 "lesion": 0.1},
-    "WRIST": {"fracture": 0.35, "hardware": 0.2, "osteopenia": 0.2, "swelling": 0.15,
+    "HUMERUS": {"hardware": 0.3, "fracture": 0.3, "osteopenia": 0.25, "lesion": 0.15},
+    "SHOULDER": {"osteopenia": 0.3, "hardware": 0.3, "narrowing": 0.2, "fracture": 0.15,
+                 "lesion": 0.05},
+    "WRIST": {"fracture": 0.3, "osteopenia": 0.25, "swelling": 0.2, "hardware": 0.15,
               "narrowing": 0.1},
 }
 VIEW_SQUASH = (1.0, 0.45, 0.75)  # AP, lateral, oblique
