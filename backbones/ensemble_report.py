@@ -1,4 +1,4 @@
-"""Is the frozen ensemble worth weighting? Diversity figures of study-level logits.
+"""Is the frozen ensemble worth weighting? Diversity figures of the members' probabilities.
 
 For a split: each member's accuracy, the share of studies on which members disagree, the
 oracle (a study counts as right if any member is right), the uniform average of members'
@@ -13,21 +13,14 @@ import numpy as np
 import pandas as pd
 
 
-def member_probabilities(logits: np.ndarray) -> np.ndarray:
-    """Abnormality probability of every member: ``(S, K, 2)`` logits -> ``(S, K)`` float64."""
-    z = logits.astype(np.float64)
-    z = z - z.max(axis=2, keepdims=True)
-    e = np.exp(z)
-    return e[:, :, 1] / e.sum(axis=2)
-
-
-def diversity_report(studies: pd.DataFrame, logits: np.ndarray,
+def diversity_report(studies: pd.DataFrame, prob: np.ndarray,
                      model_names: list[str]) -> dict[str, Any]:
     """Diversity of an ensemble on some studies.
 
     Args:
         studies: studies table (``label``, ``body_part``), ``S`` rows.
-        logits: float ``(S, K, 2)`` study-level logits of the ``K`` members.
+        prob: float ``(S, K)`` abnormality probabilities of the ``K`` members
+            (``LogitsTable.abnormal_probabilities()``).
         model_names: the ``K`` member names.
 
     Returns:
@@ -37,7 +30,6 @@ def diversity_report(studies: pd.DataFrame, logits: np.ndarray,
         ``best_member_per_body_part`` (part -> name) and ``distinct_best_members``.
     """
     label = studies["label"].to_numpy()
-    prob = member_probabilities(logits)
     pred = (prob > 0.5).astype(int)
     correct = pred == label[:, None]
     avg_pred = (prob.mean(axis=1) > 0.5).astype(int)

@@ -80,6 +80,13 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     return p
 
 
+def resolve_device(device_arg: str) -> torch.device:
+    """The device of a single-process run: ``auto`` is CUDA when available, else the CPU."""
+    if device_arg == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device_arg)
+
+
 def _distributed(device_arg: str) -> tuple[int, int, torch.device]:
     """(rank, world size, device); initialises the process group under torchrun."""
     want_cuda = device_arg.startswith("cuda") or (device_arg == "auto"
@@ -93,9 +100,7 @@ def _distributed(device_arg: str) -> tuple[int, int, torch.device]:
             torch.cuda.set_device(local)
             return rank, world, torch.device("cuda", local)
         return rank, world, torch.device("cpu")
-    device = torch.device("cuda" if want_cuda and device_arg == "auto" else
-                          (device_arg if device_arg != "auto" else "cpu"))
-    return 0, 1, device
+    return 0, 1, resolve_device(device_arg)
 
 
 def _atomic_save(obj: Any, path: Path) -> None:

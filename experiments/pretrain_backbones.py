@@ -180,21 +180,21 @@ def main(argv: list[str] | None = None) -> int:
     members, member_logits, bad_images = [], [], set()
     configs: dict[str, dict[str, Any]] = {}
     timings: dict[str, float] = {}
+    device = train_mod.resolve_device(cfg.device)
     for model, size, epochs in zip(cfg.models, cfg.image_size, cfg.epochs, strict=True):
         t0 = time.perf_counter()
         args = _train_args(cfg, data_root, model, size, epochs)
         result = train_mod.main(args)
         best = Path(result["best_checkpoint"])
-        _, device = train_mod._distributed(cfg.device)[1:]
         logits, bad = study_logits(data, model, size, best, cfg, device)
         bad_images |= set(bad)
         members.append(model)
         member_logits.append(logits)
-        configs[model] = ({"name": model, "image_size": size, "epochs": epochs,
-                        "batch_size": cfg.batch_size, "lr": cfg.lr, "seed": cfg.seed,
-                        "best_epoch": result["best_epoch"],
-                        "best_tune_kappa": result["best_tune_kappa"],
-                        "checkpoint": str(best), "checkpoint_sha256": file_sha256(best)})
+        configs[model] = {"name": model, "image_size": size, "epochs": epochs,
+                          "batch_size": cfg.batch_size, "lr": cfg.lr, "seed": cfg.seed,
+                          "best_epoch": result["best_epoch"],
+                          "best_tune_kappa": result["best_tune_kappa"],
+                          "checkpoint": str(best), "checkpoint_sha256": file_sha256(best)}
         timings[model] = time.perf_counter() - t0
         print(f"{model} ({size}px): best tune kappa {result['best_tune_kappa']:.3f} at epoch "
               f"{result['best_epoch'] + 1}, {timings[model]:.0f} s")
@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_bytes(cfg.out / "metrics.csv", metrics.to_csv(index=False).encode())
 
     valid = (data.studies["split"] == "valid").to_numpy()
-    report = diversity_report(data.studies[valid], logits[valid], members)
+    report = diversity_report(data.studies[valid], probabilities[valid], members)
     report.update({"wall_seconds": time.perf_counter() - start, "model_seconds": timings,
                    "bad_images": len(bad_images), "synthetic": cfg.data_root is None})
     atomic_write_bytes(cfg.out / "diversity.json", (json.dumps(report, indent=2) + "\n").encode())
