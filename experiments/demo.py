@@ -8,6 +8,10 @@ patient-level train/tune split and prints the per-split, per-body-part summary. 
 Stage ``pretrain``: ``python -m experiments.pretrain_backbones`` with its quick profile on the
 same data, into ``--pretrain-out`` (default ``runs/pretrain/<time>``).
 
+Stage ``compare``: ``python -m experiments.compare`` on that run's logits table (or, without
+the pretrain stage, the newest one), every agent over ``--seeds`` seeds and every baseline,
+into ``--compare-out`` (default ``runs/compare/<time>``).
+
 Synthetic data: results on it say nothing about clinical performance.
 """
 
@@ -15,14 +19,17 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from experiments import pretrain_backbones
+from experiments import compare, pretrain_backbones
 from mura_env.atomic import atomic_write_bytes
 from mura_env.config_cli import parse_config, save_config
 from mura_env.data import load_mura, summarize
 from mura_env.synthetic import contact_sheet, generate
+
+STAGES = ("data", "pretrain", "compare")
 
 
 @dataclass
@@ -37,18 +44,21 @@ class DemoConfig:
                                  metadata={"help": "share of train patients moved to tune"})
     workers: int = field(default=os.cpu_count() or 1, metadata={"help": "generator processes"})
     out: Path = field(default=Path("runs/demo"), metadata={"help": "output folder"})
-    stages: tuple[str, ...] = field(default=("data", "pretrain"),
-                                    metadata={"help": "stages to run: data, pretrain"})
+    stages: tuple[str, ...] = field(default=STAGES,
+                                    metadata={"help": "stages to run: " + ", ".join(STAGES)})
     pretrain_out: Path | None = field(default=None, metadata={
         "help": "pretraining run folder (default runs/pretrain/<time>)"})
+    seeds: int = field(default=3, metadata={"help": "seeds per agent in the compare stage"})
+    compare_out: Path | None = field(default=None, metadata={
+        "help": "comparison folder (default runs/compare/<time>)"})
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the demo; returns the exit status."""
     cfg = parse_config(DemoConfig, argv)
-    unknown = set(cfg.stages) - {"data", "pretrain"}
+    unknown = set(cfg.stages) - set(STAGES)
     if unknown:
-        raise SystemExit(f"unknown stage(s) {sorted(unknown)}; valid: data, pretrain")
+        raise SystemExit(f"unknown stage(s) {sorted(unknown)}; valid: {', '.join(STAGES)}")
     try:
         root = generate(cfg.data_dir, scale=cfg.scale, seed=cfg.seed, workers=cfg.workers)
         data = load_mura(cfg.data_dir, tune_fraction=cfg.tune_fraction, seed=cfg.seed)
@@ -67,12 +77,21 @@ def main(argv: list[str] | None = None) -> int:
     print(f"contact sheet: {sheet}")
     print(table.to_string(index=False))
     print(f"wrote {cfg.out}/config.json, summary.csv, studies.csv")
+    logits_argv: list[str] = []
     if "pretrain" in cfg.stages:
+        pre_out = cfg.pretrain_out or Path("runs/pretrain") / time.strftime("%Y%m%d-%H%M%S")
         argv_pre = ["--synthetic-dir", str(cfg.data_dir), "--scale", str(cfg.scale),
-                    "--seed", str(cfg.seed), "--tune-fraction", str(cfg.tune_fraction)]
-        if cfg.pretrain_out is not None:
-            argv_pre += ["--out", str(cfg.pretrain_out)]
-        return pretrain_backbones.main(argv_pre)
+                    "--seed", str(cfg.seed), "--tune-fraction", str(cfg.tune_fraction),
+                    "--out", str(pre_out)]
+        rc = pretrain_backbones.main(argv_pre)
+        if rc:
+            return rc
+        logits_argv = ["--logits", str(pre_out / "logits.parquet")]
+    if "compare" in cfg.stages:
+        argv_cmp = [*logits_argv, "--seeds", str(cfg.seeds)]
+        if cfg.compare_out is not None:
+            argv_cmp += ["--out", str(cfg.compare_out)]
+        return compare.main(argv_cmp)
     return 0
 
 

@@ -48,3 +48,21 @@ def test_parse_config_types() -> None:
     assert parse_config(_Cfg, ["--path", "p"]) == _Cfg(path=Path("p"))
     with pytest.raises(SystemExit):
         parse_config(_Cfg, [])  # --path is required
+
+
+def test_demo_chains_pretrain_into_compare(tmp_path: Path, monkeypatch) -> None:
+    calls: dict[str, list[str]] = {}
+    monkeypatch.setattr(demo.pretrain_backbones, "main",
+                        lambda argv: calls.setdefault("pretrain", argv) and 0)
+    monkeypatch.setattr(demo.compare, "main", lambda argv: calls.setdefault("compare", argv)
+                        and 0)
+    pre = tmp_path / "pre"
+    argv = ["--data-dir", str(tmp_path / "data"), "--scale", "0.002", "--workers", "1",
+            "--out", str(tmp_path / "run"), "--pretrain-out", str(pre), "--seeds", "2",
+            "--compare-out", str(tmp_path / "cmp")]
+    assert demo.main(argv) == 0
+    assert calls["pretrain"][calls["pretrain"].index("--out") + 1] == str(pre)
+    assert calls["compare"] == ["--logits", str(pre / "logits.parquet"), "--seeds", "2",
+                                "--out", str(tmp_path / "cmp")]
+    with pytest.raises(SystemExit, match="valid: data, pretrain, compare"):
+        demo.main(argv + ["--stages", "agents"])

@@ -1,0 +1,237 @@
+"""Evaluate a policy or a baseline on a whole split of the logits table, MURA's way.
+
+A *policy* maps env observations to actions (float32 ``[n, 2K + 7]`` -> ``[n, K]``); it is run
+on :class:`~mura_env.vector_env.MuraWeightingVectorEnv` in ``sweep`` mode with one
+sub-environment per study, so one step answers every study of the split exactly once through
+the env's own action -> weights -> probability mapping. A *baseline* (see
+:mod:`agents.baselines`) gives probabilities (and, where it has them, weights) directly.
+Both end in :func:`mura_env.metrics.study_metrics`: accuracy, Cohen's kappa, AUROC,
+sensitivity and specificity, overall and per body part, with bootstrap confidence intervals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mura_env.constants import BODY_PARTS
+from mura_env.env import WeightingProblem
+from mura_env.logits import LogitsTable
+from mura_env.metrics import OVERALL, study_metrics
+from mura_env.vector_env import MuraWeightingVectorEnv
+
+#: observations float32 ``[n, 2K + 7]`` -> actions float ``[n, K]``.
+Policy = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass
+class Evaluation:
+    """Results of one method on one split.
+
+    Attributes:
+        name: the method's name.
+        split: the split evaluated.
+        metrics: :func:`~mura_env.metrics.study_metrics` table (``body_part``, ``metric``,
+            ``value``, ``ci_low``, ``ci_high``, ``n_studies``, ``n_abnormal``).
+        mean_weights: mean ensemble weight per body part, DataFrame indexed by body part
+            (``"ALL"`` first) with one column per model; None for methods without weights
+            (stacking).
+        study_ids: object ``[n]``; labels, predictions int64 ``[n]``; probabilities float64
+            ``[n]``; weights float64 ``[n, K]`` or None.
+        fit_time: seconds the method took to fit (baselines), NaN when not measured.
+    """
+
+    name: str
+    split: str
+    metrics: pd.DataFrame
+    mean_weights: pd.DataFrame | None
+    study_ids: np.ndarray
+    labels: np.ndarray
+    probabilities: np.ndarray
+    predictions: np.ndarray
+    weights: np.ndarray | None
+    fit_time: float = float("nan")
+
+    def value(self, metric: str, body_part: str = OVERALL) -> float:
+        """One number of the metrics table, e.g. ``value("kappa", "WRIST")``."""
+        row = self.metrics[(self.metrics.metric == metric)
+                           & (self.metrics.body_part == body_part)]
+        return float(row["value"].iloc[0]) if len(row) else float("nan")
+
+    def summary(self) -> dict[str, Any]:
+        """The ``metrics.json`` layout: ``split``, ``accuracy``, ``kappa``, ``auroc`` (overall
+        numbers), ``ci`` (``{metric: [low, high]}``), ``per_body_part`` (``{part: {metric:
+        value}}``) and ``mean_weights`` (``{part: {model: weight}}`` or None)."""
+        m = self.metrics
+        overall = m[m.body_part == OVERALL].set_index("metric")
+        per_part = {
+            part: {metric: _num(v) for metric, v in grp.set_index("metric")["value"].items()}
+            for part, grp in m[m.body_part != OVERALL].groupby("body_part", sort=False)
+        }
+        return {
+            "method": self.name,
+            "split": self.split,
+            "n_studies": int(len(self.labels)),
+            "accuracy": _num(overall.loc["accuracy", "value"]),
+            "kappa": _num(overall.loc["kappa", "value"]),
+            "auroc": _num(overall.loc["auroc", "value"]),
+            "ci": {metric: [_num(overall.loc[metric, "ci_low"]),
+                            _num(overall.loc[metric, "ci_high"])] for metric in overall.index},
+            "per_body_part": per_part,
+            "mean_weights": None if self.mean_weights is None else {
+                part: {k: _num(v) for k, v in row.items()}
+                for part, row in self.mean_weights.iterrows()},
+        }
+
+
+def _num(v: Any) -> float | None:
+    v = float(v)
+    return v if np.isfinite(v) else None
+
+
+def mean_weights_per_part(weights: np.ndarray, body_parts: np.ndarray,
+                          model_names: tuple[str, ...]) -> pd.DataFrame:
+    """Mean of ``weights`` (float ``[n, K]``) over all studies and per body part.
+
+    Returns a DataFrame indexed by ``"ALL"`` then the body parts present (``BODY_PARTS``
+    order), one float column per model."""
+    rows = {OVERALL: weights.mean(axis=0)}
+    for part in BODY_PARTS:
+        mask = body_parts == part
+        if mask.any():
+            rows[part] = weights[mask].mean(axis=0)
+    return pd.DataFrame.from_dict(rows, orient="index", columns=list(model_names))
+
+
+def _finish(name: str, pb: WeightingProblem, probabilities: np.ndarray,
+            predictions: np.ndarray, weights: np.ndarray | None, n_bootstrap: int,
+            seed: int) -> Evaluation:
+    metrics = study_metrics(pb.labels, probabilities, pb.body_parts, predictions=predictions,
+                            n_bootstrap=n_bootstrap, seed=seed)
+    mean_w = None if weights is None else mean_weights_per_part(weights, pb.body_parts,
+                                                                 pb.model_names)
+    split = pb.table.studies["split"].iloc[0] if pb.n_studies else ""
+    return Evaluation(name=name, split=str(split), metrics=metrics, mean_weights=mean_w,
+                      study_ids=pb.study_ids, labels=pb.labels,
+                      probabilities=np.asarray(probabilities, dtype=np.float64),
+                      predictions=np.asarray(predictions, dtype=np.int64),
+                      weights=None if weights is None else np.asarray(weights, np.float64))
+
+
+def run_policy(policy: Policy, logits: LogitsTable | str | None = None, split: str = "valid",
+               **env_kwargs: Any) -> dict[str, np.ndarray]:
+    """Answer every study of ``split`` once with ``policy`` through the vector env (sweep).
+
+    Args:
+        policy: observations float32 ``[n, 2K + 7]`` -> actions float ``[n, K]``.
+        logits: a table, a path, or None for the built-in default.
+        split: the split to answer.
+        env_kwargs: other ``MuraWeighting-v0`` arguments (``action_scale``, ``temperature``,
+            ``threshold``, ``models``, ``body_parts``; ``reward`` is irrelevant here).
+
+    Returns:
+        The sweep's per-study arrays in table order: ``weights`` float32 ``[n, K]``,
+        ``probability`` float32 ``[n]``, ``prediction`` int8 ``[n]``, ``correct`` bool
+        ``[n]``, plus ``observations`` float32 ``[n, 2K + 7]`` and the env itself
+        (``"env"``).
+    """
+    env_kwargs = {k: v for k, v in env_kwargs.items() if k not in ("sampling", "num_envs",
+                                                                    "studies_per_episode")}
+    probe = WeightingProblem(logits, split, **env_kwargs)
+    env = MuraWeightingVectorEnv(probe.n_studies, logits=probe.table, split=split,
+                                 sampling="sweep", **env_kwargs)
+    obs, _ = env.reset(seed=0)
+    actions = np.asarray(policy(obs), dtype=np.float32)
+    _, _, _, _, info = env.step(actions)
+    fi = info["final_info"]
+    order = np.argsort(fi["study_index"], kind="stable")
+    if not np.array_equal(fi["study_index"][order], np.arange(env.n_studies)):
+        raise RuntimeError("sweep did not answer every study exactly once")  # pragma: no cover
+    out = {key: np.asarray(fi[key])[order] for key in ("weights", "probability", "prediction",
+                                                         "correct")}
+    out["observations"] = obs[order]
+    out["env"] = env
+    return out
+
+
+def evaluate_policy(policy: Policy, logits: LogitsTable | str | None = None,
+                    split: str = "valid", name: str = "policy", n_bootstrap: int = 1000,
+                    seed: int = 0, **env_kwargs: Any) -> Evaluation:
+    """Evaluate ``policy`` on every study of ``split`` (see :func:`run_policy`).
+
+    Returns an :class:`Evaluation`; its predictions are the env's own (``p > threshold``).
+    """
+    res = run_policy(policy, logits, split, **env_kwargs)
+    pb = res["env"].problem
+    return _finish(name, pb, res["probability"], res["prediction"], res["weights"],
+                   n_bootstrap, seed)
+
+
+def evaluate_baseline(baseline: Any, logits: LogitsTable | str | None = None,
+                      split: str = "valid", n_bootstrap: int = 1000, seed: int = 0,
+                      **env_kwargs: Any) -> Evaluation:
+    """Evaluate a fitted baseline (see :mod:`agents.baselines`) on every study of ``split``.
+
+    ``baseline.predict(problem)`` gives ``(probabilities float64 [n], weights [n, K] or
+    None)``; predictions are ``probabilities > threshold``.
+    """
+    env_kwargs = {k: v for k, v in env_kwargs.items() if k not in ("sampling", "num_envs",
+                                                                    "studies_per_episode")}
+    pb = WeightingProblem(logits, split, **env_kwargs)
+    prob, weights = baseline.predict(pb)
+    pred = (np.asarray(prob) > pb.threshold).astype(np.int64)
+    return _finish(baseline.name, pb, prob, pred, weights, n_bootstrap, seed)
+
+
+def seed_mean_interval(labels: np.ndarray, predictions: np.ndarray,
+                       metrics: tuple[str, ...] = ("accuracy", "kappa"),
+                       n_bootstrap: int = 1000, confidence: float = 0.95, seed: int = 0,
+                       reference: np.ndarray | None = None) -> dict[str, tuple[float, float]]:
+    """Bootstrap interval of a metric averaged over several runs (seeds) of one method, or of
+    its difference from a reference method (paired: both on the same resamples).
+
+    Each replicate resamples the studies once and averages the metric over the runs on that
+    same resample, so the interval reflects the uncertainty from the finite split for the
+    seed-averaged method (the spread over seeds is reported separately).
+
+    Args:
+        labels: int ``[n]`` 0/1 labels.
+        predictions: int ``[S, n]`` 0/1 predictions of ``S`` runs.
+        metrics: names from :data:`mura_env.metrics.METRICS` (``auroc`` not supported).
+        n_bootstrap, confidence, seed: as :func:`mura_env.metrics.study_metrics`.
+        reference: None, or int ``[T, n]`` predictions of a reference method's runs; then the
+            interval is of ``mean over S of metric - mean over T of the reference's metric``.
+
+    Returns:
+        ``{metric: (low, high)}`` percentile interval; NaN when undefined or ``n_bootstrap``
+        is 0.
+    """
+    from mura_env.metrics import weighted_metrics
+
+    y = np.asarray(labels, dtype=np.int64)
+    preds = np.atleast_2d(np.asarray(predictions, dtype=np.int64))
+    n = len(y)
+    if n_bootstrap <= 0:
+        return {m: (float("nan"), float("nan")) for m in metrics}
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(n_bootstrap, n))
+    counts = np.zeros((n_bootstrap, n))
+    np.add.at(counts, (np.arange(n_bootstrap)[:, None], idx), 1.0)
+    per_run = [weighted_metrics(y, p, counts) for p in preds]
+    per_ref = ([] if reference is None else
+               [weighted_metrics(y, p, counts)
+                for p in np.atleast_2d(np.asarray(reference, dtype=np.int64))])
+    alpha = (1.0 - confidence) / 2.0
+    out = {}
+    for m in metrics:
+        vals = np.mean([r[m] for r in per_run], axis=0)
+        if per_ref:
+            vals = vals - np.mean([r[m] for r in per_ref], axis=0)
+        vals = vals[np.isfinite(vals)]
+        out[m] = ((float(np.quantile(vals, alpha)), float(np.quantile(vals, 1 - alpha)))
+                  if len(vals) else (float("nan"), float("nan")))
+    return out

@@ -1,0 +1,158 @@
+"""Agent run folders: what ``experiments.train_agent`` writes and how to load it back.
+
+A run folder holds ``agent.json`` (the manifest below, written before training starts and
+rewritten at the end), the model (``model.pt`` for softmax-pg, ``model.zip`` for SB3; rewritten
+atomically at every evaluation, so a killed run leaves its last checkpoint loadable),
+``config.json``, ``metrics.json`` and ``tb/``.
+
+``agent.json``: ``algo``, ``model_file``, ``model_names``, ``data_fingerprint`` (of the data
+set behind the logits table), ``table_digest`` (of the table itself), ``env_kwargs`` (the
+action mapping: ``action_scale``, ``temperature``, ``threshold``, ...), ``env_steps`` and
+``finished``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agents.algos import get_algo
+from agents.baselines import softmax_weights
+from mura_env.atomic import atomic_write_bytes
+from mura_env.logits import LogitsTable
+
+MANIFEST = "agent.json"
+
+
+class AgentMismatchError(ValueError):
+    """A saved agent is used with a logits table other than the one it was trained on."""
+
+
+def table_digest(table: LogitsTable) -> str:
+    """sha256 (hex) of a table's study ids, models and logits: equal digests, equal tables."""
+    h = hashlib.sha256()
+    h.update("\n".join(table.studies["study_id"].astype(str)).encode())
+    h.update(("\n" + "\n".join(table.model_names)).encode())
+    h.update(np.ascontiguousarray(table.logits, dtype=np.float32).tobytes())
+    return h.hexdigest()
+
+
+def write_manifest(run_dir: str | os.PathLike[str], manifest: dict[str, Any]) -> Path:
+    """Write ``agent.json`` into ``run_dir`` atomically; returns its path."""
+    data = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+    return atomic_write_bytes(Path(run_dir) / MANIFEST, data.encode())
+
+
+@dataclass
+class SavedAgent:
+    """A trained agent loaded from its run folder.
+
+    Attributes:
+        algo: registry name (``softmax-pg``, ``ppo``, ...).
+        run_dir: the folder it came from.
+        model_names: the ``K`` ensemble members, in action order.
+        data_fingerprint: data set behind the table it was trained on (or None).
+        table_digest: :func:`table_digest` of that table.
+        env_kwargs: the env's action-mapping arguments it was trained with.
+        model: the policy object (a :class:`~agents.softmax_pg.SoftmaxPGAgent` or an SB3 model;
+            both have ``predict(obs, deterministic=True) -> (actions, state)``).
+        manifest: the whole ``agent.json``.
+    """
+
+    algo: str
+    run_dir: Path
+    model_names: tuple[str, ...]
+    data_fingerprint: str | None
+    table_digest: str
+    env_kwargs: dict[str, Any]
+    model: Any
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    def predict(self, observations: np.ndarray) -> np.ndarray:
+        """Deterministic actions: float32 ``[n, 2K + 7]`` observations -> float32 ``[n, K]``."""
+        obs = np.asarray(observations, dtype=np.float32)
+        actions, _ = self.model.predict(obs, deterministic=True)
+        return np.asarray(actions, dtype=np.float32).reshape(len(obs), -1)
+
+    def weights(self, observations: np.ndarray) -> np.ndarray:
+        """The env's ensemble weights for the deterministic actions: float32 ``[n, 2K + 7]``
+        -> float64 ``[n, K]``, rows summing to 1."""
+        coef = float(self.env_kwargs.get("action_scale", 3.0)) / float(
+            self.env_kwargs.get("temperature", 1.0))
+        return softmax_weights(self.predict(observations), coef)
+
+    def check_table(self, table: LogitsTable) -> None:
+        """Refuse a table the agent was not trained on.
+
+        Raises:
+            AgentMismatchError: another data set (data fingerprints differ), other models, or
+                other logits (e.g. backbones retrained on the same data).
+        """
+        where = f"The agent in {self.run_dir} ({self.algo})"
+        if (self.data_fingerprint and table.data_fingerprint
+                and self.data_fingerprint != table.data_fingerprint):
+            raise AgentMismatchError(
+                f"{where} was trained on logits of another data set (data fingerprint "
+                f"{self.data_fingerprint[:12]}..., this table's is "
+                f"{str(table.data_fingerprint)[:12]}...). Use the logits table it was trained "
+                "on, or train an agent on this one with `python -m experiments.train_agent "
+                "--logits PATH`.")
+        if tuple(table.model_names) != self.model_names:
+            raise AgentMismatchError(
+                f"{where} weights the models {list(self.model_names)}, but this table has "
+                f"{list(table.model_names)}. Train an agent on this table.")
+        if table_digest(table) != self.table_digest:
+            raise AgentMismatchError(
+                f"{where} was trained on another logits table (same models, other logits or "
+                "studies). Use the table it was trained on (see its config.json), or train an "
+                "agent on this one.")
+
+
+def load_model(algo: str, path: str | os.PathLike[str]) -> Any:
+    """Load the policy object saved at ``path`` for registry entry ``algo``."""
+    spec = get_algo(algo)
+    if spec.family == "native":
+        from agents.softmax_pg import SoftmaxPGAgent
+        return SoftmaxPGAgent.load(path)[0]
+    from agents.sb3 import load_sb3
+    return load_sb3(spec, path)
+
+
+def load_agent(run_dir: str | os.PathLike[str]) -> SavedAgent:
+    """Load the agent of a run folder written by ``experiments.train_agent``.
+
+    Works on a finished run and on one killed mid-training (its last checkpoint).
+
+    Raises:
+        FileNotFoundError: no folder, no ``agent.json``, or no model file yet.
+        ValueError: an ``agent.json`` that is not one.
+    """
+    run_dir = Path(run_dir)
+    path = run_dir / MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"No agent run at {run_dir}: expected {MANIFEST} written by "
+            "`python -m experiments.train_agent` (pass the run folder, e.g. "
+            "runs/agents/ppo_0_<time>).")
+    try:
+        manifest = json.loads(path.read_text())
+        algo = manifest["algo"]
+        model_file = run_dir / manifest["model_file"]
+        names = tuple(manifest["model_names"])
+        digest = manifest["table_digest"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{path} is not a valid agent manifest ({e!r}).") from e
+    if not model_file.is_file():
+        raise FileNotFoundError(
+            f"The agent run {run_dir} has no model file {model_file.name} yet (the run "
+            "stopped before its first checkpoint). Train again.")
+    return SavedAgent(algo=algo, run_dir=run_dir, model_names=names,
+                      data_fingerprint=manifest.get("data_fingerprint"), table_digest=digest,
+                      env_kwargs=dict(manifest.get("env_kwargs") or {}),
+                      model=load_model(algo, model_file), manifest=manifest)

@@ -1,0 +1,181 @@
+"""Stable-Baselines3 agents (PPO, A2C, SAC) on ``MuraWeighting-v0``.
+
+The env is the registered single env, vectorised by SB3's ``make_vec_env`` (``DummyVecEnv``
+with a ``Monitor`` per copy, so SB3 logs ``rollout/ep_rew_mean``). Logging is SB3's own
+TensorBoard logger (``stable_baselines3.common.logger.configure``, the machinery behind
+``tensorboard_log``) writing straight into the run's ``tb/`` folder. :class:`EvalCallback`
+adds ``eval/<metric>`` at a fixed env-step interval and saves the model each time, atomically,
+so a killed run leaves its last checkpoint loadable.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import stable_baselines3
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.logger import configure
+from tqdm import tqdm
+
+from agents.algos import AlgoSpec
+from mura_env.atomic import atomic_write
+from mura_env.env import MuraWeightingEnv
+
+#: Per-algorithm keyword arguments that differ from SB3's defaults (no value tuned on valid):
+#: rollouts of 2,048 studies for PPO; a smaller replay buffer and 500 warm-up steps for SAC
+#: (it takes one gradient step per ``n_envs`` studies).
+SB3_DEFAULTS: dict[str, dict[str, Any]] = {
+    "ppo": {"n_steps": 256, "batch_size": 256},
+    "a2c": {},
+    "sac": {"learning_starts": 500, "buffer_size": 100_000},
+}
+#: ``learn(log_interval=...)`` per algorithm (iterations for PPO/A2C, episodes for SAC).
+LOG_INTERVAL = {"ppo": 1, "a2c": 20, "sac": 1000}
+
+
+class EvalCallback(BaseCallback):
+    """Every ``eval_every`` env steps (and at the end): record ``eval/<name>`` for each item
+    of ``eval_fn(model)`` in SB3's logger, dump it at the current step, and call
+    ``checkpoint_fn(model, num_timesteps)``. Evaluation and checkpoint time is summed in
+    ``self.overhead`` (seconds) so callers can report training time alone."""
+
+    def __init__(self, eval_fn: Callable[[BaseAlgorithm], dict[str, float]] | None,
+                 eval_every: int,
+                 checkpoint_fn: Callable[[BaseAlgorithm, int], None] | None = None) -> None:
+        super().__init__()
+        self.eval_fn, self.eval_every, self.checkpoint_fn = eval_fn, int(eval_every), \
+            checkpoint_fn
+        self.next_eval = self.eval_every
+        self.overhead = 0.0
+        self.start = time.perf_counter()
+        self.history: list[dict[str, Any]] = []
+
+    def _on_training_start(self) -> None:
+        self.start = time.perf_counter()
+
+    def _evaluate(self) -> None:
+        t0 = time.perf_counter()
+        row: dict[str, Any] = {"env_steps": int(self.num_timesteps),
+                               "wall_time": t0 - self.start - self.overhead}
+        buf = self.model.ep_info_buffer
+        row["ep_rew_mean"] = (float(np.mean([e["r"] for e in buf])) if buf
+                              else float("nan"))
+        if self.eval_fn is not None:
+            scores = self.eval_fn(self.model)
+            row.update(scores)
+            for key, val in scores.items():
+                self.logger.record(f"eval/{key}", float(val))
+            self.logger.dump(self.num_timesteps)
+        self.history.append(row)
+        if self.checkpoint_fn is not None:
+            self.checkpoint_fn(self.model, int(self.num_timesteps))
+        self.overhead += time.perf_counter() - t0
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self.next_eval:
+            self.next_eval = self.num_timesteps + self.eval_every
+            self._evaluate()
+        return True
+
+    def _on_training_end(self) -> None:
+        if not self.history or self.history[-1]["env_steps"] != self.num_timesteps:
+            self._evaluate()
+
+
+class TqdmCallback(BaseCallback):
+    """A tqdm bar over env steps (SB3's own progress bar needs ``rich``)."""
+
+    def __init__(self, total: int, desc: str) -> None:
+        super().__init__()
+        self.total, self.desc, self.bar = total, desc, None
+
+    def _on_training_start(self) -> None:
+        self.bar = tqdm(total=self.total, desc=self.desc, unit="step")
+
+    def _on_step(self) -> bool:
+        self.bar.update(self.training_env.num_envs)
+        return True
+
+    def _on_training_end(self) -> None:
+        self.bar.close()
+
+
+def make_sb3_env(env_kwargs: dict[str, Any], n_envs: int, seed: int) -> Any:
+    """``n_envs`` Monitor-wrapped :class:`~mura_env.env.MuraWeightingEnv` in a DummyVecEnv,
+    seeded ``seed, seed + 1, ...`` (SB3's ``make_vec_env``)."""
+    return make_vec_env(MuraWeightingEnv, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs)
+
+
+def save_sb3(model: BaseAlgorithm, path: str | os.PathLike[str]) -> Path:
+    """Save an SB3 model to ``path`` (a ``.zip``) atomically."""
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            model.save(f)
+    return atomic_write(path, write)
+
+
+def load_sb3(spec: AlgoSpec, path: str | os.PathLike[str]) -> BaseAlgorithm:
+    """Load an SB3 model of ``spec``'s class from ``path`` on the CPU (SB3 reads its tensors
+    with ``torch.load(..., weights_only=True)``)."""
+    cls = getattr(stable_baselines3, spec.sb3_class or "")
+    return cls.load(str(path), device="cpu")
+
+
+def train_sb3(
+    spec: AlgoSpec,
+    env_kwargs: dict[str, Any],
+    total_timesteps: int,
+    seed: int,
+    tb_dir: str | os.PathLike[str] | None,
+    n_envs: int = 8,
+    learning_rate: float | None = None,
+    eval_fn: Callable[[BaseAlgorithm], dict[str, float]] | None = None,
+    eval_every: int = 10_000,
+    checkpoint_fn: Callable[[BaseAlgorithm, int], None] | None = None,
+    progress: bool = False,
+) -> tuple[BaseAlgorithm, dict[str, Any]]:
+    """Train ``spec``'s SB3 algorithm with ``MlpPolicy`` on ``MuraWeighting-v0``.
+
+    Args:
+        spec: an ``sb3`` family entry of :data:`agents.algos.ALGOS`.
+        env_kwargs: ``MuraWeighting-v0`` arguments (the training split's env).
+        total_timesteps: env steps (answered studies).
+        seed: seeds SB3 (torch, the policy's sampling) and the envs.
+        tb_dir: folder for SB3's TensorBoard (and CSV) logs, or None for none.
+        n_envs: env copies (PPO/A2C collect from all; SAC too, one gradient step per
+            ``train_freq`` steps of each).
+        learning_rate: None keeps SB3's default.
+        eval_fn, eval_every, checkpoint_fn: see :class:`EvalCallback`.
+        progress: show a tqdm bar.
+
+    Returns:
+        ``(model, {"env_steps", "wall_time", "history"})``; wall times exclude evaluation
+        and checkpoints.
+    """
+    kwargs = dict(SB3_DEFAULTS.get(spec.name, {}))
+    if learning_rate is not None:
+        kwargs["learning_rate"] = learning_rate
+    cls = getattr(stable_baselines3, spec.sb3_class or "")
+    env = make_sb3_env(env_kwargs, n_envs, seed)
+    model = cls("MlpPolicy", env, seed=seed, device="cpu", verbose=0, **kwargs)
+    if tb_dir is not None:
+        model.set_logger(configure(str(tb_dir), ["tensorboard", "csv"]))
+    callback = EvalCallback(eval_fn, eval_every, checkpoint_fn)
+    callbacks: list[BaseCallback] = [callback]
+    if progress:
+        callbacks.append(TqdmCallback(int(total_timesteps), spec.name))
+    start = time.perf_counter()
+    model.learn(total_timesteps=int(total_timesteps), callback=CallbackList(callbacks),
+                log_interval=LOG_INTERVAL.get(spec.name, 1))
+    wall = time.perf_counter() - start - callback.overhead
+    if tb_dir is not None:
+        model.logger.close()
+    return model, {"env_steps": int(model.num_timesteps), "wall_time": wall,
+                   "history": callback.history}

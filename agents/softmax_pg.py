@@ -1,0 +1,285 @@
+"""Native softmax policy-gradient agent for ``MuraWeighting-v0`` (REINFORCE with a baseline).
+
+The policy is the original design's per-body-part softmax weighting made into a stochastic
+policy: one preference vector per body part (``[7, K]``), optionally plus a small network on
+the models' logits for per-study weighting. The mean action is ``tanh`` of the preferences, so
+it lies in the env's action box; exploration is Gaussian around it; the env turns the action
+into weights ``softmax(action_scale * action / temperature)``. The baseline is a learned value
+per body part. It trains on :class:`mura_env.vector_env.MuraWeightingVectorEnv` with thousands
+of studies per update.
+
+The env's actions never change which study comes next, so each step's own reward is an unbiased
+return for its action, whatever ``studies_per_episode`` is; the agent uses it directly.
+
+Read top to bottom like a CleanRL file: :class:`SoftmaxPGConfig` (hyper-parameters),
+:class:`SoftmaxPGAgent` (the policy, CleanRL's ``get_action_and_value`` API, ``predict``,
+``save``/``load``), :func:`train_softmax_pg` (the loop).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from mura_env.atomic import atomic_write
+from mura_env.constants import BODY_PARTS
+
+N_PARTS = len(BODY_PARTS)
+
+
+@dataclass
+class SoftmaxPGConfig:
+    """Hyper-parameters of the native softmax policy-gradient agent."""
+
+    num_envs: int = field(default=4096, metadata={
+        "help": "studies answered per update (sub-environments of the vector env)"})
+    learning_rate: float = field(default=0.05, metadata={"help": "Adam step size"})
+    init_std: float = field(default=0.5, metadata={
+        "help": "initial standard deviation of the Gaussian exploration over preferences"})
+    min_std: float = field(default=0.05, metadata={"help": "floor of the exploration std"})
+    learn_std: bool = field(default=True, metadata={
+        "help": "learn the exploration std (per model) instead of keeping init_std"})
+    per_study: bool = field(default=False, metadata={
+        "help": "add a small network on the logits for per-study weights"})
+    hidden: int = field(default=32, metadata={"help": "hidden units of the per-study network"})
+    net_learning_rate: float = field(default=0.005, metadata={
+        "help": "Adam step size of the per-study network; kept well below the preferences' "
+                "(at the same rate it locks into the 'follow the models that agree' local "
+                "optimum of a study's logits)"})
+    value_coef: float = field(default=0.5, metadata={"help": "weight of the baseline's loss"})
+    entropy_coef: float = field(default=0.0, metadata={"help": "entropy bonus"})
+    normalize_advantage: bool = field(default=True, metadata={
+        "help": "divide advantages by their batch standard deviation"})
+
+
+class SoftmaxPGAgent(nn.Module):
+    """Gaussian policy over per-body-part preferences, plus a per-body-part value baseline.
+
+    Args:
+        n_models: ``K``, the number of ensemble members (the action size).
+        config: hyper-parameters (:class:`SoftmaxPGConfig`).
+
+    Input observations are the env's float32 ``[B, 2K + 7]``: ``2K`` logits then the one-hot
+    body part. Parameters: ``preferences`` ``[7, K]`` (zeros: uniform weights),
+    ``log_std`` ``[K]``, ``values`` ``[7]`` and, with ``per_study``, ``net`` (``2K -> hidden ->
+    K``, last layer zero-initialised so training starts from the per-part policy).
+    """
+
+    def __init__(self, n_models: int, config: SoftmaxPGConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or SoftmaxPGConfig()
+        self.n_models = int(n_models)
+        k = self.n_models
+        self.preferences = nn.Parameter(torch.zeros(N_PARTS, k))
+        self.log_std = nn.Parameter(torch.full((k,), float(np.log(self.config.init_std))),
+                                    requires_grad=self.config.learn_std)
+        self.values = nn.Parameter(torch.zeros(N_PARTS))
+        self.net: nn.Module | None = None
+        if self.config.per_study:
+            last = nn.Linear(self.config.hidden, k)
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
+            self.net = nn.Sequential(nn.Linear(2 * k, self.config.hidden), nn.Tanh(), last)
+
+    def _split(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        k = self.n_models
+        if obs.ndim != 2 or obs.shape[1] != 2 * k + N_PARTS:
+            raise ValueError(f"observations must have shape (B, {2 * k + N_PARTS}) for "
+                             f"{k} models, got {tuple(obs.shape)}.")
+        return obs[:, : 2 * k], obs[:, 2 * k:]
+
+    def mean_action(self, obs: torch.Tensor) -> torch.Tensor:
+        """Deterministic action ``tanh(preferences[part] (+ net(logits)))``: float ``[B, K]``."""
+        logits, part = self._split(obs)
+        pre = part @ self.preferences
+        if self.net is not None:
+            pre = pre + self.net(logits)
+        return torch.tanh(pre)
+
+    def std(self) -> torch.Tensor:
+        """Exploration standard deviation per model, float ``[K]`` (at least ``min_std``)."""
+        return self.log_std.exp().clamp_min(self.config.min_std)
+
+    def get_value(self, obs: torch.Tensor) -> torch.Tensor:
+        """Baseline: the learned expected reward of the study's body part, float ``[B]``."""
+        _, part = self._split(obs)
+        return part @ self.values
+
+    def get_action_and_value(
+        self, obs: torch.Tensor, action: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Sample (or score) actions, CleanRL style.
+
+        Args:
+            obs: float ``[B, 2K + 7]``.
+            action: float ``[B, K]`` to score; None samples one.
+
+        Returns:
+            ``(action [B, K], log_prob [B], entropy [B], value [B])``. Sampled actions are not
+            clipped (the env clips to [-1, 1]); ``log_prob`` is of the unclipped action.
+        """
+        mean = self.mean_action(obs)
+        dist = torch.distributions.Normal(mean, self.std().expand_as(mean))
+        if action is None:
+            action = dist.sample()
+        return (action, dist.log_prob(action).sum(-1), dist.entropy().sum(-1),
+                self.get_value(obs))
+
+    @torch.no_grad()
+    def predict(self, observation: np.ndarray, state: Any = None, episode_start: Any = None,
+                deterministic: bool = True) -> tuple[np.ndarray, None]:
+        """SB3-style prediction: float32 ``[B, 2K + 7]`` (or ``[2K + 7]``) observations to
+        float32 actions of the same batch shape; returns ``(actions, None)``."""
+        obs = torch.tensor(np.asarray(observation, dtype=np.float32))
+        single = obs.ndim == 1
+        obs = obs[None] if single else obs
+        if deterministic:
+            act = self.mean_action(obs)
+        else:
+            act, *_ = self.get_action_and_value(obs)
+        out = act.numpy().astype(np.float32)
+        return (out[0] if single else out), None
+
+    def save(self, path: str | os.PathLike[str], extra: dict[str, Any] | None = None) -> Path:
+        """Write ``{"state_dict", "config", "n_models", "extra"}`` to ``path`` atomically
+        (a torch file; ``extra`` must hold only plain Python values)."""
+        payload = {"state_dict": self.state_dict(), "config": dataclasses.asdict(self.config),
+                   "n_models": self.n_models, "extra": extra or {}}
+        return atomic_write(path, lambda tmp: torch.save(payload, tmp))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> tuple[SoftmaxPGAgent, dict[str, Any]]:
+        """Read a file written by :meth:`save` (``weights_only=True``).
+
+        Returns:
+            ``(agent, extra)``; the agent is in eval mode.
+
+        Raises:
+            FileNotFoundError: no such file. ValueError: not a softmax-pg agent file.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"No softmax-pg agent file at {path}.")
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(payload, dict) or not {"state_dict", "config", "n_models"} <= set(
+                payload):
+            raise ValueError(f"{path} is not a softmax-pg agent file (expected the keys "
+                             "state_dict, config, n_models written by SoftmaxPGAgent.save).")
+        agent = cls(int(payload["n_models"]), SoftmaxPGConfig(**payload["config"]))
+        agent.load_state_dict(payload["state_dict"])
+        agent.eval()
+        return agent, dict(payload.get("extra") or {})
+
+
+def train_softmax_pg(
+    agent: SoftmaxPGAgent,
+    env: Any,
+    total_timesteps: int,
+    seed: int = 0,
+    writer: Any | None = None,
+    eval_fn: Callable[[SoftmaxPGAgent], dict[str, float]] | None = None,
+    eval_every: int = 10_000,
+    checkpoint_fn: Callable[[SoftmaxPGAgent, int], None] | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Train ``agent`` on a vector env with REINFORCE and a per-body-part baseline.
+
+    Args:
+        agent: the policy to train (in place).
+        env: a :class:`~mura_env.vector_env.MuraWeightingVectorEnv` (``num_envs`` studies per
+            update; its ``num_envs`` should equal ``agent.config.num_envs``).
+        total_timesteps: env steps (answered studies) to use; rounded up to whole updates.
+        seed: seeds torch's sampling and the env's study draws.
+        writer: a TensorBoard ``SummaryWriter`` or None. Tags (step = env steps):
+            ``rollout/ep_rew_mean`` (mean return of the episodes finished in the update, SB3's
+            tag), ``train/policy_loss``, ``train/value_loss``, ``train/std``, ``time/fps``, and
+            whatever ``eval_fn`` returns under ``eval/``.
+        eval_fn: called as ``eval_fn(agent)`` every ``eval_every`` env steps and at the end;
+            returns ``{name: number}`` logged as ``eval/<name>``.
+        eval_every: env steps between evaluations.
+        checkpoint_fn: called as ``checkpoint_fn(agent, env_steps)`` after each evaluation.
+        progress: show a tqdm bar.
+
+    Returns:
+        ``{"env_steps", "updates", "wall_time", "history"}`` where ``history`` is a list of
+        ``{"env_steps", "wall_time", "ep_rew_mean", **eval}`` at each evaluation; wall times
+        are training time in seconds, without the time spent in ``eval_fn`` and
+        ``checkpoint_fn``.
+    """
+    cfg = agent.config
+    torch.manual_seed(seed)
+    groups: list[dict[str, Any]] = [{"params": [p for p in (agent.preferences, agent.log_std,
+                                                            agent.values) if p.requires_grad]}]
+    if agent.net is not None:
+        groups.append({"params": list(agent.net.parameters()), "lr": cfg.net_learning_rate})
+    optimizer = torch.optim.Adam(groups, lr=cfg.learning_rate)
+    n = env.num_envs
+    updates = max(1, -(-int(total_timesteps) // n))
+    obs, _ = env.reset(seed=seed)
+    returns = np.zeros(n)
+    history: list[dict[str, Any]] = []
+    steps, next_eval, start = 0, eval_every, time.perf_counter()
+    eval_time = 0.0  # excluded from the reported wall time (training time only)
+    recent: list[float] = []
+    agent.train()
+    for update in tqdm(range(1, updates + 1), desc="softmax-pg", disable=not progress):
+        obs_t = torch.as_tensor(obs)
+        with torch.no_grad():
+            action, _, _, _ = agent.get_action_and_value(obs_t)
+        obs, reward, terminated, truncated, _ = env.step(action.numpy())
+        steps += n
+        returns += reward
+        done = terminated | truncated
+        if done.any():
+            recent = returns[done].tolist()
+            returns[done] = 0.0
+        r = torch.as_tensor(reward, dtype=torch.float32)
+        _, logp, entropy, value = agent.get_action_and_value(obs_t, action)
+        adv = r - value.detach()
+        if cfg.normalize_advantage:
+            adv = adv / (adv.std() + 1e-8)
+        policy_loss = -(adv * logp).mean()
+        value_loss = ((value - r) ** 2).mean()
+        loss = policy_loss + cfg.value_coef * value_loss - cfg.entropy_coef * entropy.mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        ep_rew = float(np.mean(recent)) if recent else float("nan")
+        if writer is not None:
+            writer.add_scalar("rollout/ep_rew_mean", ep_rew, steps)
+            writer.add_scalar("train/policy_loss", policy_loss.item(), steps)
+            writer.add_scalar("train/value_loss", value_loss.item(), steps)
+            writer.add_scalar("train/std", agent.std().mean().item(), steps)
+            writer.add_scalar("time/fps", steps / max(time.perf_counter() - start, 1e-9), steps)
+        if steps >= next_eval or update == updates:
+            next_eval = steps + eval_every
+            row = {"env_steps": steps, "wall_time": time.perf_counter() - start - eval_time,
+                   "ep_rew_mean": ep_rew}
+            if eval_fn is not None:
+                t0 = time.perf_counter()
+                agent.eval()
+                scores = eval_fn(agent)
+                agent.train()
+                eval_time += time.perf_counter() - t0
+                row.update(scores)
+                if writer is not None:
+                    for key, val in scores.items():
+                        writer.add_scalar(f"eval/{key}", val, steps)
+            history.append(row)
+            if checkpoint_fn is not None:
+                t0 = time.perf_counter()
+                checkpoint_fn(agent, steps)
+                eval_time += time.perf_counter() - t0
+    agent.eval()
+    return {"env_steps": steps, "updates": updates,
+            "wall_time": time.perf_counter() - start - eval_time, "history": history}

@@ -1,0 +1,128 @@
+"""Time to quality: softmax-pg vs. SB3 PPO (target: softmax-pg >= 20x faster in wall time).
+
+Quality = valid accuracy within ``--tolerance`` (0.5 points) of the stacking baseline (fitted
+on tune). Both agents train on the tune split of the same logits table (default: the newest
+``runs/pretrain/*/logits.parquet``, else the built-in table) in one run, evaluated on valid
+after every update (softmax-pg: every ``--num-envs`` studies; PPO: every rollout of 2,048
+studies). The time reported is training time only (evaluations excluded) until the first
+evaluation at quality; an agent that never gets there is reported at its best accuracy,
+marked ``reached: false``. Valid is only watched, never used to choose anything. Each agent
+runs ``--repeats`` times, interleaved, with the same seed (so the same trajectory): the
+figure is the fastest repeat, which takes out one-off warm-up costs and the noise of a shared
+machine equally for both.
+
+Prints the comparison and writes ``runs/benchmarks/agent_time_to_quality.json``.
+
+    python benchmarks/agent_time_to_quality.py [--logits PATH] [--seed 0]
+        [--softmax-pg-steps 400000] [--ppo-steps 100000] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from agents.baselines import Stacking  # noqa: E402
+from agents.evaluate import evaluate_baseline  # noqa: E402
+from agents.train import train_agent  # noqa: E402
+from experiments.logits_source import resolve_table  # noqa: E402
+from mura_env.atomic import atomic_write_bytes  # noqa: E402
+from mura_env.env import WeightingProblem  # noqa: E402
+
+TARGET_SPEEDUP = 20.0
+
+
+def time_to_quality(history: list[dict[str, Any]], target: float) -> dict[str, Any]:
+    """First evaluation with ``accuracy >= target`` (or the first at the best accuracy).
+
+    Returns ``{"reached", "accuracy", "env_steps", "wall_time", "best_accuracy"}``."""
+    best = max(h["accuracy"] for h in history)
+    hit = next((h for h in history if h["accuracy"] >= target), None)
+    reached = hit is not None
+    if hit is None:
+        hit = next(h for h in history if h["accuracy"] == best)
+    return {"reached": reached, "accuracy": hit["accuracy"], "env_steps": hit["env_steps"],
+            "wall_time": hit["wall_time"], "best_accuracy": best}
+
+
+def main() -> int:
+    """Run the benchmark; returns the exit status."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--logits", default=None, help="logits table (default: newest run's)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--tolerance", type=float, default=0.005, help="accuracy below stacking")
+    ap.add_argument("--num-envs", type=int, default=4096, help="softmax-pg studies per update")
+    ap.add_argument("--softmax-pg-steps", type=int, default=400_000)
+    ap.add_argument("--ppo-steps", type=int, default=100_000)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads for both agents (tiny networks: 1 is fastest and "
+                         "least noisy on a shared machine)")
+    ap.add_argument("--repeats", type=int, default=3, help="runs per agent (fastest kept)")
+    ap.add_argument("--out", default="runs/benchmarks/agent_time_to_quality.json")
+    args = ap.parse_args()
+
+    torch.set_num_threads(args.threads)
+    table, source = resolve_table(args.logits)
+    stacking = Stacking().fit(WeightingProblem(table, "tune"))
+    stack_acc = evaluate_baseline(stacking, table, "valid", n_bootstrap=0).value("accuracy")
+    target = stack_acc - args.tolerance
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for rep in range(args.repeats):
+            for algo, steps, every in (("softmax-pg", args.softmax_pg_steps, args.num_envs),
+                                       ("ppo", args.ppo_steps, 2048)):
+                start = time.perf_counter()
+                trained = train_agent(algo, table, Path(tmp) / f"{algo}_{rep}",
+                                      total_timesteps=steps, seed=args.seed, eval_every=every,
+                                      tensorboard=False,
+                                      n_envs=args.num_envs if algo == "softmax-pg" else None)
+                r = {**time_to_quality(trained.history, target),
+                     "total_env_steps": trained.env_steps,
+                     "total_train_time": trained.wall_time,
+                     "total_time_with_evals": time.perf_counter() - start}
+                prev = results.get(algo)
+                r["repeat_wall_times"] = [*(prev or {}).get("repeat_wall_times", []),
+                                          r["wall_time"]]
+                if prev is None or r["wall_time"] < prev["wall_time"]:
+                    results[algo] = r
+                else:
+                    prev["repeat_wall_times"] = r["repeat_wall_times"]
+    sp, ppo = results["softmax-pg"], results["ppo"]
+    speedup = ppo["wall_time"] / max(sp["wall_time"], 1e-9)
+    report = {
+        "logits": str(source), "seed": args.seed, "stacking_valid_accuracy": stack_acc,
+        "target_accuracy": target, "results": results, "speedup_wall_time": speedup,
+        "speedup_env_steps": ppo["env_steps"] / max(sp["env_steps"], 1),
+        "torch_threads": args.threads, "repeats": args.repeats,
+        "target_speedup": TARGET_SPEEDUP, "meets_target": bool(speedup >= TARGET_SPEEDUP
+                                                               and sp["reached"]),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                    "python": platform.python_version()},
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(args.out, (json.dumps(report, indent=2) + "\n").encode())
+    print(f"logits {source}; stacking valid accuracy {stack_acc:.4f}; target >= {target:.4f}")
+    for algo, r in results.items():
+        state = "reached" if r["reached"] else f"NOT reached (best {r['best_accuracy']:.4f})"
+        print(f"  {algo:10s} {state}: accuracy {r['accuracy']:.4f} after {r['env_steps']:>7d} "
+              f"env steps, {r['wall_time']:.3f} s of training")
+    print(f"softmax-pg is {speedup:.1f}x faster in wall time ({report['speedup_env_steps']:.2f}x "
+          f"in env steps); target {TARGET_SPEEDUP:.0f}x: "
+          f"{'met' if report['meets_target'] else 'NOT met'}")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

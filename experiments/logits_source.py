@@ -1,0 +1,30 @@
+"""Which logits table an agent experiment uses when ``--logits`` is not given."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from mura_env.logits import DEFAULT_LOGITS_PATH, LogitsTable, resolve_logits
+
+#: Where ``experiments.pretrain_backbones`` puts its runs.
+PRETRAIN_RUNS = Path("runs/pretrain")
+
+
+def newest_pretrain_logits(root: str | os.PathLike[str] = PRETRAIN_RUNS) -> Path | None:
+    """The most recently written ``<root>/*/logits.parquet`` (by modification time), or None."""
+    found = [p for p in Path(root).glob("*/logits.parquet") if p.is_file()]
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+
+
+def resolve_table(logits: str | os.PathLike[str] | None,
+                  root: str | os.PathLike[str] = PRETRAIN_RUNS) -> tuple[LogitsTable, Path]:
+    """Load ``--logits``; when None, the newest pretraining run's table, else the built-in
+    default. Returns ``(table, path it came from)``.
+
+    Raises:
+        MissingLogitsError / LogitsTableError: from :func:`mura_env.logits.resolve_logits`.
+    """
+    path = Path(logits) if logits is not None else (newest_pretrain_logits(root)
+                                                    or DEFAULT_LOGITS_PATH)
+    return resolve_logits(path), path

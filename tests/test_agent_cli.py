@@ -1,0 +1,109 @@
+"""The command lines: ``experiments.train_agent`` and ``experiments.compare`` on tiny tables."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from agent_fixtures import specialist_table
+
+from agents.baselines import all_baselines
+from experiments import compare, train_agent
+from experiments.logits_source import newest_pretrain_logits
+from mura_env.constants import BODY_PARTS
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def table_path(tmp_path_factory):
+    return specialist_table(per_cell=3).save(tmp_path_factory.mktemp("t") / "table.parquet")
+
+
+def test_train_agent_writes_its_run_folder(table_path, tmp_path, capsys):
+    out = tmp_path / "run"
+    rc = train_agent.main(["--algo", "softmax-pg", "--logits", str(table_path),
+                           "--total-timesteps", "40960", "--n-envs", "2048", "--seed", "1",
+                           "--per-study",
+                           "--n-bootstrap", "50", "--out", str(out)])
+    assert rc == 0
+    for name in ("agent.json", "model.pt", "config.json", "metrics.json", "metrics.csv",
+                 "baselines.csv"):
+        assert (out / name).is_file(), name
+    assert list((out / "tb").glob("events.out.tfevents.*"))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["split"] == "valid"
+    for key in ("accuracy", "kappa", "auroc"):
+        assert isinstance(metrics[key], float)
+    assert set(metrics["per_body_part"]) == set(BODY_PARTS)
+    assert metrics["accuracy"] >= 0.9  # the specialists table is easy for per-part weights
+    config = json.loads((out / "config.json").read_text())
+    assert config["algo"] == "softmax-pg" and config["seed"] == 1 and config["per_study"]
+    from agents.saved import load_agent
+    assert load_agent(out).model.net is not None  # --per-study reached the agent
+    assert config["logits"] == str(table_path)
+    printed = capsys.readouterr().out
+    assert "stacking" in printed and "softmax-pg" in printed
+    frame = pd.read_csv(out / "baselines.csv")
+    assert len(frame) == 1 + len(all_baselines())
+
+
+def test_train_agent_reports_a_missing_table(tmp_path, capsys):
+    rc = train_agent.main(["--logits", str(tmp_path / "nope.parquet"), "--out",
+                           str(tmp_path / "o")])
+    assert rc == 2
+    assert "nope.parquet" in capsys.readouterr().err
+
+
+def test_compare_writes_markdown_csv_and_plots(table_path, tmp_path):
+    out = tmp_path / "cmp"
+    rc = compare.main(["--logits", str(table_path), "--seeds", "2", "--algos", "softmax-pg",
+                       "ppo", "--total-timesteps", "2048", "--n-bootstrap", "50",
+                       "--out", str(out)])
+    assert rc == 0
+    frame = pd.read_csv(out / "comparison.csv")
+    names = [b.name for b in all_baselines()]
+    assert frame["method"].tolist() == ["softmax-pg", "ppo", *names]
+    agents = frame[frame.kind == "agent"]
+    assert (agents["n_seeds"] == 2).all()
+    assert ((agents["accuracy_ci_low"] <= agents["accuracy"])
+            & (agents["accuracy"] <= agents["accuracy_ci_high"])).all()
+    assert {f"kappa_{p}" for p in BODY_PARTS} <= set(frame.columns)
+    assert {"wall_time", "env_steps", "accuracy_sd", "kappa_sd"} <= set(frame.columns)
+    uniform = frame.set_index("method").loc["uniform"]
+    assert uniform["accuracy_vs_uniform"] == 0.0
+    assert uniform["accuracy_vs_uniform_ci_low"] == uniform["accuracy_vs_uniform_ci_high"] == 0
+    stacking = frame.set_index("method").loc["stacking"]
+    assert stacking["accuracy_vs_uniform"] == pytest.approx(stacking["accuracy"]
+                                                            - uniform["accuracy"])
+    runs = pd.read_csv(out / "runs.csv")
+    assert len(runs) == 4
+    md = (out / "comparison.md").read_text()
+    assert "SYNTHETIC" in md and "| softmax-pg |" in md and "reward_curves.png" in md
+    for png in ("reward_curves.png", "weights_heatmap.png"):
+        assert (out / png).read_bytes()[:8] == PNG_MAGIC
+    assert json.loads((out / "config.json").read_text())["seeds"] == 2
+
+
+def test_compare_refuses_an_unknown_algo(tmp_path, capsys):
+    assert compare.main(["--algos", "dqn", "--out", str(tmp_path)]) == 2
+    assert "valid: softmax-pg" in capsys.readouterr().err
+
+
+def test_newest_pretrain_logits_is_the_newest(tmp_path):
+    assert newest_pretrain_logits(tmp_path) is None
+    table = specialist_table(per_cell=1)
+    old = table.save(tmp_path / "a" / "logits.parquet")
+    new = table.save(tmp_path / "b" / "logits.parquet")
+    import os
+    os.utime(old, (1e9, 1e9))
+    assert newest_pretrain_logits(tmp_path) == new
+
+
+def test_without_runs_the_builtin_table_is_used(tmp_path):
+    from experiments.logits_source import resolve_table
+    from mura_env.logits import DEFAULT_LOGITS_PATH
+
+    table, path = resolve_table(None, root=tmp_path)
+    assert path == DEFAULT_LOGITS_PATH and len(table) > 0

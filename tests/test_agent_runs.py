@@ -1,0 +1,138 @@
+"""Agent run folders: training both families, TensorBoard tags, save/load, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from agent_fixtures import specialist_table
+
+from agents.algos import ALGOS, UnknownAlgoError, get_algo
+from agents.saved import AgentMismatchError, load_agent
+from agents.train import train_agent
+from experiments.compare_plots import read_scalars
+from mura_env.logits import LogitsTable
+
+REPO = Path(__file__).resolve().parents[1]
+TAGS = ("rollout/ep_rew_mean", "eval/accuracy", "eval/kappa")
+
+
+@pytest.fixture(scope="module")
+def table():
+    return specialist_table(per_cell=3)
+
+
+@pytest.fixture(scope="module")
+def ppo_run(table, tmp_path_factory):
+    run = tmp_path_factory.mktemp("ppo")
+    trained = train_agent("ppo", table, run, total_timesteps=2048, seed=0, eval_every=1024,
+                          n_envs=8)
+    return run, trained
+
+
+def test_tiny_ppo_run_writes_the_tensorboard_tags(ppo_run):
+    run, trained = ppo_run
+    for tag in TAGS:
+        df = read_scalars(run / "tb", tag)
+        assert len(df) >= 1, tag
+        assert df["step"].max() <= trained.env_steps
+    acc = read_scalars(run / "tb", "eval/accuracy")["value"]
+    assert ((acc >= 0) & (acc <= 1)).all()
+    manifest = json.loads((run / "agent.json").read_text())
+    assert manifest["finished"] and manifest["env_steps"] == trained.env_steps == 2048
+
+
+def test_softmax_pg_logs_the_same_tags(table, tmp_path):
+    trained = train_agent("softmax-pg", table, tmp_path, total_timesteps=4096, n_envs=512,
+                          eval_every=2048)
+    for tag in TAGS:
+        assert len(read_scalars(tmp_path / "tb", tag)) >= 2, tag
+    assert [h["env_steps"] for h in trained.history] == [2048, 4096]
+
+
+def test_ppo_save_load_round_trip_gives_identical_actions(ppo_run, table):
+    run, trained = ppo_run
+    from mura_env.env import WeightingProblem
+    obs = WeightingProblem(table, "valid").observations
+    direct, _ = trained.agent.model.predict(obs, deterministic=True)
+    again = load_agent(run)
+    np.testing.assert_array_equal(again.predict(obs), direct.astype(np.float32))
+    w = again.weights(obs)
+    assert w.shape == (len(obs), 7)
+    np.testing.assert_allclose(w.sum(axis=1), 1.0)
+
+
+def test_softmax_pg_save_load_round_trip(table, tmp_path):
+    trained = train_agent("softmax-pg", table, tmp_path, total_timesteps=1024, n_envs=512,
+                          tensorboard=False)
+    obs = np.random.default_rng(0).normal(size=(20, 21)).astype(np.float32)
+    np.testing.assert_array_equal(load_agent(tmp_path).predict(obs), trained.policy(obs))
+
+
+def test_a_table_of_another_data_set_is_refused(ppo_run, table):
+    run, _ = ppo_run
+    agent = load_agent(run)
+    agent.check_table(table)  # its own table is fine
+    other = specialist_table(per_cell=3, fingerprint="another-data-set")
+    with pytest.raises(AgentMismatchError, match="another data set"):
+        agent.check_table(other)
+    with pytest.raises(AgentMismatchError, match="weights the models"):
+        agent.check_table(table.select(models=list(table.model_names[:2])))
+    shifted = LogitsTable.from_arrays(table.studies, table.model_names, table.logits + 0.5,
+                                      data_fingerprint=table.data_fingerprint)
+    with pytest.raises(AgentMismatchError, match="another logits table"):
+        agent.check_table(shifted)
+
+
+def test_unknown_algo_lists_the_valid_ones(capsys):
+    with pytest.raises(UnknownAlgoError) as e:
+        get_algo("dqn")
+    for name in ALGOS:
+        assert name in str(e.value)
+    from experiments import train_agent as cli
+    with pytest.raises(SystemExit):
+        cli.main(["--algo", "dqn"])
+    err = capsys.readouterr().err
+    assert "dqn" in err and all(name in err for name in ALGOS)
+
+
+def test_load_agent_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="agent.json"):
+        load_agent(tmp_path)
+    (tmp_path / "agent.json").write_text(json.dumps({"algo": "ppo"}))
+    with pytest.raises(ValueError, match="not a valid agent manifest"):
+        load_agent(tmp_path)
+
+
+def test_a_killed_run_leaves_its_last_checkpoint_loadable(table, tmp_path):
+    logits = table.save(tmp_path / "table.parquet")
+    run = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "experiments.train_agent", "--algo", "ppo", "--logits",
+         str(logits), "--total-timesteps", "10000000", "--eval-every", "512", "--n-envs", "2",
+         "--out", str(run)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 120
+        while not (run / "model.zip").exists():
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.time() < deadline, "no checkpoint within 120 s"
+            time.sleep(0.2)
+        first = os.stat(run / "model.zip").st_mtime_ns
+        while os.stat(run / "model.zip").st_mtime_ns == first and time.time() < deadline:
+            time.sleep(0.05)  # let it rewrite the checkpoint at least once, then kill it
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    manifest = json.loads((run / "agent.json").read_text())
+    assert manifest["finished"] is False
+    agent = load_agent(run)
+    obs = np.zeros((3, 21), dtype=np.float32)
+    assert agent.predict(obs).shape == (3, 7)

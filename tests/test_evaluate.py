@@ -1,0 +1,103 @@
+"""Evaluation of policies and baselines on a whole split."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from env_fixtures import hand_mapping, tiny_table
+
+from agents.baselines import UniformAverage
+from agents.evaluate import (
+    evaluate_baseline,
+    evaluate_policy,
+    mean_weights_per_part,
+    seed_mean_interval,
+)
+from mura_env.env import WeightingProblem
+from mura_env.metrics import study_metrics
+
+
+@pytest.fixture(scope="module")
+def table():
+    return tiny_table(n_tune=20, n_valid=30, k=3, seed=4)
+
+
+def test_policy_evaluation_matches_the_hand_mapping(table):
+    rng = np.random.default_rng(0)
+    valid = table.select(split="valid")
+    actions = rng.uniform(-1, 1, size=(len(valid), 3)).astype(np.float32)
+
+    def policy(obs):
+        assert obs.shape == (len(valid), 13)
+        return actions
+
+    ev = evaluate_policy(policy, table, "valid", n_bootstrap=0)
+    expected_p, expected_w = [], []
+    for i in range(len(valid)):
+        w, _, p = hand_mapping(valid.logits[i], actions[i])
+        expected_w.append(w)
+        expected_p.append(p)
+    np.testing.assert_allclose(ev.probabilities, expected_p, atol=1e-5)
+    np.testing.assert_allclose(ev.weights, expected_w, atol=1e-5)
+    np.testing.assert_array_equal(ev.study_ids, valid.studies["study_id"].to_numpy())
+    reference = study_metrics(valid.studies["label"], np.array(expected_p),
+                              valid.studies["body_part"], n_bootstrap=0)
+    assert ev.value("accuracy") == pytest.approx(
+        reference.query("body_part == 'ALL' and metric == 'accuracy'")["value"].iloc[0])
+    assert ev.split == "valid"
+
+
+def test_zero_policy_equals_the_uniform_baseline(table):
+    zero = evaluate_policy(lambda o: np.zeros((len(o), 3)), table, "valid", n_bootstrap=200)
+    base = UniformAverage().fit(WeightingProblem(table, "tune"))
+    uni = evaluate_baseline(base, table, "valid", n_bootstrap=200)
+    np.testing.assert_allclose(zero.probabilities, uni.probabilities, atol=1e-6)
+    np.testing.assert_array_equal(zero.predictions, uni.predictions)
+    np.testing.assert_allclose(zero.metrics["value"], uni.metrics["value"], equal_nan=True)
+
+
+def test_summary_has_the_metrics_json_layout(table):
+    s = evaluate_policy(lambda o: np.zeros((len(o), 3)), table, "valid",
+                        n_bootstrap=100).summary()
+    assert s["split"] == "valid" and s["n_studies"] == 30
+    for key in ("accuracy", "kappa", "auroc"):
+        low, high = s["ci"][key]
+        assert low <= s[key] <= high
+    assert set(s["mean_weights"]["ALL"]) == {"m0", "m1", "m2"}
+    assert all(set(v) >= {"accuracy", "kappa"} for v in s["per_body_part"].values())
+
+
+def test_mean_weights_per_part():
+    w = np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]])
+    df = mean_weights_per_part(w, np.array(["HAND", "HAND", "WRIST"]), ("a", "b"))
+    assert df.index.tolist() == ["ALL", "HAND", "WRIST"]
+    np.testing.assert_allclose(df.loc["HAND"], [0.5, 0.5])
+    np.testing.assert_allclose(df.loc["ALL"], [0.5, 0.5])
+
+
+def test_seed_mean_interval():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    good = np.where(rng.random(200) < 0.85, y, 1 - y)
+    one = seed_mean_interval(y, good[None], n_bootstrap=300)
+    same = seed_mean_interval(y, np.stack([good, good, good]), n_bootstrap=300)
+    for m in one:  # identical runs: the interval of one run
+        np.testing.assert_allclose(one[m], same[m], rtol=1e-12)
+    acc = (good == y).mean()
+    assert one["accuracy"][0] < acc < one["accuracy"][1]
+    assert one["accuracy"][1] - one["accuracy"][0] < 0.15
+    assert np.isnan(seed_mean_interval(y, good[None], n_bootstrap=0)["kappa"][0])
+
+
+def test_paired_difference_interval():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 300)
+    good = np.where(rng.random(300) < 0.9, y, 1 - y)
+    worse = good.copy()
+    flip = rng.choice(300, 30, replace=False)
+    worse[flip] = 1 - y[flip]  # 30 more mistakes, nothing else changed
+    diff = seed_mean_interval(y, good[None], n_bootstrap=500, reference=worse[None])
+    point = (good == y).mean() - (worse == y).mean()
+    assert 0 < diff["accuracy"][0] <= point <= diff["accuracy"][1]
+    same = seed_mean_interval(y, good[None], n_bootstrap=200, reference=good[None])
+    assert same["accuracy"] == (0.0, 0.0)

@@ -1,0 +1,95 @@
+"""The native softmax policy-gradient agent: learning, API, save/load."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from agent_fixtures import specialist_table
+
+from agents.evaluate import evaluate_policy
+from agents.softmax_pg import SoftmaxPGAgent, SoftmaxPGConfig, train_softmax_pg
+from mura_env.constants import BODY_PARTS
+from mura_env.vector_env import MuraWeightingVectorEnv
+
+
+@pytest.fixture(scope="module")
+def trained_on_specialists():
+    table = specialist_table()
+    cfg = SoftmaxPGConfig(num_envs=2048)
+    env = MuraWeightingVectorEnv(cfg.num_envs, logits=table, split="tune")
+    torch.manual_seed(0)
+    agent = SoftmaxPGAgent(env.problem.n_models, cfg)
+    result = train_softmax_pg(agent, env, total_timesteps=2048 * 80, seed=0)
+    return table, agent, result
+
+
+def test_reaches_98_percent_and_weights_each_part_specialist(trained_on_specialists):
+    table, agent, result = trained_on_specialists
+    ev = evaluate_policy(lambda o: agent.predict(o)[0], table, split="tune", n_bootstrap=0)
+    assert ev.value("accuracy") >= 0.98
+    for part in BODY_PARTS:
+        row = ev.mean_weights.loc[part]
+        assert row.idxmax() == f"m_{part}"
+        assert row.max() > 0.5
+    assert result["env_steps"] == 2048 * 80
+
+
+def test_get_action_and_value_shapes_and_log_prob(trained_on_specialists):
+    _, agent, _ = trained_on_specialists
+    obs = torch.as_tensor(np.eye(21, dtype=np.float32)[:5])  # 2K + 7 = 21 columns
+    action, logp, entropy, value = agent.get_action_and_value(obs)
+    assert action.shape == (5, 7) and logp.shape == entropy.shape == value.shape == (5,)
+    # scoring a given action returns the Gaussian log-density of exactly that action
+    dist = torch.distributions.Normal(agent.mean_action(obs), agent.std())
+    _, logp2, _, _ = agent.get_action_and_value(obs, action)
+    torch.testing.assert_close(logp2, dist.log_prob(action).sum(-1))
+    with pytest.raises(ValueError, match="observations must have shape"):
+        agent.get_action_and_value(torch.zeros(2, 20))
+
+
+def test_deterministic_predict_is_tanh_of_the_part_preferences(trained_on_specialists):
+    _, agent, _ = trained_on_specialists
+    obs = np.zeros((7, 21), dtype=np.float32)
+    obs[np.arange(7), 14 + np.arange(7)] = 1.0
+    actions, state = agent.predict(obs)
+    assert state is None and actions.dtype == np.float32
+    np.testing.assert_allclose(actions, torch.tanh(agent.preferences).detach().numpy(),
+                               rtol=1e-6)
+    single, _ = agent.predict(obs[0])
+    np.testing.assert_array_equal(single, actions[0])
+    assert np.all(np.abs(actions) <= 1.0)
+
+
+def test_same_seed_same_agent():
+    table = specialist_table()
+
+    def run():
+        cfg = SoftmaxPGConfig(num_envs=256, per_study=True)
+        env = MuraWeightingVectorEnv(cfg.num_envs, logits=table, split="tune")
+        torch.manual_seed(5)
+        agent = SoftmaxPGAgent(7, cfg)
+        train_softmax_pg(agent, env, total_timesteps=256 * 10, seed=5)
+        return agent.state_dict()
+
+    a, b = run(), run()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+
+
+def test_save_load_round_trip_gives_identical_actions(tmp_path, trained_on_specialists):
+    _, agent, _ = trained_on_specialists
+    path = agent.save(tmp_path / "model.pt", {"env_steps": 7})
+    loaded, extra = SoftmaxPGAgent.load(path)
+    assert extra == {"env_steps": 7}
+    obs = np.random.default_rng(0).normal(size=(50, 21)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.predict(obs)[0], agent.predict(obs)[0])
+    assert loaded.config == agent.config
+
+
+def test_load_refuses_other_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="No softmax-pg agent file"):
+        SoftmaxPGAgent.load(tmp_path / "missing.pt")
+    torch.save({"model": {}}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a softmax-pg agent file"):
+        SoftmaxPGAgent.load(tmp_path / "other.pt")
