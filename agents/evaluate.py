@@ -20,12 +20,26 @@ import pandas as pd
 
 from mura_env.constants import BODY_PARTS
 from mura_env.env import WeightingProblem
-from mura_env.logits import LogitsTable
+from mura_env.logits import LogitsTable, resolve_logits
 from mura_env.metrics import OVERALL, study_metrics
 from mura_env.vector_env import MuraWeightingVectorEnv
 
 #: observations float32 ``[n, 2K + 7]`` -> actions float ``[n, K]``.
 Policy = Callable[[np.ndarray], np.ndarray]
+#: Env arguments that define the action -> weights mapping (kept with a saved agent).
+MAPPING_KEYS = ("action_scale", "temperature", "threshold", "models", "body_parts")
+# Env arguments an evaluation sets itself (it sweeps every study once).
+_SWEEP_KEYS = ("sampling", "num_envs", "studies_per_episode")
+
+
+def mapping_kwargs(env_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The items of ``env_kwargs`` that define the action -> weights mapping
+    (:data:`MAPPING_KEYS`): what an evaluation of a policy trained with them needs."""
+    return {k: env_kwargs[k] for k in MAPPING_KEYS if k in env_kwargs}
+
+
+def _without_sweep_keys(env_kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in env_kwargs.items() if k not in _SWEEP_KEYS}
 
 
 @dataclass
@@ -139,11 +153,11 @@ def run_policy(policy: Policy, logits: LogitsTable | str | None = None, split: s
         ``[n]``, plus ``observations`` float32 ``[n, 2K + 7]`` and the env itself
         (``"env"``).
     """
-    env_kwargs = {k: v for k, v in env_kwargs.items() if k not in ("sampling", "num_envs",
-                                                                    "studies_per_episode")}
-    probe = WeightingProblem(logits, split, **env_kwargs)
-    env = MuraWeightingVectorEnv(probe.n_studies, logits=probe.table, split=split,
-                                 sampling="sweep", **env_kwargs)
+    env_kwargs = _without_sweep_keys(env_kwargs)
+    table = resolve_logits(logits)
+    n = len(table.select(split=split, body_parts=env_kwargs.get("body_parts")))
+    env = MuraWeightingVectorEnv(max(n, 1), logits=table, split=split, sampling="sweep",
+                                 **env_kwargs)
     obs, _ = env.reset(seed=0)
     actions = np.asarray(policy(obs), dtype=np.float32)
     _, _, _, _, info = env.step(actions)
@@ -179,9 +193,7 @@ def evaluate_baseline(baseline: Any, logits: LogitsTable | str | None = None,
     ``baseline.predict(problem)`` gives ``(probabilities float64 [n], weights [n, K] or
     None)``; predictions are ``probabilities > threshold``.
     """
-    env_kwargs = {k: v for k, v in env_kwargs.items() if k not in ("sampling", "num_envs",
-                                                                    "studies_per_episode")}
-    pb = WeightingProblem(logits, split, **env_kwargs)
+    pb = WeightingProblem(logits, split, **_without_sweep_keys(env_kwargs))
     prob, weights = baseline.predict(pb)
     pred = (np.asarray(prob) > pb.threshold).astype(np.int64)
     return _finish(baseline.name, pb, prob, pred, weights, n_bootstrap, seed)

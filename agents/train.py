@@ -8,20 +8,18 @@ for monitoring only: nothing is selected on it; the saved model is the last one)
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from agents.algos import get_algo
-from agents.evaluate import Policy, evaluate_policy
+from agents.evaluate import Policy, evaluate_policy, mapping_kwargs
 from agents.saved import SavedAgent, load_agent, table_digest, write_manifest
 from agents.softmax_pg import SoftmaxPGAgent, SoftmaxPGConfig, train_softmax_pg
 from mura_env.logits import LogitsTable
 from mura_env.vector_env import MuraWeightingVectorEnv
-
-#: Env arguments that define the action -> weights mapping (kept with a saved agent).
-MAPPING_KEYS = ("action_scale", "temperature", "threshold", "models", "body_parts")
 
 
 @dataclass
@@ -93,7 +91,7 @@ def train_agent(
         env_kwargs.pop(bad, None)
     total = int(total_timesteps or spec.default_timesteps)
     every = int(eval_every or max(1, total // 10))
-    mapping = {k: env_kwargs[k] for k in MAPPING_KEYS if k in env_kwargs}
+    mapping = mapping_kwargs(env_kwargs)
     model_path = run_dir / spec.model_file
     manifest = {"algo": spec.name, "model_file": spec.model_file,
                 "model_names": list(table.select(models=mapping.get("models")).model_names),
@@ -112,9 +110,9 @@ def train_agent(
     if spec.family == "native":
         cfg = softmax_pg or SoftmaxPGConfig()
         if n_envs is not None:
-            cfg = SoftmaxPGConfig(**{**cfg.__dict__, "num_envs": int(n_envs)})
+            cfg = dataclasses.replace(cfg, num_envs=int(n_envs))
         if learning_rate is not None:
-            cfg = SoftmaxPGConfig(**{**cfg.__dict__, "learning_rate": float(learning_rate)})
+            cfg = dataclasses.replace(cfg, learning_rate=float(learning_rate))
         env = MuraWeightingVectorEnv(cfg.num_envs, logits=table, split=train_split, **env_kwargs)
         import torch
         with torch.random.fork_rng(devices=[]):

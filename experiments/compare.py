@@ -29,8 +29,8 @@ import numpy as np
 import pandas as pd
 
 from agents.algos import ALGOS, get_algo
-from agents.evaluate import Evaluation, evaluate_policy, seed_mean_interval
-from agents.train import MAPPING_KEYS, train_agent
+from agents.evaluate import Evaluation, evaluate_policy, mapping_kwargs, seed_mean_interval
+from agents.train import train_agent
 from experiments.compare_plots import plot_reward_curves, plot_weight_heatmaps
 from experiments.logits_source import resolve_table
 from experiments.train_agent import baseline_evaluations, env_kwargs_of, summary_row
@@ -67,11 +67,11 @@ def _fmt(v: float, digits: int = 3) -> str:
     return "n/a" if v is None or not np.isfinite(v) else f"{v:.{digits}f}"
 
 
-def aggregate_agent(algo: str, evals: list[Evaluation], runs: list[dict[str, Any]],
+def aggregate_agent(algo: str, evals: list[Evaluation], run_rows: list[dict[str, Any]],
                     n_bootstrap: int) -> tuple[dict[str, Any], pd.DataFrame | None]:
-    """One comparison row for an agent's runs (one per seed) and its mean weights."""
-    rows = [summary_row(ev) for ev in evals]
-    frame = pd.DataFrame(rows)
+    """One comparison row for an agent's runs (one per seed: their evaluations and their
+    :func:`summary_row` rows with ``wall_time`` and ``env_steps``) and its mean weights."""
+    frame = pd.DataFrame(run_rows)
     ci = seed_mean_interval(evals[0].labels, np.stack([ev.predictions for ev in evals]),
                             n_bootstrap=n_bootstrap)
     row: dict[str, Any] = {"method": algo, "kind": "agent", "n_seeds": len(evals)}
@@ -86,8 +86,8 @@ def aggregate_agent(algo: str, evals: list[Evaluation], runs: list[dict[str, Any
         col = f"kappa_{part}"
         if col in frame:
             row[col] = float(frame[col].mean())
-    row["wall_time"] = float(np.mean([r["wall_time"] for r in runs]))
-    row["env_steps"] = float(np.mean([r["env_steps"] for r in runs]))
+    row["wall_time"] = float(frame["wall_time"].mean())
+    row["env_steps"] = float(frame["env_steps"].mean())
     weights = [ev.mean_weights for ev in evals if ev.mean_weights is not None]
     mean_w = sum(weights) / len(weights) if weights else None
     return row, mean_w
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg.logits = source
     save_config(cfg, out / "config.json")
     env_kwargs = env_kwargs_of(cfg)
-    mapping = {k: env_kwargs[k] for k in MAPPING_KEYS if k in env_kwargs}
+    mapping = mapping_kwargs(env_kwargs)
 
     rows: list[dict[str, Any]] = []
     predictions: dict[str, np.ndarray] = {}  # method -> int [runs, n] valid predictions
@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     weights: dict[str, pd.DataFrame] = {}
     tb_dirs: dict[str, list[Path]] = {}
     for algo in cfg.algos:
-        evals, runs = [], []
+        evals, algo_rows = [], []
         for seed in range(cfg.seeds):
             run_dir = out / "agents" / f"{algo}_{seed}"
             print(f"[compare] {algo} seed {seed} ...", flush=True)
@@ -211,12 +211,13 @@ def main(argv: list[str] | None = None) -> int:
                                   seed=seed, env_kwargs=env_kwargs, progress=cfg.progress)
             ev = evaluate_policy(trained.policy, table, "valid", name=algo,
                                  n_bootstrap=cfg.n_bootstrap, seed=seed, **mapping)
-            run = {"env_steps": trained.env_steps, "wall_time": trained.wall_time}
             evals.append(ev)
-            runs.append(run)
-            run_rows.append(summary_row(ev, seed=seed, run_dir=str(run_dir), **run))
+            algo_rows.append(summary_row(ev, seed=seed, run_dir=str(run_dir),
+                                         env_steps=trained.env_steps,
+                                         wall_time=trained.wall_time))
             tb_dirs.setdefault(algo, []).append(run_dir / "tb")
-        row, mean_w = aggregate_agent(algo, evals, runs, cfg.n_bootstrap)
+        run_rows += algo_rows
+        row, mean_w = aggregate_agent(algo, evals, algo_rows, cfg.n_bootstrap)
         rows.append(row)
         predictions[algo] = np.stack([ev.predictions for ev in evals])
         if mean_w is not None:

@@ -44,13 +44,14 @@ from backbones import gradcam as gc
 from backbones.cache import decode
 from backbones.registry import UnknownModelError, build_model, get_spec
 from backbones.train import BEST, load_checkpoint, resolve_device
+from experiments.logits_source import PRETRAIN_RUNS, newest_pretrain_logits
 from mura_env.atomic import atomic_write_bytes, file_sha256
 from mura_env.config_cli import parse_config, save_config
 from mura_env.constants import MURA_DIRNAME, SPLITS
 from mura_env.data import MuraData, load_mura
 from mura_env.logits import DEFAULT_LOGITS_PATH, LogitsTable, manifest_path
 
-PRETRAIN_DIR = Path("runs/pretrain")
+PRETRAIN_DIR = PRETRAIN_RUNS
 #: The env's default decision rule: prediction = ensemble probability > threshold.
 DEFAULT_THRESHOLD = 0.5
 
@@ -113,9 +114,9 @@ def default_run() -> Path:
             ckpt = cfg.get("checkpoint") if isinstance(cfg, dict) else None
             if ckpt and (Path(ckpt).parent.parent / "logits.parquet").is_file():
                 return Path(ckpt).parent.parent
-    runs = sorted(PRETRAIN_DIR.glob("*/logits.parquet"), key=lambda p: p.stat().st_mtime)
-    if runs:
-        return runs[-1].parent
+    newest = newest_pretrain_logits(PRETRAIN_DIR)
+    if newest is not None:
+        return newest.parent
     raise GradCamInputError(
         f"no pretraining run found under {PRETRAIN_DIR}/ (a folder with logits.parquet). Make "
         "one with python -m experiments.pretrain_backbones, or pass --run FOLDER.")
@@ -228,11 +229,7 @@ def load_agent_weights(agent_dir: Path, table: LogitsTable
         GradCamInputError: the agent cannot be loaded, was trained on another logits table,
             or returns malformed weights (``AgentMismatchError`` passes through unchanged).
     """
-    try:
-        from agents.saved import load_agent
-    except ImportError as e:
-        raise GradCamInputError(f"--agent needs agents.saved (saved-agent loading), which this "
-                                f"checkout lacks ({e}); drop --agent for uniform weights") from e
+    from agents.saved import load_agent
     from mura_env.env import WeightingProblem
 
     agent = load_agent(agent_dir)

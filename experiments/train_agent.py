@@ -30,9 +30,9 @@ import pandas as pd
 
 from agents.algos import ALGOS
 from agents.baselines import all_baselines
-from agents.evaluate import Evaluation, evaluate_baseline, evaluate_policy
+from agents.evaluate import Evaluation, evaluate_baseline, evaluate_policy, mapping_kwargs
 from agents.softmax_pg import SoftmaxPGConfig
-from agents.train import MAPPING_KEYS, train_agent
+from agents.train import train_agent
 from experiments.logits_source import resolve_table
 from mura_env.atomic import atomic_write_bytes
 from mura_env.config_cli import parse_config, save_config
@@ -85,7 +85,7 @@ def baseline_evaluations(table: Any, env_kwargs: dict[str, Any], n_bootstrap: in
                          seed: int = 0) -> list[Evaluation]:
     """Every baseline fitted on ``tune`` (its ``fit_time`` measured) and evaluated on
     ``valid``."""
-    mapping = {k: env_kwargs[k] for k in MAPPING_KEYS if k in env_kwargs}
+    mapping = mapping_kwargs(env_kwargs)
     tune = WeightingProblem(table, "tune", **mapping)
     out = []
     for baseline in all_baselines(seed):
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                           learning_rate=cfg.learning_rate, n_envs=cfg.n_envs,
                           softmax_pg=SoftmaxPGConfig(per_study=cfg.per_study),
                           tensorboard=cfg.tensorboard, progress=cfg.progress)
-    mapping = {k: env_kwargs[k] for k in MAPPING_KEYS if k in env_kwargs}
+    mapping = mapping_kwargs(env_kwargs)
     ev = evaluate_policy(trained.policy, table, "valid", name=cfg.algo,
                          n_bootstrap=cfg.n_bootstrap, seed=cfg.seed, **mapping)
     summary = {**ev.summary(), "algo": cfg.algo, "seed": cfg.seed,
