@@ -225,13 +225,19 @@ class SupervisedGating(Baseline):
 
 
 class KnoraEliminate(Baseline):
-    """KNORA-Eliminate (Ko et al. 2008, as in DESlib) on the tune split.
+    """A KNORA-Eliminate-like per-study competence weighting (after Ko et al. 2008 and
+    DESlib's ``KNORAE``), fitted on the tune split.
 
     For each study, its ``k`` nearest tune studies of the same body part (Euclidean distance
     on the standardised ``2K`` logits) form its region of competence; the members right on all
-    of them vote with equal weight. If no member is, ``k`` shrinks by one until one is; if
-    none is even for one neighbour, all members vote. Body parts with fewer than ``k`` tune
-    studies use all tune studies.
+    of them get equal weight. If no member is, ``k`` shrinks by one until one is; if none is
+    even for one neighbour, all members get equal weight. Body parts with fewer than ``k``
+    tune studies use all tune studies.
+
+    Two differences from DESlib's KNORA-E: the selected members are combined by a soft vote
+    (the equal-weight average of their abnormal probabilities, the same combination every
+    method here uses, thresholded at the env's threshold) rather than a majority vote of their
+    labels; and neighbours are searched within the study's own body part only.
     """
 
     name = "knora_e"

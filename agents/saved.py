@@ -5,10 +5,13 @@ rewritten at the end), the model (``model.pt`` for softmax-pg, ``model.zip`` for
 atomically at every evaluation, so a killed run leaves its last checkpoint loadable),
 ``config.json``, ``metrics.json`` and ``tb/``.
 
-``agent.json``: ``algo``, ``model_file``, ``model_names``, ``data_fingerprint`` (of the data
-set behind the logits table), ``table_digest`` (of the table itself), ``env_kwargs`` (the
-action mapping: ``action_scale``, ``temperature``, ``threshold``, ...), ``env_steps`` and
-``finished``.
+``agent.json``: ``algo``, ``model_file``, ``model_names`` (the members it weights: all the
+table's, or the ``models=`` subset it was trained with), ``data_fingerprint`` (of the data
+set behind the logits table), ``table_digest`` (of the whole table), ``models_digest`` (of the
+table restricted to ``model_names``), ``env_kwargs`` (the action mapping: ``action_scale``,
+``temperature``, ``threshold``, ``models``, ...), ``hyperparameters`` (resolved:
+``total_timesteps``, ``n_envs``, ``eval_every``, ``learning_rate`` and the algorithm's own),
+``env_steps`` (of the model file on disk, updated at every checkpoint) and ``finished``.
 """
 
 from __future__ import annotations
@@ -59,6 +62,8 @@ class SavedAgent:
         model_names: the ``K`` ensemble members, in action order.
         data_fingerprint: data set behind the table it was trained on (or None).
         table_digest: :func:`table_digest` of that table.
+        models_digest: :func:`table_digest` of that table restricted to ``model_names`` (None
+            in manifests written before it existed).
         env_kwargs: the env's action-mapping arguments it was trained with.
         model: the policy object (a :class:`~agents.softmax_pg.SoftmaxPGAgent` or an SB3 model;
             both have ``predict(obs, deterministic=True) -> (actions, state)``).
@@ -73,6 +78,7 @@ class SavedAgent:
     env_kwargs: dict[str, Any]
     model: Any
     manifest: dict[str, Any] = field(default_factory=dict)
+    models_digest: str | None = None
 
     def predict(self, observations: np.ndarray) -> np.ndarray:
         """Deterministic actions: float32 ``[n, 2K + 7]`` observations -> float32 ``[n, K]``."""
@@ -90,9 +96,14 @@ class SavedAgent:
     def check_table(self, table: LogitsTable) -> None:
         """Refuse a table the agent was not trained on.
 
+        Accepted: the very table it was trained on, or that table restricted to the agent's
+        ``model_names`` (for an agent trained on a ``models=`` subset). Observations for the
+        agent then come from ``WeightingProblem(table, models=agent.model_names)``.
+
         Raises:
-            AgentMismatchError: another data set (data fingerprints differ), other models, or
-                other logits (e.g. backbones retrained on the same data).
+            AgentMismatchError: another data set (data fingerprints differ), a table missing
+                some of the agent's models, or other logits (e.g. backbones retrained on the
+                same data).
         """
         where = f"The agent in {self.run_dir} ({self.algo})"
         if (self.data_fingerprint and table.data_fingerprint
@@ -103,11 +114,15 @@ class SavedAgent:
                 f"{str(table.data_fingerprint)[:12]}...). Use the logits table it was trained "
                 "on, or train an agent on this one with `python -m experiments.train_agent "
                 "--logits PATH`.")
-        if tuple(table.model_names) != self.model_names:
+        missing = [m for m in self.model_names if m not in table.model_names]
+        if missing:
             raise AgentMismatchError(
                 f"{where} weights the models {list(self.model_names)}, but this table has "
-                f"{list(table.model_names)}. Train an agent on this table.")
-        if table_digest(table) != self.table_digest:
+                f"{list(table.model_names)} (missing {missing}). Train an agent on this table.")
+        same_table = table_digest(table) == self.table_digest
+        same_members = self.models_digest is not None and table_digest(
+            table.select(models=list(self.model_names))) == self.models_digest
+        if not (same_table or same_members):
             raise AgentMismatchError(
                 f"{where} was trained on another logits table (same models, other logits or "
                 "studies). Use the table it was trained on (see its config.json), or train an "
@@ -124,14 +139,21 @@ def load_model(algo: str, path: str | os.PathLike[str]) -> Any:
     return load_sb3(spec, path)
 
 
-def load_agent(run_dir: str | os.PathLike[str]) -> SavedAgent:
+def load_agent(run_dir: str | os.PathLike[str], table: LogitsTable | None = None
+               ) -> SavedAgent:
     """Load the agent of a run folder written by ``experiments.train_agent``.
 
     Works on a finished run and on one killed mid-training (its last checkpoint).
 
+    Args:
+        run_dir: the run folder.
+        table: if given, the logits table the agent will be used with; it is checked with
+            :meth:`SavedAgent.check_table`.
+
     Raises:
         FileNotFoundError: no folder, no ``agent.json``, or no model file yet.
-        ValueError: an ``agent.json`` that is not one.
+        ValueError: an ``agent.json`` that is not one, or a model file that cannot be read.
+        AgentMismatchError: ``table`` is not the one the agent was trained on.
     """
     run_dir = Path(run_dir)
     path = run_dir / MANIFEST
@@ -152,7 +174,11 @@ def load_agent(run_dir: str | os.PathLike[str]) -> SavedAgent:
         raise FileNotFoundError(
             f"The agent run {run_dir} has no model file {model_file.name} yet (the run "
             "stopped before its first checkpoint). Train again.")
-    return SavedAgent(algo=algo, run_dir=run_dir, model_names=names,
-                      data_fingerprint=manifest.get("data_fingerprint"), table_digest=digest,
-                      env_kwargs=dict(manifest.get("env_kwargs") or {}),
-                      model=load_model(algo, model_file), manifest=manifest)
+    agent = SavedAgent(algo=algo, run_dir=run_dir, model_names=names,
+                       data_fingerprint=manifest.get("data_fingerprint"), table_digest=digest,
+                       env_kwargs=dict(manifest.get("env_kwargs") or {}),
+                       model=load_model(algo, model_file), manifest=manifest,
+                       models_digest=manifest.get("models_digest"))
+    if table is not None:
+        agent.check_table(table)
+    return agent

@@ -4,8 +4,9 @@ The env is the registered single env, vectorised by SB3's ``make_vec_env`` (``Du
 with a ``Monitor`` per copy, so SB3 logs ``rollout/ep_rew_mean``). Logging is SB3's own
 TensorBoard logger (``stable_baselines3.common.logger.configure``, the machinery behind
 ``tensorboard_log``) writing straight into the run's ``tb/`` folder. :class:`EvalCallback`
-adds ``eval/<metric>`` at a fixed env-step interval and saves the model each time, atomically,
-so a killed run leaves its last checkpoint loadable.
+adds ``eval/<metric>`` at a fixed env-step interval (at rollout boundaries, after SB3's update)
+and saves the model each time, atomically, so a killed run leaves its last checkpoint loadable;
+its final evaluation and save come after the last update.
 """
 
 from __future__ import annotations
@@ -44,7 +45,14 @@ class EvalCallback(BaseCallback):
     """Every ``eval_every`` env steps (and at the end): record ``eval/<name>`` for each item
     of ``eval_fn(model)`` in SB3's logger, dump it at the current step, and call
     ``checkpoint_fn(model, num_timesteps)``. Evaluation and checkpoint time is summed in
-    ``self.overhead`` (seconds) so callers can report training time alone."""
+    ``self.overhead`` (seconds) so callers can report training time alone.
+
+    Evaluations happen at the start of a rollout (``_on_rollout_start``), that is after SB3
+    has trained on every step counted so far, and once more at the end of training, after the
+    last update. (Evaluating in ``_on_step`` would score, and save, a policy that has not yet
+    been trained on the rollout being collected: one rollout stale.) So the curve's steps
+    are rollout boundaries: the first evaluation at or after each multiple of ``eval_every``.
+    """
 
     def __init__(self, eval_fn: Callable[[BaseAlgorithm], dict[str, float]] | None,
                  eval_every: int,
@@ -78,13 +86,16 @@ class EvalCallback(BaseCallback):
             self.checkpoint_fn(self.model, int(self.num_timesteps))
         self.overhead += time.perf_counter() - t0
 
-    def _on_step(self) -> bool:
+    def _on_rollout_start(self) -> None:
         if self.num_timesteps >= self.next_eval:
             self.next_eval = self.num_timesteps + self.eval_every
             self._evaluate()
+
+    def _on_step(self) -> bool:
         return True
 
     def _on_training_end(self) -> None:
+        # after the last update: always, unless nothing was collected since the last one
         if not self.history or self.history[-1]["env_steps"] != self.num_timesteps:
             self._evaluate()
 
@@ -107,6 +118,31 @@ class TqdmCallback(BaseCallback):
         self.bar.close()
 
 
+#: Attributes of an SB3 model recorded as its resolved hyper-parameters (those it has).
+HYPERPARAMETER_NAMES = ("learning_rate", "n_steps", "batch_size", "n_epochs", "gamma",
+                        "gae_lambda", "clip_range", "ent_coef", "vf_coef", "max_grad_norm",
+                        "normalize_advantage", "buffer_size", "learning_starts", "tau",
+                        "train_freq", "gradient_steps", "target_update_interval", "n_envs")
+
+
+def sb3_hyperparameters(model: BaseAlgorithm) -> dict[str, Any]:
+    """The resolved hyper-parameters of an SB3 model, as plain JSON values: schedules are
+    read at the start of training (progress 1.0), ``TrainFreq`` becomes ``[n, unit]``."""
+    out: dict[str, Any] = {"policy": type(model.policy).__name__}
+    for name in HYPERPARAMETER_NAMES:
+        if not hasattr(model, name):
+            continue
+        value = getattr(model, name)
+        if callable(value):
+            value = value(1.0)
+        if hasattr(value, "frequency") and hasattr(value, "unit"):  # TrainFreq
+            value = [int(value.frequency), str(value.unit.value)]
+        if isinstance(value, (np.integer, np.floating)):
+            value = value.item()
+        out[name] = value if isinstance(value, (int, float, str, bool, list)) else str(value)
+    return out
+
+
 def make_sb3_env(env_kwargs: dict[str, Any], n_envs: int, seed: int) -> Any:
     """``n_envs`` Monitor-wrapped :class:`~mura_env.env.MuraWeightingEnv` in a DummyVecEnv,
     seeded ``seed, seed + 1, ...`` (SB3's ``make_vec_env``)."""
@@ -122,10 +158,24 @@ def save_sb3(model: BaseAlgorithm, path: str | os.PathLike[str]) -> Path:
 
 
 def load_sb3(spec: AlgoSpec, path: str | os.PathLike[str]) -> BaseAlgorithm:
-    """Load an SB3 model of ``spec``'s class from ``path`` on the CPU (SB3 reads its tensors
-    with ``torch.load(..., weights_only=True)``)."""
+    """Load an SB3 model of ``spec``'s class from ``path`` on the CPU.
+
+    SB3 reads the tensors (policy and optimizer state) with ``torch.load(...,
+    weights_only=True)``, but the zip's ``data`` part (constructor arguments, spaces,
+    schedules) is cloudpickle, so only load model files you trust (your own runs).
+
+    Raises:
+        FileNotFoundError: no such file. ValueError: not an SB3 model file of this class.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No {spec.name} model file at {path}.")
     cls = getattr(stable_baselines3, spec.sb3_class or "")
-    return cls.load(str(path), device="cpu")
+    try:
+        return cls.load(str(path), device="cpu")
+    except Exception as e:  # zipfile, cloudpickle and torch raise many kinds on a bad file
+        raise ValueError(f"{path} cannot be read as a {spec.sb3_class} model ({e!r}); "
+                         f"expected a .zip written by {spec.sb3_class}.save.") from e
 
 
 def train_sb3(
@@ -156,8 +206,9 @@ def train_sb3(
         progress: show a tqdm bar.
 
     Returns:
-        ``(model, {"env_steps", "wall_time", "history"})``; wall times exclude evaluation
-        and checkpoints.
+        ``(model, {"env_steps", "wall_time", "history", "hyperparameters"})``; wall times
+        exclude evaluation and checkpoints; ``hyperparameters`` is
+        :func:`sb3_hyperparameters`.
     """
     kwargs = dict(SB3_DEFAULTS.get(spec.name, {}))
     if learning_rate is not None:
@@ -178,4 +229,4 @@ def train_sb3(
     if tb_dir is not None:
         model.logger.close()
     return model, {"env_steps": int(model.num_timesteps), "wall_time": wall,
-                   "history": callback.history}
+                   "history": callback.history, "hyperparameters": sb3_hyperparameters(model)}

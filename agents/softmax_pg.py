@@ -2,9 +2,11 @@
 
 The policy is the original design's per-body-part softmax weighting made into a stochastic
 policy: one preference vector per body part (``[7, K]``), optionally plus a small network on
-the models' logits for per-study weighting. The mean action is ``tanh`` of the preferences, so
-it lies in the env's action box; exploration is Gaussian around it; the env turns the action
-into weights ``softmax(action_scale * action / temperature)``. The baseline is a learned value
+the models' logits for per-study weighting. Exploration is Gaussian over the preferences:
+``z ~ Normal(preferences[part] (+ net(logits)), std)``, and the action is ``tanh(z)``, so it
+always lies inside the env's action box (a squashed Gaussian, as in SAC; the deterministic
+action is ``tanh`` of the mean). The env turns the action into weights
+``softmax(action_scale * action / temperature)``. The baseline is a learned value
 per body part. It trains on :class:`mura_env.vector_env.MuraWeightingVectorEnv` with thousands
 of studies per update.
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,7 +66,8 @@ class SoftmaxPGConfig:
 
 
 class SoftmaxPGAgent(nn.Module):
-    """Gaussian policy over per-body-part preferences, plus a per-body-part value baseline.
+    """Gaussian policy over per-body-part preferences (action = ``tanh`` of the sampled
+    preferences), plus a per-body-part value baseline.
 
     Args:
         n_models: ``K``, the number of ensemble members (the action size).
@@ -98,17 +102,27 @@ class SoftmaxPGAgent(nn.Module):
                              f"{k} models, got {tuple(obs.shape)}.")
         return obs[:, : 2 * k], obs[:, 2 * k:]
 
-    def mean_action(self, obs: torch.Tensor) -> torch.Tensor:
-        """Deterministic action ``tanh(preferences[part] (+ net(logits)))``: float ``[B, K]``."""
+    def mean_preferences(self, obs: torch.Tensor) -> torch.Tensor:
+        """The study's preferences ``preferences[part] (+ net(logits))``: float ``[B, K]``."""
         logits, part = self._split(obs)
         pre = part @ self.preferences
         if self.net is not None:
             pre = pre + self.net(logits)
-        return torch.tanh(pre)
+        return pre
+
+    def mean_action(self, obs: torch.Tensor) -> torch.Tensor:
+        """Deterministic action ``tanh(mean_preferences(obs))``: float ``[B, K]`` in (-1, 1)."""
+        return torch.tanh(self.mean_preferences(obs))
 
     def std(self) -> torch.Tensor:
-        """Exploration standard deviation per model, float ``[K]`` (at least ``min_std``)."""
+        """Exploration standard deviation per model (in preference units), float ``[K]``
+        (at least ``min_std``)."""
         return self.log_std.exp().clamp_min(self.config.min_std)
+
+    def distribution(self, obs: torch.Tensor) -> torch.distributions.Normal:
+        """The Gaussian over preferences ``z`` for a batch: mean ``[B, K]``, std ``[K]``."""
+        mean = self.mean_preferences(obs)
+        return torch.distributions.Normal(mean, self.std().expand_as(mean))
 
     def get_value(self, obs: torch.Tensor) -> torch.Tensor:
         """Baseline: the learned expected reward of the study's body part, float ``[B]``."""
@@ -122,18 +136,24 @@ class SoftmaxPGAgent(nn.Module):
 
         Args:
             obs: float ``[B, 2K + 7]``.
-            action: float ``[B, K]`` to score; None samples one.
+            action: float ``[B, K]`` in (-1, 1) to score; None samples one.
 
         Returns:
-            ``(action [B, K], log_prob [B], entropy [B], value [B])``. Sampled actions are not
-            clipped (the env clips to [-1, 1]); ``log_prob`` is of the unclipped action.
+            ``(action [B, K], log_prob [B], entropy [B], value [B])``: ``action = tanh(z)``
+            with ``z`` drawn from :meth:`distribution`; ``log_prob`` is the action's log
+            density (the Gaussian's at ``z = atanh(action)`` minus ``log(1 - action^2)``, the
+            change of variables); ``entropy`` is the Gaussian's over preferences. The training
+            loop scores the sampled ``z`` itself, which avoids ``atanh`` near +-1.
         """
-        mean = self.mean_action(obs)
-        dist = torch.distributions.Normal(mean, self.std().expand_as(mean))
+        dist = self.distribution(obs)
         if action is None:
-            action = dist.sample()
-        return (action, dist.log_prob(action).sum(-1), dist.entropy().sum(-1),
-                self.get_value(obs))
+            z = dist.sample()
+            action = torch.tanh(z)
+        else:
+            action = action.clamp(-1 + 1e-6, 1 - 1e-6)
+            z = torch.atanh(action)
+        log_prob = (dist.log_prob(z) - torch.log1p(-action.pow(2))).sum(-1)
+        return action, log_prob, dist.entropy().sum(-1), self.get_value(obs)
 
     @torch.no_grad()
     def predict(self, observation: np.ndarray, state: Any = None, episode_start: Any = None,
@@ -170,13 +190,22 @@ class SoftmaxPGAgent(nn.Module):
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"No softmax-pg agent file at {path}.")
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        expected = ("expected a file written by SoftmaxPGAgent.save, with the keys "
+                    "state_dict, config, n_models")
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # torch's unpickler raises many kinds on a corrupt file
+            raise ValueError(f"{path} cannot be read as a softmax-pg agent file ({e}); "
+                             f"{expected}.") from e
         if not isinstance(payload, dict) or not {"state_dict", "config", "n_models"} <= set(
                 payload):
-            raise ValueError(f"{path} is not a softmax-pg agent file (expected the keys "
-                             "state_dict, config, n_models written by SoftmaxPGAgent.save).")
-        agent = cls(int(payload["n_models"]), SoftmaxPGConfig(**payload["config"]))
-        agent.load_state_dict(payload["state_dict"])
+            raise ValueError(f"{path} is not a softmax-pg agent file; {expected}.")
+        try:
+            agent = cls(int(payload["n_models"]), SoftmaxPGConfig(**payload["config"]))
+            agent.load_state_dict(payload["state_dict"])
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise ValueError(f"{path} holds a softmax-pg agent this version cannot rebuild "
+                             f"({e}); {expected}.") from e
         agent.eval()
         return agent, dict(payload.get("extra") or {})
 
@@ -201,8 +230,9 @@ def train_softmax_pg(
         total_timesteps: env steps (answered studies) to use; rounded up to whole updates.
         seed: seeds torch's sampling and the env's study draws.
         writer: a TensorBoard ``SummaryWriter`` or None. Tags (step = env steps):
-            ``rollout/ep_rew_mean`` (mean return of the episodes finished in the update, SB3's
-            tag), ``train/policy_loss``, ``train/value_loss``, ``train/std``, ``time/fps``, and
+            ``rollout/ep_rew_mean`` (mean return of the last ``max(100, num_envs)`` finished
+            episodes; SB3's tag, which SB3 computes over the last 100),
+            ``train/policy_loss``, ``train/value_loss``, ``train/std``, ``time/fps``, and
             whatever ``eval_fn`` returns under ``eval/``.
         eval_fn: called as ``eval_fn(agent)`` every ``eval_every`` env steps and at the end;
             returns ``{name: number}`` logged as ``eval/<name>``.
@@ -215,6 +245,9 @@ def train_softmax_pg(
         ``{"env_steps", "wall_time", "ep_rew_mean", **eval}`` at each evaluation; wall times
         are training time in seconds, without the time spent in ``eval_fn`` and
         ``checkpoint_fn``.
+
+    Raises:
+        ValueError: fewer than 2 envs with ``normalize_advantage`` (one study has no spread).
     """
     cfg = agent.config
     torch.manual_seed(seed)
@@ -225,26 +258,34 @@ def train_softmax_pg(
     optimizer = torch.optim.Adam(groups, lr=cfg.learning_rate)
     n = env.num_envs
     updates = max(1, -(-int(total_timesteps) // n))
+    if n < 2 and cfg.normalize_advantage:
+        raise ValueError(f"softmax-pg needs at least 2 studies per update to normalise its "
+                         f"advantages, got num_envs={n}; use more envs (default 4096) or "
+                         "normalize_advantage=False.")
     obs, _ = env.reset(seed=seed)
     returns = np.zeros(n)
     history: list[dict[str, Any]] = []
     steps, next_eval, start = 0, eval_every, time.perf_counter()
     eval_time = 0.0  # excluded from the reported wall time (training time only)
-    recent: list[float] = []
+    recent: deque[float] = deque(maxlen=max(100, n))  # SB3 keeps the last 100 episodes
     agent.train()
     for update in tqdm(range(1, updates + 1), desc="softmax-pg", disable=not progress):
         obs_t = torch.as_tensor(obs)
         with torch.no_grad():
-            action, _, _, _ = agent.get_action_and_value(obs_t)
-        obs, reward, terminated, truncated, _ = env.step(action.numpy())
+            z = agent.distribution(obs_t).sample()  # Gaussian exploration over preferences
+        obs, reward, terminated, truncated, _ = env.step(torch.tanh(z).numpy())
         steps += n
         returns += reward
         done = terminated | truncated
         if done.any():
-            recent = returns[done].tolist()
+            recent.extend(returns[done].tolist())
             returns[done] = 0.0
         r = torch.as_tensor(reward, dtype=torch.float32)
-        _, logp, entropy, value = agent.get_action_and_value(obs_t, action)
+        # log-density of the sampled preferences (tanh's Jacobian does not depend on the
+        # parameters, so it drops out of the gradient)
+        dist = agent.distribution(obs_t)
+        logp, entropy = dist.log_prob(z).sum(-1), dist.entropy().sum(-1)
+        value = agent.get_value(obs_t)
         adv = r - value.detach()
         if cfg.normalize_advantage:
             adv = adv / (adv.std() + 1e-8)

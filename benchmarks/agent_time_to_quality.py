@@ -4,12 +4,12 @@ Quality = valid accuracy within ``--tolerance`` (0.5 points) of the stacking bas
 on tune). Both agents train on the tune split of the same logits table (default: the newest
 ``runs/pretrain/*/logits.parquet``, else the built-in table) in one run, evaluated on valid
 after every update (softmax-pg: every ``--num-envs`` studies; PPO: every rollout of 2,048
-studies). The time reported is training time only (evaluations excluded) until the first
-evaluation at quality; an agent that never gets there is reported at its best accuracy,
-marked ``reached: false``. Valid is only watched, never used to choose anything. Each agent
-runs ``--repeats`` times, interleaved, with the same seed (so the same trajectory): the
-figure is the fastest repeat, which takes out one-off warm-up costs and the noise of a shared
-machine equally for both.
+studies, scored after SB3's update on it). The time reported is training time only
+(evaluations excluded) until the first evaluation at quality; an agent that never gets there
+is reported at its best accuracy, marked ``reached: false``. Valid is only watched, never used
+to choose anything. Each agent runs ``--repeats`` times, interleaved, with the same seed (so
+the same trajectory): the figure is the fastest repeat, which takes out one-off warm-up costs
+and the noise of a shared machine equally for both.
 
 Prints the comparison and writes ``runs/benchmarks/agent_time_to_quality.json``.
 

@@ -8,8 +8,9 @@ default. The agent trains on the ``tune`` split (which the backbones never train
 scored on ``valid``; nothing is selected on valid (the saved model is the last one).
 
 Writes ``runs/agents/<algo>_<seed>_<time>/`` (or ``--out``): ``agent.json`` and the model
-(see :mod:`agents.saved`), ``config.json`` (resolved configuration), ``metrics.json`` (top
-level ``split``, ``accuracy``, ``kappa``, ``auroc``, ``per_body_part``, ... on valid),
+(see :mod:`agents.saved`), ``config.json`` (resolved configuration; ``hyperparameters`` holds
+the algorithm's own settings), ``metrics.json`` (top level ``split``, ``accuracy``, ``kappa``,
+``auroc``, ``per_body_part``, ... on valid),
 ``metrics.csv`` (the full table with 95% bootstrap intervals), ``baselines.csv`` (the agent and
 every baseline on valid) and ``tb/`` (TensorBoard: ``rollout/ep_rew_mean``, ``eval/accuracy``,
 ``eval/kappa``). Ends by printing the agent beside the baselines.
@@ -19,6 +20,7 @@ Synthetic data: results on it say nothing about clinical performance.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -122,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     out = cfg.out or Path("runs/agents") / f"{cfg.algo}_{cfg.seed}_{time.strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
     cfg.logits = source
-    save_config(cfg, out / "config.json")
+    save_config(cfg, out / "config.json")  # rewritten with the resolved settings at the end
     env_kwargs = env_kwargs_of(cfg)
     print(f"training {cfg.algo} (seed {cfg.seed}) on {source} -> {out}")
     trained = train_agent(cfg.algo, table, out, total_timesteps=cfg.total_timesteps,
@@ -130,6 +132,11 @@ def main(argv: list[str] | None = None) -> int:
                           learning_rate=cfg.learning_rate, n_envs=cfg.n_envs,
                           softmax_pg=SoftmaxPGConfig(per_study=cfg.per_study),
                           tensorboard=cfg.tensorboard, progress=cfg.progress)
+    hyper = trained.hyperparameters
+    cfg = dataclasses.replace(cfg, total_timesteps=hyper["total_timesteps"],
+                              n_envs=hyper["n_envs"], eval_every=hyper["eval_every"],
+                              learning_rate=hyper["learning_rate"])
+    save_config(cfg, out / "config.json", {"hyperparameters": hyper})
     mapping = mapping_kwargs(env_kwargs)
     ev = evaluate_policy(trained.policy, table, "valid", name=cfg.algo,
                          n_bootstrap=cfg.n_bootstrap, seed=cfg.seed, **mapping)

@@ -82,7 +82,10 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def save_config(config: Any, path: str | os.PathLike[str]) -> None:
-    """Write a config dataclass (resolved values) as JSON, atomically."""
-    data = json.dumps(_jsonable(dataclasses.asdict(config)), indent=2, sort_keys=True)
+def save_config(config: Any, path: str | os.PathLike[str],
+                extra: dict[str, Any] | None = None) -> None:
+    """Write a config dataclass (resolved values) as JSON, atomically; ``extra`` adds
+    top-level keys (e.g. settings resolved while running)."""
+    data = json.dumps(_jsonable({**dataclasses.asdict(config), **(extra or {})}), indent=2,
+                      sort_keys=True)
     atomic_write_bytes(path, (data + "\n").encode())

@@ -40,6 +40,11 @@ def test_train_agent_writes_its_run_folder(table_path, tmp_path, capsys):
     assert metrics["accuracy"] >= 0.9  # the specialists table is easy for per-part weights
     config = json.loads((out / "config.json").read_text())
     assert config["algo"] == "softmax-pg" and config["seed"] == 1 and config["per_study"]
+    # the resolved settings, not the command line's None defaults
+    assert config["total_timesteps"] == 40960 and config["n_envs"] == 2048
+    assert config["eval_every"] == 4096 and config["learning_rate"] == 0.05
+    assert config["hyperparameters"]["softmax_pg"]["per_study"] is True
+    assert config["hyperparameters"]["softmax_pg"]["num_envs"] == 2048
     from agents.saved import load_agent
     assert load_agent(out).model.net is not None  # --per-study reached the agent
     assert config["logits"] == str(table_path)

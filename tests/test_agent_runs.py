@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from agent_fixtures import specialist_table
 
 from agents.algos import ALGOS, UnknownAlgoError, get_algo
@@ -61,7 +62,7 @@ def test_ppo_save_load_round_trip_gives_identical_actions(ppo_run, table):
     run, trained = ppo_run
     from mura_env.env import WeightingProblem
     obs = WeightingProblem(table, "valid").observations
-    direct, _ = trained.agent.model.predict(obs, deterministic=True)
+    direct, _ = trained.model.predict(obs, deterministic=True)  # the in-memory model
     again = load_agent(run)
     np.testing.assert_array_equal(again.predict(obs), direct.astype(np.float32))
     w = again.weights(obs)
@@ -69,11 +70,71 @@ def test_ppo_save_load_round_trip_gives_identical_actions(ppo_run, table):
     np.testing.assert_allclose(w.sum(axis=1), 1.0)
 
 
+def test_the_saved_ppo_model_is_the_final_one(ppo_run):
+    run, trained = ppo_run
+    saved = load_agent(run).model
+    assert saved.num_timesteps == trained.model.num_timesteps == trained.env_steps
+    final = trained.model.policy.state_dict()
+    for key, value in saved.policy.state_dict().items():
+        assert torch.equal(value, final[key]), key
+    assert trained.history[-1]["env_steps"] == trained.env_steps
+
+
+def test_sb3_evaluations_score_the_policy_after_its_update(table):
+    """An evaluation at step N scores a policy already trained on the N steps collected."""
+    from agents.sb3 import train_sb3
+    snapshots = []
+
+    def eval_fn(model):
+        snapshots.append((model.num_timesteps, {k: v.clone() for k, v in
+                                                model.policy.state_dict().items()}))
+        return {"accuracy": 0.0}
+
+    model, result = train_sb3(get_algo("ppo"), {"logits": table, "split": "tune"}, 4096, 0,
+                              None, n_envs=8, eval_fn=eval_fn, eval_every=2048)
+    assert [steps for steps, _ in snapshots] == [2048, 4096]
+    assert [h["env_steps"] for h in result["history"]] == [2048, 4096]
+    initial = type(model)("MlpPolicy", model.env, seed=0, device="cpu",
+                          n_steps=256, batch_size=256).policy.state_dict()
+    first, last = snapshots[0][1], snapshots[1][1]
+    assert any(not torch.equal(first[k], initial[k]) for k in initial)  # trained once
+    assert any(not torch.equal(first[k], last[k]) for k in first)  # then trained again
+    final = model.policy.state_dict()
+    assert all(torch.equal(last[k], final[k]) for k in final)  # the last eval is the final
+
+
 def test_softmax_pg_save_load_round_trip(table, tmp_path):
     trained = train_agent("softmax-pg", table, tmp_path, total_timesteps=1024, n_envs=512,
                           tensorboard=False)
     obs = np.random.default_rng(0).normal(size=(20, 21)).astype(np.float32)
-    np.testing.assert_array_equal(load_agent(tmp_path).predict(obs), trained.policy(obs))
+    direct, _ = trained.model.predict(obs)  # the in-memory agent, not a reload
+    np.testing.assert_array_equal(load_agent(tmp_path).predict(obs), direct)
+    hyper = json.loads((tmp_path / "agent.json").read_text())["hyperparameters"]
+    assert hyper["total_timesteps"] == 1024 and hyper["n_envs"] == 512
+
+
+def test_an_agent_trained_on_a_model_subset_accepts_its_table(table, tmp_path):
+    subset = list(table.model_names[2:5])
+    train_agent("softmax-pg", table, tmp_path, total_timesteps=1024, n_envs=512,
+                env_kwargs={"models": subset}, tensorboard=False)
+    agent = load_agent(tmp_path, table=table)  # the whole table it was trained on
+    assert agent.model_names == tuple(subset)
+    agent.check_table(table.select(models=subset))  # or that table restricted to its models
+    with pytest.raises(AgentMismatchError, match="missing"):
+        agent.check_table(table.select(models=subset[:2]))
+    shifted = LogitsTable.from_arrays(table.studies, table.model_names, table.logits + 0.5,
+                                      data_fingerprint=table.data_fingerprint)
+    with pytest.raises(AgentMismatchError, match="another logits table"):
+        load_agent(tmp_path, table=shifted)
+
+
+def test_reusing_a_run_folder_leaves_no_stale_model_or_curves(table, tmp_path):
+    train_agent("ppo", table, tmp_path, total_timesteps=1024, n_envs=8, eval_every=512)
+    train_agent("softmax-pg", table, tmp_path, total_timesteps=2048, n_envs=512,
+                eval_every=1024)
+    assert not (tmp_path / "model.zip").exists()
+    steps = read_scalars(tmp_path / "tb", "eval/accuracy")["step"].tolist()
+    assert steps == [1024, 2048]  # the PPO run's curve is gone
 
 
 def test_a_table_of_another_data_set_is_refused(ppo_run, table):
@@ -109,6 +170,14 @@ def test_load_agent_errors(tmp_path):
     (tmp_path / "agent.json").write_text(json.dumps({"algo": "ppo"}))
     with pytest.raises(ValueError, match="not a valid agent manifest"):
         load_agent(tmp_path)
+    for algo in ("ppo", "softmax-pg"):  # a manifest whose model file is corrupt
+        spec = get_algo(algo)
+        (tmp_path / "agent.json").write_text(json.dumps(
+            {"algo": algo, "model_file": spec.model_file, "model_names": ["a", "b"],
+             "table_digest": "x"}))
+        (tmp_path / spec.model_file).write_bytes(b"truncated")
+        with pytest.raises(ValueError, match="cannot be read"):
+            load_agent(tmp_path)
 
 
 def test_a_killed_run_leaves_its_last_checkpoint_loadable(table, tmp_path):
@@ -134,5 +203,7 @@ def test_a_killed_run_leaves_its_last_checkpoint_loadable(table, tmp_path):
     manifest = json.loads((run / "agent.json").read_text())
     assert manifest["finished"] is False
     agent = load_agent(run)
+    # the manifest follows the checkpoints (written right after each model file)
+    assert 0 < manifest["env_steps"] <= agent.model.num_timesteps
     obs = np.zeros((3, 21), dtype=np.float32)
     assert agent.predict(obs).shape == (3, 7)

@@ -40,10 +40,15 @@ def test_get_action_and_value_shapes_and_log_prob(trained_on_specialists):
     obs = torch.as_tensor(np.eye(21, dtype=np.float32)[:5])  # 2K + 7 = 21 columns
     action, logp, entropy, value = agent.get_action_and_value(obs)
     assert action.shape == (5, 7) and logp.shape == entropy.shape == value.shape == (5,)
-    # scoring a given action returns the Gaussian log-density of exactly that action
-    dist = torch.distributions.Normal(agent.mean_action(obs), agent.std())
+    assert (action.abs() < 1).all()  # tanh of Gaussian preferences: inside the action box
+    # scoring a given action returns its log-density under the tanh-squashed Gaussian over
+    # preferences (torch's own TanhTransform as the reference)
+    squashed = torch.distributions.TransformedDistribution(
+        torch.distributions.Normal(agent.mean_preferences(obs), agent.std()),
+        [torch.distributions.transforms.TanhTransform()])
     _, logp2, _, _ = agent.get_action_and_value(obs, action)
-    torch.testing.assert_close(logp2, dist.log_prob(action).sum(-1))
+    torch.testing.assert_close(logp2, squashed.log_prob(action).sum(-1), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(logp, logp2, rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="observations must have shape"):
         agent.get_action_and_value(torch.zeros(2, 20))
 
@@ -93,3 +98,56 @@ def test_load_refuses_other_files(tmp_path):
     torch.save({"model": {}}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a softmax-pg agent file"):
         SoftmaxPGAgent.load(tmp_path / "other.pt")
+
+
+def test_exploration_is_gaussian_over_preferences():
+    agent = SoftmaxPGAgent(3, SoftmaxPGConfig(init_std=0.5, learn_std=False))
+    with torch.no_grad():
+        agent.preferences[2] = torch.tensor([2.0, -1.0, 0.0])
+    obs = torch.zeros(20_000, 13)
+    obs[:, 6 + 2] = 1.0  # body part 2
+    torch.manual_seed(0)
+    action, *_ = agent.get_action_and_value(obs)
+    z = torch.atanh(action.double())
+    torch.testing.assert_close(z.mean(0), torch.tensor([2.0, -1.0, 0.0], dtype=torch.float64),
+                               atol=0.02, rtol=0)
+    torch.testing.assert_close(z.std(0), torch.full((3,), 0.5, dtype=torch.float64),
+                               atol=0.02, rtol=0)
+
+
+def test_one_env_is_refused_instead_of_nan():
+    table = specialist_table(per_cell=1)
+    env = MuraWeightingVectorEnv(1, logits=table, split="tune")
+    agent = SoftmaxPGAgent(7, SoftmaxPGConfig(num_envs=1))
+    with pytest.raises(ValueError, match="at least 2 studies per update"):
+        train_softmax_pg(agent, env, total_timesteps=10)
+    agent = SoftmaxPGAgent(7, SoftmaxPGConfig(num_envs=1, normalize_advantage=False))
+    train_softmax_pg(agent, env, total_timesteps=10)
+    assert all(torch.isfinite(p).all() for p in agent.parameters())
+
+
+def test_ep_rew_mean_averages_recent_episodes_like_sb3():
+    class Recorder:
+        def __init__(self):
+            self.rows = []
+
+        def add_scalar(self, tag, value, step):
+            if tag == "rollout/ep_rew_mean":
+                self.rows.append((step, value))
+
+    table = specialist_table(per_cell=2)
+    env = MuraWeightingVectorEnv(64, logits=table, split="tune", studies_per_episode=3)
+    agent = SoftmaxPGAgent(7, SoftmaxPGConfig(num_envs=64))
+    rec = Recorder()
+    train_softmax_pg(agent, env, total_timesteps=64 * 6, writer=rec)
+    values = [v for _, v in rec.rows]
+    assert np.isnan(values[0]) and np.isnan(values[1])  # no episode has ended yet
+    # episodes of 3 studies end at updates 3 and 6; each return is a sum of 3 rewards in [0, 3]
+    assert all(0.0 <= v <= 3.0 for v in values[2:])
+    assert values[2] == values[3] == values[4]  # unchanged until more episodes end
+
+
+def test_load_wraps_unreadable_files(tmp_path):
+    (tmp_path / "junk.pt").write_bytes(b"not a torch file at all")
+    with pytest.raises(ValueError, match="cannot be read as a softmax-pg agent file"):
+        SoftmaxPGAgent.load(tmp_path / "junk.pt")
