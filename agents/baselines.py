@@ -237,7 +237,8 @@ class KnoraEliminate(Baseline):
     Two differences from DESlib's KNORA-E: the selected members are combined by a soft vote
     (the equal-weight average of their abnormal probabilities, the same combination every
     method here uses, thresholded at the env's threshold) rather than a majority vote of their
-    labels; and neighbours are searched within the study's own body part only.
+    labels; and neighbours are searched within the study's own body part (among all tune
+    studies only when that part has fewer than ``k``).
     """
 
     name = "knora_e"

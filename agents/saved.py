@@ -11,7 +11,8 @@ set behind the logits table), ``table_digest`` (of the whole table), ``models_di
 table restricted to ``model_names``), ``env_kwargs`` (the action mapping: ``action_scale``,
 ``temperature``, ``threshold``, ``models``, ...), ``hyperparameters`` (resolved:
 ``total_timesteps``, ``n_envs``, ``eval_every``, ``learning_rate`` and the algorithm's own),
-``env_steps`` (of the model file on disk, updated at every checkpoint) and ``finished``.
+``env_steps`` (of the last checkpoint; written just after the model file, so a run killed
+between the two writes shows the previous count) and ``finished``.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ its final evaluation and save come after the last update.
 
 from __future__ import annotations
 
+import inspect
 import os
 import time
 from collections.abc import Callable
@@ -118,29 +119,26 @@ class TqdmCallback(BaseCallback):
         self.bar.close()
 
 
-#: Attributes of an SB3 model recorded as its resolved hyper-parameters (those it has).
+#: Constructor arguments recorded as an SB3 agent's resolved hyper-parameters (those its class
+#: takes).
 HYPERPARAMETER_NAMES = ("learning_rate", "n_steps", "batch_size", "n_epochs", "gamma",
                         "gae_lambda", "clip_range", "ent_coef", "vf_coef", "max_grad_norm",
                         "normalize_advantage", "buffer_size", "learning_starts", "tau",
-                        "train_freq", "gradient_steps", "target_update_interval", "n_envs")
+                        "train_freq", "gradient_steps", "target_update_interval")
 
 
-def sb3_hyperparameters(model: BaseAlgorithm) -> dict[str, Any]:
-    """The resolved hyper-parameters of an SB3 model, as plain JSON values: schedules are
-    read at the start of training (progress 1.0), ``TrainFreq`` becomes ``[n, unit]``."""
-    out: dict[str, Any] = {"policy": type(model.policy).__name__}
-    for name in HYPERPARAMETER_NAMES:
-        if not hasattr(model, name):
-            continue
-        value = getattr(model, name)
-        if callable(value):
-            value = value(1.0)
-        if hasattr(value, "frequency") and hasattr(value, "unit"):  # TrainFreq
-            value = [int(value.frequency), str(value.unit.value)]
-        if isinstance(value, (np.integer, np.floating)):
-            value = value.item()
-        out[name] = value if isinstance(value, (int, float, str, bool, list)) else str(value)
-    return out
+def sb3_settings(spec: AlgoSpec, learning_rate: float | None = None) -> dict[str, Any]:
+    """The constructor arguments :func:`train_sb3` gives ``spec``'s SB3 class: the class's own
+    defaults (from its signature, those in :data:`HYPERPARAMETER_NAMES`), then
+    :data:`SB3_DEFAULTS`, then ``learning_rate`` if given. Plain JSON values; keys sorted."""
+    cls = getattr(stable_baselines3, spec.sb3_class or "")
+    params = inspect.signature(cls.__init__).parameters
+    out = {name: params[name].default for name in HYPERPARAMETER_NAMES if name in params
+           and params[name].default is not inspect.Parameter.empty}
+    out.update(SB3_DEFAULTS.get(spec.name, {}))
+    if learning_rate is not None:
+        out["learning_rate"] = float(learning_rate)
+    return dict(sorted(out.items()))
 
 
 def make_sb3_env(env_kwargs: dict[str, Any], n_envs: int, seed: int) -> Any:
@@ -206,13 +204,12 @@ def train_sb3(
         progress: show a tqdm bar.
 
     Returns:
-        ``(model, {"env_steps", "wall_time", "history", "hyperparameters"})``; wall times
-        exclude evaluation and checkpoints; ``hyperparameters`` is
-        :func:`sb3_hyperparameters`.
+        ``(model, {"env_steps", "wall_time", "history"})``; wall times exclude evaluation
+        and checkpoints.
     """
     kwargs = dict(SB3_DEFAULTS.get(spec.name, {}))
     if learning_rate is not None:
-        kwargs["learning_rate"] = learning_rate
+        kwargs["learning_rate"] = learning_rate  # see sb3_settings for all values in effect
     cls = getattr(stable_baselines3, spec.sb3_class or "")
     env = make_sb3_env(env_kwargs, n_envs, seed)
     model = cls("MlpPolicy", env, seed=seed, device="cpu", verbose=0, **kwargs)
@@ -229,4 +226,4 @@ def train_sb3(
     if tb_dir is not None:
         model.logger.close()
     return model, {"env_steps": int(model.num_timesteps), "wall_time": wall,
-                   "history": callback.history, "hyperparameters": sb3_hyperparameters(model)}
+                   "history": callback.history}

@@ -150,9 +150,10 @@ class SoftmaxPGAgent(nn.Module):
             z = dist.sample()
             action = torch.tanh(z)
         else:
-            action = action.clamp(-1 + 1e-6, 1 - 1e-6)
-            z = torch.atanh(action)
-        log_prob = (dist.log_prob(z) - torch.log1p(-action.pow(2))).sum(-1)
+            z = torch.atanh(action.clamp(-1 + 1e-6, 1 - 1e-6))
+        # log(1 - tanh(z)^2) written stably in z (finite even where tanh(z) rounds to +-1)
+        log_det = 2.0 * (np.log(2.0) - z - nn.functional.softplus(-2.0 * z))
+        log_prob = (dist.log_prob(z) - log_det).sum(-1)
         return action, log_prob, dist.entropy().sum(-1), self.get_value(obs)
 
     @torch.no_grad()

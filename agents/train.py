@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +51,70 @@ class TrainedAgent:
         return self.agent.predict
 
 
+#: Files of an earlier run that a reused run folder loses before training (besides the model
+#: files of every algorithm and the TensorBoard files in ``tb/``).
+STALE_RUN_FILES = ("metrics.json", "metrics.csv", "baselines.csv")
+
+
+def resolve_hyperparameters(
+    algo: str,
+    *,
+    total_timesteps: int | None = None,
+    eval_every: int | None = None,
+    n_envs: int | None = None,
+    learning_rate: float | None = None,
+    softmax_pg: SoftmaxPGConfig | None = None,
+) -> dict[str, Any]:
+    """The settings :func:`train_agent` will use, with every default filled in.
+
+    Args: as :func:`train_agent` (None: the default).
+
+    Returns:
+        ``{"total_timesteps", "eval_every", "n_envs", "learning_rate", "algorithm"}`` (plain
+        JSON values); ``algorithm`` is the whole :class:`SoftmaxPGConfig` for softmax-pg and
+        the SB3 constructor arguments (:func:`agents.sb3.sb3_settings`) otherwise.
+
+    Raises:
+        UnknownAlgoError: ``algo`` is not registered. ValueError: a count below 1, or
+        softmax-pg with one env (its advantages are normalised over the batch).
+    """
+    spec = get_algo(algo)
+    total = spec.default_timesteps if total_timesteps is None else int(total_timesteps)
+    every = max(1, total // 10) if eval_every is None else int(eval_every)
+    for name, value in (("total_timesteps", total), ("eval_every", every),
+                        ("n_envs", 1 if n_envs is None else int(n_envs))):
+        if value < 1:
+            raise ValueError(f"{name} must be at least 1, got {value}.")
+    if spec.family == "native":
+        cfg = softmax_pg or SoftmaxPGConfig()
+        if n_envs is not None:
+            cfg = dataclasses.replace(cfg, num_envs=int(n_envs))
+        if learning_rate is not None:
+            cfg = dataclasses.replace(cfg, learning_rate=float(learning_rate))
+        if cfg.num_envs < 2 and cfg.normalize_advantage:
+            raise ValueError(f"softmax-pg needs at least 2 studies per update (--n-envs) to "
+                             f"normalise its advantages, got {cfg.num_envs}; the default is "
+                             f"{SoftmaxPGConfig.num_envs}.")
+        return {"total_timesteps": total, "eval_every": every, "n_envs": cfg.num_envs,
+                "learning_rate": cfg.learning_rate, "algorithm": dataclasses.asdict(cfg)}
+    from agents.sb3 import sb3_settings
+    settings = sb3_settings(spec, learning_rate)
+    return {"total_timesteps": total, "eval_every": every,
+            "n_envs": 8 if n_envs is None else int(n_envs),
+            "learning_rate": settings["learning_rate"], "algorithm": settings}
+
+
+def _clear_earlier_run(run_dir: Path) -> None:
+    """Remove what an earlier agent run left in ``run_dir``: every algorithm's model file,
+    :data:`STALE_RUN_FILES` and TensorBoard's files in ``tb/`` (nothing else)."""
+    for name in {a.model_file for a in ALGOS.values()} | set(STALE_RUN_FILES):
+        (run_dir / name).unlink(missing_ok=True)
+    tb = run_dir / "tb"
+    if tb.is_dir():
+        for old in [*tb.glob("events.out.tfevents.*"), tb / "progress.csv"]:
+            old.unlink(missing_ok=True)
+
+
 def train_agent(
     algo: str,
     table: LogitsTable,
@@ -75,8 +138,9 @@ def train_agent(
         algo: a name in :data:`agents.algos.ALGOS`.
         table: the logits table.
         run_dir: output folder (created); gets ``agent.json``, the model and ``tb/``. A
-            folder that already holds an agent run is reused: its model files and ``tb/`` are
-            removed first, so neither a stale model nor old curves survive.
+            folder that already holds an agent run is reused: once the settings are checked,
+            its model files, metrics files and TensorBoard event files are removed, so
+            neither a stale model nor old curves survive.
         total_timesteps: env steps (answered studies); None: the registry default.
         seed: seeds the agent and the env.
         env_kwargs: other ``MuraWeighting-v0`` arguments (``reward``, ``action_scale``,
@@ -92,34 +156,39 @@ def train_agent(
 
     Returns:
         A :class:`TrainedAgent`.
+
+    Raises:
+        UnknownAlgoError, ValueError: bad settings (see :func:`resolve_hyperparameters`) or
+            unknown model names; raised before anything in ``run_dir`` is touched.
     """
     spec = get_algo(algo)
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    hyper = resolve_hyperparameters(algo, total_timesteps=total_timesteps,
+                                    eval_every=eval_every, n_envs=n_envs,
+                                    learning_rate=learning_rate, softmax_pg=softmax_pg)
+    total, every = hyper["total_timesteps"], hyper["eval_every"]
     env_kwargs = dict(env_kwargs or {})
     for bad in ("logits", "split", "sampling"):
         env_kwargs.pop(bad, None)
-    total = int(total_timesteps or spec.default_timesteps)
-    every = int(eval_every or max(1, total // 10))
     mapping = mapping_kwargs(env_kwargs)
-    model_path = run_dir / spec.model_file
-    if (run_dir / MANIFEST).is_file():  # an earlier agent run in this folder
-        for other in {a.model_file for a in ALGOS.values()}:
-            (run_dir / other).unlink(missing_ok=True)
-        shutil.rmtree(run_dir / "tb", ignore_errors=True)
     selected = table.select(models=mapping.get("models"))
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if (run_dir / MANIFEST).is_file():  # an earlier agent run in this folder
+        _clear_earlier_run(run_dir)
+    model_path = run_dir / spec.model_file
     manifest = {"algo": spec.name, "model_file": spec.model_file,
                 "model_names": list(selected.model_names),
                 "data_fingerprint": table.data_fingerprint, "table_digest": table_digest(table),
                 "models_digest": table_digest(selected),
                 "env_kwargs": {k: (list(v) if isinstance(v, tuple) else v)
                                for k, v in env_kwargs.items()},
-                "train_split": train_split, "seed": seed, "env_steps": 0, "finished": False}
+                "train_split": train_split, "seed": seed, "hyperparameters": hyper,
+                "env_steps": 0, "finished": False}
     write_manifest(run_dir, manifest)
     tb_dir = run_dir / "tb" if tensorboard else None
 
     def checkpointed(steps: int) -> None:
-        manifest["env_steps"] = int(steps)  # the model file on disk has this many steps
+        manifest["env_steps"] = int(steps)  # written right after the model file
         write_manifest(run_dir, manifest)
 
     def eval_fn(policy_owner: Any) -> dict[str, float]:
@@ -128,15 +197,7 @@ def train_agent(
         return {"accuracy": ev.value("accuracy"), "kappa": ev.value("kappa")}
 
     if spec.family == "native":
-        cfg = softmax_pg or SoftmaxPGConfig()
-        if n_envs is not None:
-            cfg = dataclasses.replace(cfg, num_envs=int(n_envs))
-        if learning_rate is not None:
-            cfg = dataclasses.replace(cfg, learning_rate=float(learning_rate))
-        hyper = {"n_envs": cfg.num_envs, "learning_rate": cfg.learning_rate,
-                 "softmax_pg": dataclasses.asdict(cfg)}
-        manifest["hyperparameters"] = {"total_timesteps": total, "eval_every": every, **hyper}
-        write_manifest(run_dir, manifest)
+        cfg = SoftmaxPGConfig(**hyper["algorithm"])
         env = MuraWeightingVectorEnv(cfg.num_envs, logits=table, split=train_split, **env_kwargs)
         import torch
         with torch.random.fork_rng(devices=[]):
@@ -160,9 +221,6 @@ def train_agent(
         model: Any = agent
     else:
         from agents.sb3 import save_sb3, train_sb3
-        manifest["hyperparameters"] = {"total_timesteps": total, "eval_every": every,
-                                       "n_envs": n_envs or 8, "learning_rate": learning_rate}
-        write_manifest(run_dir, manifest)  # SB3's own defaults are added when it ends
 
         def save_model(m: Any, steps: int) -> None:
             save_sb3(m, model_path)
@@ -170,13 +228,10 @@ def train_agent(
 
         model, result = train_sb3(
             spec, {"logits": table, "split": train_split, **env_kwargs}, total, seed, tb_dir,
-            n_envs=n_envs or 8, learning_rate=learning_rate, eval_fn=eval_fn, eval_every=every,
-            checkpoint_fn=save_model, progress=progress)
-        hyper = {"n_envs": n_envs or 8, "learning_rate": result["hyperparameters"].get(
-            "learning_rate"), spec.name: result["hyperparameters"]}
-    hyper = {"total_timesteps": total, "eval_every": every, **hyper}
+            n_envs=hyper["n_envs"], learning_rate=learning_rate, eval_fn=eval_fn,
+            eval_every=every, checkpoint_fn=save_model, progress=progress)
     manifest.update(env_steps=int(result["env_steps"]), finished=True,
-                    wall_time=float(result["wall_time"]), hyperparameters=hyper)
+                    wall_time=float(result["wall_time"]))
     write_manifest(run_dir, manifest)
     return TrainedAgent(agent=load_agent(run_dir), model=model,
                         env_steps=int(result["env_steps"]),

@@ -34,7 +34,7 @@ from agents.algos import ALGOS
 from agents.baselines import all_baselines
 from agents.evaluate import Evaluation, evaluate_baseline, evaluate_policy, mapping_kwargs
 from agents.softmax_pg import SoftmaxPGConfig
-from agents.train import train_agent
+from agents.train import resolve_hyperparameters, train_agent
 from experiments.logits_source import resolve_table
 from mura_env.atomic import atomic_write_bytes
 from mura_env.config_cli import parse_config, save_config
@@ -121,22 +121,28 @@ def main(argv: list[str] | None = None) -> int:
     except (MissingLogitsError, LogitsTableError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    native = SoftmaxPGConfig(per_study=cfg.per_study)
+    try:
+        hyper = resolve_hyperparameters(cfg.algo, total_timesteps=cfg.total_timesteps,
+                                        eval_every=cfg.eval_every, n_envs=cfg.n_envs,
+                                        learning_rate=cfg.learning_rate, softmax_pg=native)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     out = cfg.out or Path("runs/agents") / f"{cfg.algo}_{cfg.seed}_{time.strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
-    cfg.logits = source
-    save_config(cfg, out / "config.json")  # rewritten with the resolved settings at the end
+    cfg = dataclasses.replace(cfg, logits=source, out=out,
+                              total_timesteps=hyper["total_timesteps"], n_envs=hyper["n_envs"],
+                              eval_every=hyper["eval_every"],
+                              learning_rate=hyper["learning_rate"])
+    save_config(cfg, out / "config.json", {"hyperparameters": hyper})
     env_kwargs = env_kwargs_of(cfg)
     print(f"training {cfg.algo} (seed {cfg.seed}) on {source} -> {out}")
     trained = train_agent(cfg.algo, table, out, total_timesteps=cfg.total_timesteps,
                           seed=cfg.seed, env_kwargs=env_kwargs, eval_every=cfg.eval_every,
                           learning_rate=cfg.learning_rate, n_envs=cfg.n_envs,
-                          softmax_pg=SoftmaxPGConfig(per_study=cfg.per_study),
-                          tensorboard=cfg.tensorboard, progress=cfg.progress)
-    hyper = trained.hyperparameters
-    cfg = dataclasses.replace(cfg, total_timesteps=hyper["total_timesteps"],
-                              n_envs=hyper["n_envs"], eval_every=hyper["eval_every"],
-                              learning_rate=hyper["learning_rate"])
-    save_config(cfg, out / "config.json", {"hyperparameters": hyper})
+                          softmax_pg=native, tensorboard=cfg.tensorboard,
+                          progress=cfg.progress)
     mapping = mapping_kwargs(env_kwargs)
     ev = evaluate_policy(trained.policy, table, "valid", name=cfg.algo,
                          n_bootstrap=cfg.n_bootstrap, seed=cfg.seed, **mapping)

@@ -43,8 +43,9 @@ def test_train_agent_writes_its_run_folder(table_path, tmp_path, capsys):
     # the resolved settings, not the command line's None defaults
     assert config["total_timesteps"] == 40960 and config["n_envs"] == 2048
     assert config["eval_every"] == 4096 and config["learning_rate"] == 0.05
-    assert config["hyperparameters"]["softmax_pg"]["per_study"] is True
-    assert config["hyperparameters"]["softmax_pg"]["num_envs"] == 2048
+    assert config["out"] == str(out)
+    assert config["hyperparameters"]["algorithm"]["per_study"] is True
+    assert config["hyperparameters"]["algorithm"]["num_envs"] == 2048
     from agents.saved import load_agent
     assert load_agent(out).model.net is not None  # --per-study reached the agent
     assert config["logits"] == str(table_path)
@@ -52,6 +53,27 @@ def test_train_agent_writes_its_run_folder(table_path, tmp_path, capsys):
     assert "stacking" in printed and "softmax-pg" in printed
     frame = pd.read_csv(out / "baselines.csv")
     assert len(frame) == 1 + len(all_baselines())
+
+
+def test_train_agent_config_is_resolved_before_training(table_path, tmp_path):
+    """Settings are resolved (SB3's own defaults included) and checked before any output."""
+    from agents.algos import get_algo
+    from agents.sb3 import sb3_settings
+    out = tmp_path / "run"
+    assert train_agent.main(["--algo", "ppo", "--logits", str(table_path), "--total-timesteps",
+                             "0", "--out", str(out)]) == 2  # rejected: nothing written
+    assert not out.exists()
+    hyper = train_agent.resolve_hyperparameters("ppo")
+    assert hyper["learning_rate"] == 3e-4 and hyper["n_envs"] == 8
+    assert hyper["algorithm"] == sb3_settings(get_algo("ppo"))
+    assert hyper["algorithm"]["n_steps"] == 256 and hyper["algorithm"]["gamma"] == 0.99
+
+
+def test_one_env_softmax_pg_is_a_clear_error(table_path, tmp_path, capsys):
+    rc = train_agent.main(["--algo", "softmax-pg", "--logits", str(table_path), "--n-envs", "1",
+                           "--out", str(tmp_path / "run")])
+    assert rc == 2
+    assert "--n-envs" in capsys.readouterr().err
 
 
 def test_train_agent_reports_a_missing_table(tmp_path, capsys):

@@ -128,11 +128,26 @@ def test_an_agent_trained_on_a_model_subset_accepts_its_table(table, tmp_path):
         load_agent(tmp_path, table=shifted)
 
 
+def test_bad_settings_leave_an_earlier_run_untouched(table, tmp_path):
+    train_agent("softmax-pg", table, tmp_path, total_timesteps=1024, n_envs=512)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    with pytest.raises(ValueError, match="at least 2 studies"):
+        train_agent("softmax-pg", table, tmp_path, total_timesteps=1024, n_envs=1)
+    with pytest.raises(ValueError, match="unknown"):
+        train_agent("softmax-pg", table, tmp_path, env_kwargs={"models": ["no_such_model"]})
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    assert json.loads((tmp_path / "agent.json").read_text())["finished"] is True
+
+
 def test_reusing_a_run_folder_leaves_no_stale_model_or_curves(table, tmp_path):
     train_agent("ppo", table, tmp_path, total_timesteps=1024, n_envs=8, eval_every=512)
+    (tmp_path / "tb" / "notes.txt").write_text("mine")  # not TensorBoard's: kept
+    (tmp_path / "metrics.json").write_text("{}")  # the earlier run's metrics: removed
     train_agent("softmax-pg", table, tmp_path, total_timesteps=2048, n_envs=512,
                 eval_every=1024)
-    assert not (tmp_path / "model.zip").exists()
+    assert not (tmp_path / "model.zip").exists() and not (tmp_path / "metrics.json").exists()
+    assert not (tmp_path / "tb" / "progress.csv").exists()  # SB3's CSV log went too
+    assert (tmp_path / "tb" / "notes.txt").read_text() == "mine"
     steps = read_scalars(tmp_path / "tb", "eval/accuracy")["step"].tolist()
     assert steps == [1024, 2048]  # the PPO run's curve is gone
 
@@ -205,5 +220,9 @@ def test_a_killed_run_leaves_its_last_checkpoint_loadable(table, tmp_path):
     agent = load_agent(run)
     # the manifest follows the checkpoints (written right after each model file)
     assert 0 < manifest["env_steps"] <= agent.model.num_timesteps
+    # and the run's config.json was resolved before training started
+    config = json.loads((run / "config.json").read_text())
+    assert config["total_timesteps"] == 10_000_000 and config["learning_rate"] == 3e-4
+    assert config["hyperparameters"]["algorithm"]["n_steps"] == 256
     obs = np.zeros((3, 21), dtype=np.float32)
     assert agent.predict(obs).shape == (3, 7)

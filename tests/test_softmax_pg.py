@@ -126,25 +126,50 @@ def test_one_env_is_refused_instead_of_nan():
     assert all(torch.isfinite(p).all() for p in agent.parameters())
 
 
-def test_ep_rew_mean_averages_recent_episodes_like_sb3():
+class ScriptedEnv:
+    """A vector env of one-step episodes whose rewards are scripted per update."""
+
+    def __init__(self, num_envs: int, rewards: list[float]) -> None:
+        self.num_envs, self.rewards, self.calls = num_envs, rewards, 0
+        self.obs = np.zeros((num_envs, 21), dtype=np.float32)
+        self.obs[:, 14] = 1.0  # every study is an ELBOW
+
+    def reset(self, seed=None):
+        return self.obs, {}
+
+    def step(self, actions):
+        reward = np.full(self.num_envs, self.rewards[self.calls])
+        self.calls += 1
+        done = np.ones(self.num_envs, dtype=bool)
+        return self.obs, reward, done, np.zeros_like(done), {}
+
+
+def test_ep_rew_mean_averages_the_last_finished_episodes():
     class Recorder:
         def __init__(self):
-            self.rows = []
+            self.values = []
 
         def add_scalar(self, tag, value, step):
             if tag == "rollout/ep_rew_mean":
-                self.rows.append((step, value))
+                self.values.append(value)
 
-    table = specialist_table(per_cell=2)
-    env = MuraWeightingVectorEnv(64, logits=table, split="tune", studies_per_episode=3)
-    agent = SoftmaxPGAgent(7, SoftmaxPGConfig(num_envs=64))
     rec = Recorder()
-    train_softmax_pg(agent, env, total_timesteps=64 * 6, writer=rec)
-    values = [v for _, v in rec.rows]
-    assert np.isnan(values[0]) and np.isnan(values[1])  # no episode has ended yet
-    # episodes of 3 studies end at updates 3 and 6; each return is a sum of 3 rewards in [0, 3]
-    assert all(0.0 <= v <= 3.0 for v in values[2:])
-    assert values[2] == values[3] == values[4]  # unchanged until more episodes end
+    agent = SoftmaxPGAgent(7, SoftmaxPGConfig(num_envs=64))
+    train_softmax_pg(agent, ScriptedEnv(64, [1.0, 0.0, 0.0]), total_timesteps=64 * 3,
+                     writer=rec)
+    # window of max(100, 64) = 100 episodes: 64 ones; then the last 36 ones and 64 zeros; ...
+    assert rec.values == pytest.approx([1.0, 0.36, 0.0])
+
+
+def test_sampled_log_prob_stays_finite_when_tanh_saturates():
+    agent = SoftmaxPGAgent(3, SoftmaxPGConfig(init_std=0.5, learn_std=False))
+    with torch.no_grad():
+        agent.preferences[0] = torch.tensor([12.0, 5.0, 0.0])
+    obs = torch.zeros(64, 13)
+    obs[:, 6] = 1.0
+    torch.manual_seed(0)
+    _, logp, _, _ = agent.get_action_and_value(obs)
+    assert torch.isfinite(logp).all()
 
 
 def test_load_wraps_unreadable_files(tmp_path):
