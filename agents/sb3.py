@@ -127,12 +127,17 @@ HYPERPARAMETER_NAMES = ("learning_rate", "n_steps", "batch_size", "n_epochs", "g
                         "train_freq", "gradient_steps", "target_update_interval")
 
 
+def sb3_class(spec: AlgoSpec) -> type[BaseAlgorithm]:
+    """The Stable-Baselines3 class of an ``sb3`` family registry entry (e.g. ``PPO``)."""
+    return getattr(stable_baselines3, spec.sb3_class or "")
+
+
 def sb3_settings(spec: AlgoSpec, learning_rate: float | None = None) -> dict[str, Any]:
-    """The constructor arguments :func:`train_sb3` gives ``spec``'s SB3 class: the class's own
-    defaults (from its signature, those in :data:`HYPERPARAMETER_NAMES`), then
-    :data:`SB3_DEFAULTS`, then ``learning_rate`` if given. Plain JSON values; keys sorted."""
-    cls = getattr(stable_baselines3, spec.sb3_class or "")
-    params = inspect.signature(cls.__init__).parameters
+    """The constructor arguments :func:`train_sb3` gives ``spec``'s SB3 class, so what is
+    recorded is what is used: each of :data:`HYPERPARAMETER_NAMES` the class takes, at its
+    signature default, then :data:`SB3_DEFAULTS`, then ``learning_rate`` if given. Plain JSON
+    values; keys sorted."""
+    params = inspect.signature(sb3_class(spec).__init__).parameters
     out = {name: params[name].default for name in HYPERPARAMETER_NAMES if name in params
            and params[name].default is not inspect.Parameter.empty}
     out.update(SB3_DEFAULTS.get(spec.name, {}))
@@ -168,9 +173,8 @@ def load_sb3(spec: AlgoSpec, path: str | os.PathLike[str]) -> BaseAlgorithm:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No {spec.name} model file at {path}.")
-    cls = getattr(stable_baselines3, spec.sb3_class or "")
     try:
-        return cls.load(str(path), device="cpu")
+        return sb3_class(spec).load(str(path), device="cpu")
     except Exception as e:  # zipfile, cloudpickle and torch raise many kinds on a bad file
         raise ValueError(f"{path} cannot be read as a {spec.sb3_class} model ({e!r}); "
                          f"expected a .zip written by {spec.sb3_class}.save.") from e
@@ -207,12 +211,9 @@ def train_sb3(
         ``(model, {"env_steps", "wall_time", "history"})``; wall times exclude evaluation
         and checkpoints.
     """
-    kwargs = dict(SB3_DEFAULTS.get(spec.name, {}))
-    if learning_rate is not None:
-        kwargs["learning_rate"] = learning_rate  # see sb3_settings for all values in effect
-    cls = getattr(stable_baselines3, spec.sb3_class or "")
     env = make_sb3_env(env_kwargs, n_envs, seed)
-    model = cls("MlpPolicy", env, seed=seed, device="cpu", verbose=0, **kwargs)
+    model = sb3_class(spec)("MlpPolicy", env, seed=seed, device="cpu", verbose=0,
+                            **sb3_settings(spec, learning_rate))
     if tb_dir is not None:
         model.set_logger(configure(str(tb_dir), ["tensorboard", "csv"]))
     callback = EvalCallback(eval_fn, eval_every, checkpoint_fn)

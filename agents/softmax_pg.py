@@ -65,6 +65,20 @@ class SoftmaxPGConfig:
         "help": "divide advantages by their batch standard deviation"})
 
 
+def check_batch_size(num_envs: int, config: SoftmaxPGConfig) -> None:
+    """Refuse a batch the update cannot use.
+
+    Raises:
+        ValueError: fewer than 2 studies per update while ``config.normalize_advantage``
+            (the advantages' standard deviation needs at least two).
+    """
+    if num_envs < 2 and config.normalize_advantage:
+        raise ValueError(f"softmax-pg needs at least 2 studies per update (num_envs; --n-envs "
+                         f"on the command line) to normalise its advantages, got {num_envs}; "
+                         f"the default is {SoftmaxPGConfig.num_envs} (or set "
+                         "normalize_advantage=False).")
+
+
 class SoftmaxPGAgent(nn.Module):
     """Gaussian policy over per-body-part preferences (action = ``tanh`` of the sampled
     preferences), plus a per-body-part value baseline.
@@ -258,11 +272,8 @@ def train_softmax_pg(
         groups.append({"params": list(agent.net.parameters()), "lr": cfg.net_learning_rate})
     optimizer = torch.optim.Adam(groups, lr=cfg.learning_rate)
     n = env.num_envs
+    check_batch_size(n, cfg)
     updates = max(1, -(-int(total_timesteps) // n))
-    if n < 2 and cfg.normalize_advantage:
-        raise ValueError(f"softmax-pg needs at least 2 studies per update to normalise its "
-                         f"advantages, got num_envs={n}; use more envs (default 4096) or "
-                         "normalize_advantage=False.")
     obs, _ = env.reset(seed=seed)
     returns = np.zeros(n)
     history: list[dict[str, Any]] = []
@@ -272,8 +283,8 @@ def train_softmax_pg(
     agent.train()
     for update in tqdm(range(1, updates + 1), desc="softmax-pg", disable=not progress):
         obs_t = torch.as_tensor(obs)
-        with torch.no_grad():
-            z = agent.distribution(obs_t).sample()  # Gaussian exploration over preferences
+        dist = agent.distribution(obs_t)
+        z = dist.sample()  # Gaussian exploration over preferences (sample() is gradient-free)
         obs, reward, terminated, truncated, _ = env.step(torch.tanh(z).numpy())
         steps += n
         returns += reward
@@ -284,7 +295,6 @@ def train_softmax_pg(
         r = torch.as_tensor(reward, dtype=torch.float32)
         # log-density of the sampled preferences (tanh's Jacobian does not depend on the
         # parameters, so it drops out of the gradient)
-        dist = agent.distribution(obs_t)
         logp, entropy = dist.log_prob(z).sum(-1), dist.entropy().sum(-1)
         value = agent.get_value(obs_t)
         adv = r - value.detach()

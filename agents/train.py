@@ -17,7 +17,7 @@ from typing import Any
 from agents.algos import ALGOS, get_algo
 from agents.evaluate import Policy, evaluate_policy, mapping_kwargs
 from agents.saved import MANIFEST, SavedAgent, load_agent, table_digest, write_manifest
-from agents.softmax_pg import SoftmaxPGAgent, SoftmaxPGConfig, train_softmax_pg
+from agents.softmax_pg import SoftmaxPGAgent, SoftmaxPGConfig, check_batch_size, train_softmax_pg
 from mura_env.logits import LogitsTable
 from mura_env.vector_env import MuraWeightingVectorEnv
 
@@ -91,10 +91,7 @@ def resolve_hyperparameters(
             cfg = dataclasses.replace(cfg, num_envs=int(n_envs))
         if learning_rate is not None:
             cfg = dataclasses.replace(cfg, learning_rate=float(learning_rate))
-        if cfg.num_envs < 2 and cfg.normalize_advantage:
-            raise ValueError(f"softmax-pg needs at least 2 studies per update (--n-envs) to "
-                             f"normalise its advantages, got {cfg.num_envs}; the default is "
-                             f"{SoftmaxPGConfig.num_envs}.")
+        check_batch_size(cfg.num_envs, cfg)
         return {"total_timesteps": total, "eval_every": every, "n_envs": cfg.num_envs,
                 "learning_rate": cfg.learning_rate, "algorithm": dataclasses.asdict(cfg)}
     from agents.sb3 import sb3_settings
@@ -187,7 +184,13 @@ def train_agent(
     write_manifest(run_dir, manifest)
     tb_dir = run_dir / "tb" if tensorboard else None
 
-    def checkpointed(steps: int) -> None:
+    def checkpoint(model: Any, steps: int) -> None:
+        """Save the model atomically, then record its env steps in the manifest."""
+        if spec.family == "native":
+            model.save(model_path, {"env_steps": int(steps)})
+        else:
+            from agents.sb3 import save_sb3
+            save_sb3(model, model_path)
         manifest["env_steps"] = int(steps)  # written right after the model file
         write_manifest(run_dir, manifest)
 
@@ -207,29 +210,20 @@ def train_agent(
         if tb_dir is not None:
             from torch.utils.tensorboard import SummaryWriter
             writer = SummaryWriter(str(tb_dir))
-        def save_native(a: SoftmaxPGAgent, steps: int) -> None:
-            a.save(model_path, {"env_steps": steps})
-            checkpointed(steps)
-
         try:
             result = train_softmax_pg(
                 agent, env, total, seed=seed, writer=writer, eval_fn=eval_fn, eval_every=every,
-                checkpoint_fn=save_native, progress=progress)
+                checkpoint_fn=checkpoint, progress=progress)
         finally:
             if writer is not None:
                 writer.close()
         model: Any = agent
     else:
-        from agents.sb3 import save_sb3, train_sb3
-
-        def save_model(m: Any, steps: int) -> None:
-            save_sb3(m, model_path)
-            checkpointed(steps)
-
+        from agents.sb3 import train_sb3
         model, result = train_sb3(
             spec, {"logits": table, "split": train_split, **env_kwargs}, total, seed, tb_dir,
             n_envs=hyper["n_envs"], learning_rate=learning_rate, eval_fn=eval_fn,
-            eval_every=every, checkpoint_fn=save_model, progress=progress)
+            eval_every=every, checkpoint_fn=checkpoint, progress=progress)
     manifest.update(env_steps=int(result["env_steps"]), finished=True,
                     wall_time=float(result["wall_time"]))
     write_manifest(run_dir, manifest)

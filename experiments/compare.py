@@ -236,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     n_valid = len(table.select(split="valid"))
     atomic_write_bytes(out / "comparison.md",
                        to_markdown(frame, source, n_valid, cfg.seeds).encode())
-    plot_reward_curves({a: d for a, d in tb_dirs.items()}, out / "reward_curves.png")
+    plot_reward_curves(tb_dirs, out / "reward_curves.png")
     plot_weight_heatmaps(weights, out / "weights_heatmap.png")
     show = frame[["method", "kind", "accuracy", "accuracy_ci_low", "accuracy_ci_high",
                   "kappa", "kappa_ci_low", "kappa_ci_high", "wall_time", "env_steps"]]
