@@ -8,8 +8,10 @@ atomically at every evaluation, so a killed run leaves its last checkpoint loada
 ``agent.json``: ``algo``, ``model_file``, ``model_names`` (the members it weights: all the
 table's, or the ``models=`` subset it was trained with), ``data_fingerprint`` (of the data
 set behind the logits table), ``table_digest`` (of the whole table), ``models_digest`` (of the
-table restricted to ``model_names``), ``env_kwargs`` (the action mapping: ``action_scale``,
-``temperature``, ``threshold``, ``models``, ...), ``hyperparameters`` (resolved:
+table restricted to ``model_names``), ``env_config`` (the env's
+:class:`~mura_env.config.WeightingConfig` it trained with, without ``logits``: the action
+mapping ``action_scale``, ``temperature``, ``threshold``, the ``models``, the reward...),
+``hyperparameters`` (resolved:
 ``total_timesteps``, ``n_envs``, ``eval_every``, ``learning_rate`` and the algorithm's own),
 ``env_steps`` (of the last checkpoint; written just after the model file, so a run killed
 between the two writes shows the previous count) and ``finished``.
@@ -27,9 +29,10 @@ from typing import Any
 import numpy as np
 
 from agents.algos import get_algo
-from agents.baselines import softmax_weights
-from mura_env.atomic import atomic_write_bytes
+from mura_env.common.atomic import atomic_write_bytes
+from mura_env.config import WeightingConfig
 from mura_env.logits import LogitsTable
+from mura_env.mapping import EnsembleMapping
 
 MANIFEST = "agent.json"
 
@@ -65,7 +68,7 @@ class SavedAgent:
         table_digest: :func:`table_digest` of that table.
         models_digest: :func:`table_digest` of that table restricted to ``model_names`` (None
             in manifests written before it existed).
-        env_kwargs: the env's action-mapping arguments it was trained with.
+        config: the env configuration it was trained with (``logits`` None).
         model: the policy object (a :class:`~agents.softmax_pg.SoftmaxPGAgent` or an SB3 model;
             both have ``predict(obs, deterministic=True) -> (actions, state)``).
         manifest: the whole ``agent.json``.
@@ -76,7 +79,7 @@ class SavedAgent:
     model_names: tuple[str, ...]
     data_fingerprint: str | None
     table_digest: str
-    env_kwargs: dict[str, Any]
+    config: WeightingConfig
     model: Any
     manifest: dict[str, Any] = field(default_factory=dict)
     models_digest: str | None = None
@@ -87,19 +90,22 @@ class SavedAgent:
         actions, _ = self.model.predict(obs, deterministic=True)
         return np.asarray(actions, dtype=np.float32).reshape(len(obs), -1)
 
+    @property
+    def mapping(self) -> EnsembleMapping:
+        """The action -> weights -> prediction mapping it was trained with."""
+        return self.config.mapping
+
     def weights(self, observations: np.ndarray) -> np.ndarray:
         """The env's ensemble weights for the deterministic actions: float32 ``[n, 2K + 7]``
         -> float64 ``[n, K]``, rows summing to 1."""
-        coef = float(self.env_kwargs.get("action_scale", 3.0)) / float(
-            self.env_kwargs.get("temperature", 1.0))
-        return softmax_weights(self.predict(observations), coef)
+        return self.mapping.weights(self.predict(observations))
 
     def check_table(self, table: LogitsTable) -> None:
         """Refuse a table the agent was not trained on.
 
         Accepted: the very table it was trained on, or that table restricted to the agent's
         ``model_names`` (for an agent trained on a ``models=`` subset). Observations for the
-        agent then come from ``WeightingProblem(table, models=agent.model_names)``.
+        agent then come from ``StudySet.select(table, split, models=agent.model_names)``.
 
         Raises:
             AgentMismatchError: another data set (data fingerprints differ), a table missing
@@ -169,6 +175,7 @@ def load_agent(run_dir: str | os.PathLike[str], table: LogitsTable | None = None
         model_file = run_dir / manifest["model_file"]
         names = tuple(manifest["model_names"])
         digest = manifest["table_digest"]
+        config = WeightingConfig.from_dict(manifest["env_config"])
     except (ValueError, KeyError, TypeError) as e:
         raise ValueError(f"{path} is not a valid agent manifest ({e!r}).") from e
     if not model_file.is_file():
@@ -177,7 +184,7 @@ def load_agent(run_dir: str | os.PathLike[str], table: LogitsTable | None = None
             "stopped before its first checkpoint). Train again.")
     agent = SavedAgent(algo=algo, run_dir=run_dir, model_names=names,
                        data_fingerprint=manifest.get("data_fingerprint"), table_digest=digest,
-                       env_kwargs=dict(manifest.get("env_kwargs") or {}),
+                       config=config,
                        model=load_model(algo, model_file), manifest=manifest,
                        models_digest=manifest.get("models_digest"))
     if table is not None:

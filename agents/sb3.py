@@ -27,7 +27,7 @@ from stable_baselines3.common.logger import configure
 from tqdm import tqdm
 
 from agents.algos import AlgoSpec
-from mura_env.atomic import atomic_write
+from mura_env.common.atomic import atomic_write
 from mura_env.env import MuraWeightingEnv
 
 #: Per-algorithm keyword arguments that differ from SB3's defaults (no value tuned on valid):

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from mura_env.atomic import atomic_write
+from mura_env.common.atomic import atomic_write
 from mura_env.constants import BODY_PARTS
 
 N_PARTS = len(BODY_PARTS)

@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from backbones.transforms import eval_transform, letterbox
-from mura_env.atomic import atomic_write, atomic_write_bytes
+from mura_env.common.atomic import atomic_write, atomic_write_bytes
 
 #: Index of the abnormal class in every registry model's two logits.
 ABNORMAL = 1

@@ -36,7 +36,7 @@ from backbones.data import CachedImages, class_weights
 from backbones.infer import aggregate_studies, predict_logits
 from backbones.registry import build_model, get_spec
 from backbones.transforms import eval_transform, train_transform
-from mura_env.atomic import atomic_write
+from mura_env.common.atomic import atomic_write
 from mura_env.data import load_mura
 
 CHECKPOINT = "checkpoint.pth"

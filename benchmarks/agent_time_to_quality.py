@@ -37,7 +37,7 @@ from agents.baselines import Stacking  # noqa: E402
 from agents.evaluate import evaluate_baseline  # noqa: E402
 from agents.train import train_agent  # noqa: E402
 from experiments.logits_source import resolve_table  # noqa: E402
-from mura_env.atomic import atomic_write_bytes  # noqa: E402
+from mura_env.common.atomic import atomic_write_bytes  # noqa: E402
 from mura_env.env import WeightingProblem  # noqa: E402
 
 TARGET_SPEEDUP = 20.0

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from mura_env.synthetic import encode_png, generate, render_study
-from mura_env.synthetic_plan import plan_dataset
+from mura_env.synthetic.plan import plan_dataset
 
 TARGET_PER_CORE = 100.0
 

@@ -34,8 +34,8 @@ from agents.train import train_agent
 from experiments.compare_plots import plot_reward_curves, plot_weight_heatmaps
 from experiments.logits_source import resolve_table
 from experiments.train_agent import baseline_evaluations, env_kwargs_of, summary_row
-from mura_env.atomic import atomic_write_bytes
-from mura_env.config_cli import parse_config, save_config
+from mura_env.common.atomic import atomic_write_bytes
+from mura_env.common.config_cli import parse_config, save_config
 from mura_env.constants import BODY_PARTS
 from mura_env.logits import LogitsTableError, MissingLogitsError
 from mura_env.rewards import REWARDS

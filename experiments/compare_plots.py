@@ -16,7 +16,7 @@ from tensorboard.backend.event_processing.event_accumulator import (  # noqa: E4
     EventAccumulator,
 )
 
-from mura_env.atomic import atomic_write  # noqa: E402
+from mura_env.common.atomic import atomic_write  # noqa: E402
 
 CURVE_TAGS = ("rollout/ep_rew_mean", "eval/accuracy")
 

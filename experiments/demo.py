@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from experiments import compare, pretrain_backbones
-from mura_env.atomic import atomic_write_bytes
-from mura_env.config_cli import parse_config, save_config
+from mura_env.common.atomic import atomic_write_bytes
+from mura_env.common.config_cli import parse_config, save_config
 from mura_env.data import load_mura, summarize
 from mura_env.synthetic import contact_sheet, generate
 

@@ -45,8 +45,8 @@ from backbones.cache import decode
 from backbones.registry import UnknownModelError, build_model, get_spec
 from backbones.train import BEST, load_checkpoint, resolve_device
 from experiments.logits_source import PRETRAIN_RUNS, newest_pretrain_logits
-from mura_env.atomic import atomic_write_bytes, file_sha256
-from mura_env.config_cli import parse_config, save_config
+from mura_env.common.atomic import atomic_write_bytes, file_sha256
+from mura_env.common.config_cli import parse_config, save_config
 from mura_env.constants import MURA_DIRNAME, SPLITS
 from mura_env.data import MuraData, load_mura
 from mura_env.logits import DEFAULT_LOGITS_PATH, LogitsTable, manifest_path

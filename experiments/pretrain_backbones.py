@@ -40,8 +40,8 @@ from backbones.ensemble_report import diversity_report
 from backbones.infer import aggregate_studies, predict_logits
 from backbones.registry import build_model, get_spec
 from backbones.transforms import eval_transform
-from mura_env.atomic import atomic_write_bytes, file_sha256
-from mura_env.config_cli import parse_config, save_config
+from mura_env.common.atomic import atomic_write_bytes, file_sha256
+from mura_env.common.config_cli import parse_config, save_config
 from mura_env.data import MuraData, load_mura
 from mura_env.synthetic import generate
 

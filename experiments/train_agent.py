@@ -36,8 +36,8 @@ from agents.evaluate import Evaluation, evaluate_baseline, evaluate_policy, mapp
 from agents.softmax_pg import SoftmaxPGConfig
 from agents.train import resolve_hyperparameters, train_agent
 from experiments.logits_source import resolve_table
-from mura_env.atomic import atomic_write_bytes
-from mura_env.config_cli import parse_config, save_config
+from mura_env.common.atomic import atomic_write_bytes
+from mura_env.common.config_cli import parse_config, save_config
 from mura_env.env import WeightingProblem
 from mura_env.logits import LogitsTableError, MissingLogitsError
 from mura_env.rewards import REWARDS

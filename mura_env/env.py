@@ -1,261 +1,35 @@
 """``MuraWeighting-v0``: weight an ensemble of frozen X-ray classifiers, one study at a time.
 
-:class:`WeightingProblem` resolves the logits table, precomputes every per-study array and holds
-the action -> weights -> probability -> reward mapping shared by the single env
-(:class:`MuraWeightingEnv`, here) and the native vector env
-(:class:`mura_env.vector_env.MuraWeightingVectorEnv`).
+The single env, :class:`MuraWeightingEnv`. Its studies, spaces and reward come from
+:class:`mura_env.problem.WeightingProblem`, its mapping from :mod:`mura_env.mapping`; the
+native vector env is :class:`mura_env.vector_env.MuraWeightingVectorEnv`.
 """
 
 from __future__ import annotations
 
 import math
-import os
-from collections.abc import Sequence
-from math import exp
-from operator import mul
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from gymnasium import spaces
 
-from mura_env.constants import BODY_PARTS, SPLITS
-from mura_env.logits import LogitsTable, resolve_logits
-from mura_env.rewards import (
-    DEFAULT_FALSE_ALARM_COST,
-    DEFAULT_MISS_COST,
-    DEFAULT_PROBABILITY_FLOOR,
-    make_reward,
-    reward_bounds,
-)
+from mura_env.config import WeightingConfig
+from mura_env.mapping import study_mixture
+from mura_env.problem import WeightingProblem
+from mura_env.render import StudyView, render_rgb, render_text
 
-#: Observation bound of a logit: logits are clipped to [-LOGIT_BOUND, LOGIT_BOUND] in the
-#: observation (softmax saturates long before); probabilities use the unclipped logits.
-LOGIT_BOUND = 100.0
-#: Sampling modes: ``random`` draws studies with ``np_random``; ``sweep`` visits them in order.
-SAMPLING_MODES = ("random", "sweep")
-#: Default action scale: weights of two models can differ by up to ``exp(2 * 3)`` ~ 400x.
-DEFAULT_ACTION_SCALE = 3.0
-# |action_scale / temperature| up to this needs no max-shift in the softmax (exp(50) is fine).
-_NO_SHIFT_LIMIT = 50.0
-# Relative error scale of the float32 batch path (see WeightingProblem.evaluate).
-_RECHECK_MARGIN = 1e-6
-# Random study indices are drawn from np_random in blocks of this many (see _draw).
-_DRAW_BLOCK = 4096
+#: Random study indices are drawn from ``np_random`` in blocks of this many.
+DRAW_BLOCK = 4096
+#: Render modes of both envs.
+RENDER_MODES = ("ansi", "rgb_array")
 
 
-def _positive_finite(name: str, value: Any) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        v = math.nan
-    if not (math.isfinite(v) and v > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}.")
-    return v
-
-
-class WeightingProblem:
-    """The data and the action -> reward mapping behind ``MuraWeighting-v0``.
-
-    Built from the env kwargs (see :class:`MuraWeightingEnv`); precomputes, for the ``n``
-    selected studies and ``K`` selected models:
-
-    * ``observations``: float32 ``[n, 2K + 7]``, logits flattened model by model (each clipped
-      to ``±LOGIT_BOUND``), then the one-hot body part in ``BODY_PARTS`` order;
-    * ``probabilities``: float64 ``[n, K]``, each model's ``softmax(logits)[1]``;
-    * ``labels`` int64 ``[n]``, ``study_ids`` (object) and ``body_parts`` (str) arrays ``[n]``.
-
-    Attributes also hold the spaces, the bound reward function ``reward_fn`` and
-    ``coef = action_scale / temperature``.
-    """
-
-    def __init__(
-        self,
-        logits: LogitsTable | str | os.PathLike[str] | None = None,
-        split: str | Sequence[str] | None = "tune",
-        models: Sequence[str] | None = None,
-        body_parts: Sequence[str] | None = None,
-        reward: str = "correct",
-        action_scale: float = DEFAULT_ACTION_SCALE,
-        temperature: float = 1.0,
-        threshold: float = 0.5,
-        studies_per_episode: int = 1,
-        sampling: str = "random",
-        miss_cost: float = DEFAULT_MISS_COST,
-        false_alarm_cost: float = DEFAULT_FALSE_ALARM_COST,
-        probability_floor: float = DEFAULT_PROBABILITY_FLOOR,
-    ) -> None:
-        self.action_scale = _positive_finite("action_scale", action_scale)
-        self.temperature = _positive_finite("temperature", temperature)
-        self.coef = self.action_scale / self.temperature
-        self.shift = abs(self.coef) > _NO_SHIFT_LIMIT
-        try:
-            self.threshold = float(threshold)
-        except (TypeError, ValueError):
-            self.threshold = math.nan
-        if not 0.0 <= self.threshold < 1.0:
-            raise ValueError(f"threshold must be in [0, 1), got {threshold!r}.")
-        if (isinstance(studies_per_episode, bool)
-                or not isinstance(studies_per_episode, (int, np.integer))
-                or studies_per_episode < 1):
-            raise ValueError(
-                f"studies_per_episode must be an integer >= 1, got {studies_per_episode!r}."
-            )
-        self.studies_per_episode = int(studies_per_episode)
-        if sampling not in SAMPLING_MODES:
-            raise ValueError(f"sampling must be one of {SAMPLING_MODES}, got {sampling!r}.")
-        self.sampling = sampling
-        self.reward = reward
-        self.reward_fn = make_reward(reward, miss_cost=miss_cost,
-                                     false_alarm_cost=false_alarm_cost,
-                                     probability_floor=probability_floor)
-        self.reward_range = reward_bounds(reward, miss_cost=miss_cost,
-                                          false_alarm_cost=false_alarm_cost,
-                                          probability_floor=probability_floor)
-        if isinstance(split, str) and split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS} (or None for all), got {split!r}.")
-
-        full = resolve_logits(logits)
-        table = full.select(split=split, body_parts=body_parts, models=models)
-        if len(table) == 0:
-            raise ValueError(
-                f"No studies left in the logits table for split={split!r}, "
-                f"body_parts={body_parts!r}: {full!r}. Pick another split or body parts."
-            )
-        self.table = table
-        self.model_names = table.model_names
-        self.n_studies = n = len(table)
-        self.n_models = k = table.n_models
-
-        part_idx = table.studies["body_part"].map({b: i for i, b in enumerate(BODY_PARTS)})
-        part_idx = part_idx.to_numpy(dtype=np.int64)
-        obs = np.zeros((n, 2 * k + len(BODY_PARTS)), dtype=np.float32)
-        obs[:, : 2 * k] = np.clip(table.logits.reshape(n, 2 * k), -LOGIT_BOUND, LOGIT_BOUND)
-        obs[np.arange(n), 2 * k + part_idx] = 1.0
-        obs.flags.writeable = False
-        self.observations = obs
-        self.probabilities = np.ascontiguousarray(table.abnormal_probabilities())
-        self.probabilities.flags.writeable = False
-        # float32 copies and Python lists for the vector env's fast path and its rechecks.
-        self._probabilities_t32 = np.ascontiguousarray(self.probabilities.T, dtype=np.float32)
-        self._probs_list = self.probabilities.tolist()
-        self._coef32 = np.float32(self.coef)
-        self._threshold32 = np.float32(self.threshold)
-        #: float32 results this close to the threshold are recomputed in float64.
-        self.recheck_margin = float(_RECHECK_MARGIN * (4.0 + 2.0 * abs(self.coef)))
-        self.labels = table.studies["label"].to_numpy(dtype=np.int64)
-        self._labels8 = self.labels.astype(np.int8)
-        self.study_ids = table.studies["study_id"].to_numpy(dtype=object)
-        self.body_parts = np.array(BODY_PARTS)[part_idx]  # fixed-width str, fast to gather
-        self.body_part_index = part_idx
-
-        high = np.concatenate([np.full(2 * k, LOGIT_BOUND), np.ones(len(BODY_PARTS))])
-        low = np.concatenate([np.full(2 * k, -LOGIT_BOUND), np.zeros(len(BODY_PARTS))])
-        self.observation_space = spaces.Box(low.astype(np.float32), high.astype(np.float32),
-                                            dtype=np.float32)
-        self.action_space = spaces.Box(-1.0, 1.0, shape=(k,), dtype=np.float32)
-
-    # ------------------------------------------------------------------ batched mapping
-    def check_actions(self, actions: Any, n: int) -> np.ndarray:
-        """Validate a batch of actions: array-like ``[n, K]`` of finite numbers.
-
-        Returns:
-            A float array ``[n, K]`` with values clipped to [-1, 1] (the input itself when it
-            already lies there).
-
-        Raises:
-            ValueError: wrong shape, non-numeric, NaN or inf.
-        """
-        a = actions if isinstance(actions, np.ndarray) else np.asarray(actions)
-        if a.shape != (n, self.n_models):
-            raise ValueError(
-                f"actions must have shape (num_envs, K) = ({n}, {self.n_models}): one preference "
-                f"per model {list(self.model_names)} per env; got shape {a.shape}."
-            )
-        if a.dtype.kind not in "fiu":
-            try:
-                a = a.astype(np.float64)
-            except (TypeError, ValueError) as e:
-                raise ValueError(f"actions must be numbers, got dtype {a.dtype}.") from e
-        if not (a.min() >= -1.0 and a.max() <= 1.0):
-            finite = np.isfinite(a)
-            if not finite.all():
-                bad = np.flatnonzero(~finite.all(axis=1))
-                raise ValueError(
-                    f"actions must be finite; NaN/inf in the actions of env(s) "
-                    f"{bad[:10].tolist()}{' ...' if len(bad) > 10 else ''}. "
-                    "No reward is given for them."
-                )
-            a = np.clip(a, -1.0, 1.0)
-        return a
-
-    def evaluate(self, study_index: np.ndarray, actions: np.ndarray) -> dict[str, np.ndarray]:
-        """Apply the action -> reward mapping to a batch of studies (the vector env's path).
-
-        The weights and probabilities are computed in float32 (relative error ~1e-6, which
-        keeps the vector env at CartPole speed); every study whose probability lies within
-        ``recheck_margin`` of the threshold is recomputed with the single env's float64
-        :func:`mixture`, so predictions, and the ``correct``, ``signed`` and ``cost_sensitive``
-        rewards, are exactly those of the single env; ``log_likelihood`` rewards agree to ~1e-5.
-
-        Args:
-            study_index: int array ``[n]`` of study rows.
-            actions: float array ``[n, K]``, already checked by :meth:`check_actions`.
-
-        Returns:
-            dict with ``weights`` float32 ``[n, K]`` (a transposed view of a ``[K, n]`` array),
-            ``probability`` float32 ``[n]``, ``prediction`` int8 ``[n]``, ``label`` int8
-            ``[n]``, ``correct`` bool ``[n]``, ``reward`` float64 ``[n]``.
-        """
-        # Model-major ([K, n] rows), so every NumPy op runs on long contiguous rows.
-        z = np.multiply(actions.T, self._coef32, dtype=np.float32, order="C")
-        if self.shift:
-            z -= z.max(axis=0)
-        e = np.exp(z, out=z)
-        w = np.divide(e, e.sum(axis=0), out=e)
-        q = self._probabilities_t32.take(study_index, axis=1)
-        q *= w
-        p = q.sum(axis=0)
-        np.minimum(p, np.float32(1.0), out=p)
-        above = p > self._threshold32
-        near = np.flatnonzero(np.abs(p - self._threshold32) <= self.recheck_margin)
-        for j in near.tolist():
-            i = int(study_index[j])
-            _, _, pj = mixture(actions[j].tolist(), self._probs_list[i], self.coef, self.shift)
-            p[j] = pj
-            above[j] = pj > self.threshold
-        pred = above.view(np.int8)
-        label = self._labels8.take(study_index)
-        correct = above == label
-        reward = np.asarray(self.reward_fn(p, pred, label), dtype=np.float64)
-        return {"weights": w.T, "probability": p, "prediction": pred, "label": label,
-                "correct": correct, "reward": reward}
-
-
-def mixture(
-    action: list[float], probabilities: list[float], coef: float, shift: bool
-) -> tuple[list[float], float, float]:
-    """The env's mapping for one study, in float64 Python arithmetic (the single env's path).
-
-    Args:
-        action: the ``K`` preferences, already clipped to [-1, 1].
-        probabilities: the ``K`` models' abnormality probabilities for the study.
-        coef: ``action_scale / temperature``.
-        shift: subtract the largest preference first (needed when ``|coef|`` is large).
-
-    Returns:
-        ``(e, total, p)``: unnormalized softmax terms ``e`` (weights are ``e / total``), their
-        sum, and the ensemble abnormality probability ``p = sum(e * probabilities) / total``
-        (at most 1).
-    """
-    if shift:
-        m = max(action)
-        es = [math.exp(coef * (v - m)) for v in action]
-    else:
-        es = [math.exp(coef * v) for v in action]
-    tot = sum(es)
-    p = sum(map(mul, es, probabilities)) / tot
-    return es, tot, (p if p <= 1.0 else 1.0)
+def check_render_mode(render_mode: str | None) -> str | None:
+    """``render_mode`` if it is None or one of :data:`RENDER_MODES`; else ``ValueError``."""
+    if render_mode is not None and render_mode not in RENDER_MODES:
+        raise ValueError(f"render_mode must be None or one of {RENDER_MODES}, "
+                         f"got {render_mode!r}.")
+    return render_mode
 
 
 class MuraWeightingEnv(gym.Env[np.ndarray, np.ndarray]):
@@ -324,7 +98,19 @@ class MuraWeightingEnv(gym.Env[np.ndarray, np.ndarray]):
     (float64 ``[K]``), ``probability``, ``prediction``, ``correct`` and ``study_index``
     (row of the study in the env's selection). ``reset`` returns an empty ``info``.
 
+    ## Rendering
+
+    ``render_mode=None`` (default) draws nothing. ``"rgb_array"``: ``render()`` returns a
+    uint8 frame ``[160, W, 3]`` of the current study: its body part, each member's
+    probability and weight, the ensemble probability against the threshold, and the label
+    (layout: :func:`mura_env.render.render_rgb`). ``"ansi"``: the same as text. After
+    ``reset`` the frame shows the new study unanswered; after ``step``, the answered one.
+
     ## Arguments
+
+    Keyword arguments, or ``config=WeightingConfig(...)`` (:class:`mura_env.config.WeightingConfig`
+    holds the same fields, their defaults and their checks; keywords given beside ``config``
+    replace its fields).
 
     | Argument              | Default      | Meaning                                          |
     |-----------------------|--------------|--------------------------------------------------|
@@ -343,6 +129,7 @@ class MuraWeightingEnv(gym.Env[np.ndarray, np.ndarray]):
     | miss_cost             | 2.0          | cost of a missed abnormality (cost_sensitive)    |
     | false_alarm_cost      | 1.0          | cost of a false alarm (cost_sensitive)           |
     | probability_floor     | 1e-6         | floor of P(true label) (log_likelihood)          |
+    | render_mode           | None         | None, "rgb_array" or "ansi"                      |
 
     ## Vectorized environment
 
@@ -386,65 +173,41 @@ class MuraWeightingEnv(gym.Env[np.ndarray, np.ndarray]):
     (True, False)
     """
 
-    metadata: dict[str, Any] = {"render_modes": []}
+    metadata: dict[str, Any] = {"render_modes": list(RENDER_MODES), "render_fps": 4}
 
-    def __init__(
-        self,
-        logits: LogitsTable | str | os.PathLike[str] | None = None,
-        split: str | Sequence[str] | None = "tune",
-        models: Sequence[str] | None = None,
-        body_parts: Sequence[str] | None = None,
-        reward: str = "correct",
-        action_scale: float = DEFAULT_ACTION_SCALE,
-        temperature: float = 1.0,
-        threshold: float = 0.5,
-        studies_per_episode: int = 1,
-        sampling: str = "random",
-        miss_cost: float = DEFAULT_MISS_COST,
-        false_alarm_cost: float = DEFAULT_FALSE_ALARM_COST,
-        probability_floor: float = DEFAULT_PROBABILITY_FLOOR,
-        render_mode: str | None = None,
-    ) -> None:
-        if render_mode is not None:
-            raise ValueError(f"MuraWeighting-v0 has no render modes; got {render_mode!r}.")
-        self.problem = pb = WeightingProblem(
-            logits, split, models, body_parts, reward, action_scale, temperature, threshold,
-            studies_per_episode, sampling, miss_cost, false_alarm_cost, probability_floor,
-        )
-        self.render_mode = None
-        self.observation_space = pb.observation_space
-        self.action_space = pb.action_space
-        self.model_names = pb.model_names
-        self.n_studies = pb.n_studies
-        # Lean per-study Python data for step()/reset().
-        self._obs_rows = list(pb.observations)
-        self._probs = pb.probabilities.tolist()
-        self._labels = pb.labels.tolist()
-        self._ids = pb.study_ids.tolist()
-        self._parts = pb.body_parts.tolist()
-        self._action_shape = (pb.n_models,)
-        self._coef = pb.coef
-        self._shift = pb.shift
-        self._threshold = pb.threshold
-        self._reward_fn = pb.reward_fn
-        self._spe = pb.studies_per_episode
-        self._sweep = pb.sampling == "sweep"
-        self._cursor = 0
-        self._buffer: list[int] = []
+    def __init__(self, config: WeightingConfig | None = None, render_mode: str | None = None,
+                 **kwargs: Any) -> None:
+        self.render_mode = check_render_mode(render_mode)
+        self.problem = WeightingProblem(config, **kwargs)
+        self.config = self.problem.config
+        studies = self.problem.studies
+        self.observation_space = self.problem.observation_space
+        self.action_space = self.problem.action_space
+        self.model_names = studies.model_names
+        self.n_studies = studies.n_studies
+        # Per-study Python values: step() reads them without NumPy scalar overhead.
+        self._obs_rows = list(studies.observations)
+        self._probabilities = studies.probabilities.tolist()
+        self._labels = studies.labels.tolist()
+        self._study_ids = studies.study_ids.tolist()
+        self._body_parts = studies.body_parts.tolist()
+        self._cursor = 0  # next study of a sweep
+        self._buffer: list[int] = []  # pre-drawn random study rows, popped from the end
         self._buffer_rng: np.random.Generator | None = None
         self._study = -1  # current study row; -1: no episode running
-        self._t = 0  # studies answered in this episode
+        self._answered = 0  # studies answered in this episode
+        self._last: dict[str, Any] | None = None  # info of the last step, for render()
 
     # ------------------------------------------------------------------ study draws
     def _draw(self) -> int:
         """Next study row: in order (sweep) or uniform from ``np_random`` (drawn in blocks)."""
-        if self._sweep:
+        if self.config.sampling == "sweep":
             j = self._cursor
             self._cursor = j + 1 if j + 1 < self.n_studies else 0
             return j
         if not self._buffer or self._buffer_rng is not self._np_random:
             rng = self.np_random
-            self._buffer = rng.integers(0, self.n_studies, size=_DRAW_BLOCK).tolist()[::-1]
+            self._buffer = rng.integers(0, self.n_studies, size=DRAW_BLOCK).tolist()[::-1]
             self._buffer_rng = rng
         return self._buffer.pop()
 
@@ -473,12 +236,13 @@ class MuraWeightingEnv(gym.Env[np.ndarray, np.ndarray]):
                     f"options['study_index'] must be an int in [0, {self.n_studies}), got {i!r}."
                 )
             i = int(i)
-            if self._sweep:
+            if self.config.sampling == "sweep":
                 self._cursor = i + 1 if i + 1 < self.n_studies else 0
         else:
             i = self._draw()
         self._study = i
-        self._t = 0
+        self._answered = 0
+        self._last = None
         return self._obs_rows[i].copy(), {}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
@@ -494,63 +258,63 @@ class MuraWeightingEnv(gym.Env[np.ndarray, np.ndarray]):
         i = self._study
         if i < 0:
             raise RuntimeError("No running episode: call reset() before step().")
-        try:
-            shape = action.shape
-        except AttributeError:
-            action = self._as_array(action)
-            shape = action.shape
-        if shape != self._action_shape:
-            raise ValueError(
-                f"action must have shape {self._action_shape} (one preference per model "
-                f"{list(self.model_names)}), got shape {shape}."
-            )
-        vals = action.tolist()
-        try:
-            s = sum(vals)
-        except TypeError:
-            vals = self._as_array(action).tolist()
-            s = sum(vals)
-        if s - s != 0.0:  # a NaN or inf (or a float64 overflow of the sum)
-            if not all(map(math.isfinite, vals)):
-                raise ValueError(
-                    f"action must be finite, got {action!r}; no reward is given for it."
-                )
-        if min(vals) < -1.0 or max(vals) > 1.0:
-            vals = [-1.0 if v < -1.0 else 1.0 if v > 1.0 else v for v in vals]
-        # mixture(vals, self._probs[i], self._coef, self._shift), inlined for speed (the
-        # vector env's recheck calls mixture(); tests hold the two to the same numbers).
-        c = self._coef
-        if self._shift:
-            m = max(vals)
-            es = [exp(c * (v - m)) for v in vals]
-        else:
-            es = [exp(c * v) for v in vals]
-        tot = sum(es)
-        p = sum(map(mul, es, self._probs[i])) / tot
-        if p > 1.0:
-            p = 1.0
-        pred = 1 if p > self._threshold else 0
+        preferences = self._clipped(action)
+        weights, p = study_mixture(preferences, self._probabilities[i], self.config.coef)
+        prediction = 1 if p > self.config.threshold else 0
         label = self._labels[i]
-        reward = self._reward_fn(p, pred, label)
+        reward = self.problem.reward_fn(p, prediction, label)
         info = {
-            "study_id": self._ids[i], "body_part": self._parts[i], "label": label,
-            "weights": np.array([e / tot for e in es]), "probability": p,
-            "prediction": pred, "correct": pred == label, "study_index": i,
+            "study_id": self._study_ids[i], "body_part": self._body_parts[i], "label": label,
+            "weights": np.array(weights), "probability": p, "prediction": prediction,
+            "correct": prediction == label, "study_index": i,
         }
-        self._t += 1
-        if self._t >= self._spe:
+        self._last = info
+        self._answered += 1
+        terminated = self._answered >= self.config.studies_per_episode
+        if terminated:
             self._study = -1
             return self._obs_rows[i].copy(), reward, True, False, info
-        j = self._study = self._draw()
+        self._study = j = self._draw()
+        self._last = None
         return self._obs_rows[j].copy(), reward, False, False, info
 
-    @staticmethod
-    def _as_array(action: Any) -> np.ndarray:
-        try:
-            return np.asarray(action, dtype=np.float64)
-        except (TypeError, ValueError) as e:
-            raise ValueError(f"action must be an array of numbers, got {action!r}.") from e
+    def _clipped(self, action: Any) -> list[float]:
+        """The action as ``K`` Python floats clipped to [-1, 1]; ``ValueError`` if it has
+        the wrong shape, is not numeric, or holds NaN or inf."""
+        if not isinstance(action, np.ndarray) or action.dtype.kind not in "fiu":
+            try:
+                action = np.asarray(action, dtype=np.float64)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"action must be an array of numbers, got {action!r}.") from e
+        if action.shape != self.action_space.shape:
+            raise ValueError(
+                f"action must have shape {self.action_space.shape} (one preference per model "
+                f"{list(self.model_names)}), got shape {action.shape}.")
+        values = action.tolist()
+        total = sum(values)
+        if total - total != 0.0 and not all(map(math.isfinite, values)):  # NaN or inf
+            raise ValueError(f"action must be finite, got {action!r}; no reward is given for it.")
+        if min(values) < -1.0 or max(values) > 1.0:
+            values = [-1.0 if v < -1.0 else 1.0 if v > 1.0 else v for v in values]
+        return values
 
-    def render(self) -> None:
-        """No rendering (``metadata["render_modes"]`` is empty)."""
-        return None
+    def _view(self) -> StudyView:
+        """The current study (or the one just answered) as :mod:`mura_env.render` draws it."""
+        last = self._last
+        i = last["study_index"] if last is not None else self._study
+        if i < 0:
+            raise RuntimeError("Nothing to render: call reset() first.")
+        return StudyView(
+            study_id=str(self._study_ids[i]), body_part=self._body_parts[i],
+            label=self._labels[i], model_names=tuple(self.model_names),
+            probabilities=tuple(self._probabilities[i]), threshold=self.config.threshold,
+            weights=None if last is None else tuple(last["weights"].tolist()),
+            probability=None if last is None else last["probability"])
+
+    def render(self) -> np.ndarray | str | None:
+        """The current study: a uint8 RGB frame ``[160, W, 3]`` (``"rgb_array"``), its text
+        (``"ansi"``), or None (``render_mode=None``)."""
+        if self.render_mode is None:
+            return None
+        view = self._view()
+        return render_rgb(view) if self.render_mode == "rgb_array" else render_text(view)

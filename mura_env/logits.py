@@ -28,15 +28,16 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mura_env.atomic import atomic_write, file_sha256
+from mura_env.common.atomic import atomic_write, file_sha256
 from mura_env.constants import BODY_PARTS, SPLITS, STUDY_COLUMNS
+from mura_env.mapping import member_probabilities
 
 #: Format name and version written to (and required in) every manifest.
 MANIFEST_FORMAT = "mura-rl/logits-table"
 MANIFEST_VERSION = 1
 
-#: Where the package's built-in default table lives (made by a later issue:
-#: ``python -m experiments.pretrain_backbones``).
+#: Where the package's built-in default table lives (remade by
+#: ``python -m experiments.pretrain_backbones --out runs/pretrain/default --export-default``).
 DEFAULT_LOGITS_PATH = Path(__file__).resolve().parent / "assets" / "default_logits.parquet"
 
 _LOGIT_SUFFIXES = (".logit_normal", ".logit_abnormal")
@@ -272,8 +273,7 @@ class LogitsTable:
 
     def abnormal_probabilities(self) -> np.ndarray:
         """Each model's abnormality probability ``softmax(logits[i, k])[1]``: float64 ``[n, K]``."""
-        d = self.logits[..., 1].astype(np.float64) - self.logits[..., 0].astype(np.float64)
-        return np.exp(-np.logaddexp(0.0, -d))
+        return member_probabilities(self.logits)
 
     def __repr__(self) -> str:
         counts = self.studies["split"].value_counts().to_dict() if len(self) else {}

@@ -109,9 +109,15 @@ REWARDS: dict[str, Callable[..., Any]] = {
 }
 
 
-def _check_params(
-    name: str, miss_cost: float, false_alarm_cost: float, probability_floor: float
+def check_reward(
+    name: str,
+    *,
+    miss_cost: float = DEFAULT_MISS_COST,
+    false_alarm_cost: float = DEFAULT_FALSE_ALARM_COST,
+    probability_floor: float = DEFAULT_PROBABILITY_FLOOR,
 ) -> None:
+    """Raise ``ValueError`` unless ``name`` is a reward of :data:`REWARDS` and its parameters
+    are in range (costs finite and >= 0, floor in (0, 1))."""
     if name not in REWARDS:
         raise ValueError(
             f"Unknown reward {name!r}; expected one of {sorted(REWARDS)} "
@@ -145,7 +151,8 @@ def make_reward(
     Raises:
         ValueError: unknown name, negative or non-finite cost, floor outside (0, 1).
     """
-    _check_params(name, miss_cost, false_alarm_cost, probability_floor)
+    check_reward(name, miss_cost=miss_cost, false_alarm_cost=false_alarm_cost,
+                 probability_floor=probability_floor)
     fn = REWARDS[name]
     if name == "log_likelihood":
         return functools.partial(fn, probability_floor=probability_floor)
@@ -163,7 +170,8 @@ def reward_bounds(
 ) -> tuple[float, float]:
     """(lowest, highest) reward one study can give under reward ``name`` with these
     parameters (same arguments as :func:`make_reward`)."""
-    _check_params(name, miss_cost, false_alarm_cost, probability_floor)
+    check_reward(name, miss_cost=miss_cost, false_alarm_cost=false_alarm_cost,
+                 probability_floor=probability_floor)
     if name == "correct":
         return 0.0, 1.0
     if name == "signed":

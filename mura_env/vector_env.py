@@ -2,27 +2,22 @@
 
 Made by ``gymnasium.make_vec("MuraWeighting-v0", num_envs=N, ...)`` (the registered
 ``vector_entry_point``). Same kwargs, observation, action mapping and rewards as
-:class:`mura_env.env.MuraWeightingEnv` (both use :class:`mura_env.env.WeightingProblem`), with
-no Python loop over the sub-environments.
+:class:`mura_env.env.MuraWeightingEnv`, with
+no Python loop over the sub-environments (both use :class:`mura_env.problem.WeightingProblem`).
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from mura_env.env import _DRAW_BLOCK, DEFAULT_ACTION_SCALE, WeightingProblem
-from mura_env.logits import LogitsTable
-from mura_env.rewards import (
-    DEFAULT_FALSE_ALARM_COST,
-    DEFAULT_MISS_COST,
-    DEFAULT_PROBABILITY_FLOOR,
-)
+from mura_env.config import WeightingConfig
+from mura_env.env import DRAW_BLOCK, RENDER_MODES, check_render_mode
+from mura_env.problem import WeightingProblem
+from mura_env.render import StudyView, render_rgb, render_text
 
 #: Keys of the per-study step info of the vector env (see the class docstring).
 STEP_INFO_KEYS = ("label", "weights", "probability", "prediction", "correct", "study_index")
@@ -41,7 +36,7 @@ class MuraWeightingVectorEnv(VectorEnv):
     ``problem.recheck_margin`` (~1e-5) of the threshold is recomputed with the single env's
     float64 arithmetic, so predictions and the ``correct``, ``signed`` and ``cost_sensitive``
     rewards are identical; weights, probabilities and ``log_likelihood`` rewards agree to about
-    1e-5 (see :meth:`mura_env.env.WeightingProblem.evaluate`).
+    1e-5 (see :meth:`mura_env.problem.WeightingProblem.evaluate`).
 
     Batched spaces: observations float32 ``[num_envs, 2K + 7]``, actions float32
     ``[num_envs, K]``; rewards float64 ``[num_envs]``; terminations bool ``[num_envs]``;
@@ -74,60 +69,42 @@ class MuraWeightingVectorEnv(VectorEnv):
     ``ceil(n_studies / num_envs)`` steps with one-study episodes); a seeded reset restarts it.
     ``reset(options={"reset_mask": mask})`` resets only the masked sub-environments.
 
+    Rendering (``render_mode="rgb_array"`` or ``"ansi"``) shows sub-environment 0 as the single
+    env draws it (:mod:`mura_env.render`).
+
     Args:
         num_envs: number of sub-environments (>= 1).
-        Other arguments: as :class:`mura_env.env.MuraWeightingEnv`.
+        config, render_mode, other keywords: as :class:`mura_env.env.MuraWeightingEnv`.
     """
 
-    metadata: dict[str, Any] = {"render_modes": [], "autoreset_mode": AutoresetMode.SAME_STEP}
+    metadata: dict[str, Any] = {"render_modes": list(RENDER_MODES), "render_fps": 4,
+                                "autoreset_mode": AutoresetMode.SAME_STEP}
 
-    def __init__(
-        self,
-        num_envs: int = 1,
-        logits: LogitsTable | str | os.PathLike[str] | None = None,
-        split: str | Sequence[str] | None = "tune",
-        models: Sequence[str] | None = None,
-        body_parts: Sequence[str] | None = None,
-        reward: str = "correct",
-        action_scale: float = DEFAULT_ACTION_SCALE,
-        temperature: float = 1.0,
-        threshold: float = 0.5,
-        studies_per_episode: int = 1,
-        sampling: str = "random",
-        miss_cost: float = DEFAULT_MISS_COST,
-        false_alarm_cost: float = DEFAULT_FALSE_ALARM_COST,
-        probability_floor: float = DEFAULT_PROBABILITY_FLOOR,
-        render_mode: str | None = None,
-    ) -> None:
+    def __init__(self, num_envs: int = 1, config: WeightingConfig | None = None,
+                 render_mode: str | None = None, **kwargs: Any) -> None:
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) \
                 or num_envs < 1:
             raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}.")
-        if render_mode is not None:
-            raise ValueError(f"MuraWeighting-v0 has no render modes; got {render_mode!r}.")
-        self.problem = pb = WeightingProblem(
-            logits, split, models, body_parts, reward, action_scale, temperature, threshold,
-            studies_per_episode, sampling, miss_cost, false_alarm_cost, probability_floor,
-        )
+        self.render_mode = check_render_mode(render_mode)
+        self.problem = pb = WeightingProblem(config, **kwargs)
+        self.config = pb.config
         self.num_envs = int(num_envs)
-        self.render_mode = None
         self.single_observation_space = pb.observation_space
         self.single_action_space = pb.action_space
         self.observation_space = batch_space(pb.observation_space, self.num_envs)
         self.action_space = batch_space(pb.action_space, self.num_envs)
-        self.model_names = pb.model_names
+        self.model_names = pb.studies.model_names
         self.n_studies = pb.n_studies
-        self.study_ids = pb.study_ids
-        self.body_parts = pb.body_parts
-        self.labels = pb.labels
-        self._sweep = pb.sampling == "sweep"
-        self._spe = pb.studies_per_episode
+        self.study_ids = pb.studies.study_ids
+        self.body_parts = pb.studies.body_parts
         self._cursor = 0
         self._buffer = np.empty(0, dtype=np.int64)
         self._buffer_pos = 0
         self._buffer_rng: np.random.Generator | None = None
         self._study: np.ndarray | None = None  # current study row of each sub-env
         self._last_obs: np.ndarray | None = None  # private copy of the last observations
-        self._t = np.zeros(self.num_envs, dtype=np.int64)  # answered studies this episode
+        self._answered = np.zeros(self.num_envs, dtype=np.int64)  # studies this episode
+        self._last_step: dict[str, Any] | None = None  # step info, for render()
         # Read-only constant arrays, shared between calls: the "_key" masks of a step where
         # every episode ended, and the truncations (this env never truncates).
         self._all_true = np.ones(self.num_envs, dtype=np.bool_)
@@ -139,13 +116,13 @@ class MuraWeightingVectorEnv(VectorEnv):
     def _draw(self, m: int) -> np.ndarray:
         """``m`` next study rows (int64): in order (sweep) or uniform from ``np_random``."""
         n = self.n_studies
-        if self._sweep:
+        if self.config.sampling == "sweep":
             out = (self._cursor + np.arange(m, dtype=np.int64)) % n
             self._cursor = (self._cursor + m) % n
             return out
         if self._buffer_pos + m > len(self._buffer) or self._buffer_rng is not self._np_random:
             rng = self.np_random
-            self._buffer = rng.integers(0, n, size=max(_DRAW_BLOCK * 16, 4 * m), dtype=np.int64)
+            self._buffer = rng.integers(0, n, size=max(DRAW_BLOCK * 16, 4 * m), dtype=np.int64)
             self._buffer_pos = 0
             self._buffer_rng = rng
         out = self._buffer[self._buffer_pos : self._buffer_pos + m]
@@ -176,16 +153,17 @@ class MuraWeightingVectorEnv(VectorEnv):
         mask = None if options is None else options.get("reset_mask")
         if mask is None or self._study is None:
             self._study = self._draw(self.num_envs).copy()
-            self._t[:] = 0
+            self._answered[:] = 0
         else:
             mask = np.asarray(mask)
             if mask.shape != (self.num_envs,) or mask.dtype != np.bool_:
                 raise ValueError(f"options['reset_mask'] must be a bool array of shape "
                                  f"({self.num_envs},), got {mask.dtype} {mask.shape}.")
             self._study[mask] = self._draw(int(mask.sum()))
-            self._t[mask] = 0
-        obs = self.problem.observations.take(self._study, axis=0)
+            self._answered[mask] = 0
+        obs = self.problem.studies.observations.take(self._study, axis=0)
         self._last_obs = obs.copy()
+        self._last_step = None
         return obs, {}
 
     def step(
@@ -211,14 +189,17 @@ class MuraWeightingVectorEnv(VectorEnv):
         pb = self.problem
         out = pb.evaluate(study, pb.check_actions(actions, self.num_envs))
         n_envs = self.num_envs
-        if self._spe == 1:
+        if self.config.studies_per_episode == 1:
             done = np.ones(n_envs, dtype=np.bool_)
             all_done = True
         else:
-            self._t += 1
-            done = self._t >= self._spe
-            self._t[done] = 0
+            self._answered += 1
+            done = self._answered >= self.config.studies_per_episode
+            self._answered[done] = 0
             all_done = bool(done.all())
+        if self.render_mode is not None:
+            self._last_step = {"study_index": study, "weights": out["weights"],
+                               "probability": out["probability"]}
         step_info = {
             "label": out["label"], "weights": out["weights"], "probability": out["probability"],
             "prediction": out["prediction"], "correct": out["correct"], "study_index": study,
@@ -253,10 +234,25 @@ class MuraWeightingVectorEnv(VectorEnv):
                 info["_" + key] = going
         # Every sub-env needs a new study: the next of its episode, or the first of a new one.
         self._study = self._draw(n_envs)
-        obs = pb.observations.take(self._study, axis=0)
+        obs = pb.studies.observations.take(self._study, axis=0)
         self._last_obs = obs.copy()  # private; next step's final_obs (copying beats gathering)
         return obs, out["reward"], done, self._all_false, info
 
-    def render(self) -> None:
-        """No rendering (``metadata["render_modes"]`` is empty)."""
-        return None
+    def render(self) -> np.ndarray | str | None:
+        """Sub-environment 0's current study (the one just answered, after a step), drawn as
+        the single env draws it: a uint8 RGB frame (``"rgb_array"``), text (``"ansi"``), or
+        None (``render_mode=None``)."""
+        if self.render_mode is None:
+            return None
+        if self._study is None:
+            raise RuntimeError("Nothing to render: call reset() first.")
+        studies, last = self.problem.studies, self._last_step
+        i = int(self._study[0] if last is None else last["study_index"][0])
+        view = StudyView(
+            study_id=str(studies.study_ids[i]), body_part=str(studies.body_parts[i]),
+            label=int(studies.labels[i]), model_names=studies.model_names,
+            probabilities=tuple(studies.probabilities[i].tolist()),
+            threshold=self.config.threshold,
+            weights=None if last is None else tuple(last["weights"][0].tolist()),
+            probability=None if last is None else float(last["probability"][0]))
+        return render_rgb(view) if self.render_mode == "rgb_array" else render_text(view)

@@ -11,7 +11,7 @@ import pytest
 from mura_env.constants import BODY_PARTS, MURA_DIRNAME
 from mura_env.data import MuraFormatError, load_mura, resolve_mura_root, summarize
 from mura_env.synthetic import read_manifest
-from mura_env.synthetic_plan import plan_dataset, study_relpath
+from mura_env.synthetic.plan import plan_dataset, study_relpath
 
 
 def _csv(root: Path, name: str) -> Path:

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from experiments import demo
-from mura_env.config_cli import parse_config
+from mura_env.common.config_cli import parse_config
 
 
 def test_demo_writes_config_and_summary(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -19,7 +19,7 @@ from backbones import gradcam as gc
 from backbones.registry import REGISTRY, build_model, get_spec
 from experiments import gradcam as cli
 from experiments.pretrain_backbones import PretrainConfig, study_logits
-from mura_env.atomic import file_sha256
+from mura_env.common.atomic import file_sha256
 from mura_env.data import load_mura
 from mura_env.logits import LogitsTable
 

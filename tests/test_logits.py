@@ -14,7 +14,7 @@ from env_fixtures import studies_frame, tiny_table
 
 import mura_env
 import mura_env.logits as logits_mod
-from mura_env.atomic import file_sha256
+from mura_env.common.atomic import file_sha256
 from mura_env.constants import STUDY_COLUMNS
 from mura_env.logits import (
     LogitsTable,

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from mura_env.constants import BODY_PARTS
-from mura_env.split import split_train_tune
-from mura_env.synthetic_plan import plan_dataset
+from mura_env.data.split import split_train_tune
+from mura_env.synthetic.plan import plan_dataset
 
 
 @pytest.fixture(scope="module")

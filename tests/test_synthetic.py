@@ -20,7 +20,7 @@ from mura_env.synthetic import (
     render_study,
     sample_study,
 )
-from mura_env.synthetic_plan import REAL_COUNTS, plan_dataset
+from mura_env.synthetic.plan import REAL_COUNTS, plan_dataset
 
 IMAGE_ROW = re.compile(
     r"MURA-v1\.1/(train|valid)/XR_(ELBOW|FINGER|FOREARM|HAND|HUMERUS|SHOULDER|WRIST)/"
@@ -190,7 +190,7 @@ def test_older_generator_version_is_remade(tmp_path: Path) -> None:
 
 def test_failed_build_leaves_nothing_behind(tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    import mura_env.synthetic as synthetic
+    import mura_env.synthetic.generate as synthetic
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")

@@ -14,7 +14,7 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
-from mura_env.atomic import atomic_write_bytes
+from mura_env.common.atomic import atomic_write_bytes
 
 T = TypeVar("T")
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mura_env.synthetic_anatomy import Anatomy, Capsule, Ellipse, Shape
+from mura_env.synthetic.anatomy import Anatomy, Capsule, Ellipse, Shape
 
 MARROW = 0.35  # attenuation of marrow relative to cortex
 METAL = 2.6  # attenuation of orthopaedic hardware relative to cortex

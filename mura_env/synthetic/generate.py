@@ -7,11 +7,8 @@ the mix of findings differs by body part, so body parts differ in difficulty. Ev
 writes is marked synthetic (``SYNTHETIC.json``, a PNG text chunk): results on it say nothing
 about clinical performance.
 
-Command line::
-
-    python -m mura_env.synthetic --out DIR [--scale S] [--seed N] [--workers N] [--preview]
-
-The same seed and scale give byte-identical files whatever ``--workers`` is.
+The same seed and scale give byte-identical files whatever ``workers`` is. The command line
+is :mod:`mura_env.synthetic.cli`; the contact sheet :mod:`mura_env.synthetic.preview`.
 """
 
 from __future__ import annotations
@@ -20,25 +17,20 @@ import json
 import os
 import shutil
 import struct
-import sys
-import time
 import zlib
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pandas as pd
-from PIL import Image, ImageDraw, ImageFont
 from tqdm.auto import tqdm
 
-from mura_env.atomic import atomic_write_bytes
-from mura_env.config_cli import parse_config
-from mura_env.constants import BODY_PARTS, MURA_DIRNAME
-from mura_env.synthetic_anatomy import TEMPLATES, Anatomy, Capsule, Shape
-from mura_env.synthetic_plan import plan_dataset, study_relpath
-from mura_env.synthetic_render import Finding, View, render
+from mura_env.constants import MURA_DIRNAME
+from mura_env.synthetic.anatomy import TEMPLATES, Anatomy, Capsule, Shape
+from mura_env.synthetic.plan import plan_dataset, study_relpath
+from mura_env.synthetic.render import Finding, View, render
 
 GENERATOR_VERSION = 7
 MANIFEST_NAME = "SYNTHETIC.json"
@@ -293,92 +285,3 @@ def _build(plan: pd.DataFrame, manifest: dict, seed: int, tmp: Path, workers: in
         (tmp / f"{split}_image_paths.csv").write_bytes(image_csv)
         (tmp / f"{split}_labeled_studies.csv").write_bytes(study_csv)
     (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
-
-
-def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
-    try:
-        return ImageFont.load_default(size=size)
-    except (TypeError, OSError):  # Pillow without FreeType
-        return ImageFont.load_default()
-
-
-def contact_sheet(out: str | os.PathLike[str], path: str | os.PathLike[str],
-                  per_row: tuple[int, int] = (2, 3), tile: int = 150) -> Path:
-    """Write a PNG contact sheet: per body part, normal and abnormal examples (train split).
-
-    Args:
-        out: the folder given to :func:`generate` (holding ``MURA-v1.1``).
-        path: where to write the PNG.
-        per_row: how many (normal, abnormal) studies to show per body part.
-        tile: size in pixels of each thumbnail.
-    """
-    manifest = read_manifest(out)
-    if manifest is None:
-        raise FileNotFoundError(f"no synthetic data set at {out}; run generate() first")
-    plan = plan_dataset(manifest["scale"], manifest["seed"])
-    seed = manifest["seed"]
-    n_cols = sum(per_row)
-    label_w, head_h = 90, 34
-    sheet = Image.new("L", (label_w + n_cols * tile, head_h + len(BODY_PARTS) * (tile + 16)), 255)
-    draw = ImageDraw.Draw(sheet)
-    draw.text((6, 6), "SYNTHETIC data (mura-rl) - procedurally drawn, not radiographs of people. "
-              "Left: normal studies; right: abnormal (finding named).", fill=0, font=_font(13))
-    for r, part in enumerate(BODY_PARTS):
-        y = head_h + r * (tile + 16)
-        draw.text((6, y + tile // 2), part, fill=0, font=_font(13))
-        col = 0
-        for label, n in ((0, per_row[0]), (1, per_row[1])):
-            rows = plan[(plan["body_part"] == part) & (plan["label"] == label)
-                        & (plan["split"] == "train")].head(n)
-            for row in rows.to_dict("records"):
-                spec = sample_study(part, label, row["n_images"], seed, row["study_index"])
-                view = spec.shows.index(True) + 1
-                img = Image.open(Path(out) / MURA_DIRNAME / study_relpath(row) / f"image{view}.png")
-                img.thumbnail((tile - 4, tile - 4))
-                x = label_w + col * tile
-                sheet.paste(img, (x + (tile - img.width) // 2, y + (tile - img.height) // 2))
-                draw.text((x + 2, y + tile), spec.kind, fill=0, font=_font(11))
-                col += 1
-    buf_path = Path(path)
-    import io
-
-    buf = io.BytesIO()
-    sheet.save(buf, format="PNG", optimize=True)
-    atomic_write_bytes(buf_path, buf.getvalue())
-    return buf_path
-
-
-@dataclass
-class SyntheticConfig:
-    """Generate a synthetic MURA-format data set (not real radiographs)."""
-
-    out: Path = field(metadata={"help": "folder to write MURA-v1.1/ into"})
-    scale: float = field(default=1.0, metadata={"help": "size relative to the real MURA-v1.1"})
-    seed: int = field(default=0, metadata={"help": "random seed"})
-    workers: int = field(default=os.cpu_count() or 1, metadata={"help": "worker processes"})
-    preview: bool = field(default=False,
-                          metadata={"help": "also write OUT/preview.png, a contact sheet"})
-    overwrite: bool = field(default=False,
-                            metadata={"help": "replace a synthetic data set made with other "
-                                              "settings"})
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point; returns the exit status."""
-    cfg = parse_config(SyntheticConfig, argv)
-    start = time.perf_counter()
-    try:
-        root = generate(cfg.out, cfg.scale, cfg.seed, cfg.workers, cfg.overwrite)
-    except (OSError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    manifest = read_manifest(cfg.out)
-    print(f"{root}: {manifest['n_studies']} studies, {manifest['n_images']} images "
-          f"(synthetic, scale={cfg.scale}, seed={cfg.seed}) in {time.perf_counter() - start:.1f} s")
-    if cfg.preview:
-        print(f"contact sheet: {contact_sheet(cfg.out, Path(cfg.out) / 'preview.png')}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -31,7 +31,7 @@ from pathlib import Path, PurePosixPath
 import pandas as pd
 
 from mura_env.constants import BODY_PARTS, MURA_DIRNAME, OFFICIAL_SPLITS, STUDY_COLUMNS
-from mura_env.split import split_train_tune
+from mura_env.data.split import split_train_tune
 
 IMAGE_COLUMNS: tuple[str, ...] = ("path", "study_id", "patient_id", "body_part", "label", "split")
 
@@ -302,7 +302,7 @@ def load_mura(
     Args:
         root: the folder holding ``MURA-v1.1/``, or ``MURA-v1.1/`` itself.
         tune_fraction: share of the official train part's patients moved to the ``tune`` split
-            (see :func:`mura_env.split.split_train_tune`); 0 keeps the official train/valid only.
+            (see :func:`mura_env.data.split.split_train_tune`); 0 keeps the official train/valid only.
         seed: seed of the train/tune split.
 
     Returns:

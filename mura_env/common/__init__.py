@@ -1,0 +1,3 @@
+"""Utilities shared by every part of mura-rl: atomic file writes and hashes
+(:mod:`~mura_env.common.atomic`), dataclass configs parsed from the command line and saved as
+JSON (:mod:`~mura_env.common.config_cli`)."""

@@ -1,0 +1,159 @@
+"""The typed configuration of ``MuraWeighting-v0``: every env argument, its default and its check.
+
+:class:`WeightingConfig` is what the single env, the vector env, :class:`WeightingProblem
+<mura_env.problem.WeightingProblem>`, saved agents and the command lines share. Gymnasium
+keyword arguments build one (``gymnasium.make("MuraWeighting-v0", reward="signed")``), and so
+does ``config=WeightingConfig(...)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mura_env.constants import BODY_PARTS, SPLITS
+from mura_env.mapping import (
+    DEFAULT_ACTION_SCALE,
+    DEFAULT_TEMPERATURE,
+    DEFAULT_THRESHOLD,
+    EnsembleMapping,
+)
+from mura_env.rewards import (
+    DEFAULT_FALSE_ALARM_COST,
+    DEFAULT_MISS_COST,
+    DEFAULT_PROBABILITY_FLOOR,
+    check_reward,
+)
+
+#: Sampling modes: ``random`` draws studies with ``np_random``; ``sweep`` visits them in order.
+SAMPLING_MODES = ("random", "sweep")
+
+LogitsSource = Any  # a LogitsTable, a path of a saved one, or None for the built-in table
+
+
+def _as_tuple(value: str | Sequence[str] | None) -> str | tuple[str, ...] | None:
+    if value is None or isinstance(value, str):
+        return value
+    return tuple(value)
+
+
+@dataclass(frozen=True)
+class WeightingConfig:
+    """The arguments of ``MuraWeighting-v0`` (see :class:`mura_env.env.MuraWeightingEnv` for
+    what each one means), checked when made.
+
+    Attributes:
+        logits: a :class:`~mura_env.logits.LogitsTable`, the path of a saved one, or None for
+            the built-in table.
+        split: ``"train"``, ``"tune"``, ``"valid"``, a sequence of them, or None (all).
+        models: member names to use, in order (None: all); body_parts: likewise (None: all).
+        reward: ``"correct"``, ``"signed"``, ``"log_likelihood"`` or ``"cost_sensitive"``.
+        action_scale, temperature, threshold: the ensemble mapping (:mod:`mura_env.mapping`).
+        studies_per_episode: answered studies per episode (int >= 1).
+        sampling: ``"random"`` or ``"sweep"``.
+        miss_cost, false_alarm_cost, probability_floor: reward parameters.
+
+    Raises:
+        ValueError: any argument outside its range (the message names it).
+    """
+
+    logits: LogitsSource = field(default=None, compare=False)
+    split: str | tuple[str, ...] | None = "tune"
+    models: tuple[str, ...] | None = None
+    body_parts: tuple[str, ...] | None = None
+    reward: str = "correct"
+    action_scale: float = DEFAULT_ACTION_SCALE
+    temperature: float = DEFAULT_TEMPERATURE
+    threshold: float = DEFAULT_THRESHOLD
+    studies_per_episode: int = 1
+    sampling: str = "random"
+    miss_cost: float = DEFAULT_MISS_COST
+    false_alarm_cost: float = DEFAULT_FALSE_ALARM_COST
+    probability_floor: float = DEFAULT_PROBABILITY_FLOOR
+
+    def __post_init__(self) -> None:
+        mapping = EnsembleMapping(self.action_scale, self.temperature, self.threshold)
+        set_ = object.__setattr__
+        set_(self, "action_scale", mapping.action_scale)
+        set_(self, "temperature", mapping.temperature)
+        set_(self, "threshold", mapping.threshold)
+        if isinstance(self.logits, os.PathLike):
+            set_(self, "logits", os.fspath(self.logits))
+        set_(self, "split", _as_tuple(self.split))
+        set_(self, "models", _as_tuple(self.models))
+        set_(self, "body_parts", _as_tuple(self.body_parts))
+        if isinstance(self.split, str) and self.split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS} (or None for all), "
+                             f"got {self.split!r}.")
+        if self.body_parts is not None:
+            unknown = sorted(set(self.body_parts) - set(BODY_PARTS))
+            if unknown:
+                raise ValueError(f"unknown body part(s) {unknown}; expected some of "
+                                 f"{list(BODY_PARTS)}.")
+        spe = self.studies_per_episode
+        if isinstance(spe, bool) or not isinstance(spe, (int, np.integer)) or spe < 1:
+            raise ValueError(f"studies_per_episode must be an integer >= 1, got {spe!r}.")
+        set_(self, "studies_per_episode", int(spe))
+        if self.sampling not in SAMPLING_MODES:
+            raise ValueError(f"sampling must be one of {SAMPLING_MODES}, "
+                             f"got {self.sampling!r}.")
+        check_reward(self.reward, miss_cost=self.miss_cost,
+                     false_alarm_cost=self.false_alarm_cost,
+                     probability_floor=self.probability_floor)
+
+    @classmethod
+    def build(cls, config: WeightingConfig | None = None, **kwargs: Any) -> WeightingConfig:
+        """``config`` with ``kwargs`` replaced, or a new config from ``kwargs`` alone.
+
+        Raises:
+            TypeError: a keyword that is not an env argument (the message lists them).
+        """
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(kwargs) - set(names))
+        if unknown:
+            raise TypeError(f"unknown MuraWeighting-v0 argument(s) {unknown}; "
+                            f"valid: {names}.")
+        if config is None:
+            return cls(**kwargs)
+        if not isinstance(config, WeightingConfig):
+            raise TypeError(f"config must be a WeightingConfig, got {type(config).__name__}.")
+        return dataclasses.replace(config, **kwargs) if kwargs else config
+
+    @property
+    def mapping(self) -> EnsembleMapping:
+        """The ensemble mapping's settings (``action_scale``, ``temperature``, ``threshold``)."""
+        return EnsembleMapping(self.action_scale, self.temperature, self.threshold)
+
+    @property
+    def coef(self) -> float:
+        """``action_scale / temperature``."""
+        return self.action_scale / self.temperature
+
+    def replace(self, **changes: Any) -> WeightingConfig:
+        """A copy with ``changes`` applied (and checked)."""
+        return WeightingConfig.build(self, **changes)
+
+    def sweep(self, split: str | Sequence[str] | None) -> WeightingConfig:
+        """The same mapping and selection on ``split``, visiting every study once in order
+        (one study per episode): what an evaluation of a policy runs."""
+        return self.replace(split=split, sampling="sweep", studies_per_episode=1)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every argument but ``logits`` as plain JSON values (tuples as lists)."""
+        out = {}
+        for f in dataclasses.fields(self):
+            if f.name == "logits":
+                continue
+            value = getattr(self, f.name)
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], logits: LogitsSource = None) -> WeightingConfig:
+        """The inverse of :meth:`to_dict` (keys missing from ``data`` take their defaults)."""
+        return cls.build(None, logits=logits, **data)
