@@ -1,6 +1,6 @@
 """Classical ensembling baselines on the same frozen logits as the RL agents.
 
-Every baseline is fitted on one :class:`~mura_env.env.WeightingProblem` (the ``tune`` split for
+Every baseline is fitted on one :class:`~mura_env.study_set.StudySet` (the ``tune`` split for
 all but the upper references) and predicts on another (``valid``), giving per study an
 abnormality probability and, where the method is a weighting of the members, the weights:
 
@@ -8,10 +8,10 @@ abnormality probability and, where the method is a weighting of the members, the
 * :class:`BestSingle`: the member with the best tune accuracy.
 * :class:`BestSinglePerPart`: the best member of each body part on tune.
 * :class:`Stacking`: scikit-learn logistic regression on the env's observation (no weights).
-* :class:`SupervisedGating`: the original design's softmax gating network over the members'
-  logits (and the body part), trained with cross-entropy on the mixture instead of reward.
+* :class:`SupervisedGating`: a softmax gating network over the members' logits (and the body
+  part), trained with cross-entropy on the mixture instead of reward.
 * :class:`KnoraEliminate`: per-study competence weighting in the spirit of DESlib's KNORA-E:
-  the members right on all ``k`` nearest tune studies (same body part, logit space) vote.
+  the members right on the most consecutive nearest tune studies (same body part) vote.
 
 Upper references (``reference = True``), not methods one could deploy:
 
@@ -19,7 +19,9 @@ Upper references (``reference = True``), not methods one could deploy:
 * :class:`BestFixedWeightsOnSplit`: the best fixed env action per body part, searched on the
   evaluation split itself.
 
-All probabilities are float64 ``[n]``; all weights float64 ``[n, K]`` with rows summing to 1.
+Weights become probabilities through :mod:`mura_env.mapping`, with the threshold of the
+:class:`~mura_env.mapping.EnsembleMapping` given to ``fit`` (default: the env's). All
+probabilities are float64 ``[n]``; all weights float64 ``[n, K]`` with rows summing to 1.
 """
 
 from __future__ import annotations
@@ -36,55 +38,51 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 from mura_env.constants import BODY_PARTS
-from mura_env.env import WeightingProblem
+from mura_env.mapping import EnsembleMapping, ensemble_probability
+from mura_env.study_set import StudySet
 
+#: ``(probabilities float64 [n], weights float64 [n, K] or None)``.
 Prediction = tuple[np.ndarray, "np.ndarray | None"]
 
 
-def softmax_weights(actions: np.ndarray, coef: float) -> np.ndarray:
-    """The env's mapping from actions float ``[..., K]`` in [-1, 1] to weights
-    ``softmax(coef * action)`` (float64, same shape)."""
-    z = coef * np.clip(np.asarray(actions, dtype=np.float64), -1.0, 1.0)
-    z = np.exp(z - z.max(axis=-1, keepdims=True))
-    return z / z.sum(axis=-1, keepdims=True)
-
-
-def _mix(pb: WeightingProblem, weights: np.ndarray) -> Prediction:
-    weights = np.asarray(weights, dtype=np.float64)
-    return np.minimum((weights * pb.probabilities).sum(axis=1), 1.0), weights
-
-
-def _member_correct(pb: WeightingProblem) -> np.ndarray:
-    """bool ``[n, K]``: member k's own prediction (``q > threshold``) is right on study i."""
-    return (pb.probabilities > pb.threshold) == pb.labels[:, None].astype(bool)
-
-
 class Baseline:
-    """Base class: ``fit(problem) -> self``, ``predict(problem) -> (probabilities, weights)``.
+    """Base class: ``fit(studies, mapping) -> self``, ``predict(studies) -> Prediction``.
 
     Attributes:
         name: short name used in tables.
         reference: True for upper references (fitted on, or peeking at, the evaluated split).
+        mapping: the :class:`~mura_env.mapping.EnsembleMapping` given to ``fit``.
     """
 
     name = "baseline"
     reference = False
 
-    def fit(self, problem: WeightingProblem) -> Baseline:
-        """Fit on ``problem`` (the tune split); returns self."""
-        self.model_names = problem.model_names
+    def fit(self, studies: StudySet, mapping: EnsembleMapping | None = None) -> Baseline:
+        """Fit on ``studies`` (the tune split) for ``mapping`` (None: the env's default);
+        returns self."""
+        self.model_names = studies.model_names
+        self.mapping = mapping or EnsembleMapping()
         return self
 
-    def predict(self, problem: WeightingProblem) -> Prediction:  # pragma: no cover
-        """``(probabilities float64 [n], weights float64 [n, K] or None)`` for ``problem``."""
+    def predict(self, studies: StudySet) -> Prediction:  # pragma: no cover
+        """``(probabilities float64 [n], weights float64 [n, K] or None)`` for ``studies``."""
         raise NotImplementedError
 
-    def _check(self, problem: WeightingProblem) -> None:
+    def _check(self, studies: StudySet) -> None:
         if getattr(self, "model_names", None) is None:
             raise RuntimeError(f"{self.name}: call fit() before predict().")
-        if tuple(problem.model_names) != tuple(self.model_names):
+        if tuple(studies.model_names) != tuple(self.model_names):
             raise ValueError(f"{self.name} was fitted on models {list(self.model_names)}, "
-                             f"got {list(problem.model_names)}.")
+                             f"got {list(studies.model_names)}.")
+
+    def _member_correct(self, studies: StudySet) -> np.ndarray:
+        """bool ``[n, K]``: member k alone is right on study i (at the mapping's threshold)."""
+        return studies.member_correct(self.mapping.threshold)
+
+    @staticmethod
+    def _mix(studies: StudySet, weights: np.ndarray) -> Prediction:
+        weights = np.asarray(weights, dtype=np.float64)
+        return ensemble_probability(weights, studies.probabilities), weights
 
 
 class UniformAverage(Baseline):
@@ -92,11 +90,11 @@ class UniformAverage(Baseline):
 
     name = "uniform"
 
-    def predict(self, problem: WeightingProblem) -> Prediction:
+    def predict(self, studies: StudySet) -> Prediction:
         """Weights ``1/K`` for every study."""
-        self._check(problem)
-        k = problem.n_models
-        return _mix(problem, np.full((problem.n_studies, k), 1.0 / k))
+        self._check(studies)
+        k = studies.n_models
+        return self._mix(studies, np.full((studies.n_studies, k), 1.0 / k))
 
 
 class BestSingle(Baseline):
@@ -104,18 +102,18 @@ class BestSingle(Baseline):
 
     name = "best_single"
 
-    def fit(self, problem: WeightingProblem) -> BestSingle:
+    def fit(self, studies: StudySet, mapping: EnsembleMapping | None = None) -> BestSingle:
         """Pick ``self.best`` (a model index) by tune accuracy."""
-        super().fit(problem)
-        self.best = int(np.argmax(_member_correct(problem).mean(axis=0)))
+        super().fit(studies, mapping)
+        self.best = int(np.argmax(self._member_correct(studies).mean(axis=0)))
         return self
 
-    def predict(self, problem: WeightingProblem) -> Prediction:
+    def predict(self, studies: StudySet) -> Prediction:
         """One-hot weights on the chosen member."""
-        self._check(problem)
-        w = np.zeros((problem.n_studies, problem.n_models))
+        self._check(studies)
+        w = np.zeros((studies.n_studies, studies.n_models))
         w[:, self.best] = 1.0
-        return _mix(problem, w)
+        return self._mix(studies, w)
 
 
 class BestSinglePerPart(Baseline):
@@ -124,24 +122,25 @@ class BestSinglePerPart(Baseline):
 
     name = "best_single_per_part"
 
-    def fit(self, problem: WeightingProblem) -> BestSinglePerPart:
+    def fit(self, studies: StudySet, mapping: EnsembleMapping | None = None
+            ) -> BestSinglePerPart:
         """Fill ``self.best`` ``[7]`` (model index per body part, ``BODY_PARTS`` order)."""
-        super().fit(problem)
-        correct = _member_correct(problem)
+        super().fit(studies, mapping)
+        correct = self._member_correct(studies)
         overall = int(np.argmax(correct.mean(axis=0)))
         self.best = np.full(len(BODY_PARTS), overall, dtype=np.int64)
         for b in range(len(BODY_PARTS)):
-            rows = problem.body_part_index == b
+            rows = studies.body_part_index == b
             if rows.any():
                 self.best[b] = int(np.argmax(correct[rows].mean(axis=0)))
         return self
 
-    def predict(self, problem: WeightingProblem) -> Prediction:
+    def predict(self, studies: StudySet) -> Prediction:
         """One-hot weights on each study's body-part member."""
-        self._check(problem)
-        w = np.zeros((problem.n_studies, problem.n_models))
-        w[np.arange(problem.n_studies), self.best[problem.body_part_index]] = 1.0
-        return _mix(problem, w)
+        self._check(studies)
+        w = np.zeros((studies.n_studies, studies.n_models))
+        w[np.arange(studies.n_studies), self.best[studies.body_part_index]] = 1.0
+        return self._mix(studies, w)
 
 
 class Stacking(Baseline):
@@ -153,20 +152,20 @@ class Stacking(Baseline):
     def __init__(self, C: float = 1.0) -> None:
         self.C = C
 
-    def fit(self, problem: WeightingProblem) -> Stacking:
+    def fit(self, studies: StudySet, mapping: EnsembleMapping | None = None) -> Stacking:
         """Fit the regression on the fitting split's observations and labels."""
-        super().fit(problem)
-        if len(np.unique(problem.labels)) < 2:
+        super().fit(studies, mapping)
+        if len(np.unique(studies.labels)) < 2:
             raise ValueError("stacking needs both normal and abnormal studies to fit on.")
         self.model = make_pipeline(StandardScaler(),
                                    LogisticRegression(C=self.C, max_iter=2000))
-        self.model.fit(problem.observations, problem.labels)
+        self.model.fit(studies.observations, studies.labels)
         return self
 
-    def predict(self, problem: WeightingProblem) -> Prediction:
+    def predict(self, studies: StudySet) -> Prediction:
         """``(P(abnormal) [n], None)``."""
-        self._check(problem)
-        return self.model.predict_proba(problem.observations)[:, 1].astype(np.float64), None
+        self._check(studies)
+        return self.model.predict_proba(studies.observations)[:, 1].astype(np.float64), None
 
 
 class _GatingNet(nn.Module):
@@ -179,10 +178,10 @@ class _GatingNet(nn.Module):
 
 
 class SupervisedGating(Baseline):
-    """The original design's "agent": a softmax gating network over the members' logits and
-    the one-hot body part, trained by plain cross-entropy on the weighted mixture.
+    """A softmax gating network over the members' logits and the one-hot body part, trained
+    by plain cross-entropy on the weighted mixture (no reward, no environment).
 
-    Full-batch AdamW with OneCycleLR (as in the original), ``epochs`` steps, seeded.
+    Full-batch AdamW with OneCycleLR, ``epochs`` steps, seeded.
     """
 
     name = "supervised_gating"
@@ -192,22 +191,23 @@ class SupervisedGating(Baseline):
         self.hidden, self.epochs, self.lr = hidden, epochs, lr
         self.weight_decay, self.seed = weight_decay, seed
 
-    def fit(self, problem: WeightingProblem) -> SupervisedGating:
+    def fit(self, studies: StudySet, mapping: EnsembleMapping | None = None
+            ) -> SupervisedGating:
         """Train the gate with binary cross-entropy of ``sum_k w_k q_k`` against the label."""
-        super().fit(problem)
+        super().fit(studies, mapping)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
-            self.net = _GatingNet(problem.observations.shape[1], problem.n_models,
+            self.net = _GatingNet(studies.observations.shape[1], studies.n_models,
                                   self.hidden)
-        obs = torch.tensor(problem.observations)
-        q = torch.tensor(problem.probabilities, dtype=torch.float32)
-        y = torch.tensor(problem.labels, dtype=torch.float32)
+        obs = torch.tensor(studies.observations)
+        q = torch.tensor(studies.probabilities, dtype=torch.float32)
+        y = torch.tensor(studies.labels, dtype=torch.float32)
         opt = torch.optim.AdamW(self.net.parameters(), lr=self.lr,
                                 weight_decay=self.weight_decay)
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr,
                                                     total_steps=self.epochs)
         for _ in range(self.epochs):
-            p = (self.net(obs) * q).sum(-1).clamp(1e-6, 1 - 1e-6)
+            p = (self.net(obs) * q).sum(-1).clamp(1e-6, 1 - 1e-6)  # differentiable
             loss = nn.functional.binary_cross_entropy(p, y)
             opt.zero_grad()
             loss.backward()
@@ -216,12 +216,12 @@ class SupervisedGating(Baseline):
         self.net.eval()
         return self
 
-    def predict(self, problem: WeightingProblem) -> Prediction:
+    def predict(self, studies: StudySet) -> Prediction:
         """The gate's weights per study and the mixture."""
-        self._check(problem)
+        self._check(studies)
         with torch.no_grad():
-            w = self.net(torch.tensor(problem.observations)).double().numpy()
-        return _mix(problem, w)
+            w = self.net(torch.tensor(studies.observations)).double().numpy()
+        return self._mix(studies, w)
 
 
 class KnoraEliminate(Baseline):
@@ -229,10 +229,12 @@ class KnoraEliminate(Baseline):
     DESlib's ``KNORAE``), fitted on the tune split.
 
     For each study, its ``k`` nearest tune studies of the same body part (Euclidean distance
-    on the standardised ``2K`` logits) form its region of competence; the members right on all
-    of them get equal weight. If no member is, ``k`` shrinks by one until one is; if none is
-    even for one neighbour, all members get equal weight. Body parts with fewer than ``k``
-    tune studies use all tune studies.
+    on the standardised ``2K`` logits), nearest first, form its region of competence. Each
+    member's competence is the number of consecutive neighbours, from the nearest, it gets
+    right; the members with the highest competence get equal weight (all ``k`` right: the
+    members right on the whole region; as in KNORA-E, the region shrinks until some member is
+    right on all of it). If no member gets even the nearest neighbour right, all members get
+    equal weight. Body parts with fewer than ``k`` tune studies use all tune studies.
 
     Two differences from DESlib's KNORA-E: the selected members are combined by a soft vote
     (the equal-weight average of their abnormal probabilities, the same combination every
@@ -248,39 +250,58 @@ class KnoraEliminate(Baseline):
             raise ValueError(f"k must be >= 1, got {k}.")
         self.k = int(k)
 
-    def fit(self, problem: WeightingProblem) -> KnoraEliminate:
+    def fit(self, studies: StudySet, mapping: EnsembleMapping | None = None
+            ) -> KnoraEliminate:
         """Store the tune logits (standardised), body parts and members' correctness."""
-        super().fit(problem)
-        kk = 2 * problem.n_models
-        self.scaler = StandardScaler().fit(problem.observations[:, :kk])
-        self.features = self.scaler.transform(problem.observations[:, :kk])
-        self.parts = problem.body_part_index
-        self.correct = _member_correct(problem)
+        super().fit(studies, mapping)
+        n_logits = 2 * studies.n_models
+        self.scaler = StandardScaler().fit(studies.observations[:, :n_logits])
+        self.features = self.scaler.transform(studies.observations[:, :n_logits])
+        self.parts = studies.body_part_index
+        self.correct = self._member_correct(studies)
         return self
 
-    def predict(self, problem: WeightingProblem) -> Prediction:
-        """Equal weights on the selected members of each study."""
-        self._check(problem)
-        kk = 2 * problem.n_models
-        x = self.scaler.transform(problem.observations[:, :kk])
-        w = np.zeros((problem.n_studies, problem.n_models))
-        for b in np.unique(problem.body_part_index):
-            rows = np.flatnonzero(problem.body_part_index == b)
-            pool = np.flatnonzero(self.parts == b)
+    def _neighbours(self, studies: StudySet) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per body part present: ``(rows [m], neighbours int [m, k'])``, the rows of
+        ``studies`` of that part and their tune neighbours, nearest first."""
+        n_logits = 2 * studies.n_models
+        x = self.scaler.transform(studies.observations[:, :n_logits])
+        out = []
+        for part in np.unique(studies.body_part_index):
+            rows = np.flatnonzero(studies.body_part_index == part)
+            pool = np.flatnonzero(self.parts == part)
             if len(pool) < self.k:
                 pool = np.arange(len(self.parts))
-            k = min(self.k, len(pool))
-            nn_ = NearestNeighbors(n_neighbors=k).fit(self.features[pool])
-            _, idx = nn_.kneighbors(x[rows])
-            for i, neighbours in zip(rows, pool[idx], strict=True):
-                chosen = np.ones(problem.n_models, dtype=bool)
-                for m in range(k, 0, -1):
-                    sel = self.correct[neighbours[:m]].all(axis=0)
-                    if sel.any():
-                        chosen = sel
-                        break
-                w[i] = chosen / chosen.sum()
-        return _mix(problem, w)
+            search = NearestNeighbors(n_neighbors=min(self.k, len(pool))).fit(
+                self.features[pool])
+            _, index = search.kneighbors(x[rows])
+            out.append((rows, pool[index]))
+        return out
+
+    @staticmethod
+    def competence_weights(neighbour_correct: np.ndarray) -> np.ndarray:
+        """Equal weights on the most competent members.
+
+        Args:
+            neighbour_correct: bool ``[m, k, K]``: member K is right on the j-th nearest
+                neighbour of study i.
+
+        Returns:
+            float64 ``[m, K]``: ``1 / count`` on the members with the longest run of right
+            neighbours from the nearest (all members when every run is 0).
+        """
+        k = neighbour_correct.shape[1]
+        runs = np.where(neighbour_correct.all(axis=1), k, neighbour_correct.argmin(axis=1))
+        chosen = runs == runs.max(axis=1, keepdims=True)
+        return chosen / chosen.sum(axis=1, keepdims=True)
+
+    def predict(self, studies: StudySet) -> Prediction:
+        """Equal weights on the selected members of each study."""
+        self._check(studies)
+        w = np.zeros((studies.n_studies, studies.n_models))
+        for rows, neighbours in self._neighbours(studies):
+            w[rows] = self.competence_weights(self.correct[neighbours])
+        return self._mix(studies, w)
 
 
 class Oracle(Baseline):
@@ -288,21 +309,21 @@ class Oracle(Baseline):
     (one-hot weights); otherwise the uniform average. Accuracy = share of studies some member
     gets right. Needs no fitting (``fit`` only records the models)."""
 
-    name = "oracle (upper reference)"
+    name = "oracle"
     reference = True
 
-    def predict(self, problem: WeightingProblem) -> Prediction:
-        """Uses ``problem.labels``: this is a reference, not a method."""
-        self._check(problem)
-        q = problem.probabilities
-        correct = _member_correct(problem)
-        margin = np.where(correct, np.abs(q - problem.threshold), -np.inf)
+    def predict(self, studies: StudySet) -> Prediction:
+        """Uses ``studies.labels``: this is a reference, not a method."""
+        self._check(studies)
+        q = studies.probabilities
+        correct = self._member_correct(studies)
+        margin = np.where(correct, np.abs(q - self.mapping.threshold), -np.inf)
         best = np.argmax(margin, axis=1)
-        w = np.full(q.shape, 1.0 / problem.n_models)
+        w = np.full(q.shape, 1.0 / studies.n_models)
         some = correct.any(axis=1)
         w[some] = 0.0
         w[np.flatnonzero(some), best[some]] = 1.0
-        return _mix(problem, w)
+        return self._mix(studies, w)
 
 
 class BestFixedWeightsOnSplit(Baseline):
@@ -313,7 +334,7 @@ class BestFixedWeightsOnSplit(Baseline):
     seeded random actions plus the grid's corners and zero (larger ``K``); ties go to the
     action closest to zero (uniform)."""
 
-    name = "best_fixed_weights_on_valid (upper reference)"
+    name = "best_fixed_weights_on_valid"
     reference = True
 
     def __init__(self, n_random: int = 5000, seed: int = 0) -> None:
@@ -326,23 +347,22 @@ class BestFixedWeightsOnSplit(Baseline):
         eye = np.eye(k) * 2 - 1
         return np.vstack([np.zeros((1, k)), eye, rng.uniform(-1, 1, (self.n_random, k))])
 
-    def predict(self, problem: WeightingProblem) -> Prediction:
-        """Per body part: the searched action's weights (uses ``problem.labels``)."""
-        self._check(problem)
-        cand = self._candidates(problem.n_models)
-        order = np.argsort(np.abs(cand).sum(axis=1), kind="stable")
-        cand = cand[order]
-        cand_w = softmax_weights(cand, problem.coef)  # [C, K]
-        w = np.zeros((problem.n_studies, problem.n_models))
+    def predict(self, studies: StudySet) -> Prediction:
+        """Per body part: the searched action's weights (uses ``studies.labels``)."""
+        self._check(studies)
+        candidates = self._candidates(studies.n_models)
+        candidates = candidates[np.argsort(np.abs(candidates).sum(axis=1), kind="stable")]
+        candidate_weights = self.mapping.weights(candidates)  # [C, K]
+        w = np.zeros((studies.n_studies, studies.n_models))
         self.actions: dict[str, np.ndarray] = {}
-        for b in np.unique(problem.body_part_index):
-            rows = np.flatnonzero(problem.body_part_index == b)
-            p = problem.probabilities[rows] @ cand_w.T  # [n_b, C]
-            acc = ((p > problem.threshold) == problem.labels[rows, None].astype(bool)).mean(0)
-            best = int(np.argmax(acc))
-            self.actions[BODY_PARTS[b]] = cand[best]
-            w[rows] = cand_w[best]
-        return _mix(problem, w)
+        for part in np.unique(studies.body_part_index):
+            rows = np.flatnonzero(studies.body_part_index == part)
+            p = ensemble_probability(candidate_weights[None], studies.probabilities[rows, None])
+            right = (p > self.mapping.threshold) == studies.labels[rows, None].astype(bool)
+            best = int(np.argmax(right.mean(axis=0)))
+            self.actions[BODY_PARTS[part]] = candidates[best]
+            w[rows] = candidate_weights[best]
+        return self._mix(studies, w)
 
 
 def all_baselines(seed: int = 0) -> list[Baseline]:
@@ -351,9 +371,10 @@ def all_baselines(seed: int = 0) -> list[Baseline]:
             SupervisedGating(seed=seed), KnoraEliminate(), Oracle(), BestFixedWeightsOnSplit()]
 
 
-def fit_baselines(tune: WeightingProblem, seed: int = 0) -> list[Baseline]:
-    """Every baseline of :func:`all_baselines` fitted on ``tune``."""
-    return [b.fit(tune) for b in all_baselines(seed)]
+def fit_baselines(tune: StudySet, mapping: EnsembleMapping | None = None,
+                  seed: int = 0) -> list[Baseline]:
+    """Every baseline of :func:`all_baselines` fitted on ``tune`` for ``mapping``."""
+    return [b.fit(tune, mapping) for b in all_baselines(seed)]
 
 
 def describe(baseline: Any) -> str:

@@ -18,28 +18,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mura_env.config import WeightingConfig
 from mura_env.constants import BODY_PARTS
-from mura_env.env import WeightingProblem
-from mura_env.logits import LogitsTable, resolve_logits
+from mura_env.logits import resolve_logits
 from mura_env.metrics import OVERALL, study_metrics
+from mura_env.study_set import StudySet
 from mura_env.vector_env import MuraWeightingVectorEnv
 
 #: observations float32 ``[n, 2K + 7]`` -> actions float ``[n, K]``.
 Policy = Callable[[np.ndarray], np.ndarray]
-#: Env arguments that define the action -> weights mapping (kept with a saved agent).
-MAPPING_KEYS = ("action_scale", "temperature", "threshold", "models", "body_parts")
-# Env arguments an evaluation sets itself (it sweeps every study once).
-_SWEEP_KEYS = ("sampling", "num_envs", "studies_per_episode")
-
-
-def mapping_kwargs(env_kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The items of ``env_kwargs`` that define the action -> weights mapping
-    (:data:`MAPPING_KEYS`): what an evaluation of a policy trained with them needs."""
-    return {k: env_kwargs[k] for k in MAPPING_KEYS if k in env_kwargs}
-
-
-def _without_sweep_keys(env_kwargs: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in env_kwargs.items() if k not in _SWEEP_KEYS}
 
 
 @dataclass
@@ -52,7 +39,8 @@ class Evaluation:
         metrics: :func:`~mura_env.metrics.study_metrics` table (``body_part``, ``metric``,
             ``value``, ``ci_low``, ``ci_high``, ``n_studies``, ``n_abnormal``).
         mean_weights: mean ensemble weight per body part, DataFrame indexed by body part
-            (``"ALL"`` first) with one column per model; None for methods without weights
+            (:data:`~mura_env.metrics.OVERALL` first) with one column per model; None for
+            methods without weights
             (stacking).
         study_ids: object ``[n]``; labels, predictions int64 ``[n]``; probabilities float64
             ``[n]``; weights float64 ``[n, K]`` or None.
@@ -111,7 +99,8 @@ def mean_weights_per_part(weights: np.ndarray, body_parts: np.ndarray,
                           model_names: tuple[str, ...]) -> pd.DataFrame:
     """Mean of ``weights`` (float ``[n, K]``) over all studies and per body part.
 
-    Returns a DataFrame indexed by ``"ALL"`` then the body parts present (``BODY_PARTS``
+    Returns a DataFrame indexed by :data:`~mura_env.metrics.OVERALL` then the body parts
+    present (``BODY_PARTS``
     order), one float column per model."""
     rows = {OVERALL: weights.mean(axis=0)}
     for part in BODY_PARTS:
@@ -121,82 +110,89 @@ def mean_weights_per_part(weights: np.ndarray, body_parts: np.ndarray,
     return pd.DataFrame.from_dict(rows, orient="index", columns=list(model_names))
 
 
-def _finish(name: str, pb: WeightingProblem, probabilities: np.ndarray,
+def _finish(name: str, studies: StudySet, probabilities: np.ndarray,
             predictions: np.ndarray, weights: np.ndarray | None, n_bootstrap: int,
             seed: int) -> Evaluation:
-    metrics = study_metrics(pb.labels, probabilities, pb.body_parts, predictions=predictions,
-                            n_bootstrap=n_bootstrap, seed=seed)
-    mean_w = None if weights is None else mean_weights_per_part(weights, pb.body_parts,
-                                                                 pb.model_names)
-    split = pb.table.studies["split"].iloc[0] if pb.n_studies else ""
-    return Evaluation(name=name, split=str(split), metrics=metrics, mean_weights=mean_w,
-                      study_ids=pb.study_ids, labels=pb.labels,
+    metrics = study_metrics(studies.labels, probabilities, studies.body_parts,
+                            predictions=predictions, n_bootstrap=n_bootstrap, seed=seed)
+    mean_w = None if weights is None else mean_weights_per_part(
+        weights, studies.body_parts, studies.model_names)
+    return Evaluation(name=name, split=studies.split, metrics=metrics, mean_weights=mean_w,
+                      study_ids=studies.study_ids, labels=studies.labels,
                       probabilities=np.asarray(probabilities, dtype=np.float64),
                       predictions=np.asarray(predictions, dtype=np.int64),
                       weights=None if weights is None else np.asarray(weights, np.float64))
 
 
-def run_policy(policy: Policy, logits: LogitsTable | str | None = None, split: str = "valid",
-               **env_kwargs: Any) -> dict[str, np.ndarray]:
+@dataclass(frozen=True)
+class PolicyRun:
+    """A policy's answers to every study of a split, in table order.
+
+    Attributes:
+        studies: the studies answered (a :class:`~mura_env.study_set.StudySet`).
+        observations: float32 ``[n, 2K + 7]``, what the policy saw.
+        weights: float32 ``[n, K]``; probability: float32 ``[n]``; prediction: int8 ``[n]``;
+        correct: bool ``[n]``: the env's own mapping of the policy's actions.
+    """
+
+    studies: StudySet
+    observations: np.ndarray
+    weights: np.ndarray
+    probability: np.ndarray
+    prediction: np.ndarray
+    correct: np.ndarray
+
+
+def run_policy(policy: Policy, config: WeightingConfig, split: str = "valid") -> PolicyRun:
     """Answer every study of ``split`` once with ``policy`` through the vector env (sweep).
 
     Args:
         policy: observations float32 ``[n, 2K + 7]`` -> actions float ``[n, K]``.
-        logits: a table, a path, or None for the built-in default.
+        config: the env configuration the policy was trained with (its ``logits``, mapping,
+            ``models`` and ``body_parts`` are used; its split, sampling and episode length
+            are replaced by a sweep of ``split``).
         split: the split to answer.
-        env_kwargs: other ``MuraWeighting-v0`` arguments (``action_scale``, ``temperature``,
-            ``threshold``, ``models``, ``body_parts``; ``reward`` is irrelevant here).
 
     Returns:
-        The sweep's per-study arrays in table order: ``weights`` float32 ``[n, K]``,
-        ``probability`` float32 ``[n]``, ``prediction`` int8 ``[n]``, ``correct`` bool
-        ``[n]``, plus ``observations`` float32 ``[n, 2K + 7]`` and the env itself
-        (``"env"``).
+        A :class:`PolicyRun`.
     """
-    env_kwargs = _without_sweep_keys(env_kwargs)
-    table = resolve_logits(logits)
-    n = len(table.select(split=split, body_parts=env_kwargs.get("body_parts")))
-    env = MuraWeightingVectorEnv(max(n, 1), logits=table, split=split, sampling="sweep",
-                                 **env_kwargs)
+    table = resolve_logits(config.logits)
+    n_studies = len(table.select(split=split, body_parts=config.body_parts))
+    sweep = config.sweep(split).replace(logits=table)
+    env = MuraWeightingVectorEnv(max(n_studies, 1), config=sweep)
     obs, _ = env.reset(seed=0)
     actions = np.asarray(policy(obs), dtype=np.float32)
     _, _, _, _, info = env.step(actions)
-    fi = info["final_info"]
-    order = np.argsort(fi["study_index"], kind="stable")
-    if not np.array_equal(fi["study_index"][order], np.arange(env.n_studies)):
+    final_info = info["final_info"]
+    order = np.argsort(final_info["study_index"], kind="stable")
+    if not np.array_equal(final_info["study_index"][order], np.arange(env.n_studies)):
         raise RuntimeError("sweep did not answer every study exactly once")  # pragma: no cover
-    out = {key: np.asarray(fi[key])[order] for key in ("weights", "probability", "prediction",
-                                                         "correct")}
-    out["observations"] = obs[order]
-    out["env"] = env
-    return out
+    answers = {key: np.asarray(final_info[key])[order]
+               for key in ("weights", "probability", "prediction", "correct")}
+    return PolicyRun(studies=env.problem.studies, observations=obs[order], **answers)
 
 
-def evaluate_policy(policy: Policy, logits: LogitsTable | str | None = None,
-                    split: str = "valid", name: str = "policy", n_bootstrap: int = 1000,
-                    seed: int = 0, **env_kwargs: Any) -> Evaluation:
+def evaluate_policy(policy: Policy, config: WeightingConfig, split: str = "valid",
+                    name: str = "policy", n_bootstrap: int = 1000, seed: int = 0) -> Evaluation:
     """Evaluate ``policy`` on every study of ``split`` (see :func:`run_policy`).
 
     Returns an :class:`Evaluation`; its predictions are the env's own (``p > threshold``).
     """
-    res = run_policy(policy, logits, split, **env_kwargs)
-    pb = res["env"].problem
-    return _finish(name, pb, res["probability"], res["prediction"], res["weights"],
+    run = run_policy(policy, config, split)
+    return _finish(name, run.studies, run.probability, run.prediction, run.weights,
                    n_bootstrap, seed)
 
 
-def evaluate_baseline(baseline: Any, logits: LogitsTable | str | None = None,
-                      split: str = "valid", n_bootstrap: int = 1000, seed: int = 0,
-                      **env_kwargs: Any) -> Evaluation:
-    """Evaluate a fitted baseline (see :mod:`agents.baselines`) on every study of ``split``.
+def evaluate_baseline(baseline: Any, studies: StudySet, n_bootstrap: int = 1000,
+                      seed: int = 0) -> Evaluation:
+    """Evaluate a fitted baseline (see :mod:`agents.baselines`) on ``studies``.
 
-    ``baseline.predict(problem)`` gives ``(probabilities float64 [n], weights [n, K] or
-    None)``; predictions are ``probabilities > threshold``.
+    ``baseline.predict(studies)`` gives ``(probabilities float64 [n], weights [n, K] or
+    None)``; predictions are ``probabilities > baseline.mapping.threshold``.
     """
-    pb = WeightingProblem(logits, split, **_without_sweep_keys(env_kwargs))
-    prob, weights = baseline.predict(pb)
-    pred = (np.asarray(prob) > pb.threshold).astype(np.int64)
-    return _finish(baseline.name, pb, prob, pred, weights, n_bootstrap, seed)
+    prob, weights = baseline.predict(studies)
+    pred = (np.asarray(prob) > baseline.mapping.threshold).astype(np.int64)
+    return _finish(baseline.name, studies, prob, pred, weights, n_bootstrap, seed)
 
 
 def seed_mean_interval(labels: np.ndarray, predictions: np.ndarray,

@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from agents.algos import AlgoSpec
 from mura_env.common.atomic import atomic_write
+from mura_env.config import WeightingConfig
 from mura_env.env import MuraWeightingEnv
 
 #: Per-algorithm keyword arguments that differ from SB3's defaults (no value tuned on valid):
@@ -146,10 +147,11 @@ def sb3_settings(spec: AlgoSpec, learning_rate: float | None = None) -> dict[str
     return dict(sorted(out.items()))
 
 
-def make_sb3_env(env_kwargs: dict[str, Any], n_envs: int, seed: int) -> Any:
-    """``n_envs`` Monitor-wrapped :class:`~mura_env.env.MuraWeightingEnv` in a DummyVecEnv,
-    seeded ``seed, seed + 1, ...`` (SB3's ``make_vec_env``)."""
-    return make_vec_env(MuraWeightingEnv, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs)
+def make_sb3_env(config: WeightingConfig, n_envs: int, seed: int) -> Any:
+    """``n_envs`` Monitor-wrapped :class:`~mura_env.env.MuraWeightingEnv` of ``config`` in a
+    DummyVecEnv, seeded ``seed, seed + 1, ...`` (SB3's ``make_vec_env``)."""
+    return make_vec_env(MuraWeightingEnv, n_envs=n_envs, seed=seed,
+                        env_kwargs={"config": config})
 
 
 def save_sb3(model: BaseAlgorithm, path: str | os.PathLike[str]) -> Path:
@@ -182,7 +184,7 @@ def load_sb3(spec: AlgoSpec, path: str | os.PathLike[str]) -> BaseAlgorithm:
 
 def train_sb3(
     spec: AlgoSpec,
-    env_kwargs: dict[str, Any],
+    config: WeightingConfig,
     total_timesteps: int,
     seed: int,
     tb_dir: str | os.PathLike[str] | None,
@@ -197,7 +199,7 @@ def train_sb3(
 
     Args:
         spec: an ``sb3`` family entry of :data:`agents.algos.ALGOS`.
-        env_kwargs: ``MuraWeighting-v0`` arguments (the training split's env).
+        config: the training env's configuration (its ``split`` is trained on).
         total_timesteps: env steps (answered studies).
         seed: seeds SB3 (torch, the policy's sampling) and the envs.
         tb_dir: folder for SB3's TensorBoard (and CSV) logs, or None for none.
@@ -211,7 +213,7 @@ def train_sb3(
         ``(model, {"env_steps", "wall_time", "history"})``; wall times exclude evaluation
         and checkpoints.
     """
-    env = make_sb3_env(env_kwargs, n_envs, seed)
+    env = make_sb3_env(config, n_envs, seed)
     model = sb3_class(spec)("MlpPolicy", env, seed=seed, device="cpu", verbose=0,
                             **sb3_settings(spec, learning_rate))
     if tb_dir is not None:

@@ -1,6 +1,6 @@
 """Native softmax policy-gradient agent for ``MuraWeighting-v0`` (REINFORCE with a baseline).
 
-The policy is the original design's per-body-part softmax weighting made into a stochastic
+The policy is a per-body-part softmax weighting of the members made into a stochastic
 policy: one preference vector per body part (``[7, K]``), optionally plus a small network on
 the models' logits for per-study weighting. Exploration is Gaussian over the preferences:
 ``z ~ Normal(preferences[part] (+ net(logits)), std)``, and the action is ``tanh(z)``, so it
@@ -13,8 +13,8 @@ of studies per update.
 The env's actions never change which study comes next, so each step's own reward is an unbiased
 return for its action, whatever ``studies_per_episode`` is; the agent uses it directly.
 
-Read top to bottom like a CleanRL file: :class:`SoftmaxPGConfig` (hyper-parameters),
-:class:`SoftmaxPGAgent` (the policy, CleanRL's ``get_action_and_value`` API, ``predict``,
+The module reads top to bottom: :class:`SoftmaxPGConfig` (hyper-parameters),
+:class:`SoftmaxPGAgent` (the policy, with CleanRL's ``get_action_and_value`` API, ``predict``,
 ``save``/``load``), :func:`train_softmax_pg` (the loop).
 """
 
@@ -266,11 +266,7 @@ def train_softmax_pg(
     """
     cfg = agent.config
     torch.manual_seed(seed)
-    groups: list[dict[str, Any]] = [{"params": [p for p in (agent.preferences, agent.log_std,
-                                                            agent.values) if p.requires_grad]}]
-    if agent.net is not None:
-        groups.append({"params": list(agent.net.parameters()), "lr": cfg.net_learning_rate})
-    optimizer = torch.optim.Adam(groups, lr=cfg.learning_rate)
+    optimizer = make_optimizer(agent)
     n = env.num_envs
     check_batch_size(n, cfg)
     updates = max(1, -(-int(total_timesteps) // n))
@@ -292,46 +288,86 @@ def train_softmax_pg(
         if done.any():
             recent.extend(returns[done].tolist())
             returns[done] = 0.0
-        r = torch.as_tensor(reward, dtype=torch.float32)
-        # log-density of the sampled preferences (tanh's Jacobian does not depend on the
-        # parameters, so it drops out of the gradient)
-        logp, entropy = dist.log_prob(z).sum(-1), dist.entropy().sum(-1)
-        value = agent.get_value(obs_t)
-        adv = r - value.detach()
-        if cfg.normalize_advantage:
-            adv = adv / (adv.std() + 1e-8)
-        policy_loss = -(adv * logp).mean()
-        value_loss = ((value - r) ** 2).mean()
-        loss = policy_loss + cfg.value_coef * value_loss - cfg.entropy_coef * entropy.mean()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+        losses = reinforce_update(agent, optimizer, dist, z, obs_t, reward)
         ep_rew = float(np.mean(recent)) if recent else float("nan")
         if writer is not None:
-            writer.add_scalar("rollout/ep_rew_mean", ep_rew, steps)
-            writer.add_scalar("train/policy_loss", policy_loss.item(), steps)
-            writer.add_scalar("train/value_loss", value_loss.item(), steps)
-            writer.add_scalar("train/std", agent.std().mean().item(), steps)
-            writer.add_scalar("time/fps", steps / max(time.perf_counter() - start, 1e-9), steps)
+            _log_update(writer, agent, losses, ep_rew, steps, time.perf_counter() - start)
         if steps >= next_eval or update == updates:
             next_eval = steps + eval_every
             row = {"env_steps": steps, "wall_time": time.perf_counter() - start - eval_time,
                    "ep_rew_mean": ep_rew}
-            if eval_fn is not None:
-                t0 = time.perf_counter()
-                agent.eval()
-                scores = eval_fn(agent)
-                agent.train()
-                eval_time += time.perf_counter() - t0
-                row.update(scores)
-                if writer is not None:
-                    for key, val in scores.items():
-                        writer.add_scalar(f"eval/{key}", val, steps)
+            t0 = time.perf_counter()
+            row.update(_evaluate(agent, eval_fn, writer, steps))
             history.append(row)
             if checkpoint_fn is not None:
-                t0 = time.perf_counter()
                 checkpoint_fn(agent, steps)
-                eval_time += time.perf_counter() - t0
+            eval_time += time.perf_counter() - t0
     agent.eval()
     return {"env_steps": steps, "updates": updates,
             "wall_time": time.perf_counter() - start - eval_time, "history": history}
+
+
+def make_optimizer(agent: SoftmaxPGAgent) -> torch.optim.Optimizer:
+    """Adam over the agent's trainable tensors; the per-study network (if any) gets
+    ``net_learning_rate``."""
+    cfg = agent.config
+    groups: list[dict[str, Any]] = [{"params": [p for p in (agent.preferences, agent.log_std,
+                                                            agent.values) if p.requires_grad]}]
+    if agent.net is not None:
+        groups.append({"params": list(agent.net.parameters()), "lr": cfg.net_learning_rate})
+    return torch.optim.Adam(groups, lr=cfg.learning_rate)
+
+
+def reinforce_update(agent: SoftmaxPGAgent, optimizer: torch.optim.Optimizer,
+                     dist: torch.distributions.Normal, z: torch.Tensor, obs: torch.Tensor,
+                     reward: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """One REINFORCE step with the per-body-part value baseline.
+
+    Args:
+        agent, optimizer: the policy and its optimizer (stepped once).
+        dist: the policy's distribution over preferences for ``obs`` (float32 ``[n, 2K + 7]``).
+        z: float32 ``[n, K]``, the sampled preferences (the actions were ``tanh(z)``).
+        reward: float ``[n]``, each study's reward (its unbiased return).
+
+    Returns:
+        ``(policy_loss, value_loss)``, detached scalars.
+    """
+    cfg = agent.config
+    r = torch.as_tensor(reward, dtype=torch.float32)
+    # log-density of the sampled preferences (tanh's Jacobian does not depend on the
+    # parameters, so it drops out of the gradient)
+    logp, entropy = dist.log_prob(z).sum(-1), dist.entropy().sum(-1)
+    value = agent.get_value(obs)
+    adv = r - value.detach()
+    if cfg.normalize_advantage:
+        adv = adv / (adv.std() + 1e-8)
+    policy_loss = -(adv * logp).mean()
+    value_loss = ((value - r) ** 2).mean()
+    loss = policy_loss + cfg.value_coef * value_loss - cfg.entropy_coef * entropy.mean()
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return policy_loss.detach(), value_loss.detach()
+
+
+def _log_update(writer: Any, agent: SoftmaxPGAgent, losses: tuple[torch.Tensor, torch.Tensor],
+                ep_rew: float, steps: int, elapsed: float) -> None:
+    writer.add_scalar("rollout/ep_rew_mean", ep_rew, steps)
+    writer.add_scalar("train/policy_loss", losses[0].item(), steps)
+    writer.add_scalar("train/value_loss", losses[1].item(), steps)
+    writer.add_scalar("train/std", agent.std().mean().item(), steps)
+    writer.add_scalar("time/fps", steps / max(elapsed, 1e-9), steps)
+
+
+def _evaluate(agent: SoftmaxPGAgent, eval_fn: Callable[[SoftmaxPGAgent], dict[str, float]]
+              | None, writer: Any | None, steps: int) -> dict[str, float]:
+    """``eval_fn(agent)`` in eval mode (logged under ``eval/``), or ``{}`` without one."""
+    if eval_fn is None:
+        return {}
+    agent.eval()
+    scores = eval_fn(agent)
+    agent.train()
+    if writer is not None:
+        for key, val in scores.items():
+            writer.add_scalar(f"eval/{key}", val, steps)
+    return scores

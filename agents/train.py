@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agents.algos import ALGOS, get_algo
-from agents.evaluate import Policy, evaluate_policy, mapping_kwargs
-from agents.saved import MANIFEST, SavedAgent, load_agent, table_digest, write_manifest
+from agents.algos import ALGOS, AlgoSpec, get_algo
+from agents.evaluate import Policy, evaluate_policy
+from agents.saved import MANIFEST, SavedAgent, table_digest, write_manifest
 from agents.softmax_pg import SoftmaxPGAgent, SoftmaxPGConfig, check_batch_size, train_softmax_pg
-from mura_env.logits import LogitsTable
+from mura_env.config import WeightingConfig
+from mura_env.logits import resolve_logits
 from mura_env.vector_env import MuraWeightingVectorEnv
 
 
@@ -27,10 +28,10 @@ class TrainedAgent:
     """What :func:`train_agent` returns.
 
     Attributes:
-        agent: the saved agent, loaded back from ``run_dir``.
-        model: the trained policy object in memory (a
-            :class:`~agents.softmax_pg.SoftmaxPGAgent` or an SB3 model), as it stood when
-            training ended; ``agent.model`` is its copy read back from disk.
+        agent: the trained agent as :func:`agents.saved.load_agent` would give it back from
+            ``run_dir``, holding the model in memory.
+        model: the trained policy object (a :class:`~agents.softmax_pg.SoftmaxPGAgent` or an
+            SB3 model), as it stood when training ended (the same object as ``agent.model``).
         env_steps: env steps used; wall_time: training seconds (without evaluations);
         history: one dict per evaluation (``env_steps``, ``wall_time``, ``ep_rew_mean``,
             ``accuracy``, ``kappa``).
@@ -114,13 +115,11 @@ def _clear_earlier_run(run_dir: Path) -> None:
 
 def train_agent(
     algo: str,
-    table: LogitsTable,
+    config: WeightingConfig,
     run_dir: str | os.PathLike[str],
     *,
     total_timesteps: int | None = None,
     seed: int = 0,
-    env_kwargs: dict[str, Any] | None = None,
-    train_split: str = "tune",
     eval_split: str = "valid",
     eval_every: int | None = None,
     learning_rate: float | None = None,
@@ -129,20 +128,21 @@ def train_agent(
     tensorboard: bool = True,
     progress: bool = False,
 ) -> TrainedAgent:
-    """Train ``algo`` on ``table``'s ``train_split`` and save it into ``run_dir``.
+    """Train ``algo`` on the env of ``config`` (its ``split`` is the training split) and save
+    it into ``run_dir``.
 
     Args:
         algo: a name in :data:`agents.algos.ALGOS`.
-        table: the logits table.
+        config: the env configuration (``logits``: the table; ``split``: trained on;
+            ``reward``, ``action_scale``, ``temperature``, ``threshold``, ``models``, ...).
+            Its ``sampling`` is ignored: softmax-pg and SB3 draw studies at random.
         run_dir: output folder (created); gets ``agent.json``, the model and ``tb/``. A
             folder that already holds an agent run is reused: once the settings are checked,
             its model files, metrics files and TensorBoard event files are removed, so
             neither a stale model nor old curves survive.
         total_timesteps: env steps (answered studies); None: the registry default.
         seed: seeds the agent and the env.
-        env_kwargs: other ``MuraWeighting-v0`` arguments (``reward``, ``action_scale``,
-            ``temperature``, ``threshold``, ``studies_per_episode``, ...).
-        train_split, eval_split: the splits trained on and monitored on.
+        eval_split: the split monitored on (``eval/*`` curves; nothing is selected on it).
         eval_every: env steps between evaluations and checkpoints (None: about 10 per run).
         learning_rate: None keeps the algorithm's default.
         n_envs: env copies (softmax-pg: studies per update, default 4096; SB3: default 8).
@@ -159,75 +159,100 @@ def train_agent(
             unknown model names; raised before anything in ``run_dir`` is touched.
     """
     spec = get_algo(algo)
-    hyper = resolve_hyperparameters(algo, total_timesteps=total_timesteps,
-                                    eval_every=eval_every, n_envs=n_envs,
-                                    learning_rate=learning_rate, softmax_pg=softmax_pg)
-    total, every = hyper["total_timesteps"], hyper["eval_every"]
-    env_kwargs = dict(env_kwargs or {})
-    for bad in ("logits", "split", "sampling"):
-        env_kwargs.pop(bad, None)
-    mapping = mapping_kwargs(env_kwargs)
-    selected = table.select(models=mapping.get("models"))
+    settings = resolve_hyperparameters(algo, total_timesteps=total_timesteps,
+                                       eval_every=eval_every, n_envs=n_envs,
+                                       learning_rate=learning_rate, softmax_pg=softmax_pg)
+    table = resolve_logits(config.logits)
+    config = config.replace(logits=table, sampling="random")
+    selected = table.select(models=config.models)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if (run_dir / MANIFEST).is_file():  # an earlier agent run in this folder
         _clear_earlier_run(run_dir)
-    model_path = run_dir / spec.model_file
     manifest = {"algo": spec.name, "model_file": spec.model_file,
                 "model_names": list(selected.model_names),
                 "data_fingerprint": table.data_fingerprint, "table_digest": table_digest(table),
-                "models_digest": table_digest(selected),
-                "env_kwargs": {k: (list(v) if isinstance(v, tuple) else v)
-                               for k, v in env_kwargs.items()},
-                "train_split": train_split, "seed": seed, "hyperparameters": hyper,
+                "models_digest": table_digest(selected), "env_config": config.to_dict(),
+                "train_split": config.split, "seed": seed, "hyperparameters": settings,
                 "env_steps": 0, "finished": False}
     write_manifest(run_dir, manifest)
+    hooks = _TrainingHooks(spec, run_dir, manifest, config, eval_split)
     tb_dir = run_dir / "tb" if tensorboard else None
-
-    def checkpoint(model: Any, steps: int) -> None:
-        """Save the model atomically, then record its env steps in the manifest."""
-        if spec.family == "native":
-            model.save(model_path, {"env_steps": int(steps)})
-        else:
-            from agents.sb3 import save_sb3
-            save_sb3(model, model_path)
-        manifest["env_steps"] = int(steps)  # written right after the model file
-        write_manifest(run_dir, manifest)
-
-    def eval_fn(policy_owner: Any) -> dict[str, float]:
-        ev = evaluate_policy(lambda o: policy_owner.predict(o, deterministic=True)[0], table,
-                             split=eval_split, n_bootstrap=0, **mapping)
-        return {"accuracy": ev.value("accuracy"), "kappa": ev.value("kappa")}
-
-    if spec.family == "native":
-        cfg = SoftmaxPGConfig(**hyper["algorithm"])
-        env = MuraWeightingVectorEnv(cfg.num_envs, logits=table, split=train_split, **env_kwargs)
-        import torch
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            agent = SoftmaxPGAgent(env.problem.n_models, cfg)
-        writer = None
-        if tb_dir is not None:
-            from torch.utils.tensorboard import SummaryWriter
-            writer = SummaryWriter(str(tb_dir))
-        try:
-            result = train_softmax_pg(
-                agent, env, total, seed=seed, writer=writer, eval_fn=eval_fn, eval_every=every,
-                checkpoint_fn=checkpoint, progress=progress)
-        finally:
-            if writer is not None:
-                writer.close()
-        model: Any = agent
-    else:
-        from agents.sb3 import train_sb3
-        model, result = train_sb3(
-            spec, {"logits": table, "split": train_split, **env_kwargs}, total, seed, tb_dir,
-            n_envs=hyper["n_envs"], learning_rate=learning_rate, eval_fn=eval_fn,
-            eval_every=every, checkpoint_fn=checkpoint, progress=progress)
+    train = _train_native if spec.family == "native" else _train_sb3
+    model, result = train(spec, config, settings, seed, tb_dir, hooks, progress)
     manifest.update(env_steps=int(result["env_steps"]), finished=True,
                     wall_time=float(result["wall_time"]))
     write_manifest(run_dir, manifest)
-    return TrainedAgent(agent=load_agent(run_dir), model=model,
-                        env_steps=int(result["env_steps"]),
+    agent = SavedAgent(algo=spec.name, run_dir=run_dir, model_names=selected.model_names,
+                       data_fingerprint=table.data_fingerprint,
+                       table_digest=manifest["table_digest"], config=config.replace(logits=None),
+                       model=model, manifest=manifest, models_digest=manifest["models_digest"])
+    return TrainedAgent(agent=agent, model=model, env_steps=int(result["env_steps"]),
                         wall_time=float(result["wall_time"]), history=result["history"],
-                        hyperparameters=hyper)
+                        hyperparameters=settings)
+
+
+@dataclass
+class _TrainingHooks:
+    """The checkpoint and evaluation callbacks both agent families call during training."""
+
+    spec: AlgoSpec
+    run_dir: Path
+    manifest: dict[str, Any]
+    config: WeightingConfig
+    eval_split: str
+
+    def checkpoint(self, model: Any, steps: int) -> None:
+        """Save the model atomically, then record its env steps in the manifest."""
+        path = self.run_dir / self.spec.model_file
+        if self.spec.family == "native":
+            model.save(path, {"env_steps": int(steps)})
+        else:
+            from agents.sb3 import save_sb3
+            save_sb3(model, path)
+        self.manifest["env_steps"] = int(steps)  # written right after the model file
+        write_manifest(self.run_dir, self.manifest)
+
+    def evaluate(self, policy_owner: Any) -> dict[str, float]:
+        """Accuracy and kappa of the deterministic policy on ``eval_split``."""
+        ev = evaluate_policy(lambda o: policy_owner.predict(o, deterministic=True)[0],
+                             self.config, split=self.eval_split, n_bootstrap=0)
+        return {"accuracy": ev.value("accuracy"), "kappa": ev.value("kappa")}
+
+
+def _train_native(spec: AlgoSpec, config: WeightingConfig, settings: dict[str, Any], seed: int,
+                  tb_dir: Path | None, hooks: _TrainingHooks, progress: bool
+                  ) -> tuple[SoftmaxPGAgent, dict[str, Any]]:
+    """Train softmax-pg on the native vector env of ``config``."""
+    import torch
+
+    cfg = SoftmaxPGConfig(**settings["algorithm"])
+    env = MuraWeightingVectorEnv(cfg.num_envs, config=config)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        agent = SoftmaxPGAgent(env.problem.n_models, cfg)
+    writer = None
+    if tb_dir is not None:
+        from torch.utils.tensorboard import SummaryWriter
+        writer = SummaryWriter(str(tb_dir))
+    try:
+        result = train_softmax_pg(
+            agent, env, settings["total_timesteps"], seed=seed, writer=writer,
+            eval_fn=hooks.evaluate, eval_every=settings["eval_every"],
+            checkpoint_fn=hooks.checkpoint, progress=progress)
+    finally:
+        if writer is not None:
+            writer.close()
+    return agent, result
+
+
+def _train_sb3(spec: AlgoSpec, config: WeightingConfig, settings: dict[str, Any], seed: int,
+               tb_dir: Path | None, hooks: _TrainingHooks, progress: bool
+               ) -> tuple[Any, dict[str, Any]]:
+    """Train an SB3 algorithm on SB3-vectorised single envs of ``config``."""
+    from agents.sb3 import train_sb3
+
+    return train_sb3(spec, config, settings["total_timesteps"], seed, tb_dir,
+                     n_envs=settings["n_envs"], learning_rate=settings["learning_rate"],
+                     eval_fn=hooks.evaluate, eval_every=settings["eval_every"],
+                     checkpoint_fn=hooks.checkpoint, progress=progress)

@@ -1,1 +1,1 @@
-"""CNN backbones, input pipelines, training and study-level logit extraction (see issue 4)."""
+"""CNN backbones, input pipelines, training and study-level logit extraction."""

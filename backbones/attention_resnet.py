@@ -1,4 +1,4 @@
-"""The original design's residual CNN with a spatial attention map.
+"""A residual CNN with a spatial attention map.
 
 Pairs of 3x3-conv residual blocks widening 16 -> 32 -> 64 -> 128 channels (stride-2
 downsampling between stages, dropout after each block), then a 1x1-conv sigmoid spatial

@@ -1,49 +1,51 @@
-"""Grad-CAM heatmaps of the ensemble's members, their weighted ensemble map, and panels.
+"""Grad-CAM of the ensemble's members, their weighted ensemble map, and the studies to explain.
 
-Pure building blocks behind ``python -m experiments.gradcam``:
+The computing half of ``python -m experiments.gradcam`` (:mod:`experiments.gradcam_report` draws
+and writes the panels, CSV and HTML):
 
-* :func:`gradcam` / :func:`model_heatmaps`: Grad-CAM (the ``grad-cam`` package) of one model for
-  a batch of preprocessed inputs, for the *abnormal* class (logit 1), with the target layer the
+* :func:`gradcam` / :func:`model_heatmaps`: Grad-CAM (``grad-cam`` package) of one model for a
+  batch of preprocessed inputs, for the *abnormal* class (logit 1), on the target layer the
   registry records for the model (:attr:`backbones.registry.BackboneSpec.target_layer`);
-* :func:`image_heatmaps`: the same for raw radiographs of any shape: each is preprocessed exactly
-  as for the study logits (:func:`~backbones.transforms.letterbox` to the model's input size,
-  then :func:`~backbones.transforms.eval_transform`), and each map is cut out of the letterbox
-  and resized back, so that **every map is aligned pixel for pixel with the original image**
-  ``(H, W)``; maps of models with different input sizes can then be averaged;
-* :func:`ensemble_map`: the weight-averaged normalised member maps;
-* :func:`render_panel` (matplotlib, Agg) and :func:`write_index` (a static HTML page).
+* :func:`image_heatmaps`: the same for raw radiographs of any shape, preprocessed exactly as for
+  the study logits (letterbox to the model's input size, then the evaluation transform); each
+  map is cut out of the letterbox and resized back, so **every map is aligned pixel for pixel
+  with the original image** ``(H, W)`` and maps of models with different input sizes average;
+* :func:`ensemble_map` and :func:`study_heatmaps`: the weight-averaged normalised member maps;
+* :func:`select_studies`: the studies to explain, requested by id or chosen to be informative
+  (:func:`informative_studies`), with the ensemble probability of :mod:`mura_env.mapping`.
 
-Every map is float32 with values in ``[0, 1]``: a Grad-CAM map is ReLU'd then min-max scaled per
-image (an all-zero map, where no location supports "abnormal", stays zero).
+Every map is float32 in ``[0, 1]``: a Grad-CAM map is ReLU'd then min-max scaled per image (an
+all-zero map, where no location supports "abnormal", stays zero).
 
 DenseNet: torchvision's ``DenseNet.forward`` applies ``F.relu(..., inplace=True)`` to the output
 of its target layer (``features``), which silently overwrites the activations Grad-CAM keeps and
 the tensor its gradient hook sits on (the map comes out wrong, without an error). While a map is
 computed, a forward hook registered after Grad-CAM's own hands the rest of the network a *copy*
-of the target layer's output, so in-place operations downstream touch the copy only; this is done
-for every model (a copy of one feature map is cheap).
+of the target layer's output, so in-place operations downstream touch the copy only (for every
+model: a copy of one feature map is cheap).
 """
 
 from __future__ import annotations
 
-import html
-import os
-from collections.abc import Sequence
+import difflib
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from itertools import zip_longest
 
 import cv2
 import numpy as np
 import torch
 from torch import nn
 
+from backbones.infer import PROB_EPS
 from backbones.transforms import eval_transform, letterbox
-from mura_env.common.atomic import atomic_write, atomic_write_bytes
+from mura_env.constants import MURA_DIRNAME
+from mura_env.mapping import DEFAULT_THRESHOLD, ensemble_probability
+from mura_env.study_set import StudySet
 
 #: Index of the abnormal class in every registry model's two logits.
 ABNORMAL = 1
-
-LABEL_NAMES = {0: "normal", 1: "abnormal"}
 
 
 def resolve_target_layer(model: nn.Module, target_layer: str | nn.Module) -> nn.Module:
@@ -213,157 +215,186 @@ def ensemble_map(maps: np.ndarray, weights: Sequence[float] | np.ndarray) -> np.
 
 
 @dataclass
-class Panel:
-    """What one panel shows (one image of one study).
+class Member:
+    """A loaded ensemble member: registry name, model (eval mode), Grad-CAM layer path, input
+    size."""
+
+    name: str
+    model: nn.Module
+    target_layer: str
+    image_size: int
+
+
+@dataclass(frozen=True)
+class StudyHeatmaps:
+    """Grad-CAM of one study's ``n`` images by ``K`` members.
 
     Attributes:
-        image: uint8 ``(H, W)`` radiograph.
-        maps: float32 ``(K, H, W)`` member maps in ``[0, 1]``, aligned with ``image``.
-        model_names: the ``K`` member names.
-        image_probabilities: float ``(K,)``, each member's abnormality probability for this image.
-        study_probabilities: float ``(K,)``, each member's study-level probability (the logits
-            table's, which the ensemble weighs).
-        weights: float ``(K,)``, the ensemble weights for this study (sum 1).
-        ensemble: float32 ``(H, W)``, :func:`ensemble_map` of ``maps`` with ``weights``.
-        ensemble_probability: the study's weighted probability; ``prediction``: 0/1 at the
-            threshold; ``label``: the true label (1 = abnormal).
-        study_id, image_name: identify the image; ``weights_source``: e.g. "uniform" or the agent.
-        synthetic: whether the data are synthetic (then every title says so).
+        maps: per image, float32 ``(K, H_i, W_i)`` member maps in ``[0, 1]``, aligned with it.
+        ensemble_maps: per image, float32 ``(H_i, W_i)``: :func:`ensemble_map` of its maps.
+        image_probabilities: float64 ``(n, K)``, each member's abnormality probability per image.
     """
 
-    image: np.ndarray
-    maps: np.ndarray
-    model_names: Sequence[str]
+    maps: list[np.ndarray]
+    ensemble_maps: list[np.ndarray]
     image_probabilities: np.ndarray
-    study_probabilities: np.ndarray
-    weights: np.ndarray
-    ensemble: np.ndarray
-    ensemble_probability: float
-    prediction: int
-    label: int
-    study_id: str
-    image_name: str
-    weights_source: str = "uniform"
-    synthetic: bool = False
+
+    @property
+    def study_probabilities(self) -> np.ndarray:
+        """float64 ``(K,)``: the logits table's study rule (mean image probability, clipped)."""
+        return np.clip(self.image_probabilities.mean(0), PROB_EPS, 1 - PROB_EPS)
 
 
-def _display(array: np.ndarray, max_side: int) -> np.ndarray:
-    """Downscale (area) so the long side is at most ``max_side``; display only."""
-    h, w = array.shape[:2]
-    scale = max_side / max(h, w)
-    if scale >= 1:
-        return array
-    return cv2.resize(array, (max(1, round(w * scale)), max(1, round(h * scale))),
-                      interpolation=cv2.INTER_AREA)
-
-
-def render_panel(panel: Panel, path: str | os.PathLike[str], dpi: int = 80,
-                 max_side: int = 320, alpha: float = 0.45) -> Path:
-    """Draw ``panel`` to a PNG at ``path`` (written atomically); returns the path.
-
-    Layout, one row: the radiograph; one overlay per member titled with its image and study
-    probabilities and its weight; the ensemble overlay. The title holds the study, the image,
-    the ensemble probability, prediction and true label (and "SYNTHETIC data" when so).
-    ``max_side`` caps the displayed resolution (maps are drawn on the same grid as the image).
-    """
-    from matplotlib.figure import Figure  # no pyplot: no global backend or figure registry
-
-    k = len(panel.model_names)
-    image = _display(panel.image, max_side)
-    maps = [_display(m, max_side) for m in panel.maps]
-    ensemble = _display(panel.ensemble, max_side)
-    h, w = image.shape
-    # Geometry in inches: k + 2 image cells in a row, two title lines above each, the figure
-    # title above all, a colour bar at the right.
-    cell_h = min(2.6, 2.3 * h / w)
-    cell_w = max(1.9, cell_h * w / h)
-    gap, left, bar, top, bottom = 0.08, 0.08, 0.55, 0.8, 0.08
-    cols = k + 2
-    fig_w = left + cols * cell_w + (cols - 1) * gap + bar
-    fig_h = bottom + cell_h + top
-    fig = Figure(figsize=(fig_w, fig_h), dpi=dpi)
-
-    def cell(c: int) -> object:
-        return fig.add_axes(((left + c * (cell_w + gap)) / fig_w, bottom / fig_h,
-                             cell_w / fig_w, cell_h / fig_h))
-
-    axes = [cell(c) for c in range(cols)]
-    axes[0].imshow(image, cmap="gray", vmin=0, vmax=255)
-    axes[0].set_title(f"{panel.image_name}\n{panel.image.shape[1]}x{panel.image.shape[0]} px",
-                      fontsize=8)
-    overlay = None
-    for ax, heat, name, p_img, p_study, weight in zip(
-            axes[1:1 + k], maps, panel.model_names, panel.image_probabilities,
-            panel.study_probabilities, panel.weights, strict=True):
-        ax.imshow(image, cmap="gray", vmin=0, vmax=255)
-        overlay = ax.imshow(heat, cmap="jet", alpha=alpha, vmin=0.0, vmax=1.0)
-        ax.set_title(f"{name}\np={p_img:.2f} (study {p_study:.2f})  w={weight:.2f}", fontsize=8)
-        if float(np.max(heat)) <= 0.0:
-            ax.text(0.5, 0.04, "map all zero: no region\nraises p(abnormal)", fontsize=7,
-                    ha="center", va="bottom", transform=ax.transAxes,
-                    bbox={"facecolor": "white", "alpha": 0.8, "linewidth": 0})
-    axes[-1].imshow(image, cmap="gray", vmin=0, vmax=255)
-    overlay = axes[-1].imshow(ensemble, cmap="jet", alpha=alpha, vmin=0.0, vmax=1.0)
-    axes[-1].set_title(f"ensemble ({panel.weights_source} weights)\n"
-                       f"p={panel.ensemble_probability:.2f} (study)", fontsize=8)
-    for ax in axes:
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.set_anchor("S")
-    verdict = "correct" if panel.prediction == panel.label else "WRONG"
-    tag = "SYNTHETIC data  |  " if panel.synthetic else ""
-    fig.suptitle(f"{tag}{panel.study_id}\nensemble p(abnormal)={panel.ensemble_probability:.3f}"
-                 f" -> predicted {LABEL_NAMES[int(panel.prediction)]}, true "
-                 f"{LABEL_NAMES[int(panel.label)]} ({verdict})", fontsize=9,
-                 y=1 - 0.04 / fig_h, va="top")
-    cax = fig.add_axes(((fig_w - bar + 0.12) / fig_w, bottom / fig_h, 0.1 / fig_w,
-                        cell_h / fig_h))
-    fig.colorbar(overlay, cax=cax).ax.tick_params(labelsize=7)
-    path = Path(path)
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi))
-    return path
-
-
-@dataclass
-class IndexEntry:
-    """One study in the HTML index: its id, why it was chosen, a one-line summary and its
-    panels' file names (relative to the index)."""
-
-    study_id: str
-    reason: str
-    summary: str
-    panels: Sequence[str]
-
-
-def write_index(out_dir: str | os.PathLike[str], entries: Sequence[IndexEntry],
-                title: str = "Grad-CAM panels", notes: Sequence[str] = ()) -> Path:
-    """Write ``out_dir/index.html`` showing every panel under its study id; returns the path.
+def study_heatmaps(members: Sequence[Member], images: Sequence[np.ndarray],
+                   weights: np.ndarray) -> StudyHeatmaps:
+    """Every member's Grad-CAM maps of one study's images, and the ensemble map of each image.
 
     Args:
-        out_dir: the folder holding the panels (their paths in ``entries`` are relative to it).
-        entries: the studies in display order.
-        title: page title; ``notes``: paragraphs shown under it (plain text, escaped).
+        members: the ``K`` ensemble members; ``images``: the study's ``n`` uint8 grayscale
+            radiographs ``(H_i, W_i)``; ``weights``: float ``(K,)``, the study's ensemble
+            weights (non-negative, not all zero).
     """
-    esc = html.escape
-    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-             f"<title>{esc(title)}</title>",
-             "<style>body{font-family:sans-serif;margin:1.5em}"
-             "section{margin-bottom:2em;border-top:1px solid #ccc}"
-             "img{max-width:100%;display:block;margin:.4em 0}"
-             ".note{color:#a00;font-weight:bold}code{background:#f3f3f3}</style>",
-             "</head><body>", f"<h1>{esc(title)}</h1>"]
-    parts += [f'<p class="note">{esc(n)}</p>' for n in notes]
-    parts.append("<ul>")
-    parts += [f'<li><a href="#s{i}"><code>{esc(e.study_id)}</code></a> ({esc(e.reason)})</li>'
-              for i, e in enumerate(entries)]
-    parts.append("</ul>")
-    for i, e in enumerate(entries):
-        parts.append(f'<section id="s{i}"><h2><code>{esc(e.study_id)}</code></h2>')
-        parts.append(f"<p>{esc(e.summary)}<br>chosen: {esc(e.reason)}</p>")
-        for png in e.panels:
-            src = esc(Path(png).as_posix(), quote=True)
-            parts.append(f'<a href="{src}"><img src="{src}" alt="{esc(e.study_id)} '
-                         f'{esc(Path(png).name)}" loading="lazy"></a>')
-        parts.append("</section>")
-    parts.append("</body></html>\n")
-    return atomic_write_bytes(Path(out_dir) / "index.html", "\n".join(parts).encode("utf-8"))
+    per_member = [image_heatmaps(m.model, m.target_layer, images, m.image_size)
+                  for m in members]
+    maps = [np.stack([member_maps[j] for member_maps, _ in per_member])
+            for j in range(len(images))]
+    return StudyHeatmaps(maps=maps, ensemble_maps=[ensemble_map(m, weights) for m in maps],
+                         image_probabilities=np.stack([p for _, p in per_member], axis=1))
+
+
+def normalise_study_id(study_id: str) -> str:
+    """A study id as the tables spell it: no ``MURA-v1.1/`` prefix, no trailing slash."""
+    sid = study_id.strip().replace("\\", "/").strip("/")
+    return sid.removeprefix(MURA_DIRNAME + "/")
+
+
+def resolve_studies(wanted: Sequence[str], study_ids: np.ndarray) -> list[int]:
+    """Row indices (in the order asked, repeats dropped) of the study ids ``wanted`` (see
+    :func:`normalise_study_id`) in ``study_ids`` (str ``(S,)``).
+
+    Raises:
+        ValueError: an unknown study id (the message suggests close ones).
+    """
+    index = {s: i for i, s in enumerate(study_ids)}
+    rows: list[int] = []
+    for raw in wanted:
+        sid = normalise_study_id(raw)
+        if sid not in index:
+            close = difflib.get_close_matches(sid, list(index), n=3, cutoff=0.6)
+            hint = f" Did you mean {', '.join(close)}?" if close else ""
+            raise ValueError(
+                f"unknown study {raw!r}: it is not in the run's logits table ({len(index)} "
+                f"studies). Study ids look like {study_ids[0]!r}.{hint}")
+        if index[sid] not in rows:
+            rows.append(index[sid])
+    return rows
+
+
+def _ranked(key: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """int64 indices where bool ``mask`` holds, by decreasing ``key`` (ties keep their order)."""
+    idx = np.flatnonzero(mask)
+    return idx[np.argsort(-key[idx], kind="stable")]
+
+
+def _alternate_labels(order: np.ndarray, labels: np.ndarray) -> list[int]:
+    """``order`` (indices into ``labels``) rearranged to alternate abnormal and normal studies,
+    abnormal first, each kind keeping its own order."""
+    per_label = [order[labels[order] == c].tolist() for c in (1, 0)]
+    return [j for pair in zip_longest(*per_label) for j in pair if j is not None]
+
+
+def _take_in_turn(groups: Sequence[tuple[Sequence[int], Callable[[int], str]]],
+                  n: int) -> list[tuple[int, str]]:
+    """Take the next index not yet taken from each ``(order, reason)`` group in turn, until
+    ``n`` are taken or every group runs out: ``(index, reason(index))`` pairs."""
+    chosen: list[tuple[int, str]] = []
+    seen: set[int] = set()
+    cursors = [0] * len(groups)
+    progressed = True
+    while len(chosen) < n and progressed:
+        progressed = False
+        for g, (order, reason) in enumerate(groups):
+            while cursors[g] < len(order) and order[cursors[g]] in seen:
+                cursors[g] += 1
+            if cursors[g] < len(order) and len(chosen) < n:
+                j = int(order[cursors[g]])
+                seen.add(j)
+                chosen.append((j, reason(j)))
+                progressed = True
+    return chosen
+
+
+def informative_studies(probabilities: np.ndarray, weights: np.ndarray, labels: np.ndarray,
+                        candidates: np.ndarray, n: int,
+                        threshold: float = DEFAULT_THRESHOLD) -> list[tuple[int, str]]:
+    """Choose ``n`` informative studies among the rows ``candidates``, deterministically.
+
+    Takes in turn (skipping repeats): the most confidently *wrong* ensemble prediction, the
+    most confidently *correct* one (each of these two lists alternates abnormal and normal
+    studies, most confident first), and the study whose weights are farthest from uniform
+    (total variation distance); when every weight is uniform, the study whose members disagree
+    most (max - min probability) instead. A category that runs out is skipped.
+
+    Args:
+        probabilities: float ``(S, K)`` member abnormality probabilities.
+        weights: float ``(S, K)`` ensemble weights (rows sum to 1).
+        labels: int ``(S,)`` true labels (1 = abnormal).
+        candidates: int row indices to choose from.
+        n: how many (fewer when there are fewer candidates).
+        threshold: prediction = ensemble probability > threshold.
+
+    Returns:
+        ``(row, reason)`` pairs in display order.
+    """
+    candidates = np.asarray(candidates, dtype=np.int64)
+    q, w, y = probabilities[candidates], weights[candidates], labels[candidates]
+    p = ensemble_probability(w, q)
+    correct = (p > threshold).astype(np.int64) == y
+    confidence = np.abs(p - threshold)
+    deviation = 0.5 * np.abs(w - 1.0 / w.shape[1]).sum(1)
+    spread = q.max(1) - q.min(1)
+    everything = np.ones(len(candidates), dtype=bool)
+    groups: list[tuple[Sequence[int], Callable[[int], str]]] = [
+        (_alternate_labels(_ranked(confidence, ~correct), y),
+         lambda j: f"wrong, ensemble p={p[j]:.2f}"),
+        (_alternate_labels(_ranked(confidence, correct), y),
+         lambda j: f"correct, ensemble p={p[j]:.2f}")]
+    if deviation.max(initial=0.0) > 1e-6:
+        groups.append((_ranked(deviation, everything).tolist(),
+                       lambda j: f"weights far from uniform (distance {deviation[j]:.2f})"))
+    else:
+        groups.append((_ranked(spread, everything).tolist(),
+                       lambda j: f"members disagree (spread {spread[j]:.2f})"))
+    chosen = _take_in_turn(groups, min(n, len(candidates)))
+    return [(int(candidates[j]), reason) for j, reason in chosen]
+
+
+def select_studies(studies: StudySet, weights: np.ndarray, splits: Sequence[str] | np.ndarray,
+                   *, requested: Sequence[str] = (), split: str = "valid", n: int = 8,
+                   threshold: float = DEFAULT_THRESHOLD) -> list[tuple[int, str]]:
+    """The studies to explain: the ``requested`` ones, else ``n`` informative ones of ``split``.
+
+    Args:
+        studies: the ``S`` studies to choose from; ``weights``: float ``(S, K)``, theirs (rows
+            sum to 1); ``splits``: str ``(S,)``, the split of each.
+        requested: study ids (any spelling :func:`normalise_study_id` accepts); when given,
+            exactly these studies, in this order, with the reason ``"requested"``.
+        split, n, threshold: otherwise :func:`informative_studies` picks ``n`` studies of
+            ``split`` (prediction = ensemble probability > ``threshold``).
+
+    Returns:
+        ``(row, reason)`` pairs in display order, ``row`` indexing ``studies``.
+
+    Raises:
+        ValueError: an unknown study id (the message suggests close ones), or no ``split`` study.
+    """
+    if requested:
+        return [(row, "requested") for row in resolve_studies(requested, studies.study_ids)]
+    splits = np.asarray(splits)
+    candidates = np.flatnonzero(splits == split)
+    if len(candidates) == 0:
+        counts = dict(Counter(splits.tolist()))
+        raise ValueError(f"the run's logits table has no {split!r} studies (it has {counts}); "
+                         "pick another split")
+    return informative_studies(studies.probabilities, weights, studies.labels, candidates, n,
+                               threshold)

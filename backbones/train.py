@@ -1,13 +1,14 @@
-"""Train one backbone on MURA (real or synthetic), in the style of torchvision's reference
-``train.py``: ``get_args_parser()`` + ``main(args)``.
+"""Train one backbone on MURA (real or synthetic), in the shape of torchvision's reference
+classification ``train.py``: :func:`load_data`, :func:`train_one_epoch`, :func:`evaluate` and
+:func:`main` taking a :class:`~backbones.train_config.TrainConfig`.
 
 AdamW, OneCycleLR, cross-entropy weighted per body part as in the MURA paper; AMP and
-channels_last on CUDA; a checkpoint ``{model, optimizer, lr_scheduler, epoch, args, metrics}``
-written atomically every epoch (``checkpoint.pth``), the best one on the ``tune`` split's
-study-level kappa kept as ``best.pth`` (``valid`` is never looked at); ``--resume`` continues
-exactly where a run stopped; TensorBoard scalars and tqdm progress. Launched with
-``torchrun --nproc_per_node N`` it runs DistributedDataParallel (gloo on CPU, nccl on CUDA)
-with a DistributedSampler; only rank 0 writes.
+channels_last on CUDA; a checkpoint ``{model, optimizer, lr_scheduler, scaler, epoch, args,
+metrics, data_fingerprint}`` written atomically every epoch (``checkpoint.pth``), the best one on
+the ``tune`` split's study-level kappa kept as ``best.pth`` (``valid`` is never looked at);
+``--resume`` continues exactly where a run stopped; TensorBoard scalars and tqdm progress.
+Launched with ``torchrun --nproc_per_node N`` it runs DistributedDataParallel (gloo on CPU, nccl
+on CUDA) with a DistributedSampler; only rank 0 writes.
 
     python -m backbones.train --data-root data/synthetic --model resnet18 --epochs 5 \
         --output-dir runs/train/resnet18
@@ -15,9 +16,8 @@ with a DistributedSampler; only rank 0 writes.
 
 from __future__ import annotations
 
-import argparse
-import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,101 +31,232 @@ from torch.utils.data import DataLoader, DistributedSampler
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
-from backbones.cache import build_cache
+from backbones.cache import ImageCache, build_cache
+from backbones.checkpoint import (
+    BEST,
+    CHECKPOINT,
+    ResumeError,
+    check_resume_schedule,
+    load_checkpoint,
+    load_resume,
+    save_checkpoint,
+)
 from backbones.data import CachedImages, class_weights
+from backbones.distributed import (
+    DistributedContext,
+    init_distributed,
+    resolve_device,
+    wrap_distributed,
+)
 from backbones.infer import aggregate_studies, predict_logits
-from backbones.registry import build_model, get_spec
+from backbones.registry import build_model
+from backbones.train_config import TrainConfig, parse_args, recorded, resolve
 from backbones.transforms import eval_transform, train_transform
-from mura_env.common.atomic import atomic_write
-from mura_env.data import load_mura
+from mura_env.data import MuraData, load_mura
 
-CHECKPOINT = "checkpoint.pth"
-BEST = "best.pth"
-
-
-class ResumeError(ValueError):
-    """Raised when a ``--resume`` checkpoint belongs to another model or data set."""
+__all__ = ["BEST", "CHECKPOINT", "ResumeError", "TrainConfig", "evaluate", "load_checkpoint",
+           "load_data", "main", "resolve_device", "train_one_epoch"]
 
 
-def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
-    """Command-line arguments of one backbone's training."""
-    p = argparse.ArgumentParser(description="Train one MURA backbone", add_help=add_help,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--data-root", default="data/synthetic", help="folder holding MURA-v1.1/")
-    p.add_argument("--model", default="attention_resnet", help="registry name")
-    p.add_argument("--weights", default=None,
-                   help="initial weights: a local state-dict path or a torchvision weights name")
-    p.add_argument("--image-size", type=int, default=None,
-                   help="input size (default: the model's quick-profile size)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--stop-after", type=int, default=None,
-                   help="stop after this many epochs in this invocation (resume later)")
-    p.add_argument("--lr", type=float, default=3e-3, help="OneCycleLR max learning rate")
-    p.add_argument("--weight-decay", type=float, default=1e-4)
-    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,
-                   help="mixed precision (CUDA only)")
-    p.add_argument("--output-dir", default="runs/train", help="checkpoints and TensorBoard logs")
-    p.add_argument("--resume", default=None, help="checkpoint to continue from")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--tune-fraction", type=float, default=0.2)
-    p.add_argument("--split-seed", type=int, default=0)
-    p.add_argument("--cache-dir", default="data/cache", help="decode-once image cache")
-    p.add_argument("--skip-bad-images", action="store_true",
-                   help="exclude undecodable images (counted) instead of stopping")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
-    return p
+# --------------------------------------------------------------------------- data
 
 
-def resolve_device(device_arg: str) -> torch.device:
-    """The device of a single-process run: ``auto`` is CUDA when available, else the CPU."""
-    if device_arg == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device_arg)
+@dataclass
+class TrainData:
+    """What one run reads: the training loader (sharded by ``sampler``) over ``train_set``,
+    the tune loader over ``tune_images`` (the rows it yields, in order) with their
+    ``tune_studies``, the per-(body part, label) loss weights ``(7, 2)`` float32 on the
+    training device, the data set's ``fingerprint`` and the undecodable images excluded."""
+
+    train_set: CachedImages
+    sampler: DistributedSampler
+    train_loader: DataLoader
+    tune_images: pd.DataFrame
+    tune_studies: pd.DataFrame
+    tune_loader: DataLoader
+    class_weights: torch.Tensor
+    fingerprint: str
+    bad_images: list[str]
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the shuffling and augmentation streams of ``epoch``."""
+        self.sampler.set_epoch(epoch)
+        self.train_set.set_epoch(epoch)
 
 
-def _distributed(device_arg: str) -> tuple[int, int, torch.device]:
-    """(rank, world size, device); initialises the process group under torchrun."""
-    want_cuda = device_arg.startswith("cuda") or (device_arg == "auto"
-                                                   and torch.cuda.is_available())
-    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
-        if not dist.is_initialized():
-            dist.init_process_group("nccl" if want_cuda else "gloo")
-        rank, world = dist.get_rank(), dist.get_world_size()
-        if want_cuda:
-            local = int(os.environ.get("LOCAL_RANK", 0))
-            torch.cuda.set_device(local)
-            return rank, world, torch.device("cuda", local)
-        return rank, world, torch.device("cpu")
-    return 0, 1, resolve_device(device_arg)
+def build_image_cache(config: TrainConfig, data: MuraData,
+                      context: DistributedContext) -> ImageCache:
+    """The decode cache of every image of ``data`` at ``config.image_size``: rank 0 builds it
+    (with progress), the other ranks open it after a barrier."""
+    paths = data.images["path"].tolist()
+    assert config.image_size is not None
+    cache = None
+    if context.is_main:
+        cache = build_cache(paths, config.image_size, config.cache_dir, data.fingerprint,
+                            skip_bad=config.skip_bad_images, progress=config.progress)
+    context.barrier()
+    if cache is None:
+        cache = build_cache(paths, config.image_size, config.cache_dir, data.fingerprint,
+                            skip_bad=config.skip_bad_images, progress=False)
+    return cache
 
 
-def _atomic_save(obj: Any, path: Path) -> None:
-    atomic_write(path, lambda tmp: torch.save(obj, tmp))
+def usable_images(data: MuraData, bad: set[str]) -> pd.DataFrame:
+    """The rows of ``data.images`` whose path is not in ``bad``; raises :class:`ValueError`
+    when a study would be left without any image."""
+    usable = data.images[~data.images["path"].isin(bad)]
+    if bad:
+        empty = set(data.studies["study_id"]) - set(usable["study_id"])
+        if empty:
+            raise ValueError(f"{len(empty)} study(ies) have no decodable image left, "
+                             f"e.g. {sorted(empty)[:3]}")
+    return usable
 
 
-def _jsonable_args(args: argparse.Namespace) -> dict[str, Any]:
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+def load_data(config: TrainConfig, data: MuraData, context: DistributedContext) -> TrainData:
+    """Cache ``data``'s images and build the train/tune datasets and loaders of ``config``
+    (``image_size`` resolved); the training loader yields batches ``(images (B, 1, S, S)
+    float32, labels (B,) int64, body parts (B,) int64)`` of this process's shard."""
+    assert config.image_size is not None
+    size, device = config.image_size, context.device
+    cache = build_image_cache(config, data, context)
+    bad = set(cache.bad)
+    usable = usable_images(data, bad)
+    train_images = usable[usable["split"] == "train"]
+    tune_images = usable[usable["split"] == "tune"]
+    train_set = CachedImages(cache, train_images, train_transform(size), seed=config.seed)
+    tune_set = CachedImages(cache, tune_images, eval_transform(size), seed=config.seed)
+    sampler = DistributedSampler(train_set, num_replicas=context.world_size,
+                                 rank=context.rank, shuffle=True, seed=config.seed)
+    train_loader = DataLoader(train_set, batch_size=config.batch_size, sampler=sampler,
+                              num_workers=config.workers, pin_memory=device.type == "cuda",
+                              persistent_workers=False)
+    tune_loader = DataLoader(tune_set, batch_size=config.batch_size * 2, shuffle=False,
+                             num_workers=config.workers)
+    studies = data.studies
+    weights = class_weights(studies[studies["split"] == "train"]).to(device)
+    return TrainData(train_set=train_set, sampler=sampler, train_loader=train_loader,
+                     tune_images=tune_images, tune_studies=studies[studies["split"] == "tune"],
+                     tune_loader=tune_loader, class_weights=weights,
+                     fingerprint=data.fingerprint, bad_images=sorted(bad))
 
 
-def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Load a checkpoint written by :func:`main` (``weights_only=True``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    return torch.load(path, map_location="cpu", weights_only=True)
+# --------------------------------------------------------------------------- model state
 
 
-def evaluate_studies(model: nn.Module, loader: DataLoader, images: pd.DataFrame,
-                     studies: pd.DataFrame, device: torch.device,
-                     amp: bool) -> dict[str, float]:
-    """Study-level accuracy and Cohen's kappa of ``model`` (MURA's rule).
+class WeightedCrossEntropy(nn.Module):
+    """Cross-entropy weighted per (body part, label), as in the MURA paper.
 
-    ``images`` are the rows ``loader`` yields, in its order (undecodable images already
-    excluded); ``studies`` the studies to score, each with at least one of those images.
+    ``weights`` is float32 ``(7, 2)`` (see :func:`backbones.data.class_weights`). Called with
+    logits ``(B, 2)``, labels ``(B,)`` int64 and body parts ``(B,)`` int64 it returns the mean
+    of each image's cross-entropy (in float32) times ``weights[part, label]``: a scalar.
+    """
+
+    def __init__(self, weights: torch.Tensor):
+        super().__init__()
+        self.weights = weights
+
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor,
+                parts: torch.Tensor) -> torch.Tensor:
+        """The weighted mean loss (scalar float32 tensor)."""
+        loss_each = nn.functional.cross_entropy(logits.float(), labels, reduction="none")
+        return (loss_each * self.weights[parts, labels]).mean()
+
+
+@dataclass
+class TrainState:
+    """Everything a checkpoint restores: the (unwrapped) ``model``, AdamW ``optimizer``,
+    OneCycleLR ``scheduler`` and AMP ``scaler``, the first epoch still to run and the best
+    tune kappa so far with its epoch (``-inf`` / ``-1`` before any)."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.OneCycleLR
+    scaler: torch.amp.GradScaler
+    start_epoch: int = 0
+    best_kappa: float = -float("inf")
+    best_epoch: int = -1
+
+    def restore(self, checkpoint: dict[str, Any]) -> None:
+        """Continue from ``checkpoint`` (see :func:`load_checkpoint`): states and epochs."""
+        self.model.load_state_dict(checkpoint["model"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.scheduler.load_state_dict(checkpoint["lr_scheduler"])
+        if "scaler" in checkpoint:
+            self.scaler.load_state_dict(checkpoint["scaler"])
+        self.start_epoch = checkpoint["epoch"] + 1
+        self.best_kappa = checkpoint["metrics"]["best_tune_kappa"]
+        self.best_epoch = checkpoint["metrics"]["best_epoch"]
+
+    def checkpoint(self, epoch: int, config: TrainConfig, metrics: dict[str, Any],
+                   fingerprint: str) -> dict[str, Any]:
+        """The checkpoint of this state after ``epoch`` (see :func:`load_checkpoint`)."""
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "lr_scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+                "epoch": epoch, "args": recorded(config), "metrics": metrics,
+                "data_fingerprint": fingerprint}
+
+
+def create_train_state(config: TrainConfig, steps_per_epoch: int, device: torch.device,
+                       amp: bool) -> TrainState:
+    """A fresh model (initialised from the global torch RNG, or ``config.weights``) on
+    ``device`` (channels_last on CUDA), with AdamW and a OneCycleLR schedule of
+    ``config.epochs * steps_per_epoch`` steps."""
+    model = build_model(config.model, weights=config.weights).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
+                                  weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=config.lr, total_steps=config.epochs * steps_per_epoch)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    return TrainState(model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler)
+
+
+# --------------------------------------------------------------------------- epochs
+
+
+def train_one_epoch(net: nn.Module, criterion: WeightedCrossEntropy, state: TrainState,
+                    loader: DataLoader, device: torch.device, epoch: int, *, amp: bool = False,
+                    writer: SummaryWriter | None = None, desc: str = "",
+                    progress: bool = False) -> float:
+    """One pass over ``loader`` (batches ``(images, labels, parts)``): an optimizer and a
+    scheduler step per batch on ``net`` (``state.model``, maybe DDP-wrapped). Logs
+    ``train/loss`` and ``train/lr`` per step to ``writer``. Returns the mean loss per image."""
+    net.train()
+    total, count = 0.0, 0
+    bar = tqdm(loader, desc=desc, disable=not progress, leave=False)
+    for batch_index, (images, labels, parts) in enumerate(bar):
+        images = images.to(device, non_blocking=True)
+        if device.type == "cuda":
+            images = images.contiguous(memory_format=torch.channels_last)
+        labels, parts = labels.to(device), parts.to(device)
+        with torch.autocast(device.type, enabled=amp):
+            logits = net(images)
+        loss = criterion(logits, labels, parts)
+        state.optimizer.zero_grad(set_to_none=True)
+        state.scaler.scale(loss).backward()
+        state.scaler.step(state.optimizer)
+        state.scaler.update()
+        state.scheduler.step()
+        total += float(loss.detach()) * len(labels)
+        count += len(labels)
+        bar.set_postfix(loss=f"{total / count:.4f}")
+        if writer is not None:
+            step = epoch * len(loader) + batch_index
+            writer.add_scalar("train/loss", float(loss.detach()), step)
+            writer.add_scalar("train/lr", state.scheduler.get_last_lr()[0], step)
+    return total / max(count, 1)
+
+
+def evaluate(model: nn.Module, loader: DataLoader, images: pd.DataFrame,
+             studies: pd.DataFrame, device: torch.device, amp: bool = False) -> dict[str, float]:
+    """Study-level ``{accuracy, kappa}`` (Cohen's) of ``model`` by MURA's rule; the model is
+    left in eval mode and its parameters untouched.
+
+    ``images`` are the rows ``loader`` yields, in its order (with a ``study_id`` column);
+    ``studies`` the studies to score (``study_id``, ``label``), each with at least one of
+    those images. A study is called abnormal when its mean abnormality probability is > 0.5.
     """
     logits = predict_logits(model, loader, device, amp)
     study_logits = aggregate_studies(logits, images["study_id"].to_numpy(),
@@ -137,157 +268,89 @@ def evaluate_studies(model: nn.Module, loader: DataLoader, images: pd.DataFrame,
             "kappa": float(0.0 if np.isnan(kappa) else kappa)}
 
 
-def main(args: argparse.Namespace) -> dict[str, Any]:
-    """Train as configured by ``args``; returns ``{best_checkpoint, best_tune_kappa,
-    best_epoch, epochs_done, bad_images}``."""
-    rank, world, device = _distributed(args.device)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    spec = get_spec(args.model)
-    size = args.image_size or spec.default_size
-    args.image_size = size
-    out = Path(args.output_dir)
-    if rank == 0:
+def record_epoch(state: TrainState, config: TrainConfig, data: TrainData, epoch: int,
+                 train_loss: float, started: float, writer: SummaryWriter,
+                 device: torch.device, amp: bool) -> dict[str, Any]:
+    """Rank 0's end of ``epoch``: evaluate on tune, update the best, write ``checkpoint.pth``
+    (and ``best.pth`` when tune kappa improved) and the epoch's scalars. Returns the metrics
+    ``{epoch, train_loss, tune_kappa, tune_accuracy, best_tune_kappa, best_epoch,
+    epoch_seconds}``; ``started`` is the epoch's :func:`time.perf_counter` start."""
+    tune = evaluate(state.model, data.tune_loader, data.tune_images, data.tune_studies,
+                    device, amp)
+    improved = tune["kappa"] > state.best_kappa
+    if improved:
+        state.best_kappa, state.best_epoch = tune["kappa"], epoch
+    metrics = {"epoch": epoch, "train_loss": train_loss, "tune_kappa": tune["kappa"],
+               "tune_accuracy": tune["accuracy"], "best_tune_kappa": state.best_kappa,
+               "best_epoch": state.best_epoch, "epoch_seconds": time.perf_counter() - started}
+    checkpoint = state.checkpoint(epoch, config, metrics, data.fingerprint)
+    out = Path(config.output_dir)
+    save_checkpoint(checkpoint, out / CHECKPOINT)
+    if improved:
+        save_checkpoint(checkpoint, out / BEST)
+    writer.add_scalar("tune/kappa", tune["kappa"], epoch)
+    writer.add_scalar("tune/accuracy", tune["accuracy"], epoch)
+    writer.add_scalar("train/epoch_loss", train_loss, epoch)
+    return metrics
+
+
+# --------------------------------------------------------------------------- run
+
+
+def main(config: TrainConfig) -> dict[str, Any]:
+    """Train as configured; returns ``{best_checkpoint, best_tune_kappa, best_epoch,
+    epochs_done, bad_images}`` (the path of ``best.pth`` as a string, the epochs this call
+    ran, the sorted undecodable image paths excluded)."""
+    context = init_distributed(config.device)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    config = resolve(config)
+    out = Path(config.output_dir)
+    if context.is_main:
         out.mkdir(parents=True, exist_ok=True)
-    amp = bool(args.amp and device.type == "cuda")
+    amp = bool(config.amp and context.device.type == "cuda")
+    mura = load_mura(config.data_root, tune_fraction=config.tune_fraction,
+                     seed=config.split_seed)
+    resume = load_resume(config, mura.fingerprint) if config.resume else None
+    data = load_data(config, mura, context)
 
-    data = load_mura(args.data_root, tune_fraction=args.tune_fraction, seed=args.split_seed)
-    resume = None
-    if args.resume:
-        resume = load_checkpoint(args.resume)
-        saved = resume["args"]
-        for key, what in (("model", "model"), ("image_size", "image size")):
-            if saved.get(key) != getattr(args, key):
-                raise ResumeError(f"--resume {args.resume} was trained with {what} "
-                                  f"{saved.get(key)!r}, not {getattr(args, key)!r}")
-        if resume.get("data_fingerprint") != data.fingerprint:
-            raise ResumeError(f"--resume {args.resume} was trained on another data set "
-                              f"(fingerprint {str(resume.get('data_fingerprint'))[:12]}, "
-                              f"this one {data.fingerprint[:12]})")
-
-    paths = data.images["path"].tolist()
-    if rank == 0:
-        cache = build_cache(paths, size, args.cache_dir, data.fingerprint,
-                            skip_bad=args.skip_bad_images, progress=args.progress)
-    if world > 1:
-        dist.barrier()
-    if rank != 0:
-        cache = build_cache(paths, size, args.cache_dir, data.fingerprint,
-                            skip_bad=args.skip_bad_images, progress=False)
-    bad = set(cache.bad)
-    usable = data.images[~data.images["path"].isin(bad)]
-    if bad:
-        empty = set(data.studies["study_id"]) - set(usable["study_id"])
-        if empty:
-            raise ValueError(f"{len(empty)} study(ies) have no decodable image left, "
-                             f"e.g. {sorted(empty)[:3]}")
-    train_images = usable[usable["split"] == "train"]
-    tune_images = usable[usable["split"] == "tune"]
-    train_set = CachedImages(cache, train_images, train_transform(size), seed=args.seed)
-    tune_set = CachedImages(cache, tune_images, eval_transform(size), seed=args.seed)
-    sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True,
-                                 seed=args.seed)
-    train_loader = DataLoader(train_set, batch_size=args.batch_size, sampler=sampler,
-                              num_workers=args.workers, pin_memory=device.type == "cuda",
-                              persistent_workers=False)
-    tune_loader = DataLoader(tune_set, batch_size=args.batch_size * 2, shuffle=False,
-                             num_workers=args.workers)
-    weights = class_weights(data.studies[data.studies["split"] == "train"]).to(device)
-
-    torch.manual_seed(args.seed)
-    model = build_model(args.model, weights=args.weights).to(device)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=args.lr, total_steps=args.epochs * len(train_loader))
-    scaler = torch.amp.GradScaler("cuda", enabled=amp)
-    start_epoch, best_kappa, best_epoch = 0, -float("inf"), -1
+    torch.manual_seed(config.seed)
+    state = create_train_state(config, len(data.train_loader), context.device, amp)
     if resume is not None:
-        planned = resume["lr_scheduler"].get("total_steps")
-        if planned != scheduler.total_steps:
-            raise ResumeError(
-                f"--resume {args.resume} was planned for {planned} optimizer steps "
-                f"(--epochs {resume['args'].get('epochs')}, --batch-size "
-                f"{resume['args'].get('batch_size')}), this run for {scheduler.total_steps} "
-                f"(--epochs {args.epochs}, --batch-size {args.batch_size}, {world} "
-                "process(es)); resume with the same settings")
-        model.load_state_dict(resume["model"])
-        optimizer.load_state_dict(resume["optimizer"])
-        scheduler.load_state_dict(resume["lr_scheduler"])
-        if "scaler" in resume:
-            scaler.load_state_dict(resume["scaler"])
-        start_epoch = resume["epoch"] + 1
-        best_kappa = resume["metrics"]["best_tune_kappa"]
-        best_epoch = resume["metrics"]["best_epoch"]
-    net: nn.Module = model
-    if world > 1:
-        net = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
-
-    writer = SummaryWriter(log_dir=str(out / "tb")) if rank == 0 else None
-    last = start_epoch + (args.stop_after or args.epochs)
-    epochs_done = 0
-    for epoch in range(start_epoch, min(args.epochs, last)):
-        torch.manual_seed(args.seed * 100_003 + epoch)  # dropout stream of this epoch
-        sampler.set_epoch(epoch)
-        train_set.set_epoch(epoch)
-        net.train()
-        total, count, start = 0.0, 0, time.perf_counter()
-        bar = tqdm(train_loader, desc=f"{args.model} epoch {epoch + 1}/{args.epochs}",
-                   disable=rank != 0 or not args.progress, leave=False)
-        for batch_index, (images, labels, parts) in enumerate(bar):
-            images = images.to(device, non_blocking=True)
-            if device.type == "cuda":
-                images = images.contiguous(memory_format=torch.channels_last)
-            labels, parts = labels.to(device), parts.to(device)
-            with torch.autocast(device.type, enabled=amp):
-                logits = net(images)
-            loss_each = nn.functional.cross_entropy(logits.float(), labels, reduction="none")
-            loss = (loss_each * weights[parts, labels]).mean()
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            total += float(loss.detach()) * len(labels)
-            count += len(labels)
-            bar.set_postfix(loss=f"{total / count:.4f}")
-            if writer is not None:
-                step = epoch * len(train_loader) + batch_index
-                writer.add_scalar("train/loss", float(loss.detach()), step)
-                writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
-        epochs_done += 1
-        if rank == 0:
-            tune = evaluate_studies(model, tune_loader, tune_images,
-                                    data.studies[data.studies["split"] == "tune"], device, amp)
-            improved = tune["kappa"] > best_kappa
-            if improved:
-                best_kappa, best_epoch = tune["kappa"], epoch
-            metrics = {"epoch": epoch, "train_loss": total / max(count, 1),
-                       "tune_kappa": tune["kappa"], "tune_accuracy": tune["accuracy"],
-                       "best_tune_kappa": best_kappa, "best_epoch": best_epoch,
-                       "epoch_seconds": time.perf_counter() - start}
-            checkpoint = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                          "lr_scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-                          "epoch": epoch, "args": _jsonable_args(args), "metrics": metrics,
-                          "data_fingerprint": data.fingerprint}
-            _atomic_save(checkpoint, out / CHECKPOINT)
-            if improved:
-                _atomic_save(checkpoint, out / BEST)
-            assert writer is not None
-            writer.add_scalar("tune/kappa", tune["kappa"], epoch)
-            writer.add_scalar("tune/accuracy", tune["accuracy"], epoch)
-            writer.add_scalar("train/epoch_loss", metrics["train_loss"], epoch)
-        if world > 1:
-            dist.barrier()
+        check_resume_schedule(config, resume, state.scheduler.total_steps,
+                              context.world_size)
+        state.restore(resume)
+    net = wrap_distributed(state.model, context)
+    criterion = WeightedCrossEntropy(data.class_weights)
+    writer = SummaryWriter(log_dir=str(out / "tb")) if context.is_main else None
+    epochs = range(state.start_epoch,
+                   min(config.epochs, state.start_epoch + (config.stop_after or config.epochs)))
+    for epoch in epochs:
+        started = time.perf_counter()
+        torch.manual_seed(config.seed * 100_003 + epoch)  # dropout stream of this epoch
+        data.set_epoch(epoch)
+        train_loss = train_one_epoch(
+            net, criterion, state, data.train_loader, context.device, epoch, amp=amp,
+            writer=writer, desc=f"{config.model} epoch {epoch + 1}/{config.epochs}",
+            progress=context.is_main and config.progress)
+        if writer is not None:  # rank 0
+            record_epoch(state, config, data, epoch, train_loss, started, writer,
+                         context.device, amp)
+        context.barrier()
     if writer is not None:
         writer.close()
-    return {"best_checkpoint": str(out / BEST), "best_tune_kappa": best_kappa,
-            "best_epoch": best_epoch, "epochs_done": epochs_done, "bad_images": sorted(bad)}
+    return {"best_checkpoint": str(out / BEST), "best_tune_kappa": state.best_kappa,
+            "best_epoch": state.best_epoch, "epochs_done": len(epochs),
+            "bad_images": data.bad_images}
+
+
+def cli(argv: list[str] | None = None) -> None:
+    """``python -m backbones.train``: parse ``argv`` (default ``sys.argv[1:]``) into a
+    :class:`TrainConfig`, train, then leave the process group (under torchrun)."""
+    main(parse_args(argv))
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
-    main(get_args_parser().parse_args())
-    if dist.is_initialized():
-        dist.destroy_process_group()
+    cli()

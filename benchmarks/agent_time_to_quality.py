@@ -38,7 +38,8 @@ from agents.evaluate import evaluate_baseline  # noqa: E402
 from agents.train import train_agent  # noqa: E402
 from experiments.logits_source import resolve_table  # noqa: E402
 from mura_env.common.atomic import atomic_write_bytes  # noqa: E402
-from mura_env.env import WeightingProblem  # noqa: E402
+from mura_env.config import WeightingConfig  # noqa: E402
+from mura_env.study_set import StudySet  # noqa: E402
 
 TARGET_SPEEDUP = 20.0
 
@@ -56,8 +57,8 @@ def time_to_quality(history: list[dict[str, Any]], target: float) -> dict[str, A
             "wall_time": hit["wall_time"], "best_accuracy": best}
 
 
-def main() -> int:
-    """Run the benchmark; returns the exit status."""
+def parse_args() -> argparse.Namespace:
+    """The benchmark's command line."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--logits", default=None, help="logits table (default: newest run's)")
     ap.add_argument("--seed", type=int, default=0)
@@ -70,20 +71,20 @@ def main() -> int:
                          "least noisy on a shared machine)")
     ap.add_argument("--repeats", type=int, default=3, help="runs per agent (fastest kept)")
     ap.add_argument("--out", default="runs/benchmarks/agent_time_to_quality.json")
-    args = ap.parse_args()
+    return ap.parse_args()
 
-    torch.set_num_threads(args.threads)
-    table, source = resolve_table(args.logits)
-    stacking = Stacking().fit(WeightingProblem(table, "tune"))
-    stack_acc = evaluate_baseline(stacking, table, "valid", n_bootstrap=0).value("accuracy")
-    target = stack_acc - args.tolerance
+
+def race(args: argparse.Namespace, config: WeightingConfig, target: float
+         ) -> dict[str, dict[str, Any]]:
+    """Train softmax-pg and PPO ``args.repeats`` times each, interleaved; per agent, the
+    :func:`time_to_quality` of its fastest repeat, with every repeat's wall time."""
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for rep in range(args.repeats):
             for algo, steps, every in (("softmax-pg", args.softmax_pg_steps, args.num_envs),
                                        ("ppo", args.ppo_steps, 2048)):
                 start = time.perf_counter()
-                trained = train_agent(algo, table, Path(tmp) / f"{algo}_{rep}",
+                trained = train_agent(algo, config, Path(tmp) / f"{algo}_{rep}",
                                       total_timesteps=steps, seed=args.seed, eval_every=every,
                                       tensorboard=False,
                                       n_envs=args.num_envs if algo == "softmax-pg" else None)
@@ -98,6 +99,19 @@ def main() -> int:
                     results[algo] = r
                 else:
                     prev["repeat_wall_times"] = r["repeat_wall_times"]
+    return results
+
+
+def main() -> int:
+    """Run the benchmark; returns the exit status."""
+    args = parse_args()
+    torch.set_num_threads(args.threads)
+    table, source = resolve_table(args.logits)
+    stacking = Stacking().fit(StudySet.select(table, "tune"))
+    stack_acc = evaluate_baseline(stacking, StudySet.select(table, "valid"),
+                                  n_bootstrap=0).value("accuracy")
+    target = stack_acc - args.tolerance
+    results = race(args, WeightingConfig(logits=table), target)
     sp, ppo = results["softmax-pg"], results["ppo"]
     speedup = ppo["wall_time"] / max(sp["wall_time"], 1e-9)
     report = {

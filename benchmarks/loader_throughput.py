@@ -8,10 +8,11 @@ of:
   1. this project's pipeline: :func:`backbones.cache.build_cache` (each PNG decoded once,
      letterboxed to 160 px into a uint8 memmap) read by :class:`backbones.data.CachedImages`
      with :func:`backbones.transforms.train_transform` at 160 px;
-  2. the original design's pipeline: every item opens and decodes the PNG with PIL (grayscale)
-     and applies ``Resize(160)``, ``RandomResizedCrop(160, scale=(0.8, 1.0))``, flips,
-     ``RandomRotation(20)``, ``RandomAffine``, one of ColorJitter/GaussianBlur/RandomEqualize,
-     ``ToTensor``, ``Normalize`` and ``RandomErasing``.
+  2. the baseline pipeline: PIL decode on every access; every item opens the PNG with PIL
+     (grayscale) and applies ``Resize(160)``, ``RandomResizedCrop(160, scale=(0.8, 1.0))``,
+     flips, ``RandomRotation(20)``, ``RandomAffine``, one of
+     ColorJitter/GaussianBlur/RandomEqualize, ``ToTensor``, ``Normalize`` and
+     ``RandomErasing``.
 
 The cache build (a one-off, reused by every later epoch, model and run) is timed and printed
 separately; it is not part of the steady-state rate. Torch and OpenCV use one thread per
@@ -55,7 +56,7 @@ SIZE = 160
 
 
 def original_transform(size: int = SIZE) -> T.Compose:
-    """The original design's torchvision augmentation of a PIL grayscale image."""
+    """The baseline pipeline's torchvision augmentation of a PIL grayscale image."""
     return T.Compose([
         T.Resize(size),
         T.RandomResizedCrop(size, scale=(0.8, 1.0)),
@@ -72,7 +73,7 @@ def original_transform(size: int = SIZE) -> T.Compose:
 
 
 class PILImages(Dataset):
-    """The original design's dataset: decodes the PNG with PIL on every access.
+    """The baseline pipeline's dataset: decodes the PNG with PIL on every access.
 
     Item ``i`` is ``(image, label)``: float tensor ``(1, size, size)`` and int label.
     """

@@ -29,15 +29,17 @@ import numpy as np
 import pandas as pd
 
 from agents.algos import ALGOS, get_algo
-from agents.evaluate import Evaluation, evaluate_policy, mapping_kwargs, seed_mean_interval
+from agents.evaluate import Evaluation, evaluate_policy, seed_mean_interval
+from agents.reporting import baseline_evaluations, kind_of, summary_row
 from agents.train import train_agent
 from experiments.compare_plots import plot_reward_curves, plot_weight_heatmaps
 from experiments.logits_source import resolve_table
-from experiments.train_agent import baseline_evaluations, env_kwargs_of, summary_row
 from mura_env.common.atomic import atomic_write_bytes
 from mura_env.common.config_cli import parse_config, save_config
+from mura_env.config import WeightingConfig
 from mura_env.constants import BODY_PARTS
 from mura_env.logits import LogitsTableError, MissingLogitsError
+from mura_env.mapping import DEFAULT_ACTION_SCALE, DEFAULT_TEMPERATURE
 from mura_env.rewards import REWARDS
 
 
@@ -56,8 +58,10 @@ class CompareConfig:
         "help": "env steps per agent run (default: each algo's registry default)"})
     reward: str = field(default="correct", metadata={
         "help": "reward function", "choices": tuple(REWARDS)})
-    action_scale: float = field(default=3.0, metadata={"help": "env action scale"})
-    temperature: float = field(default=1.0, metadata={"help": "env softmax temperature"})
+    action_scale: float = field(default=DEFAULT_ACTION_SCALE, metadata={
+        "help": "env action scale"})
+    temperature: float = field(default=DEFAULT_TEMPERATURE, metadata={
+        "help": "env softmax temperature"})
     studies_per_episode: int = field(default=1, metadata={"help": "studies per episode"})
     n_bootstrap: int = field(default=1000, metadata={"help": "bootstrap replicates for CIs"})
     progress: bool = field(default=False, metadata={"help": "show progress bars"})
@@ -112,16 +116,22 @@ def add_differences(rows: list[dict[str, Any]], predictions: dict[str, np.ndarra
                 row[f"{key}_ci_low"], row[f"{key}_ci_high"] = ci[metric]
 
 
-def baseline_row(ev: Evaluation) -> dict[str, Any]:
-    """One comparison row for a baseline (one deterministic fit; no spread over seeds)."""
-    row = summary_row(ev, kind="reference" if "reference" in ev.name else "baseline",
-                      n_seeds=1)
+def baseline_row(ev: Evaluation, kind: str) -> dict[str, Any]:
+    """One comparison row for a baseline of ``kind`` (``"baseline"`` or ``"reference"``; one
+    deterministic fit, no spread over seeds)."""
+    row = summary_row(ev, kind=kind, n_seeds=1)
     for metric in ("accuracy", "kappa"):
         row[f"{metric}_sd"] = 0.0
         row[f"{metric}_min"] = row[f"{metric}_max"] = row[metric]
     row["wall_time"] = ev.fit_time
     row["env_steps"] = 0
     return row
+
+
+def _label(row: Any) -> str:
+    """A method's name as the tables show it: upper references say so."""
+    suffix = " (upper reference)" if row["kind"] == "reference" else ""
+    return f"{row['method']}{suffix}"
 
 
 def to_markdown(table: pd.DataFrame, source: Path, n_valid: int, seeds: int) -> str:
@@ -144,7 +154,7 @@ def to_markdown(table: pd.DataFrame, source: Path, n_valid: int, seeds: int) -> 
     ]
     for _, r in table.iterrows():
         lines.append(
-            f"| {r['method']} | {r['kind']} | {_fmt(r['accuracy'])} "
+            f"| {_label(r)} | {r['kind']} | {_fmt(r['accuracy'])} "
             f"[{_fmt(r['accuracy_ci_low'])}, {_fmt(r['accuracy_ci_high'])}] | "
             f"{_fmt(r['accuracy_sd'])} | {_fmt(r['kappa'])} [{_fmt(r['kappa_ci_low'])}, "
             f"{_fmt(r['kappa_ci_high'])}] | {_fmt(r['kappa_sd'])} | {_fmt(r['auroc'])} | "
@@ -159,17 +169,67 @@ def to_markdown(table: pd.DataFrame, source: Path, n_valid: int, seeds: int) -> 
             k = f"accuracy_vs_{ref}"
             cells.append(f"{100 * r[k]:+.1f} [{100 * r[k + '_ci_low']:+.1f}, "
                          f"{100 * r[k + '_ci_high']:+.1f}]")
-        lines.append(f"| {r['method']} | " + " | ".join(cells) + " |")
+        lines.append(f"| {_label(r)} | " + " | ".join(cells) + " |")
     parts = [p for p in BODY_PARTS if f"kappa_{p}" in table]
     lines += ["", "Kappa per body part (agents: mean over seeds):", "",
               "| method | " + " | ".join(parts) + " |",
               "|---|" + "---|" * len(parts)]
     for _, r in table.iterrows():
-        lines.append(f"| {r['method']} | " + " | ".join(_fmt(r[f'kappa_{p}']) for p in parts)
+        lines.append(f"| {_label(r)} | " + " | ".join(_fmt(r[f'kappa_{p}']) for p in parts)
                      + " |")
     lines += ["", "![reward curves](reward_curves.png)", "",
               "![weights per body part](weights_heatmap.png)", ""]
     return "\n".join(lines)
+
+
+def run_agents(cfg: CompareConfig, env_config: WeightingConfig, out: Path
+               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, np.ndarray],
+                          dict[str, pd.DataFrame], dict[str, list[Path]]]:
+    """Train and score every agent of ``cfg.algos`` over ``cfg.seeds`` seeds.
+
+    Returns:
+        ``(rows, run_rows, predictions, weights, tb_dirs)``: one comparison row per agent,
+        one row per run, int ``[seeds, n]`` valid predictions per agent, mean weights per
+        body part per agent, and the TensorBoard folders of each agent's runs.
+    """
+    rows, run_rows = [], []
+    predictions: dict[str, np.ndarray] = {}
+    weights: dict[str, pd.DataFrame] = {}
+    tb_dirs: dict[str, list[Path]] = {}
+    for algo in cfg.algos:
+        evals, algo_rows = [], []
+        for seed in range(cfg.seeds):
+            run_dir = out / "agents" / f"{algo}_{seed}"
+            print(f"[compare] {algo} seed {seed} ...", flush=True)
+            trained = train_agent(algo, env_config, run_dir,
+                                  total_timesteps=cfg.total_timesteps, seed=seed,
+                                  progress=cfg.progress)
+            ev = evaluate_policy(trained.policy, env_config, "valid", name=algo,
+                                 n_bootstrap=cfg.n_bootstrap, seed=seed)
+            evals.append(ev)
+            algo_rows.append(summary_row(ev, seed=seed, run_dir=str(run_dir),
+                                         env_steps=trained.env_steps,
+                                         wall_time=trained.wall_time))
+            tb_dirs.setdefault(algo, []).append(run_dir / "tb")
+        run_rows += algo_rows
+        row, mean_w = aggregate_agent(algo, evals, algo_rows, cfg.n_bootstrap)
+        rows.append(row)
+        predictions[algo] = np.stack([ev.predictions for ev in evals])
+        if mean_w is not None:
+            weights[algo] = mean_w
+    return rows, run_rows, predictions, weights, tb_dirs
+
+
+def write_outputs(out: Path, frame: pd.DataFrame, run_rows: list[dict[str, Any]],
+                  source: Path, n_valid: int, cfg: CompareConfig,
+                  weights: dict[str, pd.DataFrame], tb_dirs: dict[str, list[Path]]) -> None:
+    """Write ``comparison.csv``, ``runs.csv``, ``comparison.md`` and the two plots."""
+    atomic_write_bytes(out / "comparison.csv", frame.to_csv(index=False).encode())
+    atomic_write_bytes(out / "runs.csv", pd.DataFrame(run_rows).to_csv(index=False).encode())
+    atomic_write_bytes(out / "comparison.md",
+                       to_markdown(frame, source, n_valid, cfg.seeds).encode())
+    plot_reward_curves(tb_dirs, out / "reward_curves.png")
+    plot_weight_heatmaps(weights, out / "weights_heatmap.png")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -193,51 +253,19 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     cfg.logits = source
     save_config(cfg, out / "config.json")
-    env_kwargs = env_kwargs_of(cfg)
-    mapping = mapping_kwargs(env_kwargs)
-
-    rows: list[dict[str, Any]] = []
-    predictions: dict[str, np.ndarray] = {}  # method -> int [runs, n] valid predictions
+    env_config = WeightingConfig.from_options(cfg, logits=table)
+    rows, run_rows, predictions, weights, tb_dirs = run_agents(cfg, env_config, out)
     labels = None
-    run_rows: list[dict[str, Any]] = []
-    weights: dict[str, pd.DataFrame] = {}
-    tb_dirs: dict[str, list[Path]] = {}
-    for algo in cfg.algos:
-        evals, algo_rows = [], []
-        for seed in range(cfg.seeds):
-            run_dir = out / "agents" / f"{algo}_{seed}"
-            print(f"[compare] {algo} seed {seed} ...", flush=True)
-            trained = train_agent(algo, table, run_dir, total_timesteps=cfg.total_timesteps,
-                                  seed=seed, env_kwargs=env_kwargs, progress=cfg.progress)
-            ev = evaluate_policy(trained.policy, table, "valid", name=algo,
-                                 n_bootstrap=cfg.n_bootstrap, seed=seed, **mapping)
-            evals.append(ev)
-            algo_rows.append(summary_row(ev, seed=seed, run_dir=str(run_dir),
-                                         env_steps=trained.env_steps,
-                                         wall_time=trained.wall_time))
-            tb_dirs.setdefault(algo, []).append(run_dir / "tb")
-        run_rows += algo_rows
-        row, mean_w = aggregate_agent(algo, evals, algo_rows, cfg.n_bootstrap)
-        rows.append(row)
-        predictions[algo] = np.stack([ev.predictions for ev in evals])
-        if mean_w is not None:
-            weights[algo] = mean_w
-    for ev in baseline_evaluations(table, env_kwargs, cfg.n_bootstrap):
-        rows.append(baseline_row(ev))
+    for baseline, ev in baseline_evaluations(env_config, cfg.n_bootstrap):
+        rows.append(baseline_row(ev, kind_of(baseline)))
         predictions[ev.name] = ev.predictions[None]
         labels = ev.labels
         if ev.mean_weights is not None:
             weights[ev.name] = ev.mean_weights
-
     add_differences(rows, predictions, labels, cfg.n_bootstrap)
     frame = pd.DataFrame(rows)
-    atomic_write_bytes(out / "comparison.csv", frame.to_csv(index=False).encode())
-    atomic_write_bytes(out / "runs.csv", pd.DataFrame(run_rows).to_csv(index=False).encode())
     n_valid = len(table.select(split="valid"))
-    atomic_write_bytes(out / "comparison.md",
-                       to_markdown(frame, source, n_valid, cfg.seeds).encode())
-    plot_reward_curves(tb_dirs, out / "reward_curves.png")
-    plot_weight_heatmaps(weights, out / "weights_heatmap.png")
+    write_outputs(out, frame, run_rows, source, n_valid, cfg, weights, tb_dirs)
     show = frame[["method", "kind", "accuracy", "accuracy_ci_low", "accuracy_ci_high",
                   "kappa", "kappa_ci_low", "kappa_ci_high", "wall_time", "env_steps"]]
     print(f"valid split, {n_valid} studies (SYNTHETIC data; nothing clinical):")

@@ -20,40 +20,49 @@ Without ``--study``, ``--n`` studies of ``--split`` are chosen to be informative
 confidently wrong ones, confidently correct ones, and the ones whose agent weights differ most
 from uniform (without an agent: the ones whose members disagree most).
 
+The inputs are read here; :mod:`backbones.gradcam` computes the maps and chooses the studies,
+:mod:`experiments.gradcam_report` draws and writes the files.
+
 Synthetic data: panels of it say nothing about clinical performance.
 """
 
 from __future__ import annotations
 
-import difflib
 import json
 import sys
 import time
 from dataclasses import dataclass, field, replace
-from itertools import zip_longest
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
-from torch import nn
 from tqdm.auto import tqdm
 
-from backbones import gradcam as gc
+import backbones.gradcam as gradcam
 from backbones.cache import decode
+from backbones.checkpoint import BEST, load_checkpoint
+from backbones.distributed import resolve_device
 from backbones.registry import UnknownModelError, build_model, get_spec
-from backbones.train import BEST, load_checkpoint, resolve_device
+from experiments.gradcam_report import (
+    ExplainedStudy,
+    IndexEntry,
+    ReportContext,
+    prepare_output,
+    write_report,
+    write_study,
+)
 from experiments.logits_source import PRETRAIN_RUNS, newest_pretrain_logits
-from mura_env.common.atomic import atomic_write_bytes, file_sha256
-from mura_env.common.config_cli import parse_config, save_config
+from mura_env.common.atomic import file_sha256
+from mura_env.common.config_cli import parse_config
 from mura_env.constants import MURA_DIRNAME, SPLITS
 from mura_env.data import MuraData, load_mura
 from mura_env.logits import DEFAULT_LOGITS_PATH, LogitsTable, manifest_path
+from mura_env.mapping import DEFAULT_THRESHOLD, ensemble_probability
+from mura_env.study_set import StudySet
 
 PRETRAIN_DIR = PRETRAIN_RUNS
-#: The env's default decision rule: prediction = ensemble probability > threshold.
-DEFAULT_THRESHOLD = 0.5
 
 
 class GradCamInputError(ValueError):
@@ -88,15 +97,31 @@ class GradCamConfig:
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
 
 
-@dataclass
-class Member:
-    """A loaded ensemble member: registry name, model (eval mode), Grad-CAM layer path, input
-    size."""
+@dataclass(frozen=True)
+class Weighting:
+    """The ensemble weights of every study of a run's logits table, and their decision rule.
 
-    name: str
-    model: nn.Module
-    target_layer: str
-    image_size: int
+    Attributes:
+        studies: every study of the table (table order), with the ``K`` weighted members.
+        weights: float64 ``(S, K)``, rows summing to 1.
+        threshold: prediction = ensemble probability > threshold.
+        source: where the weights come from: ``"uniform"`` or ``"<algo> agent"``.
+    """
+
+    studies: StudySet
+    weights: np.ndarray
+    threshold: float
+    source: str
+
+    @property
+    def model_names(self) -> tuple[str, ...]:
+        """The ``K`` weighted members, in weight order."""
+        return self.studies.model_names
+
+    @cached_property
+    def ensemble_probabilities(self) -> np.ndarray:
+        """float64 ``(S,)``: each study's ensemble probability (:mod:`mura_env.mapping`)."""
+        return ensemble_probability(self.weights, self.studies.probabilities)
 
 
 # ---------------------------------------------------------------------------- inputs
@@ -139,7 +164,7 @@ def load_run_table(run: Path) -> LogitsTable:
 
 
 def load_members(run: Path, table: LogitsTable, model_names: tuple[str, ...],
-                 device: torch.device) -> list[Member]:
+                 device: torch.device) -> list[gradcam.Member]:
     """Load each model's ``best.pth`` of ``run`` (the checkpoint the table's logits came from).
 
     Checks that each checkpoint exists, is the one recorded in the table's manifest (sha256),
@@ -186,12 +211,12 @@ def load_members(run: Path, table: LogitsTable, model_names: tuple[str, ...],
         except (KeyError, RuntimeError) as e:
             raise GradCamInputError(f"{path} does not fit the registry's {name}: {e}") from e
         model.to(device).eval()
-        gc.resolve_target_layer(model, spec.target_layer)
-        members.append(Member(name, model, spec.target_layer, int(size)))
+        gradcam.resolve_target_layer(model, spec.target_layer)
+        members.append(gradcam.Member(name, model, spec.target_layer, int(size)))
     return members
 
 
-def run_data(run: Path, table: LogitsTable, data_root: Path | None) -> MuraData:
+def load_run_dataset(run: Path, table: LogitsTable, data_root: Path | None) -> MuraData:
     """The data set of ``run`` (``--data-root`` or the one its config.json names), checked
     against the logits table's data fingerprint.
 
@@ -216,153 +241,97 @@ def run_data(run: Path, table: LogitsTable, data_root: Path | None) -> MuraData:
     return data
 
 
-def load_agent_weights(agent_dir: Path, table: LogitsTable
-                       ) -> tuple[tuple[str, ...], np.ndarray, str, float]:
-    """Ensemble weights of the agent in ``agent_dir`` for every study of ``table``.
+def uniform_weighting(table: LogitsTable) -> Weighting:
+    """Weights ``1/K`` for every study of ``table`` and member, with the default threshold."""
+    studies = StudySet.from_table(table)
+    weights = np.full((studies.n_studies, studies.n_models), 1.0 / studies.n_models)
+    return Weighting(studies, weights, DEFAULT_THRESHOLD, "uniform")
 
-    Returns:
-        The agent's model names (``K``), float64 weights ``(n_studies, K)`` in table order
-        (rows sum to 1), a short label of the agent and the decision threshold it was trained
-        with (0.5 unless its env arguments say otherwise).
+
+def load_agent_weighting(agent_dir: Path, table: LogitsTable) -> Weighting:
+    """The weights of the agent in ``agent_dir`` for every study of ``table`` (its members),
+    with the threshold of the mapping it was trained with.
 
     Raises:
-        GradCamInputError: the agent cannot be loaded, was trained on another logits table,
-            or returns malformed weights (``AgentMismatchError`` passes through unchanged).
+        GradCamInputError: malformed weights; AgentMismatchError, FileNotFoundError,
+            ValueError (unchanged): the agent cannot be loaded or fits another logits table.
     """
     from agents.saved import load_agent
-    from mura_env.env import WeightingProblem
 
     agent = load_agent(agent_dir)
     agent.check_table(table)
-    names = tuple(agent.model_names)
-    problem = WeightingProblem(logits=table, split=None, models=names)
-    weights = np.asarray(agent.weights(problem.observations), dtype=np.float64)
-    if weights.shape != (len(table), len(names)) or not np.isfinite(weights).all() \
+    studies = StudySet.from_table(table.select(models=agent.model_names))
+    weights = np.asarray(agent.weights(studies.observations), dtype=np.float64)
+    expected = (studies.n_studies, studies.n_models)
+    if weights.shape != expected or not np.isfinite(weights).all() \
             or (weights < -1e-9).any() or not np.allclose(weights.sum(1), 1.0, atol=1e-4):
         raise GradCamInputError(
             f"agent {agent_dir} returned weights of shape {weights.shape} that are not "
-            f"non-negative rows summing to 1; expected ({len(table)}, {len(names)})")
-    env_kwargs = getattr(agent, "env_kwargs", None) or {}
-    threshold = float(env_kwargs.get("threshold", DEFAULT_THRESHOLD))
-    return names, weights, f"{getattr(agent, 'algo', 'agent')} agent", threshold
+            f"non-negative rows summing to 1; expected {expected}")
+    return Weighting(studies, weights, agent.mapping.threshold, f"{agent.algo} agent")
 
 
-def normalise_study_id(study_id: str) -> str:
-    """A study id as the tables spell it: no ``MURA-v1.1/`` prefix, no trailing slash."""
-    sid = study_id.strip().replace("\\", "/").strip("/")
-    return sid.removeprefix(MURA_DIRNAME + "/")
-
-
-def resolve_studies(wanted: tuple[str, ...], study_ids: np.ndarray) -> list[int]:
-    """Row indices of the study ids ``wanted`` (see :func:`normalise_study_id`) in
-    ``study_ids``.
+def choose_studies(cfg: GradCamConfig, table: LogitsTable,
+                   weighting: Weighting) -> list[tuple[int, str]]:
+    """The ``(row, reason)`` pairs of the studies to show (``--study``, else ``--n``
+    informative ones of ``--split``; see :func:`backbones.gradcam.select_studies`).
 
     Raises:
-        GradCamInputError: an unknown study id (the message suggests close ones).
+        GradCamInputError: an unknown study id, or no study of ``--split``.
     """
-    index = {s: i for i, s in enumerate(study_ids)}
-    rows = []
-    for raw in wanted:
-        sid = normalise_study_id(raw)
-        if sid not in index:
-            close = difflib.get_close_matches(sid, list(index), n=3, cutoff=0.6)
-            hint = f" Did you mean {', '.join(close)}?" if close else ""
-            raise GradCamInputError(
-                f"unknown study {raw!r}: it is not in the run's logits table ({len(index)} "
-                f"studies). Study ids look like {study_ids[0]!r}.{hint}")
-        if index[sid] not in rows:
-            rows.append(index[sid])
-    return rows
+    try:
+        return gradcam.select_studies(
+            weighting.studies, weighting.weights, table.studies["split"].to_numpy(),
+            requested=cfg.study or (), split=cfg.split, n=cfg.n, threshold=weighting.threshold)
+    except ValueError as e:
+        raise GradCamInputError(str(e)) from None
 
 
-# ---------------------------------------------------------------------------- choosing
-def select_studies(probabilities: np.ndarray, weights: np.ndarray, labels: np.ndarray,
-                   candidates: np.ndarray, n: int,
-                   threshold: float = 0.5) -> list[tuple[int, str]]:
-    """Choose ``n`` informative studies among the rows ``candidates``, deterministically.
+def read_study_images(paths: list[str], study_id: str) -> list[np.ndarray]:
+    """The uint8 grayscale images ``(H_i, W_i)`` of ``study_id`` at ``paths``.
 
-    Takes in turn (skipping repeats): the most confidently *wrong* ensemble prediction, the
-    most confidently *correct* one (each of these two lists alternates abnormal and normal
-    studies, most confident first), and the study whose weights are farthest from uniform
-    (total variation distance); when every weight is uniform, the study whose members disagree
-    most (max - min probability) instead. A category that runs out is skipped.
-
-    Args:
-        probabilities: float ``(S, K)`` member abnormality probabilities.
-        weights: float ``(S, K)`` ensemble weights (rows sum to 1).
-        labels: int ``(S,)`` true labels (1 = abnormal).
-        candidates: int row indices to choose from.
-        n: how many (fewer when there are fewer candidates).
-        threshold: prediction = ensemble probability > threshold.
-
-    Returns:
-        ``(row, reason)`` pairs in display order.
+    Raises:
+        GradCamInputError: the study has no images, or one cannot be decoded.
     """
-    candidates = np.asarray(candidates, dtype=np.int64)
-    p = (weights[candidates] * probabilities[candidates]).sum(1)
-    pred = (p > threshold).astype(np.int64)
-    correct = pred == labels[candidates]
-    confidence = np.abs(p - threshold)
-    k = weights.shape[1]
-    deviation = 0.5 * np.abs(weights[candidates] - 1.0 / k).sum(1)
-    spread = probabilities[candidates].max(1) - probabilities[candidates].min(1)
-
-    def ranked(mask: np.ndarray, key: np.ndarray, by_label: bool = False) -> list[int]:
-        idx = np.flatnonzero(mask)
-        idx = idx[np.argsort(-key[idx], kind="stable")]
-        if not by_label:
-            return idx.tolist()
-        # alternate the labels (abnormal first), so that both kinds of study show up
-        per_label = [idx[labels[candidates[idx]] == c].tolist() for c in (1, 0)]
-        out = []
-        for pair in zip_longest(*per_label):
-            out += [j for j in pair if j is not None]
-        return out
-
-    everything = np.ones(len(candidates), dtype=bool)
-    groups = [(ranked(~correct, confidence, True), lambda j: f"wrong, ensemble p={p[j]:.2f}"),
-              (ranked(correct, confidence, True), lambda j: f"correct, ensemble p={p[j]:.2f}")]
-    if deviation.max(initial=0.0) > 1e-6:
-        groups.append((ranked(everything, deviation),
-                       lambda j: f"weights far from uniform (distance {deviation[j]:.2f})"))
-    else:
-        groups.append((ranked(everything, spread),
-                       lambda j: f"members disagree (spread {spread[j]:.2f})"))
-    chosen: list[tuple[int, str]] = []
-    seen: set[int] = set()
-    cursors = [0] * len(groups)
-    while len(chosen) < min(n, len(candidates)):
-        progressed = False
-        for g, (order, reason) in enumerate(groups):
-            while cursors[g] < len(order) and order[cursors[g]] in seen:
-                cursors[g] += 1
-            if cursors[g] < len(order) and len(chosen) < n:
-                j = order[cursors[g]]
-                seen.add(j)
-                chosen.append((int(candidates[j]), reason(j)))
-                progressed = True
-        if not progressed:
-            break
-    return chosen
+    images = [decode(p) for p in paths]
+    bad = [p for p, im in zip(paths, images, strict=True) if im is None]
+    if not paths or bad:
+        raise GradCamInputError(f"study {study_id}: " + (f"cannot decode {bad}" if bad else
+                                                         "no images in the data set"))
+    return images
 
 
-# ---------------------------------------------------------------------------- main
-def _slug(study_id: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in study_id)
+def explain_study(members: list[gradcam.Member], weighting: Weighting, row: int, reason: str,
+                  paths: list[str]) -> ExplainedStudy:
+    """Grad-CAM of every image of study ``row`` of ``weighting.studies`` (image files
+    ``paths``), with its ensemble numbers; warns on stderr when the members' probabilities
+    recomputed from the images differ from the logits table's.
+
+    Raises:
+        GradCamInputError: see :func:`read_study_images`.
+    """
+    studies = weighting.studies
+    study_id = str(studies.study_ids[row])
+    images = read_study_images(paths, study_id)
+    heatmaps = gradcam.study_heatmaps(members, images, weighting.weights[row])
+    table_p = studies.probabilities[row]
+    if np.abs(heatmaps.study_probabilities - table_p).max() > 1e-3:
+        print(f"warning: {study_id}: recomputed study probabilities "
+              f"{heatmaps.image_probabilities.mean(0).round(4)} differ from the logits table's "
+              f"{table_p.round(4)}; were the images or checkpoints changed after the logits "
+              "were written?", file=sys.stderr)
+    p = float(weighting.ensemble_probabilities[row])
+    return ExplainedStudy(
+        study_id=study_id, reason=reason, label=int(studies.labels[row]), image_paths=paths,
+        images=images, heatmaps=heatmaps, study_probabilities=table_p,
+        weights=weighting.weights[row], ensemble_probability=p,
+        prediction=int(p > weighting.threshold))
 
 
-def _clear_old_panels(out: Path) -> None:
-    """Remove the panels a previous run listed in ``out/panels.csv`` (and nothing else)."""
-    old = out / "panels.csv"
-    if old.is_file():
-        try:
-            names = pd.read_csv(old)["png"].astype(str).tolist()
-        except (ValueError, KeyError):  # not ours, or damaged: leave the folder alone
-            return
-        for name in names:
-            path = out / Path(name).name
-            if path.suffix == ".png" and path.is_file():
-                path.unlink()
+def output_folder(cfg: GradCamConfig, run: Path) -> Path:
+    """``--out``, or ``runs/gradcam/<run>[_<agent>]``."""
+    return cfg.out or Path("runs/gradcam") / (run.name + (f"_{cfg.agent.name}" if cfg.agent
+                                                          else ""))
 
 
 def run_gradcam(cfg: GradCamConfig) -> dict[str, Any]:
@@ -384,110 +353,34 @@ def run_gradcam(cfg: GradCamConfig) -> dict[str, Any]:
 
 
 def _run_gradcam(cfg: GradCamConfig) -> dict[str, Any]:
+    """:func:`run_gradcam` with the torch threads set."""
     start = time.perf_counter()
     run = cfg.run or default_run()
     if cfg.n < 1 and not cfg.study:
         raise GradCamInputError(f"--n must be at least 1, got {cfg.n}")
     table = load_run_table(run)
-    if cfg.agent is not None:
-        names, weights, source, threshold = load_agent_weights(cfg.agent, table)
-    else:
-        names = table.model_names
-        weights = np.full((len(table), len(names)), 1.0 / len(names))
-        source = "uniform"
-        threshold = DEFAULT_THRESHOLD
-    sub = table.select(models=names)
-    probabilities = sub.abnormal_probabilities().astype(np.float64)  # (S, K)
-    labels = sub.studies["label"].to_numpy(np.int64)
-    study_ids = sub.studies["study_id"].to_numpy(object)
-    ensemble_p = (weights * probabilities).sum(1)
-
-    if cfg.study:
-        chosen = [(i, "requested") for i in resolve_studies(cfg.study, study_ids)]
-    else:
-        candidates = np.flatnonzero(sub.studies["split"].to_numpy() == cfg.split)
-        if len(candidates) == 0:
-            counts = sub.studies["split"].value_counts().to_dict()
-            raise GradCamInputError(f"the run's logits table has no {cfg.split!r} studies "
-                                    f"(it has {counts}); pick another --split")
-        chosen = select_studies(probabilities, weights, labels, candidates, cfg.n, threshold)
-
-    device = resolve_device(cfg.device)
-    members = load_members(run, table, names, device)
-    data = run_data(run, table, cfg.data_root)
-    synthetic = (data.root / "SYNTHETIC.json").is_file()
-    out = cfg.out or Path("runs/gradcam") / (run.name + (f"_{cfg.agent.name}" if cfg.agent
-                                                         else ""))
-    out.mkdir(parents=True, exist_ok=True)
-    _clear_old_panels(out)
-    save_config(replace(cfg, run=run, out=out), out / "config.json")
-
+    weighting = (uniform_weighting(table) if cfg.agent is None
+                 else load_agent_weighting(cfg.agent, table))
+    chosen = choose_studies(cfg, table, weighting)
+    members = load_members(run, table, weighting.model_names, resolve_device(cfg.device))
+    data = load_run_dataset(run, table, cfg.data_root)
+    context = ReportContext(weighting.model_names, weighting.source,
+                            synthetic=(data.root / "SYNTHETIC.json").is_file(), dpi=cfg.dpi)
+    out = output_folder(cfg, run)
+    prepare_output(out, replace(cfg, run=run, out=out))
     images_by_study = data.images.groupby("study_id", sort=False)["path"].apply(list)
-    rows, entries, pngs = [], [], []
-    for order, (i, reason) in enumerate(tqdm(chosen, desc="studies", unit="study",
-                                             disable=not cfg.progress)):
-        sid = str(study_ids[i])
-        paths = images_by_study.get(sid, [])
-        images = [decode(p) for p in paths]
-        bad = [p for p, im in zip(paths, images, strict=True) if im is None]
-        if not paths or bad:
-            raise GradCamInputError(f"study {sid}: " + (f"cannot decode {bad}" if bad else
-                                                        "no images in the data set"))
-        maps, p_images = [], []
-        for m in members:
-            heat, p_img = gc.image_heatmaps(m.model, m.target_layer, images, m.image_size)
-            maps.append(heat)
-            p_images.append(p_img)
-        p_images_arr = np.stack(p_images, axis=1)  # (n_images, K)
-        recomputed = p_images_arr.mean(0)
-        gap = np.abs(np.clip(recomputed, 1e-6, 1 - 1e-6) - probabilities[i])
-        if gap.max() > 1e-3:
-            print(f"warning: {sid}: recomputed study probabilities {recomputed.round(4)} differ "
-                  f"from the logits table's {probabilities[i].round(4)}; were the images or "
-                  "checkpoints changed after the logits were written?", file=sys.stderr)
-        prediction = int(ensemble_p[i] > threshold)
-        panel_files = []
-        for j, (path, image) in enumerate(zip(paths, images, strict=True)):
-            member_maps = np.stack([maps[k][j] for k in range(len(members))])
-            panel = gc.Panel(
-                image=image, maps=member_maps, model_names=names,
-                image_probabilities=p_images_arr[j], study_probabilities=probabilities[i],
-                weights=weights[i], ensemble=gc.ensemble_map(member_maps, weights[i]),
-                ensemble_probability=float(ensemble_p[i]), prediction=prediction,
-                label=int(labels[i]), study_id=sid,
-                image_name=f"{Path(path).name} ({j + 1}/{len(paths)})",
-                weights_source=source, synthetic=synthetic)
-            name = f"{order:02d}_{_slug(sid)}_{Path(path).stem}.png"
-            gc.render_panel(panel, out / name, dpi=cfg.dpi)
-            panel_files.append(name)
-            pngs.append(out / name)
-            row: dict[str, Any] = {"study_id": sid, "image": Path(path).name, "png": name,
-                                   "reason": reason, "label": int(labels[i]),
-                                   "ensemble_probability": float(ensemble_p[i]),
-                                   "prediction": prediction}
-            for k, m in enumerate(names):
-                row[f"{m}.weight"] = float(weights[i, k])
-                row[f"{m}.p_study"] = float(probabilities[i, k])
-                row[f"{m}.p_image"] = float(p_images_arr[j, k])
-            rows.append(row)
-        verdict = "correct" if prediction == labels[i] else "WRONG"
-        summary = (f"{len(paths)} image(s); ensemble p(abnormal)={ensemble_p[i]:.3f} -> "
-                   f"{gc.LABEL_NAMES[prediction]}, true {gc.LABEL_NAMES[int(labels[i])]} "
-                   f"({verdict}); {source} weights: "
-                   + ", ".join(f"{m} {weights[i, k]:.2f}" for k, m in enumerate(names)))
-        entries.append(gc.IndexEntry(sid, reason, summary, panel_files))
-
-    notes = []
-    if synthetic:
-        notes.append("SYNTHETIC data: these images are generated, not radiographs of patients; "
-                     "the panels say nothing about clinical performance.")
-    notes.append(f"Run {run}, {source} ensemble weights. Heatmaps: Grad-CAM of the abnormal "
-                 "class, aligned with each original image; the ensemble map is the "
-                 "weight-average of the normalised member maps.")
-    gc.write_index(out, entries, title=f"Grad-CAM panels: {run.name}", notes=notes)
-    atomic_write_bytes(out / "panels.csv", pd.DataFrame(rows).to_csv(index=False).encode())
-    return {"out": out, "panels": pngs, "studies": [e.study_id for e in entries],
-            "seconds": time.perf_counter() - start}
+    entries: list[IndexEntry] = []
+    rows: list[dict[str, Any]] = []
+    for order, (row, reason) in enumerate(tqdm(chosen, desc="studies", unit="study",
+                                               disable=not cfg.progress)):
+        paths = images_by_study.get(str(weighting.studies.study_ids[row]), [])
+        entry, study_rows = write_study(out, order, context,
+                                        explain_study(members, weighting, row, reason, paths))
+        entries.append(entry)
+        rows += study_rows
+    write_report(out, run, context, entries, rows)
+    return {"out": out, "panels": [out / name for e in entries for name in e.panels],
+            "studies": [e.study_id for e in entries], "seconds": time.perf_counter() - start}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,16 +33,19 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
-from backbones import train as train_mod
 from backbones.cache import build_cache
 from backbones.data import CachedImages
 from backbones.ensemble_report import diversity_report
 from backbones.infer import aggregate_studies, predict_logits
 from backbones.registry import build_model, get_spec
+from backbones.train import CHECKPOINT, TrainConfig, load_checkpoint, resolve_device
+from backbones.train import main as train_backbone
 from backbones.transforms import eval_transform
 from mura_env.common.atomic import atomic_write_bytes, file_sha256
 from mura_env.common.config_cli import parse_config, save_config
 from mura_env.data import MuraData, load_mura
+from mura_env.logits import DEFAULT_LOGITS_PATH, LogitsTable
+from mura_env.metrics import study_metrics
 from mura_env.synthetic import generate
 
 #: Profiles: models with their (input size, epochs), batch size, learning rate, synthetic scale.
@@ -99,6 +102,7 @@ def resolve(cfg: PretrainConfig) -> PretrainConfig:
     for m in models:
         get_spec(m)  # unknown names list the valid ones
     def per_model(given: tuple[int, ...] | None, flag: str, default: list[int]) -> tuple:
+        """One value per model: ``given`` (one for all, or one each) or ``default``."""
         values = tuple(given or default)
         if len(values) == 1:
             values = values * len(models)
@@ -118,30 +122,27 @@ def resolve(cfg: PretrainConfig) -> PretrainConfig:
                    prof["batch_size"], lr=cfg.lr or prof["lr"], scale=cfg.scale or prof["scale"])
 
 
-def _train_args(cfg: PretrainConfig, data_root: Path, model: str, size: int,
-                epochs: int) -> Any:
-    assert cfg.out is not None
+def train_config(cfg: PretrainConfig, data_root: Path, model: str, size: int,
+                 epochs: int) -> TrainConfig:
+    """The training settings of one member of the resolved run ``cfg``: ``model`` at input
+    ``size`` for ``epochs`` on ``data_root``, written to ``<cfg.out>/<model>/`` (continuing
+    its ``checkpoint.pth`` under ``--resume`` when there is one)."""
+    assert cfg.out is not None and cfg.batch_size is not None and cfg.lr is not None
     run_dir = cfg.out / model
-    argv = ["--data-root", str(data_root), "--model", model, "--image-size", str(size),
-            "--batch-size", str(cfg.batch_size), "--epochs", str(epochs), "--lr", str(cfg.lr),
-            "--seed", str(cfg.seed), "--split-seed", str(cfg.seed), "--device", cfg.device,
-            "--workers", str(cfg.workers), "--output-dir", str(run_dir),
-            "--tune-fraction", str(cfg.tune_fraction), "--cache-dir", str(cfg.cache_dir)]
-    if cfg.skip_bad_images:
-        argv.append("--skip-bad-images")
-    if not cfg.progress:
-        argv.append("--no-progress")
-    last = run_dir / train_mod.CHECKPOINT
-    if cfg.resume and last.is_file():
-        argv += ["--resume", str(last)]
-    return train_mod.get_args_parser().parse_args(argv)
+    last = run_dir / CHECKPOINT
+    return TrainConfig(
+        data_root=str(data_root), model=model, image_size=size, batch_size=cfg.batch_size,
+        epochs=epochs, lr=cfg.lr, seed=cfg.seed, split_seed=cfg.seed, device=cfg.device,
+        workers=cfg.workers, output_dir=str(run_dir), tune_fraction=cfg.tune_fraction,
+        cache_dir=str(cfg.cache_dir), skip_bad_images=cfg.skip_bad_images,
+        progress=cfg.progress, resume=str(last) if cfg.resume and last.is_file() else None)
 
 
 def study_logits(data: MuraData, model_name: str, size: int, checkpoint: Path,
                  cfg: PretrainConfig, device: torch.device) -> tuple[np.ndarray, list[str]]:
     """Study-level logits ``(S, 2)`` of one trained model for every study of ``data`` (all
     splits, in ``data.studies`` order), and the paths of undecodable images skipped."""
-    ckpt = train_mod.load_checkpoint(checkpoint)
+    ckpt = load_checkpoint(checkpoint)
     model = build_model(model_name)
     model.load_state_dict(ckpt["model"])
     model.to(device)
@@ -155,80 +156,85 @@ def study_logits(data: MuraData, model_name: str, size: int, checkpoint: Path,
                              data.studies["study_id"].to_numpy()), cache.bad
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the pretraining; returns the exit status."""
-    from mura_env.logits import DEFAULT_LOGITS_PATH, LogitsTable
-    from mura_env.metrics import study_metrics
+@dataclass
+class Member:
+    """One trained ensemble member: its registry ``name``, study-level ``logits`` ``(S, 2)``
+    float32 (every study, in ``data.studies`` order), its entry of the logits table's
+    ``model_configs``, the seconds its training and logits took and the undecodable images
+    its cache skipped."""
 
-    cfg = resolve(parse_config(PretrainConfig, argv))
-    assert cfg.out is not None and cfg.models is not None
-    assert cfg.image_size is not None and cfg.epochs is not None
+    name: str
+    logits: np.ndarray
+    config: dict[str, Any]
+    seconds: float
+    bad_images: list[str]
+
+
+def start_run_folder(cfg: PretrainConfig) -> None:
+    """Create the run folder ``cfg.out`` and write the resolved ``config.json`` into it;
+    under ``--resume`` the folder must already hold one (else :class:`FileNotFoundError`)."""
+    assert cfg.out is not None
     if cfg.resume and not (cfg.out / "config.json").is_file():
         raise FileNotFoundError(f"--resume needs an existing run folder --out; {cfg.out} has "
                                 "no config.json")
     cfg.out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, cfg.out / "config.json")
-    start = time.perf_counter()
+
+
+def prepare_data(cfg: PretrainConfig) -> tuple[Path, MuraData]:
+    """The data root (``--data-root``, or the synthetic set, generated when missing) and the
+    data set read from it with the run's train/tune split."""
     if cfg.data_root is None:
         generate(cfg.synthetic_dir, scale=cfg.scale or 0.1, seed=cfg.seed,
                  progress=cfg.progress)
         data_root = cfg.synthetic_dir
     else:
         data_root = cfg.data_root
-    data = load_mura(data_root, tune_fraction=cfg.tune_fraction, seed=cfg.seed)
+    return data_root, load_mura(data_root, tune_fraction=cfg.tune_fraction, seed=cfg.seed)
 
-    members, member_logits, bad_images = [], [], set()
-    configs: dict[str, dict[str, Any]] = {}
-    timings: dict[str, float] = {}
-    device = train_mod.resolve_device(cfg.device)
-    for model, size, epochs in zip(cfg.models, cfg.image_size, cfg.epochs, strict=True):
-        t0 = time.perf_counter()
-        args = _train_args(cfg, data_root, model, size, epochs)
-        result = train_mod.main(args)
-        best = Path(result["best_checkpoint"])
-        logits, bad = study_logits(data, model, size, best, cfg, device)
-        bad_images |= set(bad)
-        members.append(model)
-        member_logits.append(logits)
-        configs[model] = {"name": model, "image_size": size, "epochs": epochs,
-                          "batch_size": cfg.batch_size, "lr": cfg.lr, "seed": cfg.seed,
-                          "best_epoch": result["best_epoch"],
-                          "best_tune_kappa": result["best_tune_kappa"],
-                          "checkpoint": str(best), "checkpoint_sha256": file_sha256(best)}
-        timings[model] = time.perf_counter() - t0
-        print(f"{model} ({size}px): best tune kappa {result['best_tune_kappa']:.3f} at epoch "
-              f"{result['best_epoch'] + 1}, {timings[model]:.0f} s")
 
-    logits = np.stack(member_logits, axis=1).astype(np.float32)  # (S, K, 2)
-    table = LogitsTable.from_arrays(data.studies, members, logits, model_configs=configs,
-                                    data_fingerprint=data.fingerprint)
-    table.save(cfg.out / "logits.parquet")
+def train_member(cfg: PretrainConfig, data_root: Path, data: MuraData, model: str, size: int,
+                 epochs: int, device: torch.device) -> Member:
+    """Train ``model`` (see :func:`train_config`), then compute the study-level logits of its
+    best checkpoint on ``device``; prints a one-line summary."""
+    start = time.perf_counter()
+    result = train_backbone(train_config(cfg, data_root, model, size, epochs))
+    best = Path(result["best_checkpoint"])
+    logits, bad = study_logits(data, model, size, best, cfg, device)
+    config = {"name": model, "image_size": size, "epochs": epochs,
+              "batch_size": cfg.batch_size, "lr": cfg.lr, "seed": cfg.seed,
+              "best_epoch": result["best_epoch"], "best_tune_kappa": result["best_tune_kappa"],
+              "checkpoint": str(best), "checkpoint_sha256": file_sha256(best)}
+    seconds = time.perf_counter() - start
+    print(f"{model} ({size}px): best tune kappa {result['best_tune_kappa']:.3f} at epoch "
+          f"{result['best_epoch'] + 1}, {seconds:.0f} s")
+    return Member(name=model, logits=logits, config=config, seconds=seconds, bad_images=bad)
 
-    probabilities = table.abnormal_probabilities()  # (S, K) softmax(logits)[1]
+
+def metrics_table(data: MuraData, probabilities: np.ndarray,
+                  members: list[str]) -> pd.DataFrame:
+    """Each member's study-level metrics on tune and valid, overall and per body part.
+
+    ``probabilities`` is ``(S, K)``: member ``k``'s abnormality probability of every study of
+    ``data.studies``. Returns the rows of :func:`mura_env.metrics.study_metrics` with the
+    columns ``model`` and ``split`` in front."""
     rows = []
     for k, model in enumerate(members):
         for split in ("tune", "valid"):
             mask = (data.studies["split"] == split).to_numpy()
             sub = data.studies[mask]
             m = study_metrics(sub["label"].to_numpy(), probabilities[mask, k],
-                              sub["body_part"].to_numpy(),
-                              n_bootstrap=0)
+                              sub["body_part"].to_numpy(), n_bootstrap=0)
             m.insert(0, "split", split)
             m.insert(0, "model", model)
             rows.append(m)
-    metrics = pd.concat(rows, ignore_index=True)
-    atomic_write_bytes(cfg.out / "metrics.csv", metrics.to_csv(index=False).encode())
+    return pd.concat(rows, ignore_index=True)
 
-    valid = (data.studies["split"] == "valid").to_numpy()
-    report = diversity_report(data.studies[valid], probabilities[valid], members)
-    report.update({"wall_seconds": time.perf_counter() - start, "model_seconds": timings,
-                   "bad_images": len(bad_images), "synthetic": cfg.data_root is None})
-    atomic_write_bytes(cfg.out / "diversity.json", (json.dumps(report, indent=2) + "\n").encode())
 
-    if cfg.export_default:
-        DEFAULT_LOGITS_PATH.parent.mkdir(parents=True, exist_ok=True)
-        table.save(DEFAULT_LOGITS_PATH)
-        print(f"installed the built-in default table {DEFAULT_LOGITS_PATH}")
+def print_summary(cfg: PretrainConfig, metrics: pd.DataFrame, report: dict[str, Any]) -> None:
+    """Print the run folder, each member's tune/valid accuracy and kappa and the valid
+    split's diversity figures (``report`` of :func:`diversity_report`, with ``wall_seconds``
+    and ``bad_images`` added)."""
     print(f"\nrun folder {cfg.out} ({report['wall_seconds']:.0f} s)"
           + ("  [SYNTHETIC data]" if cfg.data_root is None else ""))
     overall = metrics[(metrics["body_part"] == "ALL")
@@ -239,8 +245,46 @@ def main(argv: list[str] | None = None) -> int:
           f"{report['oracle_accuracy']:.1%} vs uniform average {report['average_accuracy']:.1%} "
           f"(+{report['oracle_minus_average']:.1f} points); best member per body part "
           f"{report['best_member_per_body_part']}")
-    if bad_images:
-        print(f"{len(bad_images)} undecodable image(s) were excluded (--skip-bad-images)")
+    if report["bad_images"]:
+        print(f"{report['bad_images']} undecodable image(s) were excluded (--skip-bad-images)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m experiments.pretrain_backbones``: parse ``argv`` (default
+    ``sys.argv[1:]``), train every member, write the run folder's outputs (see the module
+    docstring) and print a summary. Returns the exit status (0)."""
+    cfg = resolve(parse_config(PretrainConfig, argv))
+    assert cfg.out is not None and cfg.models is not None
+    assert cfg.image_size is not None and cfg.epochs is not None
+    start_run_folder(cfg)
+    start = time.perf_counter()
+    data_root, data = prepare_data(cfg)
+    device = resolve_device(cfg.device)
+    members = [train_member(cfg, data_root, data, model, size, epochs, device)
+               for model, size, epochs in zip(cfg.models, cfg.image_size, cfg.epochs,
+                                              strict=True)]
+    names = [m.name for m in members]
+    logits = np.stack([m.logits for m in members], axis=1).astype(np.float32)  # (S, K, 2)
+    table = LogitsTable.from_arrays(data.studies, names, logits,
+                                    model_configs={m.name: m.config for m in members},
+                                    data_fingerprint=data.fingerprint)
+    table.save(cfg.out / "logits.parquet")
+
+    probabilities = table.abnormal_probabilities()  # (S, K) softmax(logits)[1]
+    metrics = metrics_table(data, probabilities, names)
+    atomic_write_bytes(cfg.out / "metrics.csv", metrics.to_csv(index=False).encode())
+    valid = (data.studies["split"] == "valid").to_numpy()
+    report = diversity_report(data.studies[valid], probabilities[valid], names)
+    report.update({"wall_seconds": time.perf_counter() - start,
+                   "model_seconds": {m.name: m.seconds for m in members},
+                   "bad_images": len(set().union(*(m.bad_images for m in members))),
+                   "synthetic": cfg.data_root is None})
+    atomic_write_bytes(cfg.out / "diversity.json", (json.dumps(report, indent=2) + "\n").encode())
+    if cfg.export_default:
+        DEFAULT_LOGITS_PATH.parent.mkdir(parents=True, exist_ok=True)
+        table.save(DEFAULT_LOGITS_PATH)
+        print(f"installed the built-in default table {DEFAULT_LOGITS_PATH}")
+    print_summary(cfg, metrics, report)
     return 0
 
 

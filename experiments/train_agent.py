@@ -26,20 +26,20 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 from agents.algos import ALGOS
-from agents.baselines import all_baselines
-from agents.evaluate import Evaluation, evaluate_baseline, evaluate_policy, mapping_kwargs
+from agents.evaluate import evaluate_policy
+from agents.reporting import baseline_evaluations, kind_of, summary_row
 from agents.softmax_pg import SoftmaxPGConfig
 from agents.train import resolve_hyperparameters, train_agent
 from experiments.logits_source import resolve_table
 from mura_env.common.atomic import atomic_write_bytes
 from mura_env.common.config_cli import parse_config, save_config
-from mura_env.env import WeightingProblem
+from mura_env.config import WeightingConfig
 from mura_env.logits import LogitsTableError, MissingLogitsError
+from mura_env.mapping import DEFAULT_ACTION_SCALE, DEFAULT_TEMPERATURE
 from mura_env.rewards import REWARDS
 
 
@@ -60,8 +60,10 @@ class TrainAgentConfig:
         "help": "reward function", "choices": tuple(REWARDS)})
     out: Path | None = field(default=None, metadata={
         "help": "run folder (default runs/agents/<algo>_<seed>_<time>)"})
-    action_scale: float = field(default=3.0, metadata={"help": "env action scale"})
-    temperature: float = field(default=1.0, metadata={"help": "env softmax temperature"})
+    action_scale: float = field(default=DEFAULT_ACTION_SCALE, metadata={
+        "help": "env action scale"})
+    temperature: float = field(default=DEFAULT_TEMPERATURE, metadata={
+        "help": "env softmax temperature"})
     studies_per_episode: int = field(default=1, metadata={"help": "studies per episode"})
     learning_rate: float | None = field(default=None, metadata={
         "help": "learning rate (default: the algorithm's own)"})
@@ -76,43 +78,6 @@ class TrainAgentConfig:
     progress: bool = field(default=False, metadata={"help": "show progress bars"})
 
 
-def env_kwargs_of(cfg: Any) -> dict[str, Any]:
-    """The ``MuraWeighting-v0`` arguments of a config with ``reward``, ``action_scale``,
-    ``temperature`` and ``studies_per_episode`` fields."""
-    return {"reward": cfg.reward, "action_scale": cfg.action_scale,
-            "temperature": cfg.temperature, "studies_per_episode": cfg.studies_per_episode}
-
-
-def baseline_evaluations(table: Any, env_kwargs: dict[str, Any], n_bootstrap: int,
-                         seed: int = 0) -> list[Evaluation]:
-    """Every baseline fitted on ``tune`` (its ``fit_time`` measured) and evaluated on
-    ``valid``."""
-    mapping = mapping_kwargs(env_kwargs)
-    tune = WeightingProblem(table, "tune", **mapping)
-    out = []
-    for baseline in all_baselines(seed):
-        start = time.perf_counter()
-        baseline.fit(tune)
-        fit_time = time.perf_counter() - start
-        ev = evaluate_baseline(baseline, table, "valid", n_bootstrap=n_bootstrap, **mapping)
-        ev.fit_time = fit_time
-        out.append(ev)
-    return out
-
-
-def summary_row(ev: Evaluation, **extra: Any) -> dict[str, Any]:
-    """One flat row: method, accuracy/kappa/auroc with CIs, per-body-part kappa, extras."""
-    m = ev.metrics
-    row: dict[str, Any] = {"method": ev.name, **extra}
-    for metric in ("accuracy", "kappa", "auroc"):
-        r = m[(m.body_part == "ALL") & (m.metric == metric)].iloc[0]
-        row[metric], row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = (
-            r["value"], r["ci_low"], r["ci_high"])
-    for _, r in m[(m.body_part != "ALL") & (m.metric == "kappa")].iterrows():
-        row[f"kappa_{r['body_part']}"] = r["value"]
-    return row
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     cfg = parse_config(TrainAgentConfig, argv)
@@ -123,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     native = SoftmaxPGConfig(per_study=cfg.per_study)
     try:
-        hyper = resolve_hyperparameters(cfg.algo, total_timesteps=cfg.total_timesteps,
+        settings = resolve_hyperparameters(cfg.algo, total_timesteps=cfg.total_timesteps,
                                         eval_every=cfg.eval_every, n_envs=cfg.n_envs,
                                         learning_rate=cfg.learning_rate, softmax_pg=native)
     except ValueError as e:
@@ -132,28 +97,27 @@ def main(argv: list[str] | None = None) -> int:
     out = cfg.out or Path("runs/agents") / f"{cfg.algo}_{cfg.seed}_{time.strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
     cfg = dataclasses.replace(cfg, logits=source, out=out,
-                              total_timesteps=hyper["total_timesteps"], n_envs=hyper["n_envs"],
-                              eval_every=hyper["eval_every"],
-                              learning_rate=hyper["learning_rate"])
-    save_config(cfg, out / "config.json", {"hyperparameters": hyper})
-    env_kwargs = env_kwargs_of(cfg)
+                              total_timesteps=settings["total_timesteps"],
+                              n_envs=settings["n_envs"], eval_every=settings["eval_every"],
+                              learning_rate=settings["learning_rate"])
+    save_config(cfg, out / "config.json", {"hyperparameters": settings})
+    env_config = WeightingConfig.from_options(cfg, logits=table)
     print(f"training {cfg.algo} (seed {cfg.seed}) on {source} -> {out}")
-    trained = train_agent(cfg.algo, table, out, total_timesteps=cfg.total_timesteps,
-                          seed=cfg.seed, env_kwargs=env_kwargs, eval_every=cfg.eval_every,
+    trained = train_agent(cfg.algo, env_config, out, total_timesteps=cfg.total_timesteps,
+                          seed=cfg.seed, eval_every=cfg.eval_every,
                           learning_rate=cfg.learning_rate, n_envs=cfg.n_envs,
                           softmax_pg=native, tensorboard=cfg.tensorboard,
                           progress=cfg.progress)
-    mapping = mapping_kwargs(env_kwargs)
-    ev = evaluate_policy(trained.policy, table, "valid", name=cfg.algo,
-                         n_bootstrap=cfg.n_bootstrap, seed=cfg.seed, **mapping)
+    ev = evaluate_policy(trained.policy, env_config, "valid", name=cfg.algo,
+                         n_bootstrap=cfg.n_bootstrap, seed=cfg.seed)
     summary = {**ev.summary(), "algo": cfg.algo, "seed": cfg.seed,
                "env_steps": trained.env_steps, "wall_time": trained.wall_time,
                "logits": str(source)}
     atomic_write_bytes(out / "metrics.json", (json.dumps(summary, indent=2) + "\n").encode())
     atomic_write_bytes(out / "metrics.csv", ev.metrics.to_csv(index=False).encode())
     rows = [summary_row(ev, kind="agent")] + [
-        summary_row(b, kind="reference" if "reference" in b.name else "baseline")
-        for b in baseline_evaluations(table, env_kwargs, cfg.n_bootstrap)]
+        summary_row(b_ev, kind=kind_of(baseline))
+        for baseline, b_ev in baseline_evaluations(env_config, cfg.n_bootstrap)]
     frame = pd.DataFrame(rows)
     atomic_write_bytes(out / "baselines.csv", frame.to_csv(index=False).encode())
     show = frame[["method", "accuracy", "accuracy_ci_low", "accuracy_ci_high", "kappa",

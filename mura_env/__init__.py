@@ -7,10 +7,15 @@ vector env), so that after ``import mura_env``::
     gymnasium.make_vec("MuraWeighting-v0", num_envs=4096, logits=...)
 
 work, and ``gymnasium.make("mura_env:MuraWeighting-v0", ...)`` works from a fresh interpreter.
+Worker processes that multiprocessing's forkserver starts (Stable-Baselines3's
+``SubprocVecEnv`` default on Linux and macOS) import this package first, so
+``make_vec_env("MuraWeighting-v0", vec_env_cls=SubprocVecEnv)`` finds the id there too.
 Heavy modules (torch, the env itself) are imported lazily by their entry points.
 """
 
 from __future__ import annotations
+
+import multiprocessing
 
 import gymnasium
 
@@ -26,5 +31,21 @@ if ENV_ID not in gymnasium.registry:
         entry_point="mura_env.env:MuraWeightingEnv",
         vector_entry_point="mura_env.vector_env:MuraWeightingVectorEnv",
     )
+
+
+
+def _preload_in_forkserver_workers() -> None:
+    """Add this package to the modules the forkserver imports before it forks workers (where
+    the platform has a forkserver), keeping the ones already listed (``__main__`` by default)."""
+    try:
+        from multiprocessing import forkserver
+    except ImportError:  # pragma: no cover - platforms without forkserver
+        return
+    current = list(getattr(forkserver._forkserver, "_preload_modules", None) or ["__main__"])
+    if __name__ not in current:
+        multiprocessing.set_forkserver_preload([*current, __name__])
+
+
+_preload_in_forkserver_workers()
 
 __all__ = ["BODY_PARTS", "ENV_ID", "MURA_DIRNAME", "SPLITS", "__version__"]

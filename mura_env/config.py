@@ -130,7 +130,7 @@ class WeightingConfig:
         return EnsembleMapping(self.action_scale, self.temperature, self.threshold)
 
     @property
-    def coef(self) -> float:
+    def softmax_scale(self) -> float:
         """``action_scale / temperature``."""
         return self.action_scale / self.temperature
 
@@ -152,6 +152,15 @@ class WeightingConfig:
             value = getattr(self, f.name)
             out[f.name] = list(value) if isinstance(value, tuple) else value
         return out
+
+    @classmethod
+    def from_options(cls, options: Any, **overrides: Any) -> WeightingConfig:
+        """A config from the attributes of ``options`` named like its fields (e.g. a command
+        line's config dataclass with ``reward``, ``action_scale`` ... fields), then
+        ``overrides`` (e.g. ``logits=table``)."""
+        picked = {f.name: getattr(options, f.name) for f in dataclasses.fields(cls)
+                  if hasattr(options, f.name)}
+        return cls.build(None, **{**picked, **overrides})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], logits: LogitsSource = None) -> WeightingConfig:

@@ -259,7 +259,7 @@ class MuraWeightingEnv(gym.Env[np.ndarray, np.ndarray]):
         if i < 0:
             raise RuntimeError("No running episode: call reset() before step().")
         preferences = self._clipped(action)
-        weights, p = study_mixture(preferences, self._probabilities[i], self.config.coef)
+        weights, p = study_mixture(preferences, self._probabilities[i], self.config.softmax_scale)
         prediction = 1 if p > self.config.threshold else 0
         label = self._labels[i]
         reward = self.problem.reward_fn(p, prediction, label)

@@ -12,6 +12,8 @@ On disk it is one Parquet file (the study columns, then two float32 columns per 
 ``<model>.logit_normal`` and ``<model>.logit_abnormal``) and a JSON manifest beside it,
 ``<stem>.manifest.json``, with the model names and configs, the data set fingerprint, the
 creation time, the package version and the Parquet file's sha256. Loading checks both.
+The checks and the file format are in :mod:`mura_env.logits_format`; import its public names
+from here.
 """
 
 from __future__ import annotations
@@ -19,164 +21,48 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mura_env.common.atomic import atomic_write, file_sha256
-from mura_env.constants import BODY_PARTS, SPLITS, STUDY_COLUMNS
+from mura_env.constants import BODY_PARTS, SPLITS
+from mura_env.logits_format import (
+    MANIFEST_FORMAT,
+    MANIFEST_VERSION,
+    LogitsTableError,
+    MissingLogitsError,
+    logit_columns,
+    manifest_path,
+    normalize_configs,
+    normalize_logits,
+    normalize_models,
+    normalize_studies,
+    read_arrays,
+    read_manifest,
+    to_arrow,
+)
 from mura_env.mapping import member_probabilities
 
-#: Format name and version written to (and required in) every manifest.
-MANIFEST_FORMAT = "mura-rl/logits-table"
-MANIFEST_VERSION = 1
+__all__ = [
+    "DEFAULT_LOGITS_PATH", "MANIFEST_FORMAT", "MANIFEST_VERSION", "LogitsTable",
+    "LogitsTableError", "MissingLogitsError", "logit_columns", "manifest_path", "resolve_logits",
+]
 
 #: Where the package's built-in default table lives (remade by
 #: ``python -m experiments.pretrain_backbones --out runs/pretrain/default --export-default``).
 DEFAULT_LOGITS_PATH = Path(__file__).resolve().parent / "assets" / "default_logits.parquet"
 
-_LOGIT_SUFFIXES = (".logit_normal", ".logit_abnormal")
-_STR_COLUMNS = ("study_id", "patient_id", "body_part", "split")
-_INT_COLUMNS = ("label", "n_images")
-_MANIFEST_KEYS = (
-    "format", "format_version", "parquet", "parquet_sha256", "n_studies", "model_names",
-    "model_configs", "data_fingerprint", "created_at", "package_version",
-)
-
-
-class LogitsTableError(ValueError):
-    """A logits table (arrays, Parquet file or manifest) is malformed or inconsistent."""
-
-
-class MissingLogitsError(FileNotFoundError):
-    """No logits table at the given path (or no built-in default table)."""
-
-
-def manifest_path(path: str | os.PathLike[str]) -> Path:
-    """The manifest that goes with the Parquet file ``path``: ``<folder>/<stem>.manifest.json``."""
-    path = Path(path)
-    return path.with_name(path.stem + ".manifest.json")
-
-
-def logit_columns(model_names: Sequence[str]) -> list[str]:
-    """Parquet column names of the logits, model by model:
-    ``<m>.logit_normal, <m>.logit_abnormal``."""
-    return [f"{m}{s}" for m in model_names for s in _LOGIT_SUFFIXES]
-
 
 def _package_version() -> str:
+    """The installed mura-rl version, ``mura_env.__version__``."""
     from mura_env import __version__
 
     return __version__
-
-
-def _normalize_studies(studies: pd.DataFrame, where: str) -> pd.DataFrame:
-    """Validated copy of the study table: required columns only, in order, clean dtypes."""
-    if not isinstance(studies, pd.DataFrame):
-        raise LogitsTableError(f"{where}: studies must be a pandas DataFrame, got {type(studies)}.")
-    missing = [c for c in STUDY_COLUMNS if c not in studies.columns]
-    if missing:
-        raise LogitsTableError(
-            f"{where}: the studies table lacks the column(s) {missing}; expected the columns "
-            f"{list(STUDY_COLUMNS)} (one row per study, e.g. MuraData.studies)."
-        )
-    df = studies.loc[:, list(STUDY_COLUMNS)].reset_index(drop=True)
-    nulls = [c for c in STUDY_COLUMNS if df[c].isna().any()]
-    if nulls:
-        raise LogitsTableError(f"{where}: missing values in the column(s) {nulls}.")
-    out = {}
-    for c in _STR_COLUMNS:
-        out[c] = df[c].astype(str)
-    for c in _INT_COLUMNS:
-        values = df[c].to_numpy()
-        try:
-            as_int = values.astype(np.int64)
-            ok = np.array_equal(as_int, values.astype(np.float64))
-        except (TypeError, ValueError):
-            ok = False
-        if not ok:
-            raise LogitsTableError(f"{where}: column {c!r} must hold integers, got {values[:5]!r}.")
-        out[c] = pd.Series(as_int, dtype="int64")
-    df = pd.DataFrame(out)[list(STUDY_COLUMNS)]
-
-    bad_label = ~df["label"].isin([0, 1])
-    if bad_label.any():
-        raise LogitsTableError(
-            f"{where}: labels must be 0 (normal) or 1 (abnormal); found "
-            f"{sorted(set(df.loc[bad_label, 'label'].tolist()))} "
-            f"(e.g. study {df.loc[bad_label, 'study_id'].iloc[0]!r})."
-        )
-    bad_part = ~df["body_part"].isin(BODY_PARTS)
-    if bad_part.any():
-        raise LogitsTableError(
-            f"{where}: unknown body part(s) {sorted(set(df.loc[bad_part, 'body_part']))}; "
-            f"expected one of {list(BODY_PARTS)}."
-        )
-    bad_split = ~df["split"].isin(SPLITS)
-    if bad_split.any():
-        raise LogitsTableError(
-            f"{where}: unknown split(s) {sorted(set(df.loc[bad_split, 'split']))}; "
-            f"expected one of {list(SPLITS)}."
-        )
-    if (df["n_images"] < 0).any():
-        raise LogitsTableError(f"{where}: n_images must be >= 0.")
-    dup = df["study_id"].duplicated()
-    if dup.any():
-        raise LogitsTableError(
-            f"{where}: study_id must be unique; {int(dup.sum())} duplicate(s), e.g. "
-            f"{df.loc[dup, 'study_id'].iloc[0]!r}."
-        )
-    return df
-
-
-def _normalize_models(model_names: Iterable[str], where: str) -> tuple[str, ...]:
-    if isinstance(model_names, str):
-        raise LogitsTableError(f"{where}: model_names must be a list of names, not a string.")
-    names = tuple(model_names)
-    if not names:
-        raise LogitsTableError(f"{where}: at least one model name is needed.")
-    for n in names:
-        if not isinstance(n, str) or not n:
-            raise LogitsTableError(f"{where}: model names must be non-empty strings, got {n!r}.")
-    if len(set(names)) != len(names):
-        raise LogitsTableError(f"{where}: model names must be unique, got {list(names)}.")
-    return names
-
-
-def _normalize_logits(logits: Any, n: int, k: int, where: str) -> np.ndarray:
-    try:
-        arr = np.asarray(logits)
-        with np.errstate(over="ignore", invalid="ignore"):
-            arr32 = arr.astype(np.float32)
-    except (TypeError, ValueError) as e:
-        raise LogitsTableError(f"{where}: logits must be a numeric array, got {e}.") from e
-    if arr32.shape != (n, k, 2):
-        raise LogitsTableError(
-            f"{where}: logits must have shape [n_studies, K, 2] = [{n}, {k}, 2], "
-            f"got {list(arr32.shape)}."
-        )
-    finite = np.isfinite(arr32)
-    if not finite.all():
-        i = int(np.argwhere(~finite)[0][0])
-        raise LogitsTableError(
-            f"{where}: logits must be finite float32 values; found NaN/inf "
-            f"({int((~finite).sum())} value(s), first in row {i})."
-        )
-    arr32 = np.ascontiguousarray(arr32)  # astype made a private copy
-    arr32.flags.writeable = False
-    return arr32
-
-
-def _jsonable(value: Any, where: str) -> Any:
-    try:
-        return json.loads(json.dumps(value))
-    except (TypeError, ValueError) as e:
-        raise LogitsTableError(f"{where}: model_configs must be JSON-serializable ({e}).") from e
 
 
 class LogitsTable:
@@ -214,17 +100,12 @@ class LogitsTable:
             self.model_names = tuple(model_names)
             self.logits = logits
         else:
-            self.studies = _normalize_studies(studies, where)
-            self.model_names = _normalize_models(model_names, where)
-            self.logits = _normalize_logits(logits, len(self.studies), len(self.model_names),
-                                            where)
-        configs = dict(model_configs or {})
-        unknown = sorted(set(configs) - set(self.model_names))
-        if unknown:
-            raise LogitsTableError(f"{where}: model_configs names unknown model(s) {unknown}.")
-        self.model_configs: dict[str, Any] = _jsonable(
-            {m: configs.get(m, {}) for m in self.model_names}, where
-        )
+            self.studies = normalize_studies(studies, where)
+            self.model_names = normalize_models(model_names, where)
+            self.logits = normalize_logits(logits, len(self.studies), len(self.model_names),
+                                           where)
+        self.model_configs: dict[str, Any] = normalize_configs(model_configs, self.model_names,
+                                                               where)
         self.data_fingerprint = data_fingerprint
         self.created_at = created_at or _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
         self.package_version = package_version or _package_version()
@@ -300,39 +181,56 @@ class LogitsTable:
         Raises:
             ValueError: unknown split, body part or model name.
         """
-        keep = np.ones(len(self), dtype=bool)
-        for column, wanted, known in (("split", split, SPLITS), ("body_part", body_parts,
-                                                                 BODY_PARTS)):
-            if wanted is None:
-                continue
-            values = [wanted] if isinstance(wanted, str) else list(wanted)
-            bad = [v for v in values if v not in known]
-            if bad:
-                raise ValueError(
-                    f"Unknown {column} value(s) {bad}; expected some of {list(known)}."
-                )
-            keep &= self.studies[column].isin(values).to_numpy()
-        if models is None:
-            model_idx = list(range(self.n_models))
-        else:
-            names = [models] if isinstance(models, str) else list(models)
-            bad = [m for m in names if m not in self.model_names]
-            if bad or not names or len(set(names)) != len(names):
-                raise ValueError(
-                    f"models must be a non-empty list of distinct names from the table; got "
-                    f"{names}, unknown {bad}; the table has {list(self.model_names)}."
-                )
-            model_idx = [self.model_names.index(m) for m in names]
+        keep = self._row_mask(split, body_parts)
+        model_idx = self._model_indices(models)
         rows = np.flatnonzero(keep)
         logits = np.ascontiguousarray(self.logits[rows][:, model_idx])
         logits.flags.writeable = False
         names = tuple(self.model_names[i] for i in model_idx)
         return LogitsTable(
             self.studies.iloc[rows].reset_index(drop=True), names, logits,
-            model_configs={m: self.model_configs[m] for m in names},
+            model_configs={model: self.model_configs[model] for model in names},
             data_fingerprint=self.data_fingerprint, created_at=self.created_at,
             package_version=self.package_version, _validated=True,
         )
+
+    def _row_mask(self, split: str | Sequence[str] | None,
+                  body_parts: str | Sequence[str] | None) -> np.ndarray:
+        """Boolean ``[n]``: the studies of ``split`` and ``body_parts`` (None keeps all).
+
+        Raises:
+            ValueError: unknown split or body part.
+        """
+        keep = np.ones(len(self), dtype=bool)
+        for column, wanted, known in (("split", split, SPLITS),
+                                      ("body_part", body_parts, BODY_PARTS)):
+            if wanted is None:
+                continue
+            values = [wanted] if isinstance(wanted, str) else list(wanted)
+            unknown = [value for value in values if value not in known]
+            if unknown:
+                raise ValueError(
+                    f"Unknown {column} value(s) {unknown}; expected some of {list(known)}."
+                )
+            keep &= self.studies[column].isin(values).to_numpy()
+        return keep
+
+    def _model_indices(self, models: str | Sequence[str] | None) -> list[int]:
+        """Positions in ``model_names`` of ``models``, in the order given (None: all).
+
+        Raises:
+            ValueError: an unknown or repeated name, or an empty list.
+        """
+        if models is None:
+            return list(range(self.n_models))
+        names = [models] if isinstance(models, str) else list(models)
+        unknown = [name for name in names if name not in self.model_names]
+        if unknown or not names or len(set(names)) != len(names):
+            raise ValueError(
+                f"models must be a non-empty list of distinct names from the table; got "
+                f"{names}, unknown {unknown}; the table has {list(self.model_names)}."
+            )
+        return [self.model_names.index(name) for name in names]
 
     # ------------------------------------------------------------------ persistence
     def manifest(self, parquet_name: str, parquet_sha256: str) -> dict[str, Any]:
@@ -348,7 +246,7 @@ class LogitsTable:
             "data_fingerprint": self.data_fingerprint,
             "created_at": self.created_at,
             "package_version": self.package_version,
-            "split_counts": {s: int(c) for s, c in
+            "split_counts": {split: int(count) for split, count in
                              self.studies["split"].value_counts().sort_index().items()},
         }
 
@@ -366,16 +264,7 @@ class LogitsTable:
             The Parquet path.
         """
         path = Path(path)
-        columns: dict[str, Any] = {c: pa.array(self.studies[c].to_numpy(dtype=object),
-                                               type=pa.string()) for c in _STR_COLUMNS}
-        for c in _INT_COLUMNS:
-            columns[c] = pa.array(self.studies[c].to_numpy(dtype=np.int64), type=pa.int64())
-        names = logit_columns(self.model_names)
-        flat = self.logits.reshape(len(self), 2 * self.n_models)
-        for j, name in enumerate(names):
-            columns[name] = pa.array(np.ascontiguousarray(flat[:, j]), type=pa.float32())
-        table = pa.table({c: columns[c] for c in (*STUDY_COLUMNS, *names)})
-
+        table = to_arrow(self.studies, self.model_names, self.logits)
         digest: dict[str, str] = {}
 
         def write_parquet(tmp: str) -> None:
@@ -404,64 +293,10 @@ class LogitsTable:
                 NaN/inf logits, label not in {0, 1}, unknown body part or split).
         """
         path = Path(path)
-        if not path.is_file():
-            raise MissingLogitsError(
-                f"No logits table at {path}. Build one with "
-                "LogitsTable.from_arrays(studies, model_names, logits).save(path)."
-            )
-        mpath = manifest_path(path)
-        if not mpath.is_file():
-            raise MissingLogitsError(
-                f"The logits table {path} has no manifest beside it (expected {mpath}); "
-                "re-save the table with LogitsTable.save(path), which writes both."
-            )
-        try:
-            manifest = json.loads(mpath.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise LogitsTableError(f"Manifest {mpath} is not valid JSON: {e}") from e
+        manifest = read_manifest(path)
         where = f"Logits table {path}"
-        if not isinstance(manifest, dict):
-            raise LogitsTableError(f"{where}: the manifest {mpath} must hold a JSON object.")
-        missing = [k for k in _MANIFEST_KEYS if k not in manifest]
-        if missing:
-            raise LogitsTableError(f"{where}: the manifest {mpath} lacks the key(s) {missing}.")
-        if (manifest["format"] != MANIFEST_FORMAT
-                or manifest["format_version"] != MANIFEST_VERSION):
-            raise LogitsTableError(
-                f"{where}: manifest format {manifest['format']!r} v{manifest['format_version']}"
-                f" is not {MANIFEST_FORMAT!r} v{MANIFEST_VERSION}; re-save the table."
-            )
-        sha = file_sha256(path)
-        if sha != manifest["parquet_sha256"]:
-            raise LogitsTableError(
-                f"{where}: the manifest {mpath} does not match the file (sha256 {sha[:12]}... "
-                f"vs {str(manifest['parquet_sha256'])[:12]}... in the manifest); the Parquet "
-                "file was changed or replaced without its manifest. Re-save both with "
-                "LogitsTable.save(path)."
-            )
-        model_names = _normalize_models(manifest["model_names"], where)
-        try:
-            arrow = pq.read_table(path)
-        except (OSError, pa.ArrowException) as e:
-            raise LogitsTableError(f"{where}: not a readable Parquet file ({e}).") from e
-        expected = [*STUDY_COLUMNS, *logit_columns(model_names)]
-        if arrow.column_names != expected:
-            missing_cols = [c for c in expected if c not in arrow.column_names]
-            raise LogitsTableError(
-                f"{where}: columns {arrow.column_names} do not match the manifest's models "
-                f"{list(model_names)}; expected {expected} (missing {missing_cols})."
-            )
-        if arrow.num_rows != manifest["n_studies"]:
-            raise LogitsTableError(
-                f"{where}: {arrow.num_rows} rows but the manifest says {manifest['n_studies']}."
-            )
-        studies = pd.DataFrame({c: arrow.column(c).to_pandas() for c in STUDY_COLUMNS})
-        flat = np.column_stack(
-            [arrow.column(c).to_numpy().astype(np.float32) for c in expected[len(STUDY_COLUMNS):]]
-        ) if arrow.num_rows else np.zeros((0, 2 * len(model_names)), np.float32)
-        logits = flat.reshape(arrow.num_rows, len(model_names), 2)
-        studies = _normalize_studies(studies, where)
-        logits = _normalize_logits(logits, len(studies), len(model_names), where)
+        model_names = normalize_models(manifest["model_names"], where)
+        studies, logits = read_arrays(path, manifest, model_names)
         configs = manifest["model_configs"] or {}
         if not isinstance(configs, dict):
             raise LogitsTableError(f"{where}: model_configs in the manifest must be an object.")

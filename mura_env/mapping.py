@@ -1,9 +1,9 @@
 """The one action -> weights -> ensemble probability -> prediction mapping of mura-rl.
 
 For ``K`` ensemble members, an action is ``K`` preferences in [-1, 1]; with
-``coef = action_scale / temperature``::
+``softmax_scale = action_scale / temperature``::
 
-    w = softmax(coef * clip(action, -1, 1))    # [K] weights, sum 1
+    w = softmax(softmax_scale * clip(action, -1, 1))    # [K] weights, sum 1
     p = min(sum_k w_k * q_k, 1)                # q_k: member k's abnormality probability
     prediction = int(p > threshold)            # 1 = abnormal
 
@@ -32,7 +32,7 @@ DEFAULT_ACTION_SCALE = 3.0
 DEFAULT_TEMPERATURE = 1.0
 #: Default decision threshold on the ensemble probability (``prediction = p > threshold``).
 DEFAULT_THRESHOLD = 0.5
-#: ``|coef|`` up to this needs no max-shift inside the softmax (``exp(50)`` is finite).
+#: ``|softmax_scale|`` up to this needs no max-shift inside the softmax (``exp(50)`` is finite).
 NO_SHIFT_LIMIT = 50.0
 #: Relative error scale of the float32 batch (see :func:`recheck_margin`).
 FLOAT32_ERROR = 1e-6
@@ -68,34 +68,35 @@ def member_probabilities(logits: np.ndarray) -> np.ndarray:
 
 
 def study_mixture(action: Sequence[float], probabilities: Sequence[float],
-                  coef: float) -> tuple[list[float], float]:
+                  softmax_scale: float) -> tuple[list[float], float]:
     """The mapping for one study, in float64 Python arithmetic.
 
     Args:
         action: the ``K`` preferences, already clipped to [-1, 1] (Python floats).
         probabilities: the ``K`` members' abnormality probabilities for the study.
-        coef: ``action_scale / temperature``.
+        softmax_scale: ``action_scale / temperature``.
 
     Returns:
         ``(weights, p)``: the ``K`` weights (a list of floats summing to 1) and the ensemble
         abnormality probability ``p`` (at most 1).
     """
-    if abs(coef) > NO_SHIFT_LIMIT:
+    if abs(softmax_scale) > NO_SHIFT_LIMIT:
         top = max(action)
-        terms = [exp(coef * (v - top)) for v in action]
+        terms = [exp(softmax_scale * (v - top)) for v in action]
     else:
-        terms = [exp(coef * v) for v in action]
+        terms = [exp(softmax_scale * v) for v in action]
     total = sum(terms)
     p = sum(map(mul, terms, probabilities)) / total
     return [t / total for t in terms], (p if p <= 1.0 else 1.0)
 
 
-def batch_weights(actions: np.ndarray, coef: float, dtype: type = np.float64) -> np.ndarray:
+def batch_weights(actions: np.ndarray, softmax_scale: float,
+                  dtype: type = np.float64) -> np.ndarray:
     """Weights of ``n`` actions: float ``[n, K]`` in [-1, 1] -> ``dtype`` ``[n, K]``, rows
     summing to 1 (a transposed view of a C-ordered ``[K, n]`` array, so that every NumPy
     operation runs on long contiguous rows)."""
-    z = np.multiply(np.asarray(actions).T, dtype(coef), dtype=dtype, order="C")
-    if abs(coef) > NO_SHIFT_LIMIT:
+    z = np.multiply(np.asarray(actions).T, dtype(softmax_scale), dtype=dtype, order="C")
+    if abs(softmax_scale) > NO_SHIFT_LIMIT:
         z -= z.max(axis=0)
     e = np.exp(z, out=z)
     return np.divide(e, e.sum(axis=0), out=e).T
@@ -108,35 +109,35 @@ def ensemble_probability(weights: np.ndarray, probabilities: np.ndarray) -> np.n
     return np.minimum(p, p.dtype.type(1.0), out=p)
 
 
-def batch_mixture(actions: np.ndarray, probabilities: np.ndarray, coef: float,
+def batch_mixture(actions: np.ndarray, probabilities: np.ndarray, softmax_scale: float,
                   dtype: type = np.float64) -> tuple[np.ndarray, np.ndarray]:
     """The mapping for ``n`` studies at once.
 
     Args:
         actions: float ``[n, K]``, already clipped to [-1, 1].
         probabilities: float ``[n, K]``, each member's abnormality probability per study.
-        coef: ``action_scale / temperature``.
+        softmax_scale: ``action_scale / temperature``.
         dtype: ``np.float64`` (agrees with :func:`study_mixture` to rounding) or
             ``np.float32`` (relative error ~1e-6; see :func:`exact_predictions`).
 
     Returns:
         ``(weights dtype [n, K], p dtype [n])``.
     """
-    w = batch_weights(actions, coef, dtype)
+    w = batch_weights(actions, softmax_scale, dtype)
     q = np.asarray(probabilities, dtype=dtype).T * w.T  # [K, n], contiguous rows
     p = q.sum(axis=0)
     return w, np.minimum(p, dtype(1.0), out=p)
 
 
-def recheck_margin(coef: float) -> float:
+def recheck_margin(softmax_scale: float) -> float:
     """Distance from the threshold within which a float32 :func:`batch_mixture` result is
-    recomputed in float64 (a bound on its error for ``coef = action_scale / temperature``)."""
-    return float(FLOAT32_ERROR * (4.0 + 2.0 * abs(coef)))
+    recomputed in float64: a bound on its error for ``softmax_scale``."""
+    return float(FLOAT32_ERROR * (4.0 + 2.0 * abs(softmax_scale)))
 
 
 def exact_predictions(p: np.ndarray, actions: np.ndarray,
                       probability_rows: Sequence[Sequence[float]], study_index: np.ndarray,
-                      coef: float, threshold: float) -> np.ndarray:
+                      softmax_scale: float, threshold: float) -> np.ndarray:
     """Predictions of a float32 :func:`batch_mixture` made exact.
 
     Every study whose ``p`` lies within :func:`recheck_margin` of ``threshold`` is recomputed
@@ -148,17 +149,18 @@ def exact_predictions(p: np.ndarray, actions: np.ndarray,
         actions: float ``[n, K]``, the clipped actions behind ``p``.
         probability_rows: every study's ``K`` float64 probabilities (Python lists).
         study_index: int ``[n]``, the row of ``probability_rows`` behind each ``p``.
-        coef, threshold: the mapping's settings.
+        softmax_scale, threshold: the mapping's settings.
 
     Returns:
         bool ``[n]``: ``p > threshold``.
     """
     above = p > np.float32(threshold)
-    margin = recheck_margin(coef)
+    margin = recheck_margin(softmax_scale)
     for j in np.flatnonzero(np.abs(p - np.float32(threshold)) <= margin).tolist():
-        _, pj = study_mixture(actions[j].tolist(), probability_rows[int(study_index[j])], coef)
-        p[j] = pj
-        above[j] = pj > threshold
+        row = probability_rows[int(study_index[j])]
+        _, exact = study_mixture(actions[j].tolist(), row, softmax_scale)
+        p[j] = exact
+        above[j] = exact > threshold
     return above
 
 
@@ -183,11 +185,11 @@ class EnsembleMapping:
         object.__setattr__(self, "threshold", check_threshold(self.threshold))
 
     @property
-    def coef(self) -> float:
+    def softmax_scale(self) -> float:
         """``action_scale / temperature``."""
         return self.action_scale / self.temperature
 
     def weights(self, actions: np.ndarray) -> np.ndarray:
         """float ``[n, K]`` actions (clipped to [-1, 1] here) -> float64 weights ``[n, K]``."""
         return batch_weights(np.clip(np.asarray(actions, dtype=np.float64), -1.0, 1.0),
-                             self.coef)
+                             self.softmax_scale)

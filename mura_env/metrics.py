@@ -27,15 +27,17 @@ _CHUNK_CELLS = 2_000_000
 
 
 def _as_binary(name: str, values: Any, n: int | None = None) -> np.ndarray:
-    arr = np.asarray(values)
-    if arr.ndim != 1 or (n is not None and len(arr) != n):
-        raise ValueError(f"{name} must be a 1-D array of length {n}, got shape {arr.shape}.")
-    if arr.dtype == bool:
-        return arr.astype(np.int64)
-    ok = arr.dtype.kind in "iuf" and np.isin(arr, (0, 1)).all()
-    if not ok:
-        raise ValueError(f"{name} must hold only 0 and 1 (1 = abnormal), got {arr[:5]!r}.")
-    return arr.astype(np.int64)
+    """``values`` as an int64 0/1 array; ValueError unless it is 1-D (of length ``n`` when
+    given) and holds booleans or numbers equal to 0 or 1."""
+    array = np.asarray(values)
+    if array.ndim != 1 or (n is not None and len(array) != n):
+        raise ValueError(f"{name} must be a 1-D array of length {n}, got shape {array.shape}.")
+    if array.dtype == bool:
+        return array.astype(np.int64)
+    binary = array.dtype.kind in "iuf" and np.isin(array, (0, 1)).all()
+    if not binary:
+        raise ValueError(f"{name} must hold only 0 and 1 (1 = abnormal), got {array[:5]!r}.")
+    return array.astype(np.int64)
 
 
 def weighted_metrics(
@@ -60,8 +62,8 @@ def weighted_metrics(
         chance disagreement for kappa), as scikit-learn defines them.
     """
     y = labels.astype(np.float64)
-    pr = predictions.astype(np.float64)
-    cells = np.stack([y * pr, (1 - y) * (1 - pr), (1 - y) * pr, y * (1 - pr)], axis=1)
+    pred = predictions.astype(np.float64)
+    cells = np.stack([y * pred, (1 - y) * (1 - pred), (1 - y) * pred, y * (1 - pred)], axis=1)
     tp, tn, fp, fn = (weights @ cells).T
     total = tp + tn + fp + fn
     out: dict[str, np.ndarray] = {}
@@ -79,12 +81,13 @@ def weighted_metrics(
 def _weighted_auroc(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Mann-Whitney AUROC (ties count 1/2) of each weighted resample: float64 ``[B]``."""
     order = np.argsort(scores, kind="mergesort")
-    s = scores[order]
+    sorted_scores = scores[order]
     y = labels[order].astype(np.float64)
-    w = weights[:, order]
-    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])  # groups of tied scores
-    pos = np.add.reduceat(w * y, starts, axis=1)
-    neg = np.add.reduceat(w * (1.0 - y), starts, axis=1)
+    sorted_weights = weights[:, order]
+    # Groups of tied scores.
+    starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
+    pos = np.add.reduceat(sorted_weights * y, starts, axis=1)
+    neg = np.add.reduceat(sorted_weights * (1.0 - y), starts, axis=1)
     neg_below = np.cumsum(neg, axis=1) - neg
     num = (pos * (neg_below + 0.5 * neg)).sum(axis=1)
     den = pos.sum(axis=1) * neg.sum(axis=1)
@@ -108,12 +111,14 @@ def _point_metrics(y: np.ndarray, pred: np.ndarray, scores: np.ndarray | None) -
 
 
 def _interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
+    """Percentile interval ``(low, high)`` covering ``confidence`` of the finite ``values``;
+    ``(nan, nan)`` when none is finite."""
     finite = values[np.isfinite(values)]
     if len(finite) == 0:
         return np.nan, np.nan
     alpha = (1.0 - confidence) / 2.0
-    lo, hi = np.percentile(finite, [100 * alpha, 100 * (1 - alpha)])
-    return float(lo), float(hi)
+    low, high = np.percentile(finite, [100 * alpha, 100 * (1 - alpha)])
+    return float(low), float(high)
 
 
 def study_metrics(
@@ -143,15 +148,48 @@ def study_metrics(
             group's interval does not depend on the others.
 
     Returns:
-        A tidy DataFrame, one row per (group, metric): ``body_part`` (``"ALL"`` first, then the
-        body parts present in ``BODY_PARTS`` order), ``metric`` (``METRICS`` order),
-        ``value``, ``ci_low``, ``ci_high`` (float, NaN when undefined), ``n_studies``,
-        ``n_abnormal``. ``df.attrs`` records ``n_bootstrap``, ``confidence``, ``seed`` and
-        ``threshold``.
+        A tidy DataFrame, one row per (group, metric): ``body_part`` (:data:`OVERALL`,
+        ``"ALL"``, first, then the body parts present in ``BODY_PARTS`` order), ``metric``
+        (``METRICS`` order), ``value``, ``ci_low``, ``ci_high`` (float, NaN when undefined),
+        ``n_studies``, ``n_abnormal``. ``df.attrs`` records ``n_bootstrap``, ``confidence``,
+        ``seed`` and ``threshold``.
 
     Raises:
         ValueError: inputs of different lengths, labels or predictions not 0/1, unknown body
             part, non-finite probabilities, neither probabilities nor predictions, empty input.
+    """
+    y, scores, pred, parts = _check_inputs(labels, probabilities, body_parts, predictions,
+                                           threshold, confidence, n_bootstrap)
+    records = []
+    for name, group_index, rows in _groups(parts):
+        records += _group_records(name, y[rows], pred[rows],
+                                  None if scores is None else scores[rows],
+                                  np.random.default_rng([seed, group_index]), n_bootstrap,
+                                  confidence)
+    df = pd.DataFrame.from_records(
+        records, columns=["body_part", "metric", "value", "ci_low", "ci_high", "n_studies",
+                          "n_abnormal"],
+    )
+    df.attrs.update({"n_bootstrap": int(n_bootstrap), "confidence": confidence, "seed": seed,
+                     "threshold": threshold if predictions is None else None})
+    return df
+
+
+def _check_inputs(
+    labels: Sequence[int] | np.ndarray,
+    probabilities: Sequence[float] | np.ndarray | None,
+    body_parts: Sequence[str] | np.ndarray,
+    predictions: Sequence[int] | np.ndarray | None,
+    threshold: float,
+    confidence: float,
+    n_bootstrap: int,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
+    """:func:`study_metrics`' inputs, checked, as arrays ``(labels, scores, predictions,
+    body_parts)``: int64 0/1 labels, float64 scores (None without probabilities), int64 0/1
+    predictions (given, or ``scores > threshold``) and an object array of body parts.
+
+    Raises:
+        ValueError: as documented in :func:`study_metrics`.
     """
     y = _as_binary("labels", labels)
     n = len(y)
@@ -180,42 +218,72 @@ def study_metrics(
         raise ValueError(f"confidence must be in (0, 1), got {confidence!r}.")
     if int(n_bootstrap) < 0:
         raise ValueError(f"n_bootstrap must be >= 0, got {n_bootstrap!r}.")
+    return y, scores, pred, parts
 
-    groups = [(OVERALL, 0, np.arange(n))]
-    for g, part in enumerate(BODY_PARTS, start=1):
+
+def _groups(parts: np.ndarray) -> list[tuple[str, int, np.ndarray]]:
+    """``(name, group index, row indices)`` of every group: :data:`OVERALL` (index 0) with all
+    rows, then each body part present, in ``BODY_PARTS`` order (index = position + 1)."""
+    groups = [(OVERALL, 0, np.arange(len(parts)))]
+    for group_index, part in enumerate(BODY_PARTS, start=1):
         rows = np.flatnonzero(parts == part)
         if len(rows):
-            groups.append((part, g, rows))
+            groups.append((part, group_index, rows))
+    return groups
 
+
+def _bootstrap_replicates(
+    labels: np.ndarray,
+    predictions: np.ndarray,
+    scores: np.ndarray | None,
+    rng: np.random.Generator,
+    n_bootstrap: int,
+) -> dict[str, np.ndarray]:
+    """The metrics of ``n_bootstrap`` resamples (with replacement) of one group's studies.
+
+    Each replicate draws ``n`` study indices with ``rng.integers(0, n, size=(B, n))``; chunks of
+    at most ``_CHUNK_CELLS`` cells are drawn in turn, which gives the same draws as one call.
+
+    Returns:
+        dict metric name -> float64 array ``[n_bootstrap]`` (NaN where undefined).
+    """
+    n_studies = len(labels)
+    replicates: dict[str, list[np.ndarray]] = {metric: [] for metric in METRICS}
+    chunk = max(1, _CHUNK_CELLS // n_studies)
+    done = 0
+    while done < n_bootstrap:
+        n_chunk = min(chunk, n_bootstrap - done)
+        idx = rng.integers(0, n_studies, size=(n_chunk, n_studies))
+        idx += (np.arange(n_chunk) * n_studies)[:, None]
+        counts = np.bincount(idx.ravel(), minlength=n_chunk * n_studies).reshape(n_chunk,
+                                                                                 n_studies)
+        chunk_metrics = weighted_metrics(labels, predictions, counts.astype(np.float64), scores)
+        for metric, values in chunk_metrics.items():
+            replicates[metric].append(values)
+        done += n_chunk
+    return {metric: (np.concatenate(values) if values else np.zeros(0))
+            for metric, values in replicates.items()}
+
+
+def _group_records(
+    name: str,
+    labels: np.ndarray,
+    predictions: np.ndarray,
+    scores: np.ndarray | None,
+    rng: np.random.Generator,
+    n_bootstrap: int,
+    confidence: float,
+) -> list[dict[str, Any]]:
+    """One output row per metric of one group: value, bootstrap interval (NaN where the value
+    is undefined or no replicate is), number of studies and of abnormal studies."""
+    point = _point_metrics(labels, predictions, scores)
+    replicates = _bootstrap_replicates(labels, predictions, scores, rng, n_bootstrap)
     records = []
-    for name, g, rows in groups:
-        yg, pg = y[rows], pred[rows]
-        sg = None if scores is None else scores[rows]
-        point = _point_metrics(yg, pg, sg)
-        reps = {m: [] for m in METRICS}
-        m_rows = len(rows)
-        rng = np.random.default_rng([seed, g])
-        chunk = max(1, _CHUNK_CELLS // m_rows)
-        done = 0
-        while done < n_bootstrap:
-            b = min(chunk, n_bootstrap - done)
-            idx = rng.integers(0, m_rows, size=(b, m_rows))
-            idx += (np.arange(b) * m_rows)[:, None]
-            counts = np.bincount(idx.ravel(), minlength=b * m_rows).reshape(b, m_rows)
-            for m, v in weighted_metrics(yg, pg, counts.astype(np.float64), sg).items():
-                reps[m].append(v)
-            done += b
-        for m in METRICS:
-            lo, hi = (_interval(np.concatenate(reps[m]), confidence) if reps[m]
-                      else (np.nan, np.nan))
-            if not np.isfinite(point[m]):
-                lo = hi = np.nan
-            records.append({"body_part": name, "metric": m, "value": point[m], "ci_low": lo,
-                            "ci_high": hi, "n_studies": m_rows, "n_abnormal": int(yg.sum())})
-    df = pd.DataFrame.from_records(
-        records, columns=["body_part", "metric", "value", "ci_low", "ci_high", "n_studies",
-                          "n_abnormal"],
-    )
-    df.attrs.update({"n_bootstrap": int(n_bootstrap), "confidence": confidence, "seed": seed,
-                     "threshold": threshold if predictions is None else None})
-    return df
+    for metric in METRICS:
+        low, high = _interval(replicates[metric], confidence)
+        if not np.isfinite(point[metric]):
+            low = high = np.nan
+        records.append({"body_part": name, "metric": metric, "value": point[metric],
+                        "ci_low": low, "ci_high": high, "n_studies": len(labels),
+                        "n_abnormal": int(labels.sum())})
+    return records

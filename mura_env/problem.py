@@ -116,9 +116,9 @@ class WeightingProblem:
         """
         cfg = self.config
         w, p = batch_mixture(actions, self._probabilities32.take(study_index, axis=0),
-                             cfg.coef, dtype=np.float32)
-        above = exact_predictions(p, actions, self._probability_rows, study_index, cfg.coef,
-                                  cfg.threshold)
+                             cfg.softmax_scale, dtype=np.float32)
+        above = exact_predictions(p, actions, self._probability_rows, study_index,
+                                  cfg.softmax_scale, cfg.threshold)
         pred = above.view(np.int8)
         label = self._labels8.take(study_index)
         reward = np.asarray(self.reward_fn(p, pred, label), dtype=np.float64)

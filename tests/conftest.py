@@ -12,7 +12,8 @@ from mura_env.synthetic import generate, main
 
 @pytest.fixture(scope="session")
 def synthetic_s002(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The issue's reference data set, made through the CLI: --scale 0.02 --seed 7."""
+    """The small synthetic reference data set (``--scale 0.02 --seed 7``), made through the
+    command line."""
     out = tmp_path_factory.mktemp("synthetic_s002")
     assert main(["--out", str(out), "--scale", "0.02", "--seed", "7", "--workers", "2"]) == 0
     return out
@@ -20,6 +21,7 @@ def synthetic_s002(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def _mini_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A very small synthetic data set (``scale=0.001, seed=3``), made once per session."""
     out = tmp_path_factory.mktemp("mini_source")
     generate(out, scale=0.001, seed=3, workers=1, progress=False)
     return out

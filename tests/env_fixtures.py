@@ -56,7 +56,7 @@ def hand_mapping(logits: np.ndarray, action: np.ndarray, action_scale: float = 3
 def hand_reward(name: str, p: float, label: int, threshold: float = 0.5,
                 miss_cost: float = 2.0, false_alarm_cost: float = 1.0,
                 floor: float = 1e-6) -> float:
-    """Each reward of the issue, from its definition."""
+    """Each reward of ``mura_env.rewards``, computed from its written definition."""
     pred = int(p > threshold)
     if name == "correct":
         return 1.0 if pred == label else 0.0

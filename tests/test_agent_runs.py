@@ -19,7 +19,9 @@ from agents.algos import ALGOS, UnknownAlgoError, get_algo
 from agents.saved import AgentMismatchError, load_agent
 from agents.train import train_agent
 from experiments.compare_plots import read_scalars
+from mura_env.config import WeightingConfig
 from mura_env.logits import LogitsTable
+from mura_env.study_set import StudySet
 
 REPO = Path(__file__).resolve().parents[1]
 TAGS = ("rollout/ep_rew_mean", "eval/accuracy", "eval/kappa")
@@ -33,7 +35,8 @@ def table():
 @pytest.fixture(scope="module")
 def ppo_run(table, tmp_path_factory):
     run = tmp_path_factory.mktemp("ppo")
-    trained = train_agent("ppo", table, run, total_timesteps=2048, seed=0, eval_every=1024,
+    trained = train_agent("ppo", WeightingConfig(logits=table),
+                          run, total_timesteps=2048, seed=0, eval_every=1024,
                           n_envs=8)
     return run, trained
 
@@ -51,7 +54,8 @@ def test_tiny_ppo_run_writes_the_tensorboard_tags(ppo_run):
 
 
 def test_softmax_pg_logs_the_same_tags(table, tmp_path):
-    trained = train_agent("softmax-pg", table, tmp_path, total_timesteps=4096, n_envs=512,
+    trained = train_agent("softmax-pg", WeightingConfig(logits=table),
+                          tmp_path, total_timesteps=4096, n_envs=512,
                           eval_every=2048)
     for tag in TAGS:
         assert len(read_scalars(tmp_path / "tb", tag)) >= 2, tag
@@ -60,8 +64,7 @@ def test_softmax_pg_logs_the_same_tags(table, tmp_path):
 
 def test_ppo_save_load_round_trip_gives_identical_actions(ppo_run, table):
     run, trained = ppo_run
-    from mura_env.env import WeightingProblem
-    obs = WeightingProblem(table, "valid").observations
+    obs = StudySet.select(table, "valid").observations
     direct, _ = trained.model.predict(obs, deterministic=True)  # the in-memory model
     again = load_agent(run)
     np.testing.assert_array_equal(again.predict(obs), direct.astype(np.float32))
@@ -90,7 +93,7 @@ def test_sb3_evaluations_score_the_policy_after_its_update(table):
                                                 model.policy.state_dict().items()}))
         return {"accuracy": 0.0}
 
-    model, result = train_sb3(get_algo("ppo"), {"logits": table, "split": "tune"}, 4096, 0,
+    model, result = train_sb3(get_algo("ppo"), WeightingConfig(logits=table), 4096, 0,
                               None, n_envs=8, eval_fn=eval_fn, eval_every=2048)
     assert [steps for steps, _ in snapshots] == [2048, 4096]
     assert [h["env_steps"] for h in result["history"]] == [2048, 4096]
@@ -104,7 +107,8 @@ def test_sb3_evaluations_score_the_policy_after_its_update(table):
 
 
 def test_softmax_pg_save_load_round_trip(table, tmp_path):
-    trained = train_agent("softmax-pg", table, tmp_path, total_timesteps=1024, n_envs=512,
+    trained = train_agent("softmax-pg", WeightingConfig(logits=table),
+                          tmp_path, total_timesteps=1024, n_envs=512,
                           tensorboard=False)
     obs = np.random.default_rng(0).normal(size=(20, 21)).astype(np.float32)
     direct, _ = trained.model.predict(obs)  # the in-memory agent, not a reload
@@ -115,8 +119,8 @@ def test_softmax_pg_save_load_round_trip(table, tmp_path):
 
 def test_an_agent_trained_on_a_model_subset_accepts_its_table(table, tmp_path):
     subset = list(table.model_names[2:5])
-    train_agent("softmax-pg", table, tmp_path, total_timesteps=1024, n_envs=512,
-                env_kwargs={"models": subset}, tensorboard=False)
+    train_agent("softmax-pg", WeightingConfig(logits=table, models=subset), tmp_path,
+                total_timesteps=1024, n_envs=512, tensorboard=False)
     agent = load_agent(tmp_path, table=table)  # the whole table it was trained on
     assert agent.model_names == tuple(subset)
     agent.check_table(table.select(models=subset))  # or that table restricted to its models
@@ -129,21 +133,26 @@ def test_an_agent_trained_on_a_model_subset_accepts_its_table(table, tmp_path):
 
 
 def test_bad_settings_leave_an_earlier_run_untouched(table, tmp_path):
-    train_agent("softmax-pg", table, tmp_path, total_timesteps=1024, n_envs=512)
+    train_agent("softmax-pg", WeightingConfig(logits=table),
+                tmp_path, total_timesteps=1024, n_envs=512)
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     with pytest.raises(ValueError, match="at least 2 studies"):
-        train_agent("softmax-pg", table, tmp_path, total_timesteps=1024, n_envs=1)
+        train_agent("softmax-pg", WeightingConfig(logits=table),
+                    tmp_path, total_timesteps=1024, n_envs=1)
     with pytest.raises(ValueError, match="unknown"):
-        train_agent("softmax-pg", table, tmp_path, env_kwargs={"models": ["no_such_model"]})
+        train_agent("softmax-pg", WeightingConfig(logits=table, models=["no_such_model"]),
+                    tmp_path)
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
     assert json.loads((tmp_path / "agent.json").read_text())["finished"] is True
 
 
 def test_reusing_a_run_folder_leaves_no_stale_model_or_curves(table, tmp_path):
-    train_agent("ppo", table, tmp_path, total_timesteps=1024, n_envs=8, eval_every=512)
+    train_agent("ppo", WeightingConfig(logits=table),
+                tmp_path, total_timesteps=1024, n_envs=8, eval_every=512)
     (tmp_path / "tb" / "notes.txt").write_text("mine")  # not TensorBoard's: kept
     (tmp_path / "metrics.json").write_text("{}")  # the earlier run's metrics: removed
-    train_agent("softmax-pg", table, tmp_path, total_timesteps=2048, n_envs=512,
+    train_agent("softmax-pg", WeightingConfig(logits=table),
+                tmp_path, total_timesteps=2048, n_envs=512,
                 eval_every=1024)
     assert not (tmp_path / "model.zip").exists() and not (tmp_path / "metrics.json").exists()
     assert not (tmp_path / "tb" / "progress.csv").exists()  # SB3's CSV log went too

@@ -17,21 +17,21 @@ from agents.baselines import (
     SupervisedGating,
     UniformAverage,
     all_baselines,
-    softmax_weights,
 )
 from mura_env.constants import BODY_PARTS
-from mura_env.env import WeightingProblem
 from mura_env.logits import LogitsTable
+from mura_env.mapping import EnsembleMapping
+from mura_env.study_set import StudySet
 
 
 @pytest.fixture(scope="module")
 def specialists():
     table = specialist_table()
-    return WeightingProblem(table, "tune"), WeightingProblem(table, "valid")
+    return StudySet.select(table, "tune"), StudySet.select(table, "valid")
 
 
-def accuracy(problem, prob):
-    return float(((prob > problem.threshold) == problem.labels).mean())
+def accuracy(studies, prob):
+    return float(((prob > 0.5) == studies.labels).mean())
 
 
 def test_uniform_is_the_plain_average(specialists):
@@ -51,9 +51,9 @@ def test_best_single_picks_the_most_accurate_member():
     logits = np.stack([np.zeros_like(q), np.log(q / (1 - q))], axis=-1)
     table = LogitsTable.from_arrays(studies_frame(["WRIST"] * 6, labels, splits),
                                     ["m0", "m1", "m2"], logits)
-    base = BestSingle().fit(WeightingProblem(table, "tune"))
+    base = BestSingle().fit(StudySet.select(table, "tune"))
     assert base.best == 1
-    valid = WeightingProblem(table, "valid")
+    valid = StudySet.select(table, "valid")
     prob, w = base.predict(valid)
     np.testing.assert_allclose(prob, [0.8, 0.4])
     np.testing.assert_array_equal(w, [[0, 1, 0], [0, 1, 0]])
@@ -82,7 +82,7 @@ def test_stacking_learns_a_shifted_threshold():
     parts = [BODY_PARTS[i % 7] for i in range(n)]
     table = LogitsTable.from_arrays(studies_frame(parts, labels.tolist(), splits),
                                     ["sep", "noise"], logits)
-    tune, valid = WeightingProblem(table, "tune"), WeightingProblem(table, "valid")
+    tune, valid = StudySet.select(table, "tune"), StudySet.select(table, "valid")
     prob, w = Stacking().fit(tune).predict(valid)
     assert w is None
     assert accuracy(valid, prob) == 1.0
@@ -121,8 +121,8 @@ def test_knora_e_shrinks_the_region_then_falls_back_to_all():
     table = LogitsTable.from_arrays(
         studies_frame(["HAND"] * 3, [1, 0, 1], ["tune", "tune", "valid"]), ["m0", "m1"],
         logits)
-    base = KnoraEliminate(k=2).fit(WeightingProblem(table, "tune"))
-    _, w = base.predict(WeightingProblem(table, "valid"))
+    base = KnoraEliminate(k=2).fit(StudySet.select(table, "tune"))
+    _, w = base.predict(StudySet.select(table, "valid"))
     np.testing.assert_array_equal(w, [[1.0, 0.0]])  # k=2: none; k=1: the nearer -> m0
 
 
@@ -135,8 +135,8 @@ def test_oracle_accuracy_is_the_share_some_member_gets_right():
     label = table.studies["label"].iloc[first]
     logits[first, :, 1] = -3.0 if label == 1 else 3.0
     table = LogitsTable.from_arrays(table.studies, table.model_names, logits)
-    valid = WeightingProblem(table, "valid")
-    oracle = Oracle().fit(WeightingProblem(table, "tune"))
+    valid = StudySet.select(table, "valid")
+    oracle = Oracle().fit(StudySet.select(table, "tune"))
     assert oracle.reference
     prob, w = oracle.predict(valid)
     some_right = ((valid.probabilities > 0.5) == valid.labels[:, None]).any(axis=1)
@@ -154,17 +154,33 @@ def test_best_fixed_weights_on_split_is_an_upper_reference(specialists):
         assert np.argmax(action) == BODY_PARTS.index(part)
 
 
-def test_softmax_weights_is_the_env_mapping():
-    w = softmax_weights(np.array([[1.0, -1.0, 0.0], [0.0, 0.0, 0.0]]), 3.0)
-    e = np.exp([3.0, -3.0, 0.0])
-    np.testing.assert_allclose(w[0], e / e.sum())
-    np.testing.assert_allclose(w[1], 1 / 3)
+def test_knora_e_competence_keeps_the_longest_runs_of_right_neighbours():
+    # 3 studies, 4 neighbours each (nearest first), 3 members.
+    right = np.array([
+        [[1, 1, 0], [1, 1, 0], [1, 0, 0], [0, 0, 0]],  # runs 3, 2, 0 -> member 0
+        [[1, 1, 0], [1, 1, 0], [1, 1, 1], [1, 1, 1]],  # runs 4, 4, 0 -> members 0 and 1
+        [[0, 0, 0], [1, 1, 1], [1, 1, 1], [1, 1, 1]],  # runs 0, 0, 0 -> all members
+    ], dtype=bool)
+    np.testing.assert_allclose(KnoraEliminate.competence_weights(right),
+                               [[1, 0, 0], [0.5, 0.5, 0], [1 / 3, 1 / 3, 1 / 3]])
+
+
+def test_a_custom_threshold_reaches_member_correctness_and_predictions():
+    # one member, probability 0.6 on an abnormal study: right at 0.5, wrong at 0.7
+    q = np.array([[0.6], [0.6]])
+    logits = np.stack([np.zeros_like(q), np.log(q / (1 - q))], axis=-1)
+    table = LogitsTable.from_arrays(studies_frame(["HAND"] * 2, [1, 1], ["tune", "valid"]),
+                                    ["m0"], logits)
+    tune, valid = StudySet.select(table, "tune"), StudySet.select(table, "valid")
+    strict = Oracle().fit(tune, EnsembleMapping(threshold=0.7))
+    assert not strict._member_correct(valid).any()
+    assert Oracle().fit(tune)._member_correct(valid).all()
 
 
 def test_every_baseline_refuses_other_models_and_predict_before_fit(specialists):
     tune, _ = specialists
-    other = WeightingProblem(specialist_table().select(models=list(specialist_table()
-                                                                   .model_names[:3])), "tune")
+    table = specialist_table()
+    other = StudySet.select(table, "tune", models=list(table.model_names[:3]))
     for base in all_baselines():
         with pytest.raises(RuntimeError, match="fit"):
             base.predict(tune)

@@ -6,6 +6,7 @@ import re
 import warnings
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from mura_env.constants import BODY_PARTS, MURA_DIRNAME
@@ -66,7 +67,7 @@ def test_root_may_be_the_parent_or_the_mura_folder(mini_mura: Path) -> None:
     assert resolve_mura_root(mini_mura) == (mini_mura / MURA_DIRNAME).resolve()
 
 
-def test_split_columns_and_tune_split(synthetic_s002: Path) -> None:
+def test_tune_split_is_by_patient_and_leaves_valid_alone(synthetic_s002: Path) -> None:
     data = load_mura(synthetic_s002, tune_fraction=0.2, seed=0)
     assert set(data.studies["split"]) == {"train", "tune", "valid"}
     # valid is never touched
@@ -80,7 +81,7 @@ def test_split_columns_and_tune_split(synthetic_s002: Path) -> None:
                                              strict=True))
 
 
-def test_summary_counts(synthetic_s002: Path) -> None:
+def test_summary_totals_match_studies_and_images(synthetic_s002: Path) -> None:
     data = load_mura(synthetic_s002)
     table = summarize(data.studies)
     totals = table[table["body_part"] == "total"].set_index("split")
@@ -113,14 +114,14 @@ def test_unlisted_image_on_disk_is_reported(mini_mura: Path) -> None:
 # --- bad input ------------------------------------------------------------------------------
 
 
-def test_missing_root(tmp_path: Path) -> None:
+def test_missing_root_or_root_without_csvs_is_reported(tmp_path: Path) -> None:
     with pytest.raises(MuraFormatError, match="does not exist"):
         load_mura(tmp_path / "nope")
     with pytest.raises(MuraFormatError, match="holds no MURA-v1.1"):
         load_mura(tmp_path)
 
 
-def test_missing_csv(mini_mura: Path) -> None:
+def test_missing_csv_is_named(mini_mura: Path) -> None:
     _csv(mini_mura, "valid_labeled_studies.csv").unlink()
     with pytest.raises(MuraFormatError, match="missing valid_labeled_studies.csv"):
         load_mura(mini_mura)
@@ -128,13 +129,13 @@ def test_missing_csv(mini_mura: Path) -> None:
 
 @pytest.mark.parametrize("name,header", [("train_image_paths.csv", "path\n"),
                                          ("valid_labeled_studies.csv", "path,label\n")])
-def test_csv_with_header(mini_mura: Path, name: str, header: str) -> None:
+def test_csv_with_header_row_is_rejected(mini_mura: Path, name: str, header: str) -> None:
     _edit_lines(_csv(mini_mura, name), lambda lines: [header, *lines])
     with pytest.raises(MuraFormatError, match=rf"{name}, row 1 .*header"):
         load_mura(mini_mura)
 
 
-def test_wrong_column_count(mini_mura: Path) -> None:
+def test_wrong_column_count_names_file_and_row(mini_mura: Path) -> None:
     _edit_lines(_csv(mini_mura, "train_image_paths.csv"),
                 lambda lines: [lines[0], lines[1].rstrip("\n") + ",1\n", *lines[2:]])
     with pytest.raises(MuraFormatError, match=r"train_image_paths.csv, row 2: expected 1 "
@@ -148,7 +149,7 @@ def test_wrong_column_count(mini_mura: Path) -> None:
         load_mura(mini_mura)
 
 
-def test_listed_image_missing_on_disk(mini_mura: Path) -> None:
+def test_listed_image_missing_on_disk_is_reported(mini_mura: Path) -> None:
     data = load_mura(mini_mura)
     gone = data.images[data.images["split"] == "valid"]["path"].iloc[:3].tolist()
     for p in gone:
@@ -164,26 +165,26 @@ def test_listed_image_missing_on_disk(mini_mura: Path) -> None:
     ("MURA-v1.1/train/../../outside/image1.png", "escapes the data set root"),
     ("/etc/MURA-v1.1/train/XR_HAND/patient00001/study1_positive/image1.png", "absolute path"),
 ])
-def test_path_escaping_the_root(mini_mura: Path, bad: str, match: str) -> None:
+def test_path_escaping_the_root_is_rejected(mini_mura: Path, bad: str, match: str) -> None:
     _edit_lines(_csv(mini_mura, "train_image_paths.csv"), lambda lines: [bad + "\n", *lines])
     with pytest.raises(MuraFormatError, match=match):
         load_mura(mini_mura)
 
 
-def test_unknown_body_part_in_csv(mini_mura: Path) -> None:
+def test_unknown_body_part_in_csv_is_rejected(mini_mura: Path) -> None:
     _edit_lines(_csv(mini_mura, "train_labeled_studies.csv"),
                 lambda lines: [lines[0].replace("XR_SHOULDER", "XR_FOOT"), *lines[1:]])
     with pytest.raises(MuraFormatError, match="unknown body part folder 'XR_FOOT'"):
         load_mura(mini_mura)
 
 
-def test_unknown_body_part_folder_on_disk(mini_mura: Path) -> None:
+def test_unknown_body_part_folder_on_disk_is_rejected(mini_mura: Path) -> None:
     (mini_mura / MURA_DIRNAME / "valid" / "XR_KNEE" / "patient99999").mkdir(parents=True)
     with pytest.raises(MuraFormatError, match="unknown body part folder .*XR_KNEE"):
         load_mura(mini_mura)
 
 
-def test_label_disagrees_with_folder(mini_mura: Path) -> None:
+def test_label_disagreeing_with_folder_is_rejected(mini_mura: Path) -> None:
     def flip(lines: list[str]) -> list[str]:
         path, label = lines[0].rstrip("\n").split(",")
         return [f"{path},{1 - int(label)}\n", *lines[1:]]
@@ -193,13 +194,13 @@ def test_label_disagrees_with_folder(mini_mura: Path) -> None:
         load_mura(mini_mura)
 
 
-def test_empty_split(mini_mura: Path) -> None:
+def test_empty_image_csv_is_reported(mini_mura: Path) -> None:
     _csv(mini_mura, "valid_image_paths.csv").write_text("")
     with pytest.raises(MuraFormatError, match="valid_image_paths.csv is empty"):
         load_mura(mini_mura)
 
 
-def test_study_without_images(mini_mura: Path) -> None:
+def test_study_without_images_is_reported(mini_mura: Path) -> None:
     path = _csv(mini_mura, "train_image_paths.csv")
     first_study = path.read_text().splitlines()[0].rsplit("/", 1)[0]
     _edit_lines(path, lambda lines: [ln for ln in lines if not ln.startswith(first_study + "/")])
@@ -207,26 +208,31 @@ def test_study_without_images(mini_mura: Path) -> None:
         load_mura(mini_mura)
 
 
-def test_csv_with_byte_order_mark_is_read(mini_mura: Path) -> None:
-    path = _csv(mini_mura, "train_labeled_studies.csv")
-    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
-    assert len(load_mura(mini_mura).studies) > 0
+def test_csv_with_byte_order_mark_reads_as_without_it(mini_mura: Path) -> None:
+    without_bom = load_mura(mini_mura)
+    for name in ("train_labeled_studies.csv", "valid_image_paths.csv"):
+        path = _csv(mini_mura, name)
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    with_bom = load_mura(mini_mura)
+    assert len(with_bom.studies) > 0
+    pd.testing.assert_frame_equal(with_bom.studies, without_bom.studies)
+    pd.testing.assert_frame_equal(with_bom.images, without_bom.images)
 
 
-def test_binary_csv(mini_mura: Path) -> None:
+def test_binary_csv_is_reported_as_not_text(mini_mura: Path) -> None:
     _csv(mini_mura, "train_image_paths.csv").write_bytes(b"\xff\xfe\x00garbage\x81\n")
     with pytest.raises(MuraFormatError, match="train_image_paths.csv is not a text CSV"):
         load_mura(mini_mura)
 
 
-def test_label_not_zero_or_one(mini_mura: Path) -> None:
+def test_label_not_zero_or_one_is_rejected(mini_mura: Path) -> None:
     _edit_lines(_csv(mini_mura, "valid_labeled_studies.csv"),
                 lambda lines: [lines[0].rsplit(",", 1)[0] + ",abnormal\n", *lines[1:]])
     with pytest.raises(MuraFormatError, match="label 'abnormal' is not 0 or 1"):
         load_mura(mini_mura)
 
 
-def test_study_listed_twice(mini_mura: Path) -> None:
+def test_study_listed_twice_is_rejected(mini_mura: Path) -> None:
     _edit_lines(_csv(mini_mura, "train_labeled_studies.csv"), lambda lines: [*lines, lines[0]])
     with pytest.raises(MuraFormatError, match="listed twice"):
         load_mura(mini_mura)

@@ -1,16 +1,14 @@
-"""The main job's command line and the config-as-dataclass helpers."""
+"""The main job's command line (experiments/demo.py)."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from experiments import demo
-from mura_env.common.config_cli import parse_config
 
 
 def test_demo_writes_config_and_summary(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -34,33 +32,27 @@ def test_demo_writes_config_and_summary(tmp_path: Path, capsys: pytest.CaptureFi
     assert before == after
 
 
-@dataclass
-class _Cfg:
-    path: Path = field(metadata={"help": "a path"})
-    rate: float = 0.5
-    flag: bool = False
-    names: tuple[str, ...] = ("a", "b")
+def test_demo_chains_pretrain_into_compare(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    runs: list[tuple[str, list[str]]] = []  # (stage, argv) of every stage run, in order
 
+    def fake_pretrain_main(argv: list[str]) -> int:
+        runs.append(("pretrain", argv))
+        return 0
 
-def test_parse_config_types() -> None:
-    cfg = parse_config(_Cfg, ["--path", "x/y", "--rate", "2", "--flag", "--names", "c", "d"])
-    assert cfg == _Cfg(path=Path("x/y"), rate=2.0, flag=True, names=("c", "d"))
-    assert parse_config(_Cfg, ["--path", "p"]) == _Cfg(path=Path("p"))
-    with pytest.raises(SystemExit):
-        parse_config(_Cfg, [])  # --path is required
+    def fake_compare_main(argv: list[str]) -> int:
+        runs.append(("compare", argv))
+        return 0
 
-
-def test_demo_chains_pretrain_into_compare(tmp_path: Path, monkeypatch) -> None:
-    calls: dict[str, list[str]] = {}
-    monkeypatch.setattr(demo.pretrain_backbones, "main",
-                        lambda argv: calls.setdefault("pretrain", argv) and 0)
-    monkeypatch.setattr(demo.compare, "main", lambda argv: calls.setdefault("compare", argv)
-                        and 0)
+    monkeypatch.setattr(demo.pretrain_backbones, "main", fake_pretrain_main)
+    monkeypatch.setattr(demo.compare, "main", fake_compare_main)
     pre = tmp_path / "pre"
     argv = ["--data-dir", str(tmp_path / "data"), "--scale", "0.002", "--workers", "1",
             "--out", str(tmp_path / "run"), "--pretrain-out", str(pre), "--seeds", "2",
             "--compare-out", str(tmp_path / "cmp")]
     assert demo.main(argv) == 0
+    assert [stage for stage, _ in runs] == ["pretrain", "compare"]
+    calls = dict(runs)
     assert calls["pretrain"][calls["pretrain"].index("--out") + 1] == str(pre)
     assert calls["compare"] == ["--logits", str(pre / "logits.parquet"), "--seeds", "2",
                                 "--out", str(tmp_path / "cmp")]

@@ -18,8 +18,9 @@ import mura_env  # noqa: F401  (registers MuraWeighting-v0)
 import mura_env.env as env_mod
 import mura_env.logits as logits_mod
 from mura_env.constants import BODY_PARTS
-from mura_env.env import LOGIT_BOUND, MuraWeightingEnv
+from mura_env.env import MuraWeightingEnv
 from mura_env.logits import MissingLogitsError
+from mura_env.study_set import LOGIT_BOUND
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +43,7 @@ def test_gymnasium_and_sb3_checkers_pass_without_warnings(table, kwargs) -> None
         sb3_check_env(MuraWeightingEnv(logits=table, **kwargs), warn=True)
 
 
-def test_spaces(table) -> None:
+def test_spaces_have_the_documented_shapes_bounds_and_split(table) -> None:
     env = MuraWeightingEnv(logits=table)
     k = 3
     assert env.observation_space.shape == (2 * k + 7,)
@@ -215,7 +216,7 @@ def test_random_sampling_uses_np_random_and_covers_split(table) -> None:
     counts = np.bincount(seen, minlength=9)
     assert (counts > 50).all()  # uniform over the 9 tune studies (expected 100 each)
     assert set(table.studies["study_id"].iloc[_tune_rows(table)]) >= {
-        env._ids[i] for i in seen}
+        env.problem.studies.study_ids[i] for i in seen}
     # replacing np_random (as gymnasium allows) changes the draws
     env.np_random = np.random.default_rng(99)
     first = [env.reset()[0].tobytes() for _ in range(20)]
@@ -250,7 +251,7 @@ def test_sweep_with_longer_episodes(table) -> None:
     visited, terms = [], []
     for _ in range(env.n_studies):
         obs_next, _, term, trunc, info = env.step(np.zeros(3, np.float32))
-        np.testing.assert_array_equal(obs, env.problem.observations[info["study_index"]])
+        np.testing.assert_array_equal(obs, env.problem.studies.observations[info["study_index"]])
         visited.append(info["study_index"])
         terms.append(term)
         assert not trunc
@@ -274,14 +275,14 @@ def test_terminal_observation_is_answered_study(table) -> None:
      ({"studies_per_episode": 0}, "studies_per_episode"), ({"sampling": "all"}, "sampling"),
      ({"split": "test"}, "split"), ({"models": ["zz"]}, "models"),
      ({"split": "train", "body_parts": ["HUMERUS", "SHOULDER"]}, "No studies left"),
-     ({"render_mode": "human"}, "render")],
+     ({"render_mode": "human"}, "render_mode")],
 )
-def test_bad_kwargs(table, kwargs, message) -> None:
+def test_out_of_range_kwargs_raise_a_value_error_naming_them(table, kwargs, message) -> None:
     with pytest.raises(ValueError, match=message):
         MuraWeightingEnv(logits=table, **kwargs)
 
 
-def test_bad_reset_option(table) -> None:
+def test_reset_refuses_a_study_index_outside_the_split(table) -> None:
     env = MuraWeightingEnv(logits=table)
     with pytest.raises(ValueError, match="study_index"):
         env.reset(options={"study_index": 9})
@@ -300,20 +301,3 @@ def test_logits_path_and_missing_default(table, tmp_path: Path,
 def test_docstring_example_runs() -> None:
     result = doctest.testmod(env_mod, optionflags=doctest.ELLIPSIS)
     assert result.attempted >= 8 and result.failed == 0
-
-
-@pytest.mark.parametrize("scale", [3.0, 120.0])
-def test_step_matches_shared_mixture_exactly(table, scale) -> None:
-    """The single env's inlined arithmetic and env.mixture (used by the vector env's float64
-    recheck) must give bit-identical numbers."""
-    env = MuraWeightingEnv(logits=table, action_scale=scale)
-    pb = env.problem
-    rng = np.random.default_rng(8)
-    for i in range(env.n_studies):
-        a = rng.uniform(-1.5, 1.5, 3).astype(np.float32)
-        env.reset(options={"study_index": i})
-        info = env.step(a)[4]
-        clipped = np.clip(a, -1, 1).tolist()
-        es, tot, p = env_mod.mixture(clipped, pb.probabilities[i].tolist(), pb.coef, pb.shift)
-        assert info["probability"] == p
-        np.testing.assert_array_equal(info["weights"], np.array(es) / tot)

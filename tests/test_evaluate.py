@@ -13,8 +13,9 @@ from agents.evaluate import (
     mean_weights_per_part,
     seed_mean_interval,
 )
-from mura_env.env import WeightingProblem
-from mura_env.metrics import study_metrics
+from mura_env.config import WeightingConfig
+from mura_env.metrics import OVERALL, study_metrics
+from mura_env.study_set import StudySet
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,7 @@ def test_policy_evaluation_matches_the_hand_mapping(table):
         assert obs.shape == (len(valid), 13)
         return actions
 
-    ev = evaluate_policy(policy, table, "valid", n_bootstrap=0)
+    ev = evaluate_policy(policy, WeightingConfig(logits=table), "valid", n_bootstrap=0)
     expected_p, expected_w = [], []
     for i in range(len(valid)):
         w, _, p = hand_mapping(valid.logits[i], actions[i])
@@ -43,36 +44,37 @@ def test_policy_evaluation_matches_the_hand_mapping(table):
     reference = study_metrics(valid.studies["label"], np.array(expected_p),
                               valid.studies["body_part"], n_bootstrap=0)
     assert ev.value("accuracy") == pytest.approx(
-        reference.query("body_part == 'ALL' and metric == 'accuracy'")["value"].iloc[0])
+        reference.query(f"body_part == '{OVERALL}' and metric == 'accuracy'")["value"].iloc[0])
     assert ev.split == "valid"
 
 
 def test_zero_policy_equals_the_uniform_baseline(table):
-    zero = evaluate_policy(lambda o: np.zeros((len(o), 3)), table, "valid", n_bootstrap=200)
-    base = UniformAverage().fit(WeightingProblem(table, "tune"))
-    uni = evaluate_baseline(base, table, "valid", n_bootstrap=200)
+    zero = evaluate_policy(lambda o: np.zeros((len(o), 3)), WeightingConfig(logits=table),
+                           "valid", n_bootstrap=200)
+    base = UniformAverage().fit(StudySet.select(table, "tune"))
+    uni = evaluate_baseline(base, StudySet.select(table, "valid"), n_bootstrap=200)
     np.testing.assert_allclose(zero.probabilities, uni.probabilities, atol=1e-6)
     np.testing.assert_array_equal(zero.predictions, uni.predictions)
     np.testing.assert_allclose(zero.metrics["value"], uni.metrics["value"], equal_nan=True)
 
 
 def test_summary_has_the_metrics_json_layout(table):
-    s = evaluate_policy(lambda o: np.zeros((len(o), 3)), table, "valid",
+    s = evaluate_policy(lambda o: np.zeros((len(o), 3)), WeightingConfig(logits=table), "valid",
                         n_bootstrap=100).summary()
     assert s["split"] == "valid" and s["n_studies"] == 30
     for key in ("accuracy", "kappa", "auroc"):
         low, high = s["ci"][key]
         assert low <= s[key] <= high
-    assert set(s["mean_weights"]["ALL"]) == {"m0", "m1", "m2"}
+    assert set(s["mean_weights"][OVERALL]) == {"m0", "m1", "m2"}
     assert all(set(v) >= {"accuracy", "kappa"} for v in s["per_body_part"].values())
 
 
 def test_mean_weights_per_part():
     w = np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]])
     df = mean_weights_per_part(w, np.array(["HAND", "HAND", "WRIST"]), ("a", "b"))
-    assert df.index.tolist() == ["ALL", "HAND", "WRIST"]
+    assert df.index.tolist() == [OVERALL, "HAND", "WRIST"]
     np.testing.assert_allclose(df.loc["HAND"], [0.5, 0.5])
-    np.testing.assert_allclose(df.loc["ALL"], [0.5, 0.5])
+    np.testing.assert_allclose(df.loc[OVERALL], [0.5, 0.5])
 
 
 def test_seed_mean_interval():

@@ -15,13 +15,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from backbones import gradcam as gc
+import backbones.gradcam as gradcam
+import experiments.gradcam as gradcam_cli
 from backbones.registry import REGISTRY, build_model, get_spec
-from experiments import gradcam as cli
 from experiments.pretrain_backbones import PretrainConfig, study_logits
 from mura_env.common.atomic import file_sha256
+from mura_env.config import WeightingConfig
 from mura_env.data import load_mura
 from mura_env.logits import LogitsTable
+from mura_env.study_set import StudySet
 
 
 class TinyNet(nn.Module):
@@ -78,7 +80,7 @@ def test_tiny_model_heatmap_has_image_shape_and_unit_range(tiny: TinyNet) -> Non
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (45, 30), dtype=np.uint8),
               rng.integers(0, 256, (20, 52), dtype=np.uint8)]
-    maps, probs = gc.image_heatmaps(tiny, "features", images, size=32)
+    maps, probs = gradcam.image_heatmaps(tiny, "features", images, size=32)
     assert [m.shape for m in maps] == [(45, 30), (20, 52)]
     for m in maps:
         assert m.dtype == np.float32
@@ -86,16 +88,16 @@ def test_tiny_model_heatmap_has_image_shape_and_unit_range(tiny: TinyNet) -> Non
         assert m.max() == pytest.approx(1.0, abs=1e-6)  # scaled, not constant
     assert probs.shape == (2,) and ((probs > 0) & (probs < 1)).all()
     with torch.no_grad():  # the probabilities are the model's own for the same input
-        batch = torch.stack([gc.preprocess(im, 32) for im in images])
+        batch = torch.stack([gradcam.preprocess(im, 32) for im in images])
         expected = torch.softmax(tiny(batch), 1)[:, 1].numpy()
     np.testing.assert_allclose(probs, expected, rtol=1e-5)
-    batch_maps = gc.model_heatmaps(tiny, "features", batch)
+    batch_maps = gradcam.model_heatmaps(tiny, "features", batch)
     assert batch_maps.shape == (2, 32, 32) and batch_maps.min() >= 0 and batch_maps.max() <= 1
 
 
 def test_inplace_relu_after_target_layer_gives_true_gradcam(tiny: TinyNet) -> None:
     x = torch.randn(3, 1, 24, 24, generator=torch.Generator().manual_seed(1))
-    maps = gc.model_heatmaps(tiny, tiny.features, x)
+    maps = gradcam.model_heatmaps(tiny, tiny.features, x)
     # the model is left as it was: no hooks, no gradients
     assert not tiny.features._forward_hooks
     assert all(p.grad is None for p in tiny.parameters())
@@ -108,7 +110,7 @@ def test_densenet_map_matches_reference() -> None:
     torch.manual_seed(0)
     model = build_model("densenet121").eval()
     x = torch.randn(2, 1, 64, 64, generator=torch.Generator().manual_seed(2))
-    maps = gc.model_heatmaps(model, get_spec("densenet121").target_layer, x)
+    maps = gradcam.model_heatmaps(model, get_spec("densenet121").target_layer, x)
     expected = reference_cam(model.features, lambda a: model.classifier(
         torch.flatten(F.adaptive_avg_pool2d(F.relu(a), 1), 1)), x)
     np.testing.assert_allclose(maps, expected, atol=1e-4)
@@ -119,7 +121,7 @@ def test_every_registry_model_yields_a_map(name: str) -> None:
     torch.manual_seed(0)
     model = build_model(name).eval()
     image = np.random.default_rng(0).integers(0, 256, (50, 70), dtype=np.uint8)
-    maps, probs = gc.image_heatmaps(model, get_spec(name).target_layer, [image], size=64)
+    maps, probs = gradcam.image_heatmaps(model, get_spec(name).target_layer, [image], size=64)
     assert maps[0].shape == (50, 70) and maps[0].dtype == np.float32
     assert np.isfinite(maps[0]).all() and maps[0].min() >= 0 and maps[0].max() <= 1
     assert 0 < probs[0] < 1
@@ -127,7 +129,7 @@ def test_every_registry_model_yields_a_map(name: str) -> None:
 
 def test_unknown_target_layer_is_a_clear_error(tiny: TinyNet) -> None:
     with pytest.raises(ValueError, match="not a submodule.*registry.py"):
-        gc.model_heatmaps(tiny, "layer9", torch.zeros(1, 1, 16, 16))
+        gradcam.model_heatmaps(tiny, "layer9", torch.zeros(1, 1, 16, 16))
 
 
 def test_ensemble_map_is_the_weighted_average_of_normalised_maps() -> None:
@@ -136,38 +138,38 @@ def test_ensemble_map_is_the_weighted_average_of_normalised_maps() -> None:
     weights = np.array([0.5, 0.3, 0.2])
     normalised = [(m - m.min()) / (m.max() - m.min()) for m in maps]
     expected = sum(w * m for w, m in zip(weights, normalised, strict=True))
-    out = gc.ensemble_map(maps, weights)
+    out = gradcam.ensemble_map(maps, weights)
     assert out.shape == (12, 9) and out.dtype == np.float32
     np.testing.assert_allclose(out, expected, atol=1e-6)
     # weights are divided by their sum; one-hot weights give that member's map
-    np.testing.assert_allclose(gc.ensemble_map(maps, 2 * weights), expected, atol=1e-6)
-    np.testing.assert_allclose(gc.ensemble_map(maps, [0, 1, 0]), normalised[1], atol=1e-6)
+    np.testing.assert_allclose(gradcam.ensemble_map(maps, 2 * weights), expected, atol=1e-6)
+    np.testing.assert_allclose(gradcam.ensemble_map(maps, [0, 1, 0]), normalised[1], atol=1e-6)
     # an all-zero member map (Grad-CAM found no positive evidence) counts as zeros
     maps[2] = 0
-    np.testing.assert_allclose(gc.ensemble_map(maps, weights),
+    np.testing.assert_allclose(gradcam.ensemble_map(maps, weights),
                                0.5 * normalised[0] + 0.3 * normalised[1], atol=1e-6)
     for bad in ([0.5, 0.5], [1, -1, 1], [0, 0, 0], [np.nan, 1, 1]):
         with pytest.raises(ValueError):
-            gc.ensemble_map(maps, bad)
+            gradcam.ensemble_map(maps, bad)
 
 
 def test_maps_are_mapped_back_from_the_letterbox() -> None:
     # a 20 x 40 image letterboxes into 40 x 40 at rows 10..30; heat on the image's top-left
-    assert gc.letterbox_box((20, 40), 40) == (10, 0, 20, 40)
+    assert gradcam.letterbox_box((20, 40), 40) == (10, 0, 20, 40)
     heat = np.zeros((40, 40), np.float32)
     heat[10:20, 0:20] = 1.0
-    out = gc.unletterbox(heat, (20, 40))
+    out = gradcam.unletterbox(heat, (20, 40))
     assert out.shape == (20, 40)
     assert out[:8, :18].min() > 0.9 and out[12:, 22:].max() < 0.1
 
 
-def test_select_studies_mixes_wrong_correct_and_far_from_uniform() -> None:
+def test_informative_studies_mix_wrong_correct_and_far_from_uniform() -> None:
     probabilities = np.array([[0.9, 0.9], [0.1, 0.2], [0.8, 0.6], [0.3, 0.45], [0.7, 0.2],
                               [0.55, 0.5]])
     labels = np.array([1, 0, 0, 1, 1, 1])
     weights = np.full((6, 2), 0.5)
     weights[4] = [0.95, 0.05]  # far from uniform
-    chosen = cli.select_studies(probabilities, weights, labels, np.arange(6), n=4)
+    chosen = gradcam.informative_studies(probabilities, weights, labels, np.arange(6), n=4)
     rows = [r for r, _ in chosen]
     # ensemble p: .9, .15, .7, .375, .675 (weighted), .525
     assert len(rows) == len(set(rows)) == 4
@@ -177,11 +179,54 @@ def test_select_studies_mixes_wrong_correct_and_far_from_uniform() -> None:
     assert rows[3] == 2 and chosen[3][1].startswith("wrong")  # then a wrong normal one
     assert chosen[0][1] == "wrong, ensemble p=0.38"
     # uniform weights: the members' disagreement replaces the weights' distance
-    chosen = cli.select_studies(probabilities, np.full((6, 2), 0.5), labels, np.arange(6), n=3)
+    uniform = np.full((6, 2), 0.5)
+    chosen = gradcam.informative_studies(probabilities, uniform, labels, np.arange(6), n=3)
     assert chosen[2][0] == 4 and "disagree" in chosen[2][1]
-    assert len(cli.select_studies(probabilities, weights, labels, np.array([1, 3]), n=8)) == 2
-    assert chosen == cli.select_studies(probabilities, np.full((6, 2), 0.5), labels,
-                                        np.arange(6), n=3)
+    assert len(gradcam.informative_studies(probabilities, weights, labels, np.array([1, 3]),
+                                           n=8)) == 2
+    assert chosen == gradcam.informative_studies(probabilities, uniform, labels, np.arange(6),
+                                                 n=3)
+
+
+def _study_table(probabilities: list[list[float]], labels: list[int],
+                 splits: list[str]) -> LogitsTable:
+    """A logits table of wrist studies whose two members have these probabilities."""
+    kinds = {0: "negative", 1: "positive"}
+    studies = pd.DataFrame({
+        "study_id": [f"{s}/XR_WRIST/patient{i:05d}/study1_{kinds[y]}"
+                     for i, (s, y) in enumerate(zip(splits, labels, strict=True))],
+        "patient_id": [f"patient{i:05d}" for i in range(len(labels))],
+        "body_part": "WRIST", "label": labels, "split": splits, "n_images": 1})
+    p = np.asarray(probabilities, dtype=np.float64)
+    return LogitsTable.from_arrays(studies, ["a", "b"], np.stack([np.log1p(-p), np.log(p)], -1))
+
+
+def test_select_studies_takes_the_requested_ones_or_informative_ones_of_a_split() -> None:
+    probabilities = [[0.9, 0.9], [0.1, 0.2], [0.8, 0.6], [0.3, 0.44], [0.7, 0.2], [0.55, 0.5]]
+    labels = [1, 0, 0, 1, 1, 1]
+    splits = ["valid", "train", "valid", "valid", "train", "valid"]
+    studies = StudySet.from_table(_study_table(probabilities, labels, splits))
+    weights = np.full((6, 2), 0.5)
+    ids = studies.study_ids
+    # requested ids: in the order asked, in the CSVs' spelling too, repeats dropped, any split
+    requested = [ids[4], f"MURA-v1.1/{ids[1]}/", ids[4]]
+    assert gradcam.select_studies(studies, weights, splits, requested=requested) == [
+        (4, "requested"), (1, "requested")]
+    # otherwise informative studies of the split, and only of it
+    chosen = gradcam.select_studies(studies, weights, splits, split="valid", n=8)
+    assert sorted(row for row, _ in chosen) == [0, 2, 3, 5]
+    assert chosen == gradcam.informative_studies(studies.probabilities, weights, studies.labels,
+                                                 np.array([0, 2, 3, 5]), n=8)
+    # ensemble p of the valid studies: .9, .7, .37, .525; the threshold decides what is wrong
+    chosen = gradcam.select_studies(studies, weights, splits, split="valid", n=2)
+    assert chosen == [(3, "wrong, ensemble p=0.37"), (0, "correct, ensemble p=0.90")]
+    chosen = gradcam.select_studies(studies, weights, splits, split="valid", n=2, threshold=0.95)
+    assert chosen == [(3, "wrong, ensemble p=0.37"), (2, "correct, ensemble p=0.70")]
+    with pytest.raises(ValueError, match=f"unknown study.*Did you mean {ids[0]}"):
+        gradcam.select_studies(studies, weights, splits,
+                               requested=[ids[0].replace("study1", "stdy1")])
+    with pytest.raises(ValueError, match="no 'tune' studies"):
+        gradcam.select_studies(studies, weights, splits, split="tune")
 
 
 # ---------------------------------------------------------------------------- the CLI
@@ -215,8 +260,8 @@ def tiny_run(_mini_source: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 
 
 def _gradcam(run: Path, out: Path, *extra: str) -> int:
-    return cli.main(["--run", str(run), "--out", str(out), "--device", "cpu", "--no-progress",
-                     *extra])
+    return gradcam_cli.main(["--run", str(run), "--out", str(out), "--device", "cpu",
+                             "--no-progress", *extra])
 
 
 def test_cli_writes_one_png_per_image_and_an_index(tiny_run: Path, tmp_path: Path,
@@ -286,13 +331,15 @@ class FixedPolicy:
         return np.tile(self.action, (len(obs), 1)), None
 
 
-def _fake_agent(monkeypatch: pytest.MonkeyPatch, table: LogitsTable, digest: str | None = None):
+def _fake_agent(monkeypatch: pytest.MonkeyPatch, table: LogitsTable,
+                digest: str | None = None, threshold: float = 0.5):
     import agents.saved as saved
     agent = saved.SavedAgent(algo="fixed", run_dir=Path("agentrun"),
                              model_names=table.model_names,
                              data_fingerprint=table.data_fingerprint,
                              table_digest=digest or saved.table_digest(table),
-                             env_kwargs={"action_scale": 3.0, "temperature": 1.0},
+                             config=WeightingConfig(action_scale=3.0, temperature=1.0,
+                                                    threshold=threshold),
                              model=FixedPolicy([1.0, -1.0]))
     monkeypatch.setattr(saved, "load_agent", lambda run_dir: agent)
     return agent
@@ -301,7 +348,7 @@ def _fake_agent(monkeypatch: pytest.MonkeyPatch, table: LogitsTable, digest: str
 def test_agent_weights_are_used(tiny_run: Path, tmp_path: Path,
                                 monkeypatch: pytest.MonkeyPatch) -> None:
     table = LogitsTable.load(tiny_run / "logits.parquet")
-    agent = _fake_agent(monkeypatch, table)
+    agent = _fake_agent(monkeypatch, table, threshold=0.25)
     out = tmp_path / "o"
     assert _gradcam(tiny_run, out, "--agent", str(tmp_path), "--n", "2") == 0
     panels = pd.read_csv(out / "panels.csv")
@@ -313,6 +360,9 @@ def test_agent_weights_are_used(tiny_run: Path, tmp_path: Path,
     np.testing.assert_allclose(panels["ensemble_probability"], (weights * p_study).sum(1),
                                atol=1e-9)
     assert "fixed agent" in (out / "index.html").read_text()
+    # the agent's own threshold decides (every untrained member says about 0.5)
+    assert (panels["prediction"] == 1).all()
+    assert (panels["prediction"] == (panels["ensemble_probability"] > 0.25)).all()
 
 
 def test_agent_of_another_table_is_a_clear_error(tiny_run: Path, tmp_path: Path,
@@ -327,16 +377,15 @@ def test_agent_of_another_table_is_a_clear_error(tiny_run: Path, tmp_path: Path,
 def test_a_real_trained_agent_drives_the_weights(tiny_run: Path, tmp_path: Path) -> None:
     from agents.saved import load_agent
     from agents.train import train_agent
-    from mura_env.env import WeightingProblem
 
     table = LogitsTable.load(tiny_run / "logits.parquet")
     agent_dir = tmp_path / "agent"
-    train_agent("softmax-pg", table, agent_dir, total_timesteps=2048, n_envs=512,
-                tensorboard=False)
+    train_agent("softmax-pg", WeightingConfig(logits=table), agent_dir, total_timesteps=2048,
+                n_envs=512, tensorboard=False)
     out = tmp_path / "o"
     assert _gradcam(tiny_run, out, "--agent", str(agent_dir), "--n", "2") == 0
     panels = pd.read_csv(out / "panels.csv")
-    problem = WeightingProblem(table, split=None)
-    rows = [list(problem.study_ids).index(s) for s in panels["study_id"]]
-    expected = load_agent(agent_dir).weights(problem.observations[rows])
+    studies = StudySet.select(table)
+    rows = [list(studies.study_ids).index(s) for s in panels["study_id"]]
+    expected = load_agent(agent_dir).weights(studies.observations[rows])
     np.testing.assert_allclose(panels[[f"{m}.weight" for m in MODELS]], expected, atol=1e-6)

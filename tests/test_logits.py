@@ -55,8 +55,8 @@ def test_from_arrays_attributes_and_copies() -> None:
 def test_abnormal_probabilities_are_softmax_index_1() -> None:
     studies, logits = _arrays()
     table = LogitsTable.from_arrays(studies, ["a", "b"], logits)
-    lg = logits.astype(np.float64)
-    expected = np.exp(lg[..., 1]) / np.exp(lg).sum(axis=-1)
+    as_float64 = logits.astype(np.float64)
+    expected = np.exp(as_float64[..., 1]) / np.exp(as_float64).sum(axis=-1)
     np.testing.assert_allclose(table.abnormal_probabilities(), expected, rtol=1e-12)
     # stable for extreme logits
     extreme = np.array([[[0.0, 800.0]], [[800.0, 0.0]]], dtype=np.float32)
@@ -93,7 +93,7 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
     assert len(LogitsTable.load(path)) == 9
 
 
-def test_select() -> None:
+def test_select_filters_split_and_body_part_and_reorders_models() -> None:
     table = tiny_table(k=3)
     sub = table.select(split="valid", body_parts=["ELBOW", "HAND", "WRIST", "FINGER"],
                        models=["m2", "m0"])
@@ -116,33 +116,39 @@ def test_select() -> None:
         table.select(models=["m9"])
 
 
+_BAD_MARK = np.arange(16).reshape(4, 2, 2) == 5  # one value of a [4, 2, 2] logits array
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda s, lg: (s.drop(columns="label"), lg), "lacks the column"),
-        (lambda s, lg: (s.assign(label=[0, 2, 1, 0]), lg), "labels must be 0"),
-        (lambda s, lg: (s.assign(body_part=["WRIST", "KNEE", "HAND", "HAND"]), lg),
-         "unknown body part"),
-        (lambda s, lg: (s.assign(split=["tune", "test", "tune", "tune"]), lg), "unknown split"),
-        (lambda s, lg: (s.assign(study_id=["a", "a", "b", "c"]), lg), "study_id must be unique"),
-        (lambda s, lg: (s.assign(patient_id=[None, "p", "p", "p"]), lg), "missing values"),
-        (lambda s, lg: (s, np.where(np.arange(16).reshape(4, 2, 2) == 5, np.nan, lg)),
-         "finite"),
-        (lambda s, lg: (s, np.where(np.arange(16).reshape(4, 2, 2) == 5, np.inf, lg)),
-         "finite"),
-        (lambda s, lg: (s, np.full((4, 2, 2), 1e39)), "finite"),  # overflows float32
-        (lambda s, lg: (s, lg[:3]), "shape"),
-        (lambda s, lg: (s, lg[:, :, :1]), "shape"),
+        (lambda studies, logits: (studies.drop(columns="label"), logits), "lacks the column"),
+        (lambda studies, logits: (studies.assign(label=[0, 2, 1, 0]), logits),
+         "labels must be 0"),
+        (lambda studies, logits: (studies.assign(body_part=["WRIST", "KNEE", "HAND", "HAND"]),
+                                  logits), "unknown body part"),
+        (lambda studies, logits: (studies.assign(split=["tune", "test", "tune", "tune"]), logits),
+         "unknown split"),
+        (lambda studies, logits: (studies.assign(study_id=["a", "a", "b", "c"]), logits),
+         "study_id must be unique"),
+        (lambda studies, logits: (studies.assign(patient_id=[None, "p", "p", "p"]), logits),
+         "missing values"),
+        (lambda studies, logits: (studies, np.where(_BAD_MARK, np.nan, logits)), "finite"),
+        (lambda studies, logits: (studies, np.where(_BAD_MARK, np.inf, logits)), "finite"),
+        (lambda studies, logits: (studies, np.full((4, 2, 2), 1e39)),
+         "finite"),  # overflows float32
+        (lambda studies, logits: (studies, logits[:3]), "shape"),
+        (lambda studies, logits: (studies, logits[:, :, :1]), "shape"),
     ],
 )
-def test_from_arrays_rejects(change, message: str) -> None:
+def test_from_arrays_rejects_invalid_studies_and_logits(change, message: str) -> None:
     studies, logits = _arrays()
-    s, lg = change(studies, logits)
+    bad_studies, bad_logits = change(studies, logits)
     with pytest.raises(LogitsTableError, match=message):
-        LogitsTable.from_arrays(s, ["a", "b"], lg)
+        LogitsTable.from_arrays(bad_studies, ["a", "b"], bad_logits)
 
 
-def test_bad_model_names() -> None:
+def test_from_arrays_rejects_repeated_models_and_unknown_configs() -> None:
     studies, logits = _arrays()
     with pytest.raises(LogitsTableError, match="unique"):
         LogitsTable.from_arrays(studies, ["a", "a"], logits)
@@ -179,7 +185,7 @@ def _rewrite(path: Path, arrow: pa.Table) -> None:
     mpath.write_text(json.dumps(manifest))
 
 
-def test_load_validates_contents(tmp_path: Path) -> None:
+def test_load_rejects_nan_logits_bad_labels_and_missing_columns(tmp_path: Path) -> None:
     path = tiny_table().save(tmp_path / "t.parquet")
     arrow = pq.read_table(path)
     col = arrow.column("m1.logit_abnormal").to_numpy().copy()
@@ -205,7 +211,7 @@ def test_load_validates_contents(tmp_path: Path) -> None:
         LogitsTable.load(path)
 
 
-def test_load_validates_manifest(tmp_path: Path) -> None:
+def test_load_rejects_invalid_or_mismatched_manifest(tmp_path: Path) -> None:
     path = tiny_table().save(tmp_path / "t.parquet")
     mpath = manifest_path(path)
     good = json.loads(mpath.read_text())
@@ -227,7 +233,8 @@ def test_load_validates_manifest(tmp_path: Path) -> None:
         LogitsTable.load(path)
 
 
-def test_resolve_logits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_resolve_logits_takes_a_table_a_path_or_the_default(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     table = tiny_table()
     assert resolve_logits(table) is table
     path = table.save(tmp_path / "t.parquet")

@@ -33,7 +33,7 @@ def _sklearn(y, p, pred) -> dict[str, float]:
     }
 
 
-def test_table_shape_and_order() -> None:
+def test_table_columns_group_and_metric_order() -> None:
     y, p, parts = _data()
     df = study_metrics(y, p, parts, n_bootstrap=50)
     assert list(df.columns) == ["body_part", "metric", "value", "ci_low", "ci_high",
@@ -58,13 +58,13 @@ def test_values_equal_sklearn_overall_and_per_body_part(ties: bool) -> None:
             assert df[(group, metric)] == pytest.approx(value, rel=1e-12, abs=1e-15)
 
 
-def test_predictions_and_threshold() -> None:
+def test_threshold_matches_given_predictions_and_predictions_alone_have_no_auroc() -> None:
     y, p, parts = _data()
     pred = (p > 0.3).astype(int)
     a = study_metrics(y, p, parts, threshold=0.3, n_bootstrap=0)
     b = study_metrics(y, p, parts, predictions=pred, n_bootstrap=0)
     pd.testing.assert_series_equal(a["value"], b["value"])
-    acc = a.query("body_part == 'ALL' and metric == 'accuracy'")["value"].item()
+    acc = a.loc[(a["body_part"] == OVERALL) & (a["metric"] == "accuracy"), "value"].item()
     assert acc == pytest.approx(accuracy_score(y, pred))
     # predictions only: AUROC undefined, the rest from sklearn
     c = study_metrics(y, None, parts, predictions=pred, n_bootstrap=20).set_index(
@@ -95,29 +95,32 @@ def test_bootstrap_interval_by_hand() -> None:
     n_boot, seed = 120, 11
     df = study_metrics(y, p, parts, n_bootstrap=n_boot, seed=seed,
                        confidence=0.9).set_index(["body_part", "metric"])
-    for group, g in [(OVERALL, 0), ("WRIST", BODY_PARTS.index("WRIST") + 1)]:
+    for group, group_index in [(OVERALL, 0), ("WRIST", BODY_PARTS.index("WRIST") + 1)]:
         rows = np.flatnonzero(np.ones(len(y), bool) if group == OVERALL else parts == group)
-        idx = np.random.default_rng([seed, g]).integers(0, len(rows), size=(n_boot, len(rows)))
-        reps = {m: [] for m in METRICS}
-        for r in idx:
-            yy, pp, dd = y[rows][r], p[rows][r], pred[rows][r]
-            both = 0 < yy.sum() < len(yy)
-            reps["accuracy"].append(accuracy_score(yy, dd))
-            if both or (dd != yy[0]).any():  # kappa is undefined only if all equal one class
-                reps["kappa"].append(cohen_kappa_score(yy, dd))
+        idx = np.random.default_rng([seed, group_index]).integers(
+            0, len(rows), size=(n_boot, len(rows)))
+        replicates = {metric: [] for metric in METRICS}
+        for resample in idx:
+            labels = y[rows][resample]
+            scores = p[rows][resample]
+            preds = pred[rows][resample]
+            both = 0 < labels.sum() < len(labels)
+            replicates["accuracy"].append(accuracy_score(labels, preds))
+            if both or (preds != labels[0]).any():  # undefined only if all are one class
+                replicates["kappa"].append(cohen_kappa_score(labels, preds))
             if both:
-                reps["auroc"].append(roc_auc_score(yy, pp))
-            if yy.sum() > 0:
-                reps["sensitivity"].append(recall_score(yy, dd, pos_label=1))
-            if yy.sum() < len(yy):
-                reps["specificity"].append(recall_score(yy, dd, pos_label=0))
-        for m in METRICS:
-            lo, hi = np.percentile(reps[m], [5, 95])
-            assert df.loc[(group, m), "ci_low"] == pytest.approx(lo, rel=1e-9)
-            assert df.loc[(group, m), "ci_high"] == pytest.approx(hi, rel=1e-9)
+                replicates["auroc"].append(roc_auc_score(labels, scores))
+            if labels.sum() > 0:
+                replicates["sensitivity"].append(recall_score(labels, preds, pos_label=1))
+            if labels.sum() < len(labels):
+                replicates["specificity"].append(recall_score(labels, preds, pos_label=0))
+        for metric in METRICS:
+            low, high = np.percentile(replicates[metric], [5, 95])
+            assert df.loc[(group, metric), "ci_low"] == pytest.approx(low, rel=1e-9)
+            assert df.loc[(group, metric), "ci_high"] == pytest.approx(high, rel=1e-9)
 
 
-def test_seeded_and_deterministic() -> None:
+def test_bootstrap_is_seeded_and_groups_are_independent() -> None:
     y, p, parts = _data()
     a = study_metrics(y, p, parts, n_bootstrap=100, seed=1)
     b = study_metrics(y, p, parts, n_bootstrap=100, seed=1)
@@ -161,7 +164,7 @@ def test_undefined_metrics_are_nan_without_warnings() -> None:
      ({"confidence": 1.0}, "confidence"),
      ({"n_bootstrap": -1}, "n_bootstrap")],
 )
-def test_bad_inputs(kwargs, message) -> None:
+def test_invalid_inputs_raise_value_error(kwargs: dict, message: str) -> None:
     args = {"labels": [0, 1], "body_parts": ["HAND", "HAND"], "probabilities": [0.2, 0.7]}
     args.update(kwargs)
     labels, probs, parts = args.pop("labels"), args.pop("probabilities"), args.pop("body_parts")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from backbones.registry import UnknownModelError
+from backbones.train_config import TrainConfig, parse_args
 from experiments import pretrain_backbones
 from mura_env.data import load_mura
 from mura_env.logits import LogitsTable
@@ -65,3 +67,27 @@ def test_metrics_table(run: Path) -> None:
 def test_unknown_model_lists_valid_ones(tmp_path: Path) -> None:
     with pytest.raises(UnknownModelError, match="valid models: .*attention_resnet"):
         pretrain_backbones.main(["--models", "vgg99", "--out", str(tmp_path / "x")])
+
+
+def test_member_training_config(tmp_path: Path) -> None:
+    cfg = pretrain_backbones.resolve(pretrain_backbones.PretrainConfig(
+        out=tmp_path / "run", models=("attention_resnet", "resnet18"), image_size=(32, 48),
+        epochs=(3,), batch_size=16, lr=0.002, seed=5, cache_dir=tmp_path / "cache",
+        skip_bad_images=True, progress=False, device="cpu", workers=1))
+    config = pretrain_backbones.train_config(cfg, tmp_path / "data", "resnet18", 48, 3)
+    assert isinstance(config, TrainConfig)
+    assert config == parse_args([
+        "--data-root", str(tmp_path / "data"), "--model", "resnet18", "--image-size", "48",
+        "--batch-size", "16", "--epochs", "3", "--lr", "0.002", "--seed", "5",
+        "--split-seed", "5", "--device", "cpu", "--workers", "1",
+        "--output-dir", str(tmp_path / "run" / "resnet18"), "--tune-fraction", "0.2",
+        "--cache-dir", str(tmp_path / "cache"), "--skip-bad-images", "--no-progress"])
+
+    checkpoint = tmp_path / "run" / "resnet18" / "checkpoint.pth"
+    resumed = replace(cfg, resume=True)
+    assert pretrain_backbones.train_config(resumed, tmp_path, "resnet18", 48, 3).resume is None
+    checkpoint.parent.mkdir(parents=True)
+    checkpoint.write_bytes(b"")
+    assert pretrain_backbones.train_config(resumed, tmp_path, "resnet18", 48, 3).resume == str(
+        checkpoint)
+    assert pretrain_backbones.train_config(cfg, tmp_path, "resnet18", 48, 3).resume is None

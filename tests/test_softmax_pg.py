@@ -9,6 +9,7 @@ from agent_fixtures import specialist_table
 
 from agents.evaluate import evaluate_policy
 from agents.softmax_pg import SoftmaxPGAgent, SoftmaxPGConfig, train_softmax_pg
+from mura_env.config import WeightingConfig
 from mura_env.constants import BODY_PARTS
 from mura_env.vector_env import MuraWeightingVectorEnv
 
@@ -26,7 +27,8 @@ def trained_on_specialists():
 
 def test_reaches_98_percent_and_weights_each_part_specialist(trained_on_specialists):
     table, agent, result = trained_on_specialists
-    ev = evaluate_policy(lambda o: agent.predict(o)[0], table, split="tune", n_bootstrap=0)
+    ev = evaluate_policy(lambda o: agent.predict(o)[0], WeightingConfig(logits=table),
+                         split="tune", n_bootstrap=0)
     assert ev.value("accuracy") >= 0.98
     for part in BODY_PARTS:
         row = ev.mean_weights.loc[part]

@@ -37,7 +37,7 @@ def test_stratified_by_body_part_and_label(studies: pd.DataFrame) -> None:
     assert share.between(0.12, 0.28).all(), share
 
 
-def test_deterministic_in_seed(studies: pd.DataFrame) -> None:
+def test_same_seed_same_split_other_seed_other_split(studies: pd.DataFrame) -> None:
     a = split_train_tune(studies, tune_fraction=0.2, seed=1)
     b = split_train_tune(studies, tune_fraction=0.2, seed=1)
     c = split_train_tune(studies, tune_fraction=0.2, seed=2)
@@ -45,12 +45,12 @@ def test_deterministic_in_seed(studies: pd.DataFrame) -> None:
     assert not a.equals(c)
 
 
-def test_bad_fraction(studies: pd.DataFrame) -> None:
+def test_fraction_outside_zero_to_one_half_is_rejected(studies: pd.DataFrame) -> None:
     with pytest.raises(ValueError, match="tune_fraction"):
         split_train_tune(studies, tune_fraction=0.9)
 
 
-def test_fraction_must_be_one_over_n(studies: pd.DataFrame) -> None:
+def test_fraction_must_be_one_over_n_folds(studies: pd.DataFrame) -> None:
     with pytest.raises(ValueError, match="not 1/n"):
         split_train_tune(studies, tune_fraction=0.3)
     share = (split_train_tune(studies, tune_fraction=0.25) == "tune").sum() / (

@@ -19,8 +19,10 @@ from mura_env.synthetic import (
     read_manifest,
     render_study,
     sample_study,
+    sample_view,
 )
 from mura_env.synthetic.plan import REAL_COUNTS, plan_dataset
+from mura_env.synthetic.render import render
 
 IMAGE_ROW = re.compile(
     r"MURA-v1\.1/(train|valid)/XR_(ELBOW|FINGER|FOREARM|HAND|HUMERUS|SHOULDER|WRIST)/"
@@ -55,7 +57,7 @@ def test_csvs_have_stanfords_exact_format(synthetic_s002: Path, split: str) -> N
 
 
 def test_study_counts_follow_the_real_proportions(synthetic_s002: Path) -> None:
-    """Acceptance: per-part/label study counts within 15% (or +-2 studies) of the real ones."""
+    """Per-part/label study counts are within 15% (or +-2 studies) of the real ones."""
     studies = load_mura(synthetic_s002, tune_fraction=0).studies
     real_total = sum(n + a for n, a, _, _ in REAL_COUNTS.values())
     for (split, part), (n_norm, n_abn, _, _) in REAL_COUNTS.items():
@@ -107,29 +109,26 @@ def test_abnormal_studies_show_a_finding_normal_ones_do_not() -> None:
         kinds[part].add(spec.kind)
         normal = sample_study(part, label=0, n_images=2, seed=0, study_index=i)
         assert normal.kind == "normal"
-        assert all(f.kind == "growth_plate" for f in normal.findings)
-    assert all(len(k) >= 3 for k in kinds.values())  # several kinds in every body part
+        assert all(finding.kind == "growth_plate" for finding in normal.findings)
+    # several kinds in every body part
+    assert all(len(part_kinds) >= 3 for part_kinds in kinds.values())
 
 
-@pytest.mark.parametrize("kind_check", ["hardware", "fracture"])
-def test_findings_change_the_picture(kind_check: str) -> None:
+@pytest.mark.parametrize("finding_kind", ["hardware", "fracture"])
+def test_findings_change_the_picture(finding_kind: str) -> None:
     """The same study drawn with and without its finding differs where the finding is."""
     for i in range(200):
         spec = sample_study("FOREARM", 1, 1, seed=5, study_index=i)
-        if spec.kind == kind_check and spec.shows[0]:
+        if spec.kind == finding_kind and spec.shows[0]:
             break
     else:
-        pytest.fail(f"no {kind_check} study among the first 200")
-    from mura_env import synthetic_render
-    from mura_env.synthetic import sample_view
-
+        pytest.fail(f"no {finding_kind} study among the first 200")
     view = sample_view(0, spec.marker, np.random.default_rng(0))
-    with_finding = synthetic_render.render(spec.anatomy, view, spec.findings,
-                                           np.random.default_rng(1))
-    without = synthetic_render.render(spec.anatomy, view, [], np.random.default_rng(1))
+    with_finding = render(spec.anatomy, view, spec.findings, np.random.default_rng(1))
+    without = render(spec.anatomy, view, [], np.random.default_rng(1))
     diff = np.abs(with_finding.astype(int) - without.astype(int))
     assert diff.max() > 40
-    if kind_check == "hardware":
+    if finding_kind == "hardware":
         assert with_finding.max() >= without.max()  # metal is the brightest thing
 
 
@@ -170,7 +169,7 @@ def test_existing_data_set_is_kept_or_refused(tmp_path: Path) -> None:
         generate(real, scale=0.001, seed=1, workers=1, overwrite=True, progress=False)
 
 
-def test_contact_sheet(mini_mura: Path) -> None:
+def test_contact_sheet_is_a_grayscale_grid_of_examples(mini_mura: Path) -> None:
     path = contact_sheet(mini_mura, mini_mura / "sheet.png", per_row=(1, 2), tile=64)
     with Image.open(path) as im:
         assert im.mode == "L"
@@ -190,12 +189,12 @@ def test_older_generator_version_is_remade(tmp_path: Path) -> None:
 
 def test_failed_build_leaves_nothing_behind(tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    import mura_env.synthetic.generate as synthetic
+    import mura_env.synthetic.dataset as dataset_module
 
-    def broken(*args, **kwargs):
+    def broken(*args: object, **kwargs: object) -> int:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(synthetic, "_write_study", broken)
+    monkeypatch.setattr(dataset_module, "_write_study", broken)
     with pytest.raises(RuntimeError, match="disk full"):
         generate(tmp_path, scale=0.001, seed=1, workers=1, progress=False)
     assert list(tmp_path.iterdir()) == []

@@ -1,5 +1,6 @@
 """Backbone training (``backbones.train``): learning, exact resume, atomic checkpoints, resume
-checks, bad images, torchrun/DDP on CPU and TensorBoard scalars, on tiny synthetic data."""
+checks, bad images, torchrun/DDP on CPU, TensorBoard scalars and the epoch building blocks
+(train_one_epoch, evaluate, the weighted loss, the config), on tiny synthetic data."""
 
 from __future__ import annotations
 
@@ -13,16 +14,28 @@ from typing import Any
 
 import cv2
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, TensorDataset
 
 from backbones.cache import BadImageError, build_cache
 from backbones.data import CachedImages
 from backbones.infer import predict_logits
-from backbones.registry import build_model
-from backbones.train import CHECKPOINT, ResumeError, get_args_parser, load_checkpoint, main
+from backbones.registry import UnknownModelError, build_model, get_spec
+from backbones.train import (
+    CHECKPOINT,
+    ResumeError,
+    TrainConfig,
+    WeightedCrossEntropy,
+    create_train_state,
+    evaluate,
+    load_checkpoint,
+    main,
+    train_one_epoch,
+)
+from backbones.train_config import parse_args, resolve
 from backbones.transforms import eval_transform
 from mura_env.data import load_mura
 from mura_env.synthetic import generate
@@ -39,7 +52,7 @@ def _argv(data_root: Path, out: Path, cache_dir: Path, *extra: str) -> list[str]
 
 
 def _train(data_root: Path, out: Path, cache_dir: Path, *extra: str) -> dict[str, Any]:
-    return main(get_args_parser().parse_args(_argv(data_root, out, cache_dir, *extra)))
+    return main(parse_args(_argv(data_root, out, cache_dir, *extra)))
 
 
 def _leftovers(folder: Path) -> list[Path]:
@@ -283,3 +296,64 @@ def test_tensorboard_scalars(run_a: Path, data_root: Path) -> None:
     assert [s for s, _ in kappa] == [0, 1]
     final = load_checkpoint(run_a / CHECKPOINT)["metrics"]["tune_kappa"]
     assert kappa[-1][1] == pytest.approx(final, abs=1e-6)
+
+
+# --------------------------------------------------------------------------- building blocks
+
+
+def test_command_line_parses_into_train_config() -> None:
+    config = parse_args(["--data-root", "d", "--model", "resnet18", "--epochs", "3",
+                         "--lr", "0.01", "--skip-bad-images", "--no-amp", "--no-progress"])
+    assert isinstance(config, TrainConfig)
+    assert (config.data_root, config.model, config.epochs, config.lr) == ("d", "resnet18", 3, 0.01)
+    assert config.skip_bad_images and not config.amp and not config.progress
+    assert config.image_size is None and config.resume is None and config.batch_size == 64
+    assert parse_args([]) == TrainConfig()
+    with pytest.raises(UnknownModelError):
+        resolve(TrainConfig(model="vgg99"))
+    assert resolve(TrainConfig(model="attention_resnet")).image_size == get_spec(
+        "attention_resnet").default_size
+
+
+def _tiny_batches(n: int = 12, seed: int = 0) -> DataLoader:
+    """Batches ``(images (4, 1, SIZE, SIZE), labels (4,), body parts (4,))`` of random data."""
+    g = torch.Generator().manual_seed(seed)
+    images = torch.randn(n, 1, SIZE, SIZE, generator=g)
+    labels = torch.arange(n) % 2
+    parts = torch.arange(n) % 7
+    return DataLoader(TensorDataset(images, labels, parts), batch_size=4)
+
+
+def test_train_one_epoch_changes_parameters_and_evaluate_does_not() -> None:
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    loader = _tiny_batches()
+    config = TrainConfig(model="attention_resnet", image_size=SIZE, epochs=2, lr=0.01)
+    state = create_train_state(config, len(loader), torch.device("cpu"), amp=False)
+    before = {k: v.clone() for k, v in state.model.state_dict().items()}
+    criterion = WeightedCrossEntropy(torch.full((7, 2), 0.5))
+
+    loss = train_one_epoch(state.model, criterion, state, loader, torch.device("cpu"), 0)
+    assert math.isfinite(loss) and loss > 0
+    assert state.scheduler.last_epoch == len(loader)  # one scheduler step per batch
+    after = state.model.state_dict()
+    assert not all(torch.equal(before[k], after[k]) for k in before)
+
+    images = pd.DataFrame({"study_id": [f"s{i // 2}" for i in range(12)]})
+    studies = pd.DataFrame({"study_id": [f"s{i}" for i in range(6)], "label": [0, 1] * 3})
+    trained = {k: v.clone() for k, v in after.items()}
+    result = evaluate(state.model, loader, images, studies, torch.device("cpu"))
+    assert set(result) == {"accuracy", "kappa"}
+    assert 0.0 <= result["accuracy"] <= 1.0 and -1.0 <= result["kappa"] <= 1.0
+    assert not state.model.training
+    _assert_same(trained, state.model.state_dict(), "model")
+
+
+def test_weighted_cross_entropy_weights_each_image() -> None:
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+    labels, parts = torch.tensor([0, 1]), torch.tensor([3, 5])
+    weights = torch.zeros(7, 2)
+    weights[3, 0], weights[5, 1] = 2.0, 0.5
+    each = torch.nn.functional.cross_entropy(logits, labels, reduction="none")
+    loss = WeightedCrossEntropy(weights)(logits, labels, parts)
+    assert torch.allclose(loss, (2.0 * each[0] + 0.5 * each[1]) / 2)

@@ -11,6 +11,7 @@ from gymnasium.vector import AutoresetMode
 
 import mura_env  # noqa: F401  (registers MuraWeighting-v0)
 from mura_env.env import MuraWeightingEnv
+from mura_env.mapping import recheck_margin
 from mura_env.vector_env import STEP_INFO_KEYS, MuraWeightingVectorEnv
 
 
@@ -130,18 +131,19 @@ def test_float32_batch_error_is_within_recheck_margin(table) -> None:
     for scale, temperature in ((3.0, 1.0), (30.0, 1.0), (5.0, 0.05)):
         vec = MuraWeightingVectorEnv(64, logits=table, action_scale=scale,
                                      temperature=temperature)
-        pb = vec.problem
+        problem = vec.problem
         rng = np.random.default_rng(1)
-        idx = rng.integers(0, pb.n_studies, size=4096)
+        idx = rng.integers(0, problem.n_studies, size=4096)
         actions = rng.uniform(-1, 1, size=(4096, 4)).astype(np.float32)
-        out = pb.evaluate(idx, actions)
+        out = problem.evaluate(idx, actions)
         # float64 reference of every entry
-        z = pb.coef * actions.astype(np.float64)
+        z = scale / temperature * actions.astype(np.float64)
         z -= z.max(axis=1, keepdims=True)
         w = np.exp(z)
         w /= w.sum(axis=1, keepdims=True)
-        p64 = (w * pb.probabilities[idx]).sum(axis=1)
-        assert np.abs(out["probability"] - p64).max() < pb.recheck_margin / 4
+        p64 = (w * problem.studies.probabilities[idx]).sum(axis=1)
+        margin = recheck_margin(scale / temperature)
+        assert np.abs(out["probability"] - p64).max() < margin / 4
 
 
 def test_same_step_autoreset_and_final_obs(table) -> None:
@@ -161,7 +163,7 @@ def test_same_step_autoreset_and_final_obs(table) -> None:
         fi = info["final_info"]
         for key in STEP_INFO_KEYS:
             assert fi[key].shape[0] == 7 and fi["_" + key].all()
-        np.testing.assert_array_equal(vec.problem.observations[fi["study_index"]], obs_copy)
+        np.testing.assert_array_equal(vec.problem.studies.observations[fi["study_index"]], obs_copy)
         assert new_obs.dtype == np.float32 and new_obs in vec.observation_space
         obs_copy = new_obs.copy()
 
@@ -266,7 +268,7 @@ def test_step_before_reset_and_bad_num_envs(table) -> None:
         MuraWeightingVectorEnv(0, logits=table)
 
 
-def test_index_maps(table) -> None:
+def test_study_ids_and_body_parts_map_the_info_study_index(table) -> None:
     vec = MuraWeightingVectorEnv(3, logits=table)
     vec.reset(seed=0)
     info = vec.step(np.zeros((3, 4), np.float32))[4]["final_info"]

@@ -134,75 +134,111 @@ def _read_rows(csv_path: Path, n_columns: int) -> list[list[str]]:
 def _relative_parts(csv_path: Path, line_no: int, raw: str) -> PurePosixPath:
     """Check that a CSV path stays inside the data set and return it below ``MURA-v1.1/``."""
     raw = raw.strip()
-    p = PurePosixPath(raw)
-    if p.is_absolute() or raw.startswith("\\") or re.match(r"^[A-Za-z]:", raw):
+    path = PurePosixPath(raw)
+    if path.is_absolute() or raw.startswith("\\") or re.match(r"^[A-Za-z]:", raw):
         raise MuraFormatError(
             f"{csv_path}, row {line_no}: {raw!r} is an absolute path; MURA paths are relative "
             f"and start with '{MURA_DIRNAME}/'"
         )
-    if ".." in p.parts:
+    if ".." in path.parts:
         raise MuraFormatError(
             f"{csv_path}, row {line_no}: {raw!r} escapes the data set root with '..'; "
             f"MURA paths stay inside '{MURA_DIRNAME}/'"
         )
-    if not p.parts or p.parts[0] != MURA_DIRNAME:
+    if not path.parts or path.parts[0] != MURA_DIRNAME:
         raise MuraFormatError(
             f"{csv_path}, row {line_no}: {raw!r} does not start with '{MURA_DIRNAME}/'"
         )
-    return PurePosixPath(*p.parts[1:])
+    return PurePosixPath(*path.parts[1:])
 
 
 def _parse_study(csv_path: Path, line_no: int, rel: str, split: str) -> re.Match[str]:
-    m = _STUDY_RE.match(rel)
-    if m is None:
+    match = _STUDY_RE.match(rel)
+    if match is None:
         raise MuraFormatError(
             f"{csv_path}, row {line_no}: {rel!r} is not a study path; expected "
             f"'{split}/XR_<PART>/patientNNNNN/studyK_positive' (or _negative)"
         )
-    if m["split"] != split:
+    if match["split"] != split:
         raise MuraFormatError(
-            f"{csv_path}, row {line_no}: {rel!r} lies in the {m['split']!r} split but is "
+            f"{csv_path}, row {line_no}: {rel!r} lies in the {match['split']!r} split but is "
             f"listed in the {split!r} CSV"
         )
-    if m["part"] not in BODY_PARTS:
+    if match["part"] not in BODY_PARTS:
         raise MuraFormatError(
-            f"{csv_path}, row {line_no}: unknown body part folder 'XR_{m['part']}'; "
-            f"expected one of {', '.join('XR_' + b for b in BODY_PARTS)}"
+            f"{csv_path}, row {line_no}: unknown body part folder 'XR_{match['part']}'; "
+            f"expected one of {', '.join('XR_' + part for part in BODY_PARTS)}"
         )
-    return m
+    return match
 
 
 def _read_split(mura_root: Path, split: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Read and check one official split.
+
+    Args:
+        mura_root: the ``MURA-v1.1`` folder.
+        split: ``train`` or ``valid``.
+
+    Returns:
+        ``(images, studies)``: images with the columns of :data:`IMAGE_COLUMNS`; studies with
+        ``study_id, patient_id, body_part, label, split, n_images``.
+
+    Raises:
+        MuraFormatError: any problem with the split's two CSVs or the files they list.
+    """
     studies_csv = mura_root / f"{split}_labeled_studies.csv"
     images_csv = mura_root / f"{split}_image_paths.csv"
+    studies = _read_studies(studies_csv, split)
+    images = _read_images(images_csv, mura_root, split, set(studies["study_id"]))
+    _check_images_on_disk(images_csv, images)
+    studies["n_images"] = _images_per_study(images_csv, studies, images)
+    _check_tree(mura_root, split, set(images["path"]))
+    return images, studies
 
+
+def _read_studies(studies_csv: Path, split: str) -> pd.DataFrame:
+    """The studies listed in ``<split>_labeled_studies.csv``: columns ``study_id, patient_id,
+    body_part, label, split``, in the CSV's order. Each label must be 0 or 1 and agree with the
+    study folder's name; no study may be listed twice."""
     study_rows = []
-    seen: dict[str, int] = {}
+    first_row: dict[str, int] = {}
     for line_no, (raw_path, raw_label) in enumerate(_read_rows(studies_csv, 2), start=1):
         rel = str(_relative_parts(studies_csv, line_no, raw_path))  # drops the trailing slash
-        m = _parse_study(studies_csv, line_no, rel, split)
-        label_text = raw_label.strip()
-        if label_text not in ("0", "1"):
-            raise MuraFormatError(
-                f"{studies_csv}, row {line_no}: label {raw_label!r} is not 0 or 1"
-            )
-        label = int(label_text)
-        if label != (m["folder_label"] == "positive"):
-            raise MuraFormatError(
-                f"{studies_csv}, row {line_no}: study {rel!r} has label {label} but its folder "
-                f"says '{m['folder_label']}' (positive = 1 = abnormal, negative = 0 = normal). "
-                "Fix the label or the folder name."
-            )
-        if rel in seen:
+        match = _parse_study(studies_csv, line_no, rel, split)
+        label = _parse_label(studies_csv, line_no, raw_label, rel, match["folder_label"])
+        if rel in first_row:
             raise MuraFormatError(
                 f"{studies_csv}, row {line_no}: study {rel!r} is listed twice "
-                f"(first at row {seen[rel]})"
+                f"(first at row {first_row[rel]})"
             )
-        seen[rel] = line_no
-        study_rows.append((rel, m["patient"], m["part"], label, split))
-    studies = pd.DataFrame(study_rows, columns=["study_id", "patient_id", "body_part", "label",
-                                                "split"])
+        first_row[rel] = line_no
+        study_rows.append((rel, match["patient"], match["part"], label, split))
+    return pd.DataFrame(study_rows, columns=["study_id", "patient_id", "body_part", "label",
+                                             "split"])
 
+
+def _parse_label(studies_csv: Path, line_no: int, raw_label: str, rel: str,
+                 folder_label: str) -> int:
+    """The 0/1 label of a study row; it must agree with the folder's ``positive``/``negative``."""
+    label_text = raw_label.strip()
+    if label_text not in ("0", "1"):
+        raise MuraFormatError(
+            f"{studies_csv}, row {line_no}: label {raw_label!r} is not 0 or 1"
+        )
+    label = int(label_text)
+    if label != (folder_label == "positive"):
+        raise MuraFormatError(
+            f"{studies_csv}, row {line_no}: study {rel!r} has label {label} but its folder "
+            f"says '{folder_label}' (positive = 1 = abnormal, negative = 0 = normal). "
+            "Fix the label or the folder name."
+        )
+    return label
+
+
+def _read_images(images_csv: Path, mura_root: Path, split: str,
+                 listed_studies: set[str]) -> pd.DataFrame:
+    """The images listed in ``<split>_image_paths.csv``, columns :data:`IMAGE_COLUMNS` (``path``
+    absolute). Each must be an ``imageN.png`` of a study in ``listed_studies``, listed once."""
     image_rows = []
     unlisted_study: list[str] = []
     for line_no, (raw_path,) in enumerate(_read_rows(images_csv, 1), start=1):
@@ -213,39 +249,48 @@ def _read_split(mura_root: Path, split: str) -> tuple[pd.DataFrame, pd.DataFrame
                 "'.../studyK_positive/imageN.png'"
             )
         study_rel = str(rel.parent)
-        m = _parse_study(images_csv, line_no, study_rel, split)
-        if study_rel not in seen:
+        match = _parse_study(images_csv, line_no, study_rel, split)
+        if study_rel not in listed_studies:
             unlisted_study.append(raw_path)
             continue
-        image_rows.append((str(mura_root / rel), study_rel, m["patient"], m["part"],
-                           int(m["folder_label"] == "positive"), split))
+        image_rows.append((str(mura_root / rel), study_rel, match["patient"], match["part"],
+                           int(match["folder_label"] == "positive"), split))
     if unlisted_study:
         raise MuraFormatError(
             f"{images_csv}: {len(unlisted_study)} image(s) belong to studies that are not in "
-            f"{studies_csv.name}, e.g. {unlisted_study[:_SHOW]}"
+            f"{split}_labeled_studies.csv, e.g. {unlisted_study[:_SHOW]}"
         )
     images = pd.DataFrame(image_rows, columns=list(IMAGE_COLUMNS))
-    if images["path"].duplicated().any():
-        dup = images.loc[images["path"].duplicated(), "path"].tolist()
-        raise MuraFormatError(f"{images_csv}: {len(dup)} image(s) listed twice, e.g. {dup[:_SHOW]}")
+    duplicated = images["path"].duplicated()
+    if duplicated.any():
+        listed_twice = images.loc[duplicated, "path"].tolist()
+        raise MuraFormatError(f"{images_csv}: {len(listed_twice)} image(s) listed twice, "
+                              f"e.g. {listed_twice[:_SHOW]}")
+    return images
 
-    missing = [p for p in images["path"] if not os.path.isfile(p)]
+
+def _check_images_on_disk(images_csv: Path, images: pd.DataFrame) -> None:
+    """Raise :class:`MuraFormatError` when a listed image is not a file on disk."""
+    missing = [path for path in images["path"] if not os.path.isfile(path)]
     if missing:
         raise MuraFormatError(
             f"{images_csv}: {len(missing)} of {len(images)} listed image(s) are missing on disk, "
             f"e.g. {missing[:_SHOW]}. Check that the data set was unpacked completely."
         )
 
+
+def _images_per_study(images_csv: Path, studies: pd.DataFrame,
+                      images: pd.DataFrame) -> pd.Series:
+    """int64 Series aligned with ``studies``: how many images each study has (at least one)."""
     counts = images.groupby("study_id").size()
-    studies["n_images"] = studies["study_id"].map(counts).fillna(0).astype("int64")
-    empty = studies.loc[studies["n_images"] == 0, "study_id"].tolist()
+    n_images = studies["study_id"].map(counts).fillna(0).astype("int64")
+    empty = studies.loc[n_images == 0, "study_id"].tolist()
     if empty:
         raise MuraFormatError(
             f"{images_csv}: {len(empty)} labeled study(ies) have no image listed, "
             f"e.g. {empty[:_SHOW]}"
         )
-    _check_tree(mura_root, split, set(images["path"]))
-    return images, studies
+    return n_images
 
 
 def _check_tree(mura_root: Path, split: str, listed: set[str]) -> None:
@@ -260,7 +305,7 @@ def _check_tree(mura_root: Path, split: str, listed: set[str]) -> None:
         if not (entry.startswith("XR_") and entry[3:] in BODY_PARTS):
             raise MuraFormatError(
                 f"unknown body part folder {full}; expected only "
-                f"{', '.join('XR_' + b for b in BODY_PARTS)} under {split_dir}"
+                f"{', '.join('XR_' + part for part in BODY_PARTS)} under {split_dir}"
             )
     unlisted = []
     for dirpath, dirnames, filenames in os.walk(split_dir):
@@ -282,14 +327,14 @@ def _check_tree(mura_root: Path, split: str, listed: set[str]) -> None:
 def data_fingerprint(mura_root: str | os.PathLike[str]) -> str:
     """sha256 hex digest of the four CSVs of a MURA-v1.1 folder (identifies a data set)."""
     mura_root = resolve_mura_root(mura_root)
-    h = hashlib.sha256()
+    digest = hashlib.sha256()
     for split in OFFICIAL_SPLITS:
         for kind in ("image_paths", "labeled_studies"):
             path = mura_root / f"{split}_{kind}.csv"
             if path.is_file():
-                h.update(path.name.encode())
-                h.update(path.read_bytes())
-    return h.hexdigest()
+                digest.update(path.name.encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def load_mura(
@@ -301,8 +346,9 @@ def load_mura(
 
     Args:
         root: the folder holding ``MURA-v1.1/``, or ``MURA-v1.1/`` itself.
-        tune_fraction: share of the official train part's patients moved to the ``tune`` split
-            (see :func:`mura_env.data.split.split_train_tune`); 0 keeps the official train/valid only.
+        tune_fraction: share of the official train part's patients moved to the ``tune``
+            split (see :func:`mura_env.data.split.split_train_tune`); 0 keeps the official
+            train/valid only.
         seed: seed of the train/tune split.
 
     Returns:
@@ -318,9 +364,9 @@ def load_mura(
     mura_root = resolve_mura_root(root)
     images, studies = [], []
     for split in OFFICIAL_SPLITS:
-        im, st = _read_split(mura_root, split)
-        images.append(im)
-        studies.append(st)
+        split_images, split_studies = _read_split(mura_root, split)
+        images.append(split_images)
+        studies.append(split_studies)
     images_df = pd.concat(images, ignore_index=True)
     studies_df = pd.concat(studies, ignore_index=True)[list(STUDY_COLUMNS)]
     if tune_fraction > 0:
@@ -328,33 +374,8 @@ def load_mura(
         images_df["split"] = images_df["study_id"].map(
             dict(zip(studies_df["study_id"], studies_df["split"], strict=True))
         )
-    for df in (images_df, studies_df):
-        df["label"] = df["label"].astype("int64")
+    for table in (images_df, studies_df):
+        table["label"] = table["label"].astype("int64")
     return MuraData(root=mura_root, images=images_df, studies=studies_df,
                     fingerprint=data_fingerprint(mura_root))
 
-
-def summarize(studies: pd.DataFrame) -> pd.DataFrame:
-    """Count studies and images per split and body part.
-
-    Args:
-        studies: a studies table (columns as :attr:`MuraData.studies`).
-
-    Returns:
-        One row per (split, body_part) plus a ``total`` row per split; integer columns
-        ``normal``, ``abnormal``, ``studies``, ``images``.
-    """
-    g = studies.groupby(["split", "body_part"])
-    out = pd.DataFrame({
-        "normal": g["label"].apply(lambda s: int((s == 0).sum())),
-        "abnormal": g["label"].sum().astype("int64"),
-        "studies": g.size(),
-        "images": g["n_images"].sum().astype("int64"),
-    }).reset_index()
-    totals = out.groupby("split", as_index=False)[["normal", "abnormal", "studies", "images"]].sum()
-    totals["body_part"] = "total"
-    out = pd.concat([out, totals], ignore_index=True)
-    order = {s: i for i, s in enumerate(("train", "tune", "valid"))}
-    out["_s"] = out["split"].map(order)
-    out["_b"] = out["body_part"].map({b: i for i, b in enumerate((*BODY_PARTS, "total"))})
-    return out.sort_values(["_s", "_b"]).drop(columns=["_s", "_b"]).reset_index(drop=True)

@@ -3,7 +3,7 @@
 * :mod:`~mura_env.synthetic.plan`: how many studies and images per split, body part and label;
 * :mod:`~mura_env.synthetic.anatomy`: the bones of each body part, as shapes;
 * :mod:`~mura_env.synthetic.render`: draws one view with its findings;
-* :mod:`~mura_env.synthetic.generate`: samples studies and writes ``MURA-v1.1/`` atomically;
+* :mod:`~mura_env.synthetic.dataset`: samples studies and writes ``MURA-v1.1/`` atomically;
 * :mod:`~mura_env.synthetic.preview`: a contact sheet of examples;
 * :mod:`~mura_env.synthetic.cli`: ``python -m mura_env.synthetic --out DIR [--scale S] ...``.
 
@@ -11,7 +11,7 @@ Importing it loads neither the env modules nor torch.
 """
 
 from mura_env.synthetic.cli import SyntheticConfig, main
-from mura_env.synthetic.generate import (
+from mura_env.synthetic.dataset import (
     GENERATOR_VERSION,
     MANIFEST_NAME,
     SYNTHETIC_NOTE,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mura_env.common.config_cli import parse_config
-from mura_env.synthetic.generate import generate, read_manifest
+from mura_env.synthetic.dataset import generate, read_manifest
 from mura_env.synthetic.preview import contact_sheet
 
 
@@ -32,7 +32,14 @@ class SyntheticConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point; returns the exit status."""
+    """Command-line entry point.
+
+    Args:
+        argv: the arguments (default ``sys.argv[1:]``), the fields of :class:`SyntheticConfig`.
+
+    Returns:
+        The exit status: 0, or 2 when the data set could not be written.
+    """
     cfg = parse_config(SyntheticConfig, argv)
     start = time.perf_counter()
     try:

@@ -51,10 +51,11 @@ def _study_cells(split: str, scale: float, rng: np.random.Generator) -> list[tup
     for part in CSV_PART_ORDER:
         n_norm, n_abn, img_norm, img_abn = REAL_COUNTS[(split, part)]
         for label, n_real, img_real in ((0, n_norm, img_norm), (1, n_abn, img_abn)):
-            n = max(1, round(n_real * scale))
-            total = max(n, round(img_real * scale))
-            per_study = 1 + rng.multinomial(total - n, np.full(n, 1.0 / n))
-            out += [(part, label, int(k)) for k in per_study]
+            n_studies = max(1, round(n_real * scale))
+            n_images = max(n_studies, round(img_real * scale))
+            per_study = 1 + rng.multinomial(n_images - n_studies,
+                                            np.full(n_studies, 1.0 / n_studies))
+            out += [(part, label, int(count)) for count in per_study]
     return out
 
 
@@ -62,25 +63,25 @@ def _group_patients(cells: list[tuple[str, int, int]], rng: np.random.Generator)
     """Group study indices into patients: 1-3 studies of a body part, a few across two parts."""
     patients: list[list[int]] = []
     for part in CSV_PART_ORDER:
-        idx = [i for i, c in enumerate(cells) if c[0] == part]
+        idx = [i for i, cell in enumerate(cells) if cell[0] == part]
         idx = [idx[i] for i in rng.permutation(len(idx))]
         while idx:
-            k = int(rng.choice(3, p=STUDIES_PER_PATIENT_P)) + 1
-            patients.append(idx[:k])
-            idx = idx[k:]
-    singles = [p for p in patients if len(p) == 1]
+            n_studies = int(rng.choice(3, p=STUDIES_PER_PATIENT_P)) + 1
+            patients.append(idx[:n_studies])
+            idx = idx[n_studies:]
+    singles = [patient for patient in patients if len(patient) == 1]
     order = rng.permutation(len(singles))
     n_pairs = round(CROSS_PART_SHARE * len(singles) / 2)
     merged: set[int] = set()
     pairs = 0
-    for a, b in zip(order[::2], order[1::2], strict=False):
+    for first, second in zip(order[::2], order[1::2], strict=False):
         if pairs >= n_pairs:
             break
-        if cells[singles[a][0]][0] != cells[singles[b][0]][0]:
-            singles[a].extend(singles[b])
-            merged.add(id(singles[b]))
+        if cells[singles[first][0]][0] != cells[singles[second][0]][0]:
+            singles[first].extend(singles[second])
+            merged.add(id(singles[second]))
             pairs += 1
-    return [p for p in patients if id(p) not in merged]
+    return [patient for patient in patients if id(patient) not in merged]
 
 
 def plan_dataset(scale: float, seed: int) -> pd.DataFrame:
@@ -112,8 +113,8 @@ def plan_dataset(scale: float, seed: int) -> pd.DataFrame:
                 per_part[part] = per_part.get(part, 0) + 1
                 split_rows.append((split, part, next_patient, per_part[part], label, n_images))
             next_patient += 1
-        part_rank = {p: i for i, p in enumerate(CSV_PART_ORDER)}
-        split_rows.sort(key=lambda r: (part_rank[r[1]], r[2], r[3]))
+        part_rank = {part: i for i, part in enumerate(CSV_PART_ORDER)}
+        split_rows.sort(key=lambda row: (part_rank[row[1]], row[2], row[3]))
         rows += split_rows
     df = pd.DataFrame(rows, columns=list(PLAN_COLUMNS[:-1]))
     df["study_index"] = np.arange(len(df))

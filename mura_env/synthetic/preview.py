@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from mura_env.common.atomic import atomic_write_bytes
 from mura_env.constants import BODY_PARTS, MURA_DIRNAME
-from mura_env.synthetic.generate import read_manifest, sample_study
+from mura_env.synthetic.dataset import read_manifest, sample_study
 from mura_env.synthetic.plan import plan_dataset, study_relpath
 
 
@@ -30,6 +30,12 @@ def contact_sheet(out: str | os.PathLike[str], path: str | os.PathLike[str],
         path: where to write the PNG.
         per_row: how many (normal, abnormal) studies to show per body part.
         tile: size in pixels of each thumbnail.
+
+    Returns:
+        The path of the PNG written.
+
+    Raises:
+        FileNotFoundError: no synthetic data set (no ``SYNTHETIC.json``) under ``out``.
     """
     manifest = read_manifest(out)
     if manifest is None:
@@ -42,13 +48,13 @@ def contact_sheet(out: str | os.PathLike[str], path: str | os.PathLike[str],
     draw = ImageDraw.Draw(sheet)
     draw.text((6, 6), "SYNTHETIC data (mura-rl) - procedurally drawn, not radiographs of people. "
               "Left: normal studies; right: abnormal (finding named).", fill=0, font=_font(13))
-    for r, part in enumerate(BODY_PARTS):
-        y = head_h + r * (tile + 16)
+    for part_index, part in enumerate(BODY_PARTS):
+        y = head_h + part_index * (tile + 16)
         draw.text((6, y + tile // 2), part, fill=0, font=_font(13))
         col = 0
-        for label, n in ((0, per_row[0]), (1, per_row[1])):
+        for label, n_examples in ((0, per_row[0]), (1, per_row[1])):
             rows = plan[(plan["body_part"] == part) & (plan["label"] == label)
-                        & (plan["split"] == "train")].head(n)
+                        & (plan["split"] == "train")].head(n_examples)
             for row in rows.to_dict("records"):
                 spec = sample_study(part, label, row["n_images"], seed, row["study_index"])
                 view = spec.shows.index(True) + 1
@@ -58,8 +64,8 @@ def contact_sheet(out: str | os.PathLike[str], path: str | os.PathLike[str],
                 sheet.paste(img, (x + (tile - img.width) // 2, y + (tile - img.height) // 2))
                 draw.text((x + 2, y + tile), spec.kind, fill=0, font=_font(11))
                 col += 1
-    buf_path = Path(path)
+    sheet_path = Path(path)
     buf = io.BytesIO()
     sheet.save(buf, format="PNG", optimize=True)
-    atomic_write_bytes(buf_path, buf.getvalue())
-    return buf_path
+    atomic_write_bytes(sheet_path, buf.getvalue())
+    return sheet_path

@@ -2,8 +2,9 @@
 
 Writes ``OUT/MURA-v1.1/`` with the real folder layout and the four CSVs in Stanford's exact
 format, filled with procedurally drawn 8-bit grayscale radiographs. Abnormal studies show at
-least one finding (hardware, fracture, lytic lesion, joint-space narrowing) in at least one view;
-the mix of findings differs by body part, so body parts differ in difficulty. Everything it
+least one finding in at least one view, one of the six kinds of :data:`FINDING_MIX`: hardware,
+fracture, lytic lesion, joint-space narrowing, soft-tissue swelling or osteopenia. The mix of
+findings differs by body part, so body parts differ in difficulty. Everything it
 writes is marked synthetic (``SYNTHETIC.json``, a PNG text chunk): results on it say nothing
 about clinical performance.
 
@@ -84,22 +85,34 @@ def _swollen(shape: Shape, grow: float) -> Shape:
 
 
 def sample_study(part: str, label: int, n_images: int, seed: int, study_index: int) -> StudySpec:
-    """Draw a study's anatomy and findings; a pure function of its arguments."""
+    """Draw a study's anatomy and findings; a pure function of its arguments.
+
+    Args:
+        part: body part, a key of :data:`FINDING_MIX` (one of ``BODY_PARTS``).
+        label: 1 abnormal (one finding kind drawn from the part's mix), 0 normal.
+        n_images: number of views of the study.
+        seed: data set seed.
+        study_index: the study's ``study_index`` in the plan (seeds its drawing).
+
+    Returns:
+        A :class:`StudySpec`: ``kind`` is ``"normal"`` or the finding kind; ``shows`` has one
+        entry per view, at least one True.
+    """
     rng = np.random.default_rng([seed, 1, study_index])
     kind = "normal"
     if label == 1:
         kinds = list(FINDING_MIX[part])
-        p = np.array([FINDING_MIX[part][k] for k in kinds])
-        kind = kinds[int(rng.choice(len(kinds), p=p / p.sum()))]
+        shares = np.array([FINDING_MIX[part][finding] for finding in kinds])
+        kind = kinds[int(rng.choice(len(kinds), p=shares / shares.sum()))]
     gap = rng.uniform(-0.5, 0.05) if kind == "narrowing" else rng.uniform(1.0, 1.4)
     anatomy = TEMPLATES[part](rng, gap)
     if kind == "swelling":
         grow = rng.uniform(1.7, 2.1)
-        anatomy.soft = [_swollen(s, grow) for s in anatomy.soft]
+        anatomy.soft = [_swollen(shape, grow) for shape in anatomy.soft]
     elif kind == "osteopenia":
         thin = rng.uniform(0.3, 0.45)
-        anatomy.bones = [replace(b, density=b.density * thin, cortex=b.cortex * 0.6)
-                         for b in anatomy.bones]
+        anatomy.bones = [replace(bone, density=bone.density * thin, cortex=bone.cortex * 0.6)
+                         for bone in anatomy.bones]
     findings: list[Finding] = []
     if kind in ("fracture", "lesion", "hardware"):
         bone = int(rng.choice(anatomy.long_bones))
@@ -130,15 +143,25 @@ def sample_study(part: str, label: int, n_images: int, seed: int, study_index: i
 
 
 def sample_view(view_index: int, marker: str, rng: np.random.Generator) -> View:
-    """Draw the canvas, projection and exposure of one view."""
+    """Draw the canvas, projection and exposure of one view.
+
+    Args:
+        view_index: the view's position in its study (0 AP, 1 lateral, 2 oblique, then random
+            projections).
+        marker: the study's laterality letter, ``"L"`` (mirrored) or ``"R"``.
+        rng: the view's random generator.
+
+    Returns:
+        A :class:`~mura_env.synthetic.render.View` at most 512 pixels on its long side.
+    """
     long_side = int(rng.integers(360, 513))
     short_side = int(long_side * rng.uniform(0.62, 0.9))
     portrait = rng.random() < 0.75
     h, w = (long_side, short_side) if portrait else (short_side, long_side)
     rotation = (np.pi / 2 if portrait else 0.0) + rng.uniform(-0.3, 0.3)
     squash = VIEW_SQUASH[view_index] if view_index < 3 else rng.uniform(0.5, 1.0)
-    collimation = tuple(int(rng.uniform(0.03, 0.14) * (h if k < 2 else w))
-                        if rng.random() < 0.25 else 0 for k in range(4))
+    collimation = tuple(int(rng.uniform(0.03, 0.14) * (h if side < 2 else w))
+                        if rng.random() < 0.25 else 0 for side in range(4))
     return View(
         height=h, width=w, rotation=float(rotation), squash=float(squash),
         mirror=marker == "L", zoom=rng.uniform(0.85, 1.1),
@@ -156,10 +179,11 @@ def render_study(part: str, label: int, n_images: int, seed: int,
     """Draw every view of a study: its spec and ``n_images`` uint8 arrays (H, W)."""
     spec = sample_study(part, label, n_images, seed, study_index)
     images = []
-    for v in range(n_images):
-        rng = np.random.default_rng([seed, 2, study_index, v])
-        view = sample_view(v, spec.marker, rng)
-        findings = [f for f in spec.findings if f.kind == "growth_plate" or spec.shows[v]]
+    for view_index in range(n_images):
+        rng = np.random.default_rng([seed, 2, study_index, view_index])
+        view = sample_view(view_index, spec.marker, rng)
+        findings = [finding for finding in spec.findings
+                    if finding.kind == "growth_plate" or spec.shows[view_index]]
         images.append(render(spec.anatomy, view, findings, rng))
     return spec, images
 
@@ -181,6 +205,8 @@ def encode_png(img: np.ndarray) -> bytes:
 
 
 def _write_study(job: tuple[dict, int, str]) -> int:
+    """Draw the study of ``job = (plan row, seed, study folder)`` and write its PNGs there;
+    returns the number of images written."""
     row, seed, study_dir = job
     os.makedirs(study_dir, exist_ok=True)
     _, images = render_study(row["body_part"], row["label"], row["n_images"], seed,
@@ -202,6 +228,8 @@ def _csv_bytes(plan: pd.DataFrame, split: str) -> tuple[bytes, bytes]:
 
 
 def _manifest(scale: float, seed: int, plan: pd.DataFrame) -> dict:
+    """The ``SYNTHETIC.json`` contents of the data set of ``plan`` made at ``scale`` and
+    ``seed``."""
     from mura_env import __version__
 
     return {"synthetic": True, "note": SYNTHETIC_NOTE, "generator": "mura_env.synthetic",
@@ -226,6 +254,19 @@ def generate(out: str | os.PathLike[str], scale: float = 1.0, seed: int = 0,
     as it is. Anything else already at ``out/MURA-v1.1`` is an error unless ``overwrite`` is set
     (and a folder without ``SYNTHETIC.json``, such as a real MURA, is never overwritten). The
     data set is built in a temporary folder beside it and renamed into place when complete.
+
+    Args:
+        out: folder to write ``MURA-v1.1/`` into (created if needed).
+        scale: size relative to the real MURA-v1.1, > 0.
+        seed: random seed; the same ``scale`` and ``seed`` give byte-identical files.
+        workers: drawing processes (None: one per CPU).
+        overwrite: replace a synthetic data set made with other settings.
+        progress: show a progress bar.
+
+    Raises:
+        FileExistsError: ``out/MURA-v1.1`` is not a synthetic data set made by mura-rl, or was
+            made with other settings and ``overwrite`` is not set.
+        ValueError: ``scale`` is not > 0.
     """
     out = Path(out)
     final = out / MURA_DIRNAME
@@ -234,10 +275,10 @@ def generate(out: str | os.PathLike[str], scale: float = 1.0, seed: int = 0,
     if final.exists():
         existing = read_manifest(out)
         keys = ("generator_version", "scale", "seed")
-        if existing is not None and all(existing.get(k) == manifest[k] for k in keys):
+        if existing is not None and all(existing.get(key) == manifest[key] for key in keys):
             return final
         if existing is not None and existing.get("generator_version") != GENERATOR_VERSION \
-                and all(existing.get(k) == manifest[k] for k in ("scale", "seed")):
+                and all(existing.get(key) == manifest[key] for key in ("scale", "seed")):
             overwrite = True  # same request, made by an older generator: remake it
         if existing is None:
             raise FileExistsError(
@@ -277,8 +318,8 @@ def _build(plan: pd.DataFrame, manifest: dict, seed: int, tmp: Path, workers: in
             bar.update(_write_study(job))
     else:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            for n in pool.map(_write_study, jobs, chunksize=16):
-                bar.update(n)
+            for n_written in pool.map(_write_study, jobs, chunksize=16):
+                bar.update(n_written)
     bar.close()
     for split in ("train", "valid"):
         image_csv, study_csv = _csv_bytes(plan, split)

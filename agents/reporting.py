@@ -1,0 +1,64 @@
+"""Rows and evaluations shared by the command lines that score agents against baselines.
+
+:func:`baseline_evaluations` fits every baseline on ``tune`` and scores it on ``valid``;
+:func:`summary_row` flattens an :class:`~agents.evaluate.Evaluation` into one table row.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from agents.baselines import all_baselines
+from agents.evaluate import Evaluation, evaluate_baseline
+from mura_env.config import WeightingConfig
+from mura_env.logits import resolve_logits
+from mura_env.metrics import OVERALL
+from mura_env.study_set import StudySet
+
+
+def baseline_evaluations(config: WeightingConfig, n_bootstrap: int, seed: int = 0
+                         ) -> list[tuple[Any, Evaluation]]:
+    """Every baseline fitted on ``tune`` (its ``fit_time`` measured) and evaluated on
+    ``valid``.
+
+    Args:
+        config: the env configuration (its ``logits``, ``models``, ``body_parts`` and
+            mapping are used).
+        n_bootstrap: bootstrap replicates of the confidence intervals.
+        seed: seed of the seeded baselines.
+
+    Returns:
+        ``(baseline, evaluation)`` pairs in :func:`~agents.baselines.all_baselines` order.
+    """
+    table = resolve_logits(config.logits)
+    selection = {"models": config.models, "body_parts": config.body_parts}
+    tune = StudySet.select(table, "tune", **selection)
+    valid = StudySet.select(table, "valid", **selection)
+    out = []
+    for baseline in all_baselines(seed):
+        start = time.perf_counter()
+        baseline.fit(tune, config.mapping)
+        fit_time = time.perf_counter() - start
+        ev = evaluate_baseline(baseline, valid, n_bootstrap=n_bootstrap)
+        ev.fit_time = fit_time
+        out.append((baseline, ev))
+    return out
+
+
+def kind_of(baseline: Any) -> str:
+    """``"reference"`` for an upper reference, else ``"baseline"``."""
+    return "reference" if baseline.reference else "baseline"
+
+
+def summary_row(ev: Evaluation, **extra: Any) -> dict[str, Any]:
+    """One flat row: method, accuracy/kappa/auroc with CIs, per-body-part kappa, extras."""
+    m = ev.metrics
+    row: dict[str, Any] = {"method": ev.name, **extra}
+    for metric in ("accuracy", "kappa", "auroc"):
+        r = m[(m.body_part == OVERALL) & (m.metric == metric)].iloc[0]
+        row[metric], row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = (
+            r["value"], r["ci_low"], r["ci_high"])
+    for _, r in m[(m.body_part != OVERALL) & (m.metric == "kappa")].iterrows():
+        row[f"kappa_{r['body_part']}"] = r["value"]
+    return row

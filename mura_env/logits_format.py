@@ -1,0 +1,373 @@
+"""The format of a logits table: validation of its parts, its Parquet columns and its manifest.
+
+:class:`mura_env.logits.LogitsTable` is built from three parts, each checked here:
+
+* the study table (:func:`normalize_studies`): the columns of
+  :data:`~mura_env.constants.STUDY_COLUMNS`, clean dtypes, known labels, body parts and splits,
+  unique study ids;
+* the model names (:func:`normalize_models`): unique, non-empty strings;
+* the logits (:func:`normalize_logits`): a finite, read-only float32 array ``[n, K, 2]``.
+
+On disk a table is one Parquet file (the study columns, then :func:`logit_columns`) and a JSON
+manifest beside it (:func:`manifest_path`). :func:`to_arrow` makes the Parquet table;
+:func:`read_manifest` and :func:`read_arrays` read both back, checking each against the other.
+The names are re-exported by :mod:`mura_env.logits`, the module to import them from.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mura_env.common.atomic import file_sha256
+from mura_env.constants import BODY_PARTS, SPLITS, STUDY_COLUMNS
+
+#: Format name and version written to (and required in) every manifest.
+MANIFEST_FORMAT = "mura-rl/logits-table"
+MANIFEST_VERSION = 1
+
+LOGIT_SUFFIXES = (".logit_normal", ".logit_abnormal")
+STR_COLUMNS = ("study_id", "patient_id", "body_part", "split")
+INT_COLUMNS = ("label", "n_images")
+MANIFEST_KEYS = (
+    "format", "format_version", "parquet", "parquet_sha256", "n_studies", "model_names",
+    "model_configs", "data_fingerprint", "created_at", "package_version",
+)
+
+
+class LogitsTableError(ValueError):
+    """A logits table (arrays, Parquet file or manifest) is malformed or inconsistent."""
+
+
+class MissingLogitsError(FileNotFoundError):
+    """No logits table at the given path (or no built-in default table)."""
+
+
+def manifest_path(path: str | os.PathLike[str]) -> Path:
+    """The manifest that goes with the Parquet file ``path``: ``<folder>/<stem>.manifest.json``."""
+    path = Path(path)
+    return path.with_name(path.stem + ".manifest.json")
+
+
+def logit_columns(model_names: Sequence[str]) -> list[str]:
+    """Parquet column names of the logits, model by model:
+    ``<m>.logit_normal, <m>.logit_abnormal``."""
+    return [f"{model}{suffix}" for model in model_names for suffix in LOGIT_SUFFIXES]
+
+
+# ---------------------------------------------------------------------- validation
+
+
+def normalize_studies(studies: pd.DataFrame, where: str) -> pd.DataFrame:
+    """Validated copy of a study table.
+
+    Args:
+        studies: one row per study with (at least) the columns of ``STUDY_COLUMNS``.
+        where: what is being checked, the start of every error message.
+
+    Returns:
+        A new DataFrame with exactly the ``STUDY_COLUMNS``, in that order, index ``0..n-1``:
+        str ``study_id``, ``patient_id``, ``body_part``, ``split``; int64 ``label``, ``n_images``.
+
+    Raises:
+        LogitsTableError: not a DataFrame, a missing column, a missing value, non-integer
+            label or n_images, label not in {0, 1}, unknown body part or split, negative
+            n_images, duplicate study_id.
+    """
+    selected = _select_study_columns(studies, where)
+    cleaned = _cast_study_columns(selected, where)
+    _check_study_values(cleaned, where)
+    return cleaned
+
+
+def _select_study_columns(studies: pd.DataFrame, where: str) -> pd.DataFrame:
+    """The ``STUDY_COLUMNS`` of ``studies``, index reset; none missing and no missing value."""
+    if not isinstance(studies, pd.DataFrame):
+        raise LogitsTableError(f"{where}: studies must be a pandas DataFrame, got {type(studies)}.")
+    missing = [column for column in STUDY_COLUMNS if column not in studies.columns]
+    if missing:
+        raise LogitsTableError(
+            f"{where}: the studies table lacks the column(s) {missing}; expected the columns "
+            f"{list(STUDY_COLUMNS)} (one row per study, e.g. MuraData.studies)."
+        )
+    selected = studies.loc[:, list(STUDY_COLUMNS)].reset_index(drop=True)
+    with_nulls = [column for column in STUDY_COLUMNS if selected[column].isna().any()]
+    if with_nulls:
+        raise LogitsTableError(f"{where}: missing values in the column(s) {with_nulls}.")
+    return selected
+
+
+def _cast_study_columns(studies: pd.DataFrame, where: str) -> pd.DataFrame:
+    """``studies`` with str text columns and int64 integer columns (which must hold integers)."""
+    columns: dict[str, pd.Series] = {}
+    for column in STR_COLUMNS:
+        columns[column] = studies[column].astype(str)
+    for column in INT_COLUMNS:
+        values = studies[column].to_numpy()
+        try:
+            as_int = values.astype(np.int64)
+            exact = np.array_equal(as_int, values.astype(np.float64))
+        except (TypeError, ValueError):
+            exact = False
+        if not exact:
+            raise LogitsTableError(
+                f"{where}: column {column!r} must hold integers, got {values[:5]!r}.")
+        columns[column] = pd.Series(as_int, dtype="int64")
+    return pd.DataFrame(columns)[list(STUDY_COLUMNS)]
+
+
+def _check_study_values(studies: pd.DataFrame, where: str) -> None:
+    """Raise :class:`LogitsTableError` unless labels, body parts, splits, image counts and
+    study ids of the cast table ``studies`` are valid."""
+    bad_label = ~studies["label"].isin([0, 1])
+    if bad_label.any():
+        raise LogitsTableError(
+            f"{where}: labels must be 0 (normal) or 1 (abnormal); found "
+            f"{sorted(set(studies.loc[bad_label, 'label'].tolist()))} "
+            f"(e.g. study {studies.loc[bad_label, 'study_id'].iloc[0]!r})."
+        )
+    bad_part = ~studies["body_part"].isin(BODY_PARTS)
+    if bad_part.any():
+        raise LogitsTableError(
+            f"{where}: unknown body part(s) {sorted(set(studies.loc[bad_part, 'body_part']))}; "
+            f"expected one of {list(BODY_PARTS)}."
+        )
+    bad_split = ~studies["split"].isin(SPLITS)
+    if bad_split.any():
+        raise LogitsTableError(
+            f"{where}: unknown split(s) {sorted(set(studies.loc[bad_split, 'split']))}; "
+            f"expected one of {list(SPLITS)}."
+        )
+    if (studies["n_images"] < 0).any():
+        raise LogitsTableError(f"{where}: n_images must be >= 0.")
+    duplicated = studies["study_id"].duplicated()
+    if duplicated.any():
+        raise LogitsTableError(
+            f"{where}: study_id must be unique; {int(duplicated.sum())} duplicate(s), e.g. "
+            f"{studies.loc[duplicated, 'study_id'].iloc[0]!r}."
+        )
+
+
+def normalize_models(model_names: Iterable[str], where: str) -> tuple[str, ...]:
+    """The model names as a tuple, checked: a non-empty list of unique non-empty strings.
+
+    Raises:
+        LogitsTableError: a single string, no name, a name that is not a non-empty string, or
+            a repeated name.
+    """
+    if isinstance(model_names, str):
+        raise LogitsTableError(f"{where}: model_names must be a list of names, not a string.")
+    names = tuple(model_names)
+    if not names:
+        raise LogitsTableError(f"{where}: at least one model name is needed.")
+    for name in names:
+        if not isinstance(name, str) or not name:
+            raise LogitsTableError(
+                f"{where}: model names must be non-empty strings, got {name!r}.")
+    if len(set(names)) != len(names):
+        raise LogitsTableError(f"{where}: model names must be unique, got {list(names)}.")
+    return names
+
+
+def normalize_logits(logits: Any, n_studies: int, n_models: int, where: str) -> np.ndarray:
+    """A private read-only float32 copy of ``logits``, checked.
+
+    Args:
+        logits: array-like ``[n_studies, n_models, 2]`` of numbers.
+        n_studies, n_models: the expected first two dimensions.
+        where: what is being checked, the start of every error message.
+
+    Returns:
+        A C-contiguous, non-writeable float32 array ``[n_studies, n_models, 2]``.
+
+    Raises:
+        LogitsTableError: not numeric, another shape, or NaN/inf values (also after the cast
+            to float32, so values beyond float32's range are rejected).
+    """
+    try:
+        as_array = np.asarray(logits)
+        with np.errstate(over="ignore", invalid="ignore"):
+            as_float32 = as_array.astype(np.float32)
+    except (TypeError, ValueError) as e:
+        raise LogitsTableError(f"{where}: logits must be a numeric array, got {e}.") from e
+    if as_float32.shape != (n_studies, n_models, 2):
+        raise LogitsTableError(
+            f"{where}: logits must have shape [n_studies, K, 2] = [{n_studies}, {n_models}, 2], "
+            f"got {list(as_float32.shape)}."
+        )
+    finite = np.isfinite(as_float32)
+    if not finite.all():
+        first_row = int(np.argwhere(~finite)[0][0])
+        raise LogitsTableError(
+            f"{where}: logits must be finite float32 values; found NaN/inf "
+            f"({int((~finite).sum())} value(s), first in row {first_row})."
+        )
+    as_float32 = np.ascontiguousarray(as_float32)  # astype made a private copy
+    as_float32.flags.writeable = False
+    return as_float32
+
+
+def normalize_configs(model_configs: Mapping[str, Any] | None, model_names: Sequence[str],
+                      where: str) -> dict[str, Any]:
+    """Model name -> JSON-able config for every model of ``model_names`` (``{}`` when not
+    given), as a JSON round trip of the input.
+
+    Raises:
+        LogitsTableError: a config for an unknown model, or a config that is not
+            JSON-serializable.
+    """
+    configs = dict(model_configs or {})
+    unknown = sorted(set(configs) - set(model_names))
+    if unknown:
+        raise LogitsTableError(f"{where}: model_configs names unknown model(s) {unknown}.")
+    complete = {model: configs.get(model, {}) for model in model_names}
+    try:
+        return json.loads(json.dumps(complete))
+    except (TypeError, ValueError) as e:
+        raise LogitsTableError(f"{where}: model_configs must be JSON-serializable ({e}).") from e
+
+
+# ---------------------------------------------------------------------- Parquet and manifest
+
+
+def to_arrow(studies: pd.DataFrame, model_names: Sequence[str], logits: np.ndarray) -> pa.Table:
+    """The Parquet table of a validated table's parts: the ``STUDY_COLUMNS`` (string and int64),
+    then one float32 column per :func:`logit_columns` name."""
+    columns: dict[str, Any] = {
+        column: pa.array(studies[column].to_numpy(dtype=object), type=pa.string())
+        for column in STR_COLUMNS
+    }
+    for column in INT_COLUMNS:
+        columns[column] = pa.array(studies[column].to_numpy(dtype=np.int64), type=pa.int64())
+    names = logit_columns(model_names)
+    flat = logits.reshape(len(studies), 2 * len(model_names))
+    for position, name in enumerate(names):
+        columns[name] = pa.array(np.ascontiguousarray(flat[:, position]), type=pa.float32())
+    return pa.table({column: columns[column] for column in (*STUDY_COLUMNS, *names)})
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """The manifest of the Parquet file ``path``, checked against the file.
+
+    Args:
+        path: the Parquet file; its manifest is :func:`manifest_path` of it.
+
+    Returns:
+        The manifest dict: it has every key of ``MANIFEST_KEYS``, this format and version, and
+        the sha256 of the file at ``path``.
+
+    Raises:
+        MissingLogitsError: no file at ``path`` or no manifest beside it.
+        LogitsTableError: the manifest is not a JSON object, lacks a key, has another format
+            or version, or names another sha256.
+    """
+    if not path.is_file():
+        raise MissingLogitsError(
+            f"No logits table at {path}. Build one with "
+            "LogitsTable.from_arrays(studies, model_names, logits).save(path)."
+        )
+    manifest_file = manifest_path(path)
+    if not manifest_file.is_file():
+        raise MissingLogitsError(
+            f"The logits table {path} has no manifest beside it (expected {manifest_file}); "
+            "re-save the table with LogitsTable.save(path), which writes both."
+        )
+    try:
+        manifest = json.loads(manifest_file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise LogitsTableError(f"Manifest {manifest_file} is not valid JSON: {e}") from e
+    where = f"Logits table {path}"
+    _check_manifest_keys(manifest, manifest_file, where)
+    _check_parquet_digest(path, manifest, manifest_file, where)
+    return manifest
+
+
+def _check_manifest_keys(manifest: Any, manifest_file: Path, where: str) -> None:
+    """Raise :class:`LogitsTableError` unless ``manifest`` is an object with every key of
+    ``MANIFEST_KEYS`` and this format and version."""
+    if not isinstance(manifest, dict):
+        raise LogitsTableError(f"{where}: the manifest {manifest_file} must hold a JSON object.")
+    missing = [key for key in MANIFEST_KEYS if key not in manifest]
+    if missing:
+        raise LogitsTableError(
+            f"{where}: the manifest {manifest_file} lacks the key(s) {missing}.")
+    if (manifest["format"] != MANIFEST_FORMAT
+            or manifest["format_version"] != MANIFEST_VERSION):
+        raise LogitsTableError(
+            f"{where}: manifest format {manifest['format']!r} v{manifest['format_version']}"
+            f" is not {MANIFEST_FORMAT!r} v{MANIFEST_VERSION}; re-save the table."
+        )
+
+
+def _check_parquet_digest(path: Path, manifest: dict[str, Any], manifest_file: Path,
+                          where: str) -> None:
+    """Raise :class:`LogitsTableError` unless the file's sha256 is the manifest's."""
+    digest = file_sha256(path)
+    if digest != manifest["parquet_sha256"]:
+        raise LogitsTableError(
+            f"{where}: the manifest {manifest_file} does not match the file (sha256 "
+            f"{digest[:12]}... vs {str(manifest['parquet_sha256'])[:12]}... in the manifest); "
+            "the Parquet file was changed or replaced without its manifest. Re-save both with "
+            "LogitsTable.save(path)."
+        )
+
+
+def read_arrays(path: Path, manifest: dict[str, Any],
+                model_names: tuple[str, ...]) -> tuple[pd.DataFrame, np.ndarray]:
+    """The study table and the logits stored in the Parquet file ``path``, validated.
+
+    Args:
+        path: the Parquet file.
+        manifest: its manifest, as :func:`read_manifest` returns it.
+        model_names: the manifest's model names, checked by :func:`normalize_models`.
+
+    Returns:
+        ``(studies, logits)`` as :func:`normalize_studies` and :func:`normalize_logits` return
+        them.
+
+    Raises:
+        LogitsTableError: an unreadable file, columns other than the study columns and the
+            models' logit columns, another row count than the manifest's, or invalid contents.
+    """
+    where = f"Logits table {path}"
+    try:
+        arrow = pq.read_table(path)
+    except (OSError, pa.ArrowException) as e:
+        raise LogitsTableError(f"{where}: not a readable Parquet file ({e}).") from e
+    _check_arrow_shape(arrow, manifest, model_names, where)
+    studies = pd.DataFrame(
+        {column: arrow.column(column).to_pandas() for column in STUDY_COLUMNS})
+    if arrow.num_rows:
+        flat = np.column_stack([arrow.column(column).to_numpy().astype(np.float32)
+                                for column in logit_columns(model_names)])
+    else:
+        flat = np.zeros((0, 2 * len(model_names)), np.float32)
+    logits = flat.reshape(arrow.num_rows, len(model_names), 2)
+    studies = normalize_studies(studies, where)
+    logits = normalize_logits(logits, len(studies), len(model_names), where)
+    return studies, logits
+
+
+def _check_arrow_shape(arrow: pa.Table, manifest: dict[str, Any],
+                       model_names: tuple[str, ...], where: str) -> None:
+    """Raise :class:`LogitsTableError` unless ``arrow`` has the study columns and the models'
+    logit columns, in order, and as many rows as the manifest says."""
+    expected = [*STUDY_COLUMNS, *logit_columns(model_names)]
+    if arrow.column_names != expected:
+        missing = [column for column in expected if column not in arrow.column_names]
+        raise LogitsTableError(
+            f"{where}: columns {arrow.column_names} do not match the manifest's models "
+            f"{list(model_names)}; expected {expected} (missing {missing})."
+        )
+    if arrow.num_rows != manifest["n_studies"]:
+        raise LogitsTableError(
+            f"{where}: {arrow.num_rows} rows but the manifest says {manifest['n_studies']}."
+        )
