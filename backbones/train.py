@@ -50,7 +50,7 @@ from backbones.distributed import (
 )
 from backbones.infer import aggregate_studies, predict_logits
 from backbones.registry import build_model
-from backbones.train_config import TrainConfig, parse_args, recorded, resolve
+from backbones.train_config import TrainConfig, parse_args, recorded, with_model_defaults
 from backbones.transforms import eval_transform, train_transform
 from mura_env.data import MuraData, load_mura
 
@@ -304,7 +304,7 @@ def main(config: TrainConfig) -> dict[str, Any]:
     context = init_distributed(config.device)
     if config.threads:
         torch.set_num_threads(config.threads)
-    config = resolve(config)
+    config = with_model_defaults(config)
     out = Path(config.output_dir)
     if context.is_main:
         out.mkdir(parents=True, exist_ok=True)

@@ -56,7 +56,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     return parse_config(TrainConfig, argv, description=DESCRIPTION)
 
 
-def resolve(config: TrainConfig) -> TrainConfig:
+def with_model_defaults(config: TrainConfig) -> TrainConfig:
     """``config`` with ``image_size`` filled in (the model's default size when ``None``).
 
     Raises :class:`backbones.registry.UnknownModelError` for an unknown ``model``."""

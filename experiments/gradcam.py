@@ -62,8 +62,6 @@ from mura_env.logits import DEFAULT_LOGITS_PATH, LogitsTable, manifest_path
 from mura_env.mapping import DEFAULT_THRESHOLD, ensemble_probability
 from mura_env.study_set import StudySet
 
-PRETRAIN_DIR = PRETRAIN_RUNS
-
 
 class GradCamInputError(ValueError):
     """A run folder, study id, agent or data set the user passed cannot be used (the message
@@ -139,11 +137,11 @@ def default_run() -> Path:
             ckpt = cfg.get("checkpoint") if isinstance(cfg, dict) else None
             if ckpt and (Path(ckpt).parent.parent / "logits.parquet").is_file():
                 return Path(ckpt).parent.parent
-    newest = newest_pretrain_logits(PRETRAIN_DIR)
+    newest = newest_pretrain_logits(PRETRAIN_RUNS)
     if newest is not None:
         return newest.parent
     raise GradCamInputError(
-        f"no pretraining run found under {PRETRAIN_DIR}/ (a folder with logits.parquet). Make "
+        f"no pretraining run found under {PRETRAIN_RUNS}/ (a folder with logits.parquet). Make "
         "one with python -m experiments.pretrain_backbones, or pass --run FOLDER.")
 
 

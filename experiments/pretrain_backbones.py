@@ -95,7 +95,7 @@ class PretrainConfig:
     progress: bool = field(default=True, metadata={"help": "show progress bars"})
 
 
-def resolve(cfg: PretrainConfig) -> PretrainConfig:
+def resolve_profile(cfg: PretrainConfig) -> PretrainConfig:
     """Fill every None of ``cfg`` from its profile; check the model names and sizes."""
     prof = PROFILES[cfg.profile]
     models = tuple(cfg.models or prof["models"])
@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m experiments.pretrain_backbones``: parse ``argv`` (default
     ``sys.argv[1:]``), train every member, write the run folder's outputs (see the module
     docstring) and print a summary. Returns the exit status (0)."""
-    cfg = resolve(parse_config(PretrainConfig, argv))
+    cfg = resolve_profile(parse_config(PretrainConfig, argv))
     assert cfg.out is not None and cfg.models is not None
     assert cfg.image_size is not None and cfg.epochs is not None
     start_run_folder(cfg)

@@ -57,7 +57,8 @@ class MuraWeightingVectorEnv(VectorEnv):
 
     To keep the step at CartPole speed the step info carries ``study_index`` rather than the
     study id and body part strings; map it with the attributes ``study_ids`` and
-    ``body_parts`` (arrays ``[n_studies]``), e.g. ``env.study_ids[fi["study_index"]]``.
+    ``body_parts`` (arrays ``[n_studies]``), e.g.
+    ``env.study_ids[info["final_info"]["study_index"]]``.
     Sub-environments whose episode goes on (``studies_per_episode > 1``) get the same step info
     keys at the top level of ``info``, masked likewise. ``reset`` returns an empty ``info``.
 
@@ -86,17 +87,17 @@ class MuraWeightingVectorEnv(VectorEnv):
                 or num_envs < 1:
             raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}.")
         self.render_mode = check_render_mode(render_mode)
-        self.problem = pb = WeightingProblem(config, **kwargs)
-        self.config = pb.config
+        self.problem = problem = WeightingProblem(config, **kwargs)
+        self.config = problem.config
         self.num_envs = int(num_envs)
-        self.single_observation_space = pb.observation_space
-        self.single_action_space = pb.action_space
-        self.observation_space = batch_space(pb.observation_space, self.num_envs)
-        self.action_space = batch_space(pb.action_space, self.num_envs)
-        self.model_names = pb.studies.model_names
-        self.n_studies = pb.n_studies
-        self.study_ids = pb.studies.study_ids
-        self.body_parts = pb.studies.body_parts
+        self.single_observation_space = problem.observation_space
+        self.single_action_space = problem.action_space
+        self.observation_space = batch_space(problem.observation_space, self.num_envs)
+        self.action_space = batch_space(problem.action_space, self.num_envs)
+        self.model_names = problem.studies.model_names
+        self.n_studies = problem.n_studies
+        self.study_ids = problem.studies.study_ids
+        self.body_parts = problem.studies.body_parts
         self._cursor = 0
         self._buffer = np.empty(0, dtype=np.int64)
         self._buffer_pos = 0
@@ -186,8 +187,8 @@ class MuraWeightingVectorEnv(VectorEnv):
         study = self._study
         if study is None:
             raise RuntimeError("Call reset() before step().")
-        pb = self.problem
-        out = pb.evaluate(study, pb.check_actions(actions, self.num_envs))
+        problem = self.problem
+        out = problem.evaluate(study, problem.check_actions(actions, self.num_envs))
         n_envs = self.num_envs
         if self.config.studies_per_episode == 1:
             done = np.ones(n_envs, dtype=np.bool_)
@@ -234,7 +235,7 @@ class MuraWeightingVectorEnv(VectorEnv):
                 info["_" + key] = going
         # Every sub-env needs a new study: the next of its episode, or the first of a new one.
         self._study = self._draw(n_envs)
-        obs = pb.studies.observations.take(self._study, axis=0)
+        obs = problem.studies.observations.take(self._study, axis=0)
         self._last_obs = obs.copy()  # private; next step's final_obs (copying beats gathering)
         return obs, out["reward"], done, self._all_false, info
 

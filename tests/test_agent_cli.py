@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 from agent_fixtures import specialist_table
@@ -108,6 +109,9 @@ def test_compare_writes_markdown_csv_and_plots(table_path, tmp_path):
     assert len(runs) == 4
     md = (out / "comparison.md").read_text()
     assert "SYNTHETIC" in md and "| softmax-pg |" in md and "reward_curves.png" in md
+    kinds = frame.set_index("method")["kind"]
+    assert kinds["oracle"] == kinds["best_fixed_weights_on_valid"] == "reference"
+    assert "| oracle (upper reference) | reference |" in md
     for png in ("reward_curves.png", "weights_heatmap.png"):
         assert (out / png).read_bytes()[:8] == PNG_MAGIC
     assert json.loads((out / "config.json").read_text())["seeds"] == 2
@@ -130,7 +134,13 @@ def test_newest_pretrain_logits_is_the_newest(tmp_path):
 
 def test_without_runs_the_builtin_table_is_used(tmp_path):
     from experiments.logits_source import resolve_table
-    from mura_env.logits import DEFAULT_LOGITS_PATH
+    from mura_env.logits import DEFAULT_LOGITS_PATH, LogitsTable
+    from mura_env.study_set import StudySet
 
     table, path = resolve_table(None, root=tmp_path)
-    assert path == DEFAULT_LOGITS_PATH and len(table) > 0
+    assert path == DEFAULT_LOGITS_PATH
+    builtin = LogitsTable.load(DEFAULT_LOGITS_PATH)
+    assert table.model_names == builtin.model_names
+    np.testing.assert_array_equal(table.logits, builtin.logits)
+    assert StudySet.select(table, "valid").n_studies == int(
+        (builtin.studies["split"] == "valid").sum())

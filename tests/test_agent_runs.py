@@ -188,7 +188,7 @@ def test_unknown_algo_lists_the_valid_ones(capsys):
     assert "dqn" in err and all(name in err for name in ALGOS)
 
 
-def test_load_agent_errors(tmp_path):
+def test_load_agent_names_a_missing_or_broken_manifest_or_model(tmp_path):
     with pytest.raises(FileNotFoundError, match="agent.json"):
         load_agent(tmp_path)
     (tmp_path / "agent.json").write_text(json.dumps({"algo": "ppo"}))
@@ -198,7 +198,7 @@ def test_load_agent_errors(tmp_path):
         spec = get_algo(algo)
         (tmp_path / "agent.json").write_text(json.dumps(
             {"algo": algo, "model_file": spec.model_file, "model_names": ["a", "b"],
-             "table_digest": "x"}))
+             "table_digest": "x", "env_config": {}}))
         (tmp_path / spec.model_file).write_bytes(b"truncated")
         with pytest.raises(ValueError, match="cannot be read"):
             load_agent(tmp_path)

@@ -187,3 +187,47 @@ def test_every_baseline_refuses_other_models_and_predict_before_fit(specialists)
         base.fit(tune)
         with pytest.raises(ValueError, match="fitted on models"):
             base.predict(other)
+
+
+def _knora_e_by_loops(base, studies):
+    """KNORA-E's selection written as the shrinking-region loop: for each study, the members
+    right on all ``m`` nearest neighbours for the largest ``m`` where some member is."""
+    from sklearn.neighbors import NearestNeighbors
+
+    x = base.scaler.transform(studies.observations[:, :2 * studies.n_models])
+    w = np.zeros((studies.n_studies, studies.n_models))
+    for part in np.unique(studies.body_part_index):
+        rows = np.flatnonzero(studies.body_part_index == part)
+        pool = np.flatnonzero(base.parts == part)
+        if len(pool) < base.k:
+            pool = np.arange(len(base.parts))
+        k = min(base.k, len(pool))
+        _, idx = NearestNeighbors(n_neighbors=k).fit(base.features[pool]).kneighbors(x[rows])
+        for i, neighbours in zip(rows, pool[idx], strict=True):
+            chosen = np.ones(studies.n_models, dtype=bool)
+            for m in range(k, 0, -1):
+                selected = base.correct[neighbours[:m]].all(axis=0)
+                if selected.any():
+                    chosen = selected
+                    break
+            w[i] = chosen / chosen.sum()
+    return w
+
+
+def test_knora_e_selects_what_the_shrinking_region_loop_selects():
+    table = tiny_table_for_knora()
+    tune, valid = StudySet.select(table, "tune"), StudySet.select(table, "valid")
+    base = KnoraEliminate(k=7).fit(tune)
+    np.testing.assert_array_equal(base.predict(valid)[1], _knora_e_by_loops(base, valid))
+
+
+def tiny_table_for_knora():
+    rng = np.random.default_rng(11)
+    n = 400
+    # WRIST only every 50th study: 6 tune studies, fewer than k, so it searches all of tune
+    parts = ["WRIST" if i % 50 == 0 else BODY_PARTS[i % 6] for i in range(n)]
+    labels = (rng.random(n) < 0.4).astype(int).tolist()
+    splits = ["tune" if i < 300 else "valid" for i in range(n)]
+    logits = rng.normal(0, 1.5, size=(n, 4, 2)).astype(np.float32)
+    return LogitsTable.from_arrays(studies_frame(parts, labels, splits),
+                                   ["a", "b", "c", "d"], logits)

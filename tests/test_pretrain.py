@@ -70,7 +70,7 @@ def test_unknown_model_lists_valid_ones(tmp_path: Path) -> None:
 
 
 def test_member_training_config(tmp_path: Path) -> None:
-    cfg = pretrain_backbones.resolve(pretrain_backbones.PretrainConfig(
+    cfg = pretrain_backbones.resolve_profile(pretrain_backbones.PretrainConfig(
         out=tmp_path / "run", models=("attention_resnet", "resnet18"), image_size=(32, 48),
         epochs=(3,), batch_size=16, lr=0.002, seed=5, cache_dir=tmp_path / "cache",
         skip_bad_images=True, progress=False, device="cpu", workers=1))

@@ -35,7 +35,7 @@ from backbones.train import (
     main,
     train_one_epoch,
 )
-from backbones.train_config import parse_args, resolve
+from backbones.train_config import parse_args, with_model_defaults
 from backbones.transforms import eval_transform
 from mura_env.data import load_mura
 from mura_env.synthetic import generate
@@ -310,8 +310,8 @@ def test_command_line_parses_into_train_config() -> None:
     assert config.image_size is None and config.resume is None and config.batch_size == 64
     assert parse_args([]) == TrainConfig()
     with pytest.raises(UnknownModelError):
-        resolve(TrainConfig(model="vgg99"))
-    assert resolve(TrainConfig(model="attention_resnet")).image_size == get_spec(
+        with_model_defaults(TrainConfig(model="vgg99"))
+    assert with_model_defaults(TrainConfig(model="attention_resnet")).image_size == get_spec(
         "attention_resnet").default_size
 
 
