@@ -16,6 +16,10 @@ from mura_env.logits import resolve_logits
 from mura_env.metrics import OVERALL
 from mura_env.study_set import StudySet
 
+#: Which split each step of an agent-versus-baselines run reads; recorded in its config.json.
+SPLIT_USE = {"agents_fit": "tune", "agents_monitor": "tune", "baselines_fit": "tune",
+             "final_scores": "valid"}
+
 
 def baseline_evaluations(config: WeightingConfig, n_bootstrap: int, seed: int = 0
                          ) -> list[tuple[Any, Evaluation]]:

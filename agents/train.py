@@ -3,7 +3,8 @@
 One entry point for both families, used by ``experiments.train_agent``, ``experiments.compare``
 and the time-to-quality benchmark. Both families log the same TensorBoard tags, step = env
 steps: ``rollout/ep_rew_mean`` and ``eval/accuracy``, ``eval/kappa`` (on ``eval_split``,
-for monitoring only: nothing is selected on it; the saved model is the last one).
+``tune`` by default, the split the agent learns on: ``valid`` is kept for final scores; the
+curves are for monitoring only, nothing is selected on them; the saved model is the last one).
 """
 
 from __future__ import annotations
@@ -120,7 +121,7 @@ def train_agent(
     *,
     total_timesteps: int | None = None,
     seed: int = 0,
-    eval_split: str = "valid",
+    eval_split: str = "tune",
     eval_every: int | None = None,
     learning_rate: float | None = None,
     n_envs: int | None = None,
@@ -143,6 +144,7 @@ def train_agent(
         total_timesteps: env steps (answered studies); None: the registry default.
         seed: seeds the agent and the env.
         eval_split: the split monitored on (``eval/*`` curves; nothing is selected on it).
+            Keep ``valid`` out of it: valid is for final scores only.
         eval_every: env steps between evaluations and checkpoints (None: about 10 per run).
         learning_rate: None keeps the algorithm's default.
         n_envs: env copies (softmax-pg: studies per update, default 4096; SB3: default 8).

@@ -1,20 +1,21 @@
 """Time to quality: softmax-pg vs. SB3 PPO (target: softmax-pg >= 20x faster in wall time).
 
-Quality = valid accuracy within ``--tolerance`` (0.5 points) of the stacking baseline (fitted
-on tune). Both agents train on the tune split of the same logits table (default: the newest
-``runs/pretrain/*/logits.parquet``, else the built-in table) in one run, evaluated on valid
-after every update (softmax-pg: every ``--num-envs`` studies; PPO: every rollout of 2,048
-studies, scored after SB3's update on it). The time reported is training time only
-(evaluations excluded) until the first evaluation at quality; an agent that never gets there
-is reported at its best accuracy, marked ``reached: false``. Valid is only watched, never used
-to choose anything. Each agent runs ``--repeats`` times, interleaved, with the same seed (so
-the same trajectory): the figure is the fastest repeat, which takes out one-off warm-up costs
-and the noise of a shared machine equally for both.
+Quality = tune accuracy within ``--tolerance`` (0.5 points) of the stacking baseline's tune
+accuracy. Everything here reads the ``tune`` split only: stacking is fitted and scored on it,
+both agents learn on it and are evaluated on it, every ``--eval-every`` env steps for both
+(default 4,096: each softmax-pg update of 4,096 studies, every second PPO rollout of 2,048
+studies, scored after SB3's update). No number from ``valid`` is used. The logits table is
+the newest ``runs/pretrain/*/logits.parquet``, else the built-in table. The time reported is
+training time only (evaluations excluded) until the first evaluation at quality; an agent that
+never gets there is reported at its best accuracy, marked ``reached: false``. Each agent runs
+``--repeats`` times, interleaved, with the same seed (so the same trajectory): the figure is
+the fastest repeat, which takes out one-off warm-up costs and the noise of a shared machine
+equally for both.
 
 Prints the comparison and writes ``runs/benchmarks/agent_time_to_quality.json``.
 
     python benchmarks/agent_time_to_quality.py [--logits PATH] [--seed 0]
-        [--softmax-pg-steps 400000] [--ppo-steps 100000] [--repeats 3]
+        [--softmax-pg-steps 400000] [--ppo-steps 100000] [--eval-every 4096] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--num-envs", type=int, default=4096, help="softmax-pg studies per update")
     ap.add_argument("--softmax-pg-steps", type=int, default=400_000)
     ap.add_argument("--ppo-steps", type=int, default=100_000)
+    ap.add_argument("--eval-every", type=int, default=4096,
+                    help="env steps between evaluations on tune, the same for both agents")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads for both agents (tiny networks: 1 is fastest and "
                          "least noisy on a shared machine)")
@@ -81,11 +84,12 @@ def race(args: argparse.Namespace, config: WeightingConfig, target: float
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for rep in range(args.repeats):
-            for algo, steps, every in (("softmax-pg", args.softmax_pg_steps, args.num_envs),
-                                       ("ppo", args.ppo_steps, 2048)):
+            for algo, steps in (("softmax-pg", args.softmax_pg_steps),
+                                ("ppo", args.ppo_steps)):
                 start = time.perf_counter()
                 trained = train_agent(algo, config, Path(tmp) / f"{algo}_{rep}",
-                                      total_timesteps=steps, seed=args.seed, eval_every=every,
+                                      total_timesteps=steps, seed=args.seed,
+                                      eval_split="tune", eval_every=args.eval_every,
                                       tensorboard=False,
                                       n_envs=args.num_envs if algo == "softmax-pg" else None)
                 r = {**time_to_quality(trained.history, target),
@@ -107,15 +111,15 @@ def main() -> int:
     args = parse_args()
     torch.set_num_threads(args.threads)
     table, source = resolve_table(args.logits)
-    stacking = Stacking().fit(StudySet.select(table, "tune"))
-    stack_acc = evaluate_baseline(stacking, StudySet.select(table, "valid"),
-                                  n_bootstrap=0).value("accuracy")
+    tune = StudySet.select(table, "tune")
+    stack_acc = evaluate_baseline(Stacking().fit(tune), tune, n_bootstrap=0).value("accuracy")
     target = stack_acc - args.tolerance
     results = race(args, WeightingConfig(logits=table), target)
     sp, ppo = results["softmax-pg"], results["ppo"]
     speedup = ppo["wall_time"] / max(sp["wall_time"], 1e-9)
     report = {
-        "logits": str(source), "seed": args.seed, "stacking_valid_accuracy": stack_acc,
+        "logits": str(source), "seed": args.seed, "split": "tune",
+        "stacking_tune_accuracy": stack_acc, "eval_every": args.eval_every,
         "target_accuracy": target, "results": results, "speedup_wall_time": speedup,
         "speedup_env_steps": ppo["env_steps"] / max(sp["env_steps"], 1),
         "torch_threads": args.threads, "repeats": args.repeats,
@@ -126,7 +130,8 @@ def main() -> int:
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(args.out, (json.dumps(report, indent=2) + "\n").encode())
-    print(f"logits {source}; stacking valid accuracy {stack_acc:.4f}; target >= {target:.4f}")
+    print(f"logits {source}; stacking tune accuracy {stack_acc:.4f}; target >= {target:.4f} "
+          f"(tune accuracy, evaluated every {args.eval_every} env steps)")
     for algo, r in results.items():
         state = "reached" if r["reached"] else f"NOT reached (best {r['best_accuracy']:.4f})"
         print(f"  {algo:10s} {state}: accuracy {r['accuracy']:.4f} after {r['env_steps']:>7d} "

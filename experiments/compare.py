@@ -30,7 +30,7 @@ import pandas as pd
 
 from agents.algos import ALGOS, get_algo
 from agents.evaluate import Evaluation, evaluate_policy, seed_mean_interval
-from agents.reporting import baseline_evaluations, kind_of, summary_row
+from agents.reporting import SPLIT_USE, baseline_evaluations, kind_of, summary_row
 from agents.train import train_agent
 from experiments.compare_plots import plot_reward_curves, plot_weight_heatmaps
 from experiments.logits_source import resolve_table
@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     out = cfg.out or Path("runs/compare") / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     cfg.logits = source
-    save_config(cfg, out / "config.json")
+    save_config(cfg, out / "config.json", {"splits": SPLIT_USE})
     env_config = WeightingConfig.from_options(cfg, logits=table)
     rows, run_rows, predictions, weights, tb_dirs = run_agents(cfg, env_config, out)
     labels = None

@@ -31,7 +31,7 @@ import pandas as pd
 
 from agents.algos import ALGOS
 from agents.evaluate import evaluate_policy
-from agents.reporting import baseline_evaluations, kind_of, summary_row
+from agents.reporting import SPLIT_USE, baseline_evaluations, kind_of, summary_row
 from agents.softmax_pg import SoftmaxPGConfig
 from agents.train import resolve_hyperparameters, train_agent
 from experiments.logits_source import resolve_table
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                               total_timesteps=settings["total_timesteps"],
                               n_envs=settings["n_envs"], eval_every=settings["eval_every"],
                               learning_rate=settings["learning_rate"])
-    save_config(cfg, out / "config.json", {"hyperparameters": settings})
+    save_config(cfg, out / "config.json", {"hyperparameters": settings, "splits": SPLIT_USE})
     env_config = WeightingConfig.from_options(cfg, logits=table)
     print(f"training {cfg.algo} (seed {cfg.seed}) on {source} -> {out}")
     trained = train_agent(cfg.algo, env_config, out, total_timesteps=cfg.total_timesteps,

@@ -33,10 +33,10 @@ class MuraWeightingVectorEnv(VectorEnv):
 
     Given the same studies and actions, both envs give the same predictions and rewards: the
     batch is computed in float32, and every study whose probability falls within
-    ``problem.recheck_margin`` (~1e-5) of the threshold is recomputed with the single env's
-    float64 arithmetic, so predictions and the ``correct``, ``signed`` and ``cost_sensitive``
-    rewards are identical; weights, probabilities and ``log_likelihood`` rewards agree to about
-    1e-5 (see :meth:`mura_env.problem.WeightingProblem.evaluate`).
+    :func:`mura_env.mapping.recheck_margin` (~1e-5) of the threshold is recomputed with the
+    single env's float64 arithmetic, so predictions and the ``correct``, ``signed`` and
+    ``cost_sensitive`` rewards are identical; weights, probabilities and ``log_likelihood``
+    rewards agree to about 1e-5 (see :meth:`mura_env.problem.WeightingProblem.evaluate`).
 
     Batched spaces: observations float32 ``[num_envs, 2K + 7]``, actions float32
     ``[num_envs, K]``; rewards float64 ``[num_envs]``; terminations bool ``[num_envs]``;

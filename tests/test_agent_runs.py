@@ -16,6 +16,7 @@ import torch
 from agent_fixtures import specialist_table
 
 from agents.algos import ALGOS, UnknownAlgoError, get_algo
+from agents.evaluate import evaluate_policy
 from agents.saved import AgentMismatchError, load_agent
 from agents.train import train_agent
 from experiments.compare_plots import read_scalars
@@ -235,3 +236,18 @@ def test_a_killed_run_leaves_its_last_checkpoint_loadable(table, tmp_path):
     assert config["hyperparameters"]["algorithm"]["n_steps"] == 256
     obs = np.zeros((3, 21), dtype=np.float32)
     assert agent.predict(obs).shape == (3, 7)
+
+
+def test_training_curves_score_the_tune_split_not_valid(tmp_path):
+    from env_fixtures import tiny_table
+
+    config = WeightingConfig(logits=tiny_table(n_tune=40, n_valid=30, k=3, seed=4))
+    trained = train_agent("softmax-pg", config, tmp_path, total_timesteps=2048, n_envs=512,
+                          eval_every=2048, tensorboard=False)
+    on_tune = evaluate_policy(trained.policy, config, "tune", n_bootstrap=0)
+    on_valid = evaluate_policy(trained.policy, config, "valid", n_bootstrap=0)
+    last = trained.history[-1]
+    assert last["accuracy"] == on_tune.value("accuracy")
+    assert last["kappa"] == on_tune.value("kappa")
+    assert (on_tune.value("accuracy"), on_tune.value("kappa")) != (
+        on_valid.value("accuracy"), on_valid.value("kappa"))  # the splits tell apart
