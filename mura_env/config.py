@@ -75,6 +75,8 @@ class WeightingConfig:
     miss_cost: float = DEFAULT_MISS_COST
     false_alarm_cost: float = DEFAULT_FALSE_ALARM_COST
     probability_floor: float = DEFAULT_PROBABILITY_FLOOR
+    #: ``action_scale / temperature``, derived (not an argument).
+    softmax_scale: float = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         mapping = EnsembleMapping(self.action_scale, self.temperature, self.threshold)
@@ -82,6 +84,7 @@ class WeightingConfig:
         set_(self, "action_scale", mapping.action_scale)
         set_(self, "temperature", mapping.temperature)
         set_(self, "threshold", mapping.threshold)
+        set_(self, "softmax_scale", mapping.softmax_scale)
         if isinstance(self.logits, os.PathLike):
             set_(self, "logits", os.fspath(self.logits))
         set_(self, "split", _as_tuple(self.split))
@@ -113,7 +116,7 @@ class WeightingConfig:
         Raises:
             TypeError: a keyword that is not an env argument (the message lists them).
         """
-        names = [f.name for f in dataclasses.fields(cls)]
+        names = _argument_names()
         unknown = sorted(set(kwargs) - set(names))
         if unknown:
             raise TypeError(f"unknown MuraWeighting-v0 argument(s) {unknown}; "
@@ -129,11 +132,6 @@ class WeightingConfig:
         """The ensemble mapping's settings (``action_scale``, ``temperature``, ``threshold``)."""
         return EnsembleMapping(self.action_scale, self.temperature, self.threshold)
 
-    @property
-    def softmax_scale(self) -> float:
-        """``action_scale / temperature``."""
-        return self.action_scale / self.temperature
-
     def replace(self, **changes: Any) -> WeightingConfig:
         """A copy with ``changes`` applied (and checked)."""
         return WeightingConfig.build(self, **changes)
@@ -146,11 +144,11 @@ class WeightingConfig:
     def to_dict(self) -> dict[str, Any]:
         """Every argument but ``logits`` as plain JSON values (tuples as lists)."""
         out = {}
-        for f in dataclasses.fields(self):
-            if f.name == "logits":
+        for name in _argument_names():
+            if name == "logits":
                 continue
-            value = getattr(self, f.name)
-            out[f.name] = list(value) if isinstance(value, tuple) else value
+            value = getattr(self, name)
+            out[name] = list(value) if isinstance(value, tuple) else value
         return out
 
     @classmethod
@@ -158,11 +156,16 @@ class WeightingConfig:
         """A config from the attributes of ``options`` named like its fields (e.g. a command
         line's config dataclass with ``reward``, ``action_scale`` ... fields), then
         ``overrides`` (e.g. ``logits=table``)."""
-        picked = {f.name: getattr(options, f.name) for f in dataclasses.fields(cls)
-                  if hasattr(options, f.name)}
+        picked = {name: getattr(options, name) for name in _argument_names()
+                  if hasattr(options, name)}
         return cls.build(None, **{**picked, **overrides})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], logits: LogitsSource = None) -> WeightingConfig:
         """The inverse of :meth:`to_dict` (keys missing from ``data`` take their defaults)."""
         return cls.build(None, logits=logits, **data)
+
+
+def _argument_names() -> list[str]:
+    """The names of :class:`WeightingConfig`'s arguments (its fields made by ``__init__``)."""
+    return [f.name for f in dataclasses.fields(WeightingConfig) if f.init]

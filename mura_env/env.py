@@ -185,7 +185,9 @@ class MuraWeightingEnv(gym.Env[np.ndarray, np.ndarray]):
         self.action_space = self.problem.action_space
         self.model_names = studies.model_names
         self.n_studies = studies.n_studies
-        # Per-study Python values: step() reads them without NumPy scalar overhead.
+        # What step() reads, as plain Python values (no NumPy scalar or property overhead).
+        self._action_shape = self.action_space.shape
+        self._reward_fn = self.problem.reward_fn
         self._obs_rows = list(studies.observations)
         self._probabilities = studies.probabilities.tolist()
         self._labels = studies.labels.tolist()
@@ -258,11 +260,12 @@ class MuraWeightingEnv(gym.Env[np.ndarray, np.ndarray]):
         i = self._study
         if i < 0:
             raise RuntimeError("No running episode: call reset() before step().")
+        config = self.config
         preferences = self._clipped(action)
-        weights, p = study_mixture(preferences, self._probabilities[i], self.config.softmax_scale)
-        prediction = 1 if p > self.config.threshold else 0
+        weights, p = study_mixture(preferences, self._probabilities[i], config.softmax_scale)
+        prediction = 1 if p > config.threshold else 0
         label = self._labels[i]
-        reward = self.problem.reward_fn(p, prediction, label)
+        reward = self._reward_fn(p, prediction, label)
         info = {
             "study_id": self._study_ids[i], "body_part": self._body_parts[i], "label": label,
             "weights": np.array(weights), "probability": p, "prediction": prediction,
@@ -270,33 +273,39 @@ class MuraWeightingEnv(gym.Env[np.ndarray, np.ndarray]):
         }
         self._last = info
         self._answered += 1
-        terminated = self._answered >= self.config.studies_per_episode
-        if terminated:
+        if self._answered >= config.studies_per_episode:
             self._study = -1
             return self._obs_rows[i].copy(), reward, True, False, info
         self._study = j = self._draw()
-        self._last = None
         return self._obs_rows[j].copy(), reward, False, False, info
 
     def _clipped(self, action: Any) -> list[float]:
         """The action as ``K`` Python floats clipped to [-1, 1]; ``ValueError`` if it has
         the wrong shape, is not numeric, or holds NaN or inf."""
-        if not isinstance(action, np.ndarray) or action.dtype.kind not in "fiu":
-            try:
-                action = np.asarray(action, dtype=np.float64)
-            except (TypeError, ValueError) as e:
-                raise ValueError(f"action must be an array of numbers, got {action!r}.") from e
-        if action.shape != self.action_space.shape:
+        if not isinstance(action, np.ndarray):
+            action = self._as_array(action)
+        if action.shape != self._action_shape:
             raise ValueError(
-                f"action must have shape {self.action_space.shape} (one preference per model "
+                f"action must have shape {self._action_shape} (one preference per model "
                 f"{list(self.model_names)}), got shape {action.shape}.")
         values = action.tolist()
-        total = sum(values)
+        try:
+            total = sum(values)
+        except TypeError:  # booleans are numbers here; strings and objects are not
+            values = self._as_array(action).tolist()
+            total = sum(values)
         if total - total != 0.0 and not all(map(math.isfinite, values)):  # NaN or inf
             raise ValueError(f"action must be finite, got {action!r}; no reward is given for it.")
         if min(values) < -1.0 or max(values) > 1.0:
             values = [-1.0 if v < -1.0 else 1.0 if v > 1.0 else v for v in values]
         return values
+
+    @staticmethod
+    def _as_array(action: Any) -> np.ndarray:
+        try:
+            return np.asarray(action, dtype=np.float64)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"action must be an array of numbers, got {action!r}.") from e
 
     def _view(self) -> StudyView:
         """The current study (or the one just answered) as :mod:`mura_env.render` draws it."""
