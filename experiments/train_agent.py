@@ -12,8 +12,9 @@ Writes ``runs/agents/<algo>_<seed>_<time>/`` (or ``--out``): ``agent.json`` and 
 the algorithm's own settings), ``metrics.json`` (top level ``split``, ``accuracy``, ``kappa``,
 ``auroc``, ``per_body_part``, ... on valid),
 ``metrics.csv`` (the full table with 95% bootstrap intervals), ``baselines.csv`` (the agent and
-every baseline on valid) and ``tb/`` (TensorBoard: ``rollout/ep_rew_mean``, ``eval/accuracy``,
-``eval/kappa``). Ends by printing the agent beside the baselines.
+every baseline on valid) and ``tb/`` (TensorBoard: ``rollout/ep_rew_mean``, and
+``eval/accuracy``, ``eval/kappa`` on tune). ``config.json`` records which split each step used
+(``splits``). Ends by printing the agent beside the baselines.
 
 Synthetic data: results on it say nothing about clinical performance.
 """
