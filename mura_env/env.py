@@ -16,7 +16,7 @@ import numpy as np
 from mura_env.config import WeightingConfig
 from mura_env.mapping import study_mixture
 from mura_env.problem import WeightingProblem
-from mura_env.render import StudyView, render_rgb, render_text
+from mura_env.render import draw, study_view
 
 #: Random study indices are drawn from ``np_random`` in blocks of this many.
 DRAW_BLOCK = 4096
@@ -189,7 +189,7 @@ class MuraWeightingEnv(gym.Env[np.ndarray, np.ndarray]):
         self._action_shape = self.action_space.shape
         self._reward_fn = self.problem.reward_fn
         self._obs_rows = list(studies.observations)
-        self._probabilities = studies.probabilities.tolist()
+        self._probabilities = self.problem.probability_rows
         self._labels = studies.labels.tolist()
         self._study_ids = studies.study_ids.tolist()
         self._body_parts = studies.body_parts.tolist()
@@ -307,23 +307,17 @@ class MuraWeightingEnv(gym.Env[np.ndarray, np.ndarray]):
         except (TypeError, ValueError) as e:
             raise ValueError(f"action must be an array of numbers, got {action!r}.") from e
 
-    def _view(self) -> StudyView:
-        """The current study (or the one just answered) as :mod:`mura_env.render` draws it."""
+    def render(self) -> np.ndarray | str | None:
+        """The current study (the one just answered, after a step): a uint8 RGB frame
+        ``[160, W, 3]`` (``"rgb_array"``), its text (``"ansi"``), or None
+        (``render_mode=None``)."""
+        if self.render_mode is None:
+            return None
         last = self._last
         i = last["study_index"] if last is not None else self._study
         if i < 0:
             raise RuntimeError("Nothing to render: call reset() first.")
-        return StudyView(
-            study_id=str(self._study_ids[i]), body_part=self._body_parts[i],
-            label=self._labels[i], model_names=tuple(self.model_names),
-            probabilities=tuple(self._probabilities[i]), threshold=self.config.threshold,
-            weights=None if last is None else tuple(last["weights"].tolist()),
-            probability=None if last is None else last["probability"])
-
-    def render(self) -> np.ndarray | str | None:
-        """The current study: a uint8 RGB frame ``[160, W, 3]`` (``"rgb_array"``), its text
-        (``"ansi"``), or None (``render_mode=None``)."""
-        if self.render_mode is None:
-            return None
-        view = self._view()
-        return render_rgb(view) if self.render_mode == "rgb_array" else render_text(view)
+        view = study_view(self.problem.studies, i, self.config.threshold,
+                          None if last is None else last["weights"],
+                          None if last is None else last["probability"])
+        return draw(view, self.render_mode)

@@ -30,6 +30,8 @@ class WeightingProblem:
             ``K`` members).
         observation_space: ``Box(float32, (2K + 7,))``; action_space: ``Box(-1, 1, (K,))``.
         reward_fn: ``reward(probability, prediction, label)``; reward_range: its bounds.
+        probability_rows: ``studies.probabilities`` as Python lists of floats ``[n][K]``
+            (the float64 single-study mapping reads them).
 
     Raises:
         ValueError: no study left after the selection, or unknown names.
@@ -50,9 +52,9 @@ class WeightingProblem:
         self.observation_space = spaces.Box(low.astype(np.float32), high.astype(np.float32),
                                             dtype=np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(k,), dtype=np.float32)
-        # float32 probabilities for the batch step, float64 rows for its exact rechecks.
+        # float32 probabilities for the batch step; float64 rows for single-study arithmetic.
         self._probabilities32 = self.studies.probabilities.astype(np.float32)
-        self._probability_rows = self.studies.probabilities.tolist()
+        self.probability_rows = self.studies.probabilities.tolist()
         self._labels8 = self.studies.labels.astype(np.int8)
 
     @property
@@ -117,7 +119,7 @@ class WeightingProblem:
         cfg = self.config
         w, p = batch_mixture(actions, self._probabilities32.take(study_index, axis=0),
                              cfg.softmax_scale, dtype=np.float32)
-        above = exact_predictions(p, actions, self._probability_rows, study_index,
+        above = exact_predictions(p, actions, self.probability_rows, study_index,
                                   cfg.softmax_scale, cfg.threshold)
         pred = above.view(np.int8)
         label = self._labels8.take(study_index)

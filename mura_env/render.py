@@ -7,11 +7,13 @@ library in the step loop).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from mura_env.constants import BODY_PARTS
+from mura_env.study_set import StudySet
 
 #: Height and width of a rendered frame, in pixels.
 FRAME_HEIGHT = 160
@@ -54,6 +56,25 @@ class StudyView:
     def prediction(self) -> int | None:
         """``int(probability > threshold)``, or None before the study is answered."""
         return None if self.probability is None else int(self.probability > self.threshold)
+
+
+def study_view(studies: StudySet, index: int, threshold: float,
+               weights: Sequence[float] | None = None,
+               probability: float | None = None) -> StudyView:
+    """Study row ``index`` of ``studies`` as a frame shows it, with the ensemble's
+    ``weights`` ``[K]`` and ``probability`` once it is answered (None before)."""
+    return StudyView(
+        study_id=str(studies.study_ids[index]), body_part=str(studies.body_parts[index]),
+        label=int(studies.labels[index]), model_names=studies.model_names,
+        probabilities=tuple(studies.probabilities[index].tolist()), threshold=threshold,
+        weights=None if weights is None else tuple(np.asarray(weights, float).tolist()),
+        probability=None if probability is None else float(probability))
+
+
+def draw(view: StudyView, render_mode: str) -> np.ndarray | str:
+    """``view`` drawn for ``render_mode``: :func:`render_rgb` for ``"rgb_array"``,
+    :func:`render_text` for ``"ansi"``."""
+    return render_rgb(view) if render_mode == "rgb_array" else render_text(view)
 
 
 def frame_width(n_models: int) -> int:

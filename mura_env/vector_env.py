@@ -17,7 +17,7 @@ from gymnasium.vector.utils import batch_space
 from mura_env.config import WeightingConfig
 from mura_env.env import DRAW_BLOCK, RENDER_MODES, check_render_mode
 from mura_env.problem import WeightingProblem
-from mura_env.render import StudyView, render_rgb, render_text
+from mura_env.render import draw, study_view
 
 #: Keys of the per-study step info of the vector env (see the class docstring).
 STEP_INFO_KEYS = ("label", "weights", "probability", "prediction", "correct", "study_index")
@@ -247,13 +247,9 @@ class MuraWeightingVectorEnv(VectorEnv):
             return None
         if self._study is None:
             raise RuntimeError("Nothing to render: call reset() first.")
-        studies, last = self.problem.studies, self._last_step
+        last = self._last_step
         i = int(self._study[0] if last is None else last["study_index"][0])
-        view = StudyView(
-            study_id=str(studies.study_ids[i]), body_part=str(studies.body_parts[i]),
-            label=int(studies.labels[i]), model_names=studies.model_names,
-            probabilities=tuple(studies.probabilities[i].tolist()),
-            threshold=self.config.threshold,
-            weights=None if last is None else tuple(last["weights"][0].tolist()),
-            probability=None if last is None else float(last["probability"][0]))
-        return render_rgb(view) if self.render_mode == "rgb_array" else render_text(view)
+        view = study_view(self.problem.studies, i, self.config.threshold,
+                          None if last is None else last["weights"][0],
+                          None if last is None else last["probability"][0])
+        return draw(view, self.render_mode)
