@@ -20,7 +20,6 @@ import pandas as pd
 
 from mura_env.config import WeightingConfig
 from mura_env.constants import BODY_PARTS
-from mura_env.logits import resolve_logits
 from mura_env.metrics import OVERALL, study_metrics
 from mura_env.study_set import StudySet
 from mura_env.vector_env import MuraWeightingVectorEnv
@@ -148,15 +147,16 @@ def run_policy(policy: Policy, config: WeightingConfig, split: str = "valid") ->
 
     Args:
         policy: observations float32 ``[n, 2K + 7]`` -> actions float ``[n, K]``.
-        config: the env configuration the policy was trained with (its ``logits``, mapping,
-            ``models`` and ``body_parts`` are used; its split, sampling and episode length
-            are replaced by a sweep of ``split``).
+        config: the env configuration the policy was trained with (its table: ``logits``, or
+            reference table ``reference_table`` when None; its mapping, ``models`` and
+            ``body_parts`` are used; its split, sampling and episode length are replaced by a
+            sweep of ``split``).
         split: the split to answer.
 
     Returns:
         A :class:`PolicyRun`.
     """
-    table = resolve_logits(config.logits)
+    table = config.load_table()
     n_studies = len(table.select(split=split, body_parts=config.body_parts))
     sweep = config.sweep(split).replace(logits=table)
     env = MuraWeightingVectorEnv(max(n_studies, 1), config=sweep)

@@ -1,6 +1,7 @@
 """Rows and evaluations shared by the command lines that score agents against baselines.
 
-:func:`baseline_evaluations` fits every baseline on ``tune`` and scores it on ``valid``;
+:func:`baseline_evaluations` fits every baseline on ``tune`` and scores it on ``valid``
+(one baseline: :func:`fit_and_evaluate`);
 :func:`summary_row` flattens an :class:`~agents.evaluate.Evaluation` into one table row.
 """
 
@@ -12,7 +13,6 @@ from typing import Any
 from agents.baselines import all_baselines
 from agents.evaluate import Evaluation, evaluate_baseline
 from mura_env.config import WeightingConfig
-from mura_env.logits import resolve_logits
 from mura_env.metrics import OVERALL
 from mura_env.study_set import StudySet
 
@@ -27,27 +27,42 @@ def baseline_evaluations(config: WeightingConfig, n_bootstrap: int, seed: int = 
     ``valid``.
 
     Args:
-        config: the env configuration (its ``logits``, ``models``, ``body_parts`` and
-            mapping are used).
+        config: the env configuration (its table, ``logits`` or ``reference_table``; its
+            ``models``, ``body_parts`` and mapping are used).
         n_bootstrap: bootstrap replicates of the confidence intervals.
         seed: seed of the seeded baselines.
 
     Returns:
         ``(baseline, evaluation)`` pairs in :func:`~agents.baselines.all_baselines` order.
     """
-    table = resolve_logits(config.logits)
+    table = config.load_table()
     selection = {"models": config.models, "body_parts": config.body_parts}
     tune = StudySet.select(table, "tune", **selection)
     valid = StudySet.select(table, "valid", **selection)
-    out = []
-    for baseline in all_baselines(seed):
-        start = time.perf_counter()
-        baseline.fit(tune, config.mapping)
-        fit_time = time.perf_counter() - start
-        ev = evaluate_baseline(baseline, valid, n_bootstrap=n_bootstrap)
-        ev.fit_time = fit_time
-        out.append((baseline, ev))
-    return out
+    return [(baseline, fit_and_evaluate(baseline, tune, valid, config, n_bootstrap))
+            for baseline in all_baselines(seed)]
+
+
+def fit_and_evaluate(baseline: Any, tune: StudySet, valid: StudySet, config: WeightingConfig,
+                     n_bootstrap: int) -> Evaluation:
+    """Fit ``baseline`` on ``tune`` for ``config``'s mapping and evaluate it on ``valid``.
+
+    Returns:
+        The :class:`~agents.evaluate.Evaluation` on ``valid``, its ``fit_time`` (seconds)
+        measured.
+    """
+    start = time.perf_counter()
+    baseline.fit(tune, config.mapping)
+    fit_time = time.perf_counter() - start
+    ev = evaluate_baseline(baseline, valid, n_bootstrap=n_bootstrap)
+    ev.fit_time = fit_time
+    return ev
+
+
+def is_seeded(baseline: Any) -> bool:
+    """True for a baseline that takes a ``seed`` (its fit or predictions may depend on it),
+    so a benchmark runs it once per seed, like the agents."""
+    return hasattr(baseline, "seed")
 
 
 def kind_of(baseline: Any) -> str:

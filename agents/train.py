@@ -20,7 +20,6 @@ from agents.evaluate import Policy, evaluate_policy
 from agents.saved import MANIFEST, SavedAgent, table_digest, write_manifest
 from agents.softmax_pg import SoftmaxPGAgent, SoftmaxPGConfig, check_batch_size, train_softmax_pg
 from mura_env.config import WeightingConfig
-from mura_env.logits import resolve_logits
 from mura_env.vector_env import MuraWeightingVectorEnv
 
 
@@ -134,7 +133,8 @@ def train_agent(
 
     Args:
         algo: a name in :data:`agents.algos.ALGOS`.
-        config: the env configuration (``logits``: the table; ``split``: trained on;
+        config: the env configuration (``logits``: the table, or None for reference table
+            ``reference_table``; ``split``: trained on;
             ``reward``, ``action_scale``, ``temperature``, ``threshold``, ``models``, ...).
             Its ``sampling`` is ignored: softmax-pg and SB3 draw studies at random.
         run_dir: output folder (created); gets ``agent.json``, the model and ``tb/``. A
@@ -164,7 +164,7 @@ def train_agent(
     settings = resolve_hyperparameters(algo, total_timesteps=total_timesteps,
                                        eval_every=eval_every, n_envs=n_envs,
                                        learning_rate=learning_rate, softmax_pg=softmax_pg)
-    table = resolve_logits(config.logits)
+    table = config.load_table()
     config = config.replace(logits=table, sampling="random")
     selected = table.select(models=config.models)
     run_dir = Path(run_dir)

@@ -18,7 +18,6 @@ from backbones.train_config import TrainConfig
 from mura_env.common.atomic import atomic_write
 
 CHECKPOINT = "checkpoint.pth"
-BEST = "best.pth"
 
 
 class ResumeError(ValueError):

@@ -66,3 +66,54 @@ def class_weights(studies: pd.DataFrame) -> torch.Tensor:
         w[PART_INDEX[part], 1] = 1.0 - abnormal
         w[PART_INDEX[part], 0] = abnormal
     return w
+
+
+def select_training_studies(studies: pd.DataFrame, n_studies: int | None,
+                            focus_parts: tuple[str, ...] = (), focus_share: float = 0.8,
+                            seed: int = 0) -> np.ndarray:
+    """Which ``train`` studies a member trains on: a patient-level random subset.
+
+    Patients are visited in a seeded random order and each is taken whole (every one of its
+    train studies) while it fits the remaining quotas: ``round(focus_share * n_studies)``
+    studies of ``focus_parts`` and the rest of the other body parts. With no ``focus_parts``
+    the subset is a plain random patient subset; with ``n_studies=None`` every train study is
+    taken whatever the focus.
+
+    Args:
+        studies: one row per study with ``study_id``, ``patient_id``, ``body_part``, ``split``.
+        n_studies: size of the subset (``None``: all train studies).
+        focus_parts: body parts of the focus quota (names in :data:`BODY_PARTS`).
+        focus_share: share of the subset from ``focus_parts``, in [0, 1].
+        seed: seed of the patient order.
+
+    Returns:
+        Boolean array ``(len(studies),)``: True for the studies to train on.
+    """
+    is_train = (studies["split"] == "train").to_numpy()
+    unknown = sorted(set(focus_parts) - set(BODY_PARTS))
+    if unknown:
+        raise ValueError(f"unknown focus body part(s) {unknown}; valid: {', '.join(BODY_PARTS)}")
+    if not 0.0 <= focus_share <= 1.0:
+        raise ValueError(f"focus_share must be in [0, 1], got {focus_share}")
+    if n_studies is None:
+        return is_train
+    if n_studies < 1:
+        raise ValueError(f"train_studies must be >= 1, got {n_studies}")
+    in_focus = studies["body_part"].isin(set(focus_parts)).to_numpy()
+    left = {True: round(focus_share * n_studies) if focus_parts else 0}
+    left[False] = n_studies - left[True]
+    chosen = np.zeros(len(studies), dtype=bool)
+    train_rows = np.flatnonzero(is_train)
+    patients = studies["patient_id"].to_numpy()[train_rows]
+    order = np.random.default_rng(seed).permutation(np.unique(patients))
+    rows_of = pd.Series(train_rows).groupby(patients).apply(list)
+    for patient in order:
+        rows = rows_of[patient]
+        need = {True: int(in_focus[rows].sum()), False: int((~in_focus[rows]).sum())}
+        if need[True] <= left[True] and need[False] <= left[False]:
+            chosen[rows] = True
+            left[True] -= need[True]
+            left[False] -= need[False]
+            if left[True] == 0 and left[False] == 0:
+                break
+    return chosen

@@ -4,9 +4,12 @@ classification ``train.py``: :func:`load_data`, :func:`train_one_epoch`, :func:`
 
 AdamW, OneCycleLR, cross-entropy weighted per body part as in the MURA paper; AMP and
 channels_last on CUDA; a checkpoint ``{model, optimizer, lr_scheduler, scaler, epoch, args,
-metrics, data_fingerprint}`` written atomically every epoch (``checkpoint.pth``), the best one on
-the ``tune`` split's study-level kappa kept as ``best.pth`` (``valid`` is never looked at);
-``--resume`` continues exactly where a run stopped; TensorBoard scalars and tqdm progress.
+metrics, data_fingerprint}`` written atomically every epoch (``checkpoint.pth``). The member is
+the last epoch's model: no checkpoint is chosen on ``tune`` (which fits the weighting methods)
+or ``valid`` (read only for final scores), and neither split is read here. ``--train-studies``
+trains on a patient-level subset of ``train``, ``--focus-parts`` makes most of it come from some
+body parts (a specialist member). ``--resume`` continues exactly where a run stopped;
+TensorBoard scalars and tqdm progress.
 Launched with ``torchrun --nproc_per_node N`` it runs DistributedDataParallel (gloo on CPU, nccl
 on CUDA) with a DistributedSampler; only rank 0 writes.
 
@@ -33,7 +36,6 @@ from tqdm.auto import tqdm
 
 from backbones.cache import ImageCache, build_cache
 from backbones.checkpoint import (
-    BEST,
     CHECKPOINT,
     ResumeError,
     check_resume_schedule,
@@ -41,7 +43,7 @@ from backbones.checkpoint import (
     load_resume,
     save_checkpoint,
 )
-from backbones.data import CachedImages, class_weights
+from backbones.data import CachedImages, class_weights, select_training_studies
 from backbones.distributed import (
     DistributedContext,
     init_distributed,
@@ -51,10 +53,10 @@ from backbones.distributed import (
 from backbones.infer import aggregate_studies, predict_logits
 from backbones.registry import build_model
 from backbones.train_config import TrainConfig, parse_args, recorded, with_model_defaults
-from backbones.transforms import eval_transform, train_transform
+from backbones.transforms import train_transform
 from mura_env.data import MuraData, load_mura
 
-__all__ = ["BEST", "CHECKPOINT", "ResumeError", "TrainConfig", "evaluate", "load_checkpoint",
+__all__ = ["CHECKPOINT", "ResumeError", "TrainConfig", "evaluate", "load_checkpoint",
            "load_data", "main", "resolve_device", "train_one_epoch"]
 
 
@@ -63,17 +65,15 @@ __all__ = ["BEST", "CHECKPOINT", "ResumeError", "TrainConfig", "evaluate", "load
 
 @dataclass
 class TrainData:
-    """What one run reads: the training loader (sharded by ``sampler``) over ``train_set``,
-    the tune loader over ``tune_images`` (the rows it yields, in order) with their
-    ``tune_studies``, the per-(body part, label) loss weights ``(7, 2)`` float32 on the
-    training device, the data set's ``fingerprint`` and the undecodable images excluded."""
+    """What one run reads: the training loader (sharded by ``sampler``) over ``train_set``
+    (the images of ``train_studies``, the studies trained on), the per-(body part, label) loss
+    weights ``(7, 2)`` float32 on the training device, the data set's ``fingerprint`` and the
+    undecodable images excluded."""
 
     train_set: CachedImages
     sampler: DistributedSampler
     train_loader: DataLoader
-    tune_images: pd.DataFrame
-    tune_studies: pd.DataFrame
-    tune_loader: DataLoader
+    train_studies: pd.DataFrame
     class_weights: torch.Tensor
     fingerprint: str
     bad_images: list[str]
@@ -114,30 +114,29 @@ def usable_images(data: MuraData, bad: set[str]) -> pd.DataFrame:
 
 
 def load_data(config: TrainConfig, data: MuraData, context: DistributedContext) -> TrainData:
-    """Cache ``data``'s images and build the train/tune datasets and loaders of ``config``
-    (``image_size`` resolved); the training loader yields batches ``(images (B, 1, S, S)
-    float32, labels (B,) int64, body parts (B,) int64)`` of this process's shard."""
+    """Cache ``data``'s images and build the training dataset and loader of ``config``
+    (``image_size`` resolved) over the studies :func:`select_training_studies` picks from
+    ``train``; the loader yields batches ``(images (B, 1, S, S) float32, labels (B,) int64,
+    body parts (B,) int64)`` of this process's shard."""
     assert config.image_size is not None
     size, device = config.image_size, context.device
     cache = build_image_cache(config, data, context)
     bad = set(cache.bad)
     usable = usable_images(data, bad)
-    train_images = usable[usable["split"] == "train"]
-    tune_images = usable[usable["split"] == "tune"]
+    studies = data.studies
+    chosen = select_training_studies(studies, config.train_studies, config.focus_parts,
+                                     config.focus_share, seed=config.split_seed)
+    train_studies = studies[chosen]
+    train_images = usable[usable["study_id"].isin(set(train_studies["study_id"]))]
     train_set = CachedImages(cache, train_images, train_transform(size), seed=config.seed)
-    tune_set = CachedImages(cache, tune_images, eval_transform(size), seed=config.seed)
     sampler = DistributedSampler(train_set, num_replicas=context.world_size,
                                  rank=context.rank, shuffle=True, seed=config.seed)
     train_loader = DataLoader(train_set, batch_size=config.batch_size, sampler=sampler,
                               num_workers=config.workers, pin_memory=device.type == "cuda",
                               persistent_workers=False)
-    tune_loader = DataLoader(tune_set, batch_size=config.batch_size * 2, shuffle=False,
-                             num_workers=config.workers)
-    studies = data.studies
-    weights = class_weights(studies[studies["split"] == "train"]).to(device)
+    weights = class_weights(train_studies).to(device)
     return TrainData(train_set=train_set, sampler=sampler, train_loader=train_loader,
-                     tune_images=tune_images, tune_studies=studies[studies["split"] == "tune"],
-                     tune_loader=tune_loader, class_weights=weights,
+                     train_studies=train_studies, class_weights=weights,
                      fingerprint=data.fingerprint, bad_images=sorted(bad))
 
 
@@ -166,16 +165,13 @@ class WeightedCrossEntropy(nn.Module):
 @dataclass
 class TrainState:
     """Everything a checkpoint restores: the (unwrapped) ``model``, AdamW ``optimizer``,
-    OneCycleLR ``scheduler`` and AMP ``scaler``, the first epoch still to run and the best
-    tune kappa so far with its epoch (``-inf`` / ``-1`` before any)."""
+    OneCycleLR ``scheduler`` and AMP ``scaler`` and the first epoch still to run."""
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.OneCycleLR
     scaler: torch.amp.GradScaler
     start_epoch: int = 0
-    best_kappa: float = -float("inf")
-    best_epoch: int = -1
 
     def restore(self, checkpoint: dict[str, Any]) -> None:
         """Continue from ``checkpoint`` (see :func:`load_checkpoint`): states and epochs."""
@@ -185,8 +181,6 @@ class TrainState:
         if "scaler" in checkpoint:
             self.scaler.load_state_dict(checkpoint["scaler"])
         self.start_epoch = checkpoint["epoch"] + 1
-        self.best_kappa = checkpoint["metrics"]["best_tune_kappa"]
-        self.best_epoch = checkpoint["metrics"]["best_epoch"]
 
     def checkpoint(self, epoch: int, config: TrainConfig, metrics: dict[str, Any],
                    fingerprint: str) -> dict[str, Any]:
@@ -269,27 +263,14 @@ def evaluate(model: nn.Module, loader: DataLoader, images: pd.DataFrame,
 
 
 def record_epoch(state: TrainState, config: TrainConfig, data: TrainData, epoch: int,
-                 train_loss: float, started: float, writer: SummaryWriter,
-                 device: torch.device, amp: bool) -> dict[str, Any]:
-    """Rank 0's end of ``epoch``: evaluate on tune, update the best, write ``checkpoint.pth``
-    (and ``best.pth`` when tune kappa improved) and the epoch's scalars. Returns the metrics
-    ``{epoch, train_loss, tune_kappa, tune_accuracy, best_tune_kappa, best_epoch,
-    epoch_seconds}``; ``started`` is the epoch's :func:`time.perf_counter` start."""
-    tune = evaluate(state.model, data.tune_loader, data.tune_images, data.tune_studies,
-                    device, amp)
-    improved = tune["kappa"] > state.best_kappa
-    if improved:
-        state.best_kappa, state.best_epoch = tune["kappa"], epoch
-    metrics = {"epoch": epoch, "train_loss": train_loss, "tune_kappa": tune["kappa"],
-               "tune_accuracy": tune["accuracy"], "best_tune_kappa": state.best_kappa,
-               "best_epoch": state.best_epoch, "epoch_seconds": time.perf_counter() - started}
-    checkpoint = state.checkpoint(epoch, config, metrics, data.fingerprint)
-    out = Path(config.output_dir)
-    save_checkpoint(checkpoint, out / CHECKPOINT)
-    if improved:
-        save_checkpoint(checkpoint, out / BEST)
-    writer.add_scalar("tune/kappa", tune["kappa"], epoch)
-    writer.add_scalar("tune/accuracy", tune["accuracy"], epoch)
+                 train_loss: float, started: float, writer: SummaryWriter) -> dict[str, Any]:
+    """Rank 0's end of ``epoch``: write ``checkpoint.pth`` and the epoch's scalars. Returns the
+    metrics ``{epoch, train_loss, epoch_seconds}``; ``started`` is the epoch's
+    :func:`time.perf_counter` start."""
+    metrics = {"epoch": epoch, "train_loss": train_loss,
+               "epoch_seconds": time.perf_counter() - started}
+    save_checkpoint(state.checkpoint(epoch, config, metrics, data.fingerprint),
+                    Path(config.output_dir) / CHECKPOINT)
     writer.add_scalar("train/epoch_loss", train_loss, epoch)
     return metrics
 
@@ -298,9 +279,9 @@ def record_epoch(state: TrainState, config: TrainConfig, data: TrainData, epoch:
 
 
 def main(config: TrainConfig) -> dict[str, Any]:
-    """Train as configured; returns ``{best_checkpoint, best_tune_kappa, best_epoch,
-    epochs_done, bad_images}`` (the path of ``best.pth`` as a string, the epochs this call
-    ran, the sorted undecodable image paths excluded)."""
+    """Train as configured; returns ``{checkpoint, epochs_done, train_studies, bad_images}``
+    (the path of ``checkpoint.pth``, the last epoch's model, as a string; the epochs this call
+    ran; the number of studies trained on; the sorted undecodable image paths excluded)."""
     context = init_distributed(config.device)
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -334,14 +315,12 @@ def main(config: TrainConfig) -> dict[str, Any]:
             writer=writer, desc=f"{config.model} epoch {epoch + 1}/{config.epochs}",
             progress=context.is_main and config.progress)
         if writer is not None:  # rank 0
-            record_epoch(state, config, data, epoch, train_loss, started, writer,
-                         context.device, amp)
+            record_epoch(state, config, data, epoch, train_loss, started, writer)
         context.barrier()
     if writer is not None:
         writer.close()
-    return {"best_checkpoint": str(out / BEST), "best_tune_kappa": state.best_kappa,
-            "best_epoch": state.best_epoch, "epochs_done": len(epochs),
-            "bad_images": data.bad_images}
+    return {"checkpoint": str(out / CHECKPOINT), "epochs_done": len(epochs),
+            "train_studies": len(data.train_studies), "bad_images": data.bad_images}
 
 
 def cli(argv: list[str] | None = None) -> None:

@@ -44,7 +44,15 @@ class TrainConfig:
     seed: int = field(default=0, metadata={"help": "seed of the model, sampler and dropout"})
     tune_fraction: float = field(default=0.2,
                                  metadata={"help": "share of train patients moved to tune"})
-    split_seed: int = field(default=0, metadata={"help": "seed of the train/tune split"})
+    split_seed: int = field(default=0, metadata={
+        "help": "seed of the train/tune split and of the --train-studies subset"})
+    train_studies: int | None = field(default=None, metadata={
+        "help": "train on a patient-level random subset of this many train studies "
+                "(default: all of train)"})
+    focus_parts: tuple[str, ...] = field(default=(), metadata={
+        "help": "body parts most training studies come from (a specialist member)"})
+    focus_share: float = field(default=0.8, metadata={
+        "help": "share of the --train-studies subset drawn from --focus-parts"})
     cache_dir: str = field(default="data/cache", metadata={"help": "decode-once image cache"})
     skip_bad_images: bool = field(default=False, metadata={
         "help": "exclude undecodable images (counted) instead of stopping"})

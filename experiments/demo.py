@@ -12,6 +12,11 @@ Stage ``compare``: ``python -m experiments.compare`` on that run's logits table 
 the pretrain stage, the newest one), every agent over ``--seeds`` seeds and every baseline,
 into ``--compare-out`` (default ``runs/compare/<time>``).
 
+The pretrain and compare stages are a pipeline check: a small data set and one small run, whose
+figures move with the machine. Stage ``headline`` prints the project's headline comparison, the
+committed results of ``python -m experiments.benchmark`` on the shipped reference tables
+(:data:`HEADLINE`); it does not rerun the benchmark, and says so.
+
 Synthetic data: results on it say nothing about clinical performance.
 """
 
@@ -29,7 +34,9 @@ from mura_env.common.config_cli import parse_config, save_config
 from mura_env.data import load_mura, summarize
 from mura_env.synthetic import contact_sheet, generate
 
-STAGES = ("data", "pretrain", "compare")
+STAGES = ("data", "pretrain", "compare", "headline")
+#: The committed benchmark results the headline stage prints.
+HEADLINE = Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "benchmark.md"
 
 
 @dataclass
@@ -91,8 +98,26 @@ def main(argv: list[str] | None = None) -> int:
         argv_cmp = [*logits_argv, "--seeds", str(cfg.seeds)]
         if cfg.compare_out is not None:
             argv_cmp += ["--out", str(cfg.compare_out)]
-        return compare.main(argv_cmp)
+        print("\nPIPELINE CHECK: a small run on the demo's own backbones; its figures move with "
+              "the machine and say little. The headline comparison follows.")
+        rc = compare.main(argv_cmp)
+        if rc:
+            return rc
+    if "headline" in cfg.stages:
+        print_headline()
     return 0
+
+
+def print_headline(path: Path = HEADLINE) -> None:
+    """Print the committed benchmark results at ``path`` (markdown), said to be committed
+    results and not a rerun; a missing file says how to make it."""
+    if not path.is_file():
+        print(f"\nno committed benchmark results at {path}; make them with "
+              "python -m experiments.benchmark")
+        return
+    print(f"\nHEADLINE (committed results of python -m experiments.benchmark on the shipped "
+          f"reference tables, read from {path}; not rerun by the demo):\n")
+    print(path.read_text())
 
 
 if __name__ == "__main__":

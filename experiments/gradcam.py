@@ -13,7 +13,7 @@ for a browser), ``panels.csv`` (the numbers behind every panel) and ``config.jso
 Ensemble weights are uniform (1/K) without ``--agent``; with it, the agent's weights for each
 study (the agent must have been trained on this run's logits table). Images go through exactly
 the preprocessing of the study logits (letterbox to the model's input size, then the evaluation
-transform) with the checkpoints the logits were computed with (``<run>/<model>/best.pth``,
+transform) with the checkpoints the logits were computed with (``<run>/<model>/checkpoint.pth``,
 checked against the table's recorded sha256); every map is aligned with the original image.
 
 Without ``--study``, ``--n`` studies of ``--split`` are chosen to be informative, in turn:
@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 
 import backbones.gradcam as gradcam
 from backbones.cache import decode
-from backbones.checkpoint import BEST, load_checkpoint
+from backbones.checkpoint import CHECKPOINT, load_checkpoint
 from backbones.distributed import resolve_device
 from backbones.registry import UnknownModelError, build_model, get_spec
 from experiments.gradcam_report import (
@@ -58,7 +58,8 @@ from mura_env.common.atomic import file_sha256
 from mura_env.common.config_cli import parse_config
 from mura_env.constants import MURA_DIRNAME, SPLITS
 from mura_env.data import MuraData, load_mura
-from mura_env.logits import DEFAULT_LOGITS_PATH, LogitsTable, manifest_path
+from mura_env.logits import LogitsTable, manifest_path
+from mura_env.reference import reference_table_path
 from mura_env.mapping import DEFAULT_THRESHOLD, ensemble_probability
 from mura_env.study_set import StudySet
 
@@ -124,13 +125,13 @@ class Weighting:
 
 # ---------------------------------------------------------------------------- inputs
 def default_run() -> Path:
-    """The default run folder: the one whose checkpoints made the built-in default logits table
-    (when it is still here), else the newest ``runs/pretrain/*`` with a logits table.
+    """The default run folder: the one whose checkpoints made reference table 0 (when it is
+    still here), else the newest ``runs/pretrain/*`` with a logits table.
 
     Raises:
         GradCamInputError: there is no such folder.
     """
-    manifest = manifest_path(DEFAULT_LOGITS_PATH)
+    manifest = manifest_path(reference_table_path(0))
     if manifest.is_file():
         configs = json.loads(manifest.read_text()).get("model_configs", {})
         for cfg in configs.values():
@@ -163,7 +164,8 @@ def load_run_table(run: Path) -> LogitsTable:
 
 def load_members(run: Path, table: LogitsTable, model_names: tuple[str, ...],
                  device: torch.device) -> list[gradcam.Member]:
-    """Load each model's ``best.pth`` of ``run`` (the checkpoint the table's logits came from).
+    """Load each model's ``checkpoint.pth`` of ``run`` (the last epoch's model, the one the
+    table's logits came from).
 
     Checks that each checkpoint exists, is the one recorded in the table's manifest (sha256),
     belongs to that model and data set, and fits the registry architecture.
@@ -178,12 +180,12 @@ def load_members(run: Path, table: LogitsTable, model_names: tuple[str, ...],
         except UnknownModelError as e:
             raise GradCamInputError(f"the run's logits table has a model the registry does not "
                                     f"know: {e}") from None
-        path = run / name / BEST
+        path = run / name / CHECKPOINT
         if not path.is_file():
             found = sorted(p.name for p in (run / name).glob("*.pth")) if (run / name).is_dir() \
                 else []
             raise GradCamInputError(
-                f"run folder {run} has no checkpoint for {name}: expected {path} (the best "
+                f"run folder {run} has no checkpoint for {name}: expected {path} (the final "
                 f"checkpoint pretrain_backbones writes and computes the logits with)"
                 + (f"; found only {found}" if found else "")
                 + ". Pass the run folder that holds the models' checkpoints.")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mura_env.logits import DEFAULT_LOGITS_PATH, LogitsTable, resolve_logits
+from mura_env.logits import LogitsTable, resolve_logits
+from mura_env.reference import reference_table_path
 
 #: Where ``experiments.pretrain_backbones`` puts its runs.
 PRETRAIN_RUNS = Path("runs/pretrain")
@@ -19,12 +20,12 @@ def newest_pretrain_logits(root: str | os.PathLike[str] = PRETRAIN_RUNS) -> Path
 
 def resolve_table(logits: str | os.PathLike[str] | None,
                   root: str | os.PathLike[str] = PRETRAIN_RUNS) -> tuple[LogitsTable, Path]:
-    """Load ``--logits``; when None, the newest pretraining run's table, else the built-in
-    default. Returns ``(table, path it came from)``.
+    """Load ``--logits``; when None, the newest pretraining run's table, else the shipped
+    reference table 0. Returns ``(table, path it came from)``.
 
     Raises:
         MissingLogitsError / LogitsTableError: from :func:`mura_env.logits.resolve_logits`.
     """
     path = Path(logits) if logits is not None else (newest_pretrain_logits(root)
-                                                    or DEFAULT_LOGITS_PATH)
+                                                    or reference_table_path(0))
     return resolve_logits(path), path

@@ -7,6 +7,8 @@ vector env), so that after ``import mura_env``::
     gymnasium.make_vec("MuraWeighting-v0", num_envs=4096, logits=...)
 
 work, and ``gymnasium.make("mura_env:MuraWeighting-v0", ...)`` works from a fresh interpreter.
+Without ``logits=``, the env loads a reference table shipped with the package
+(:mod:`mura_env.reference`; ``reference_table=0`` by default).
 Worker processes that multiprocessing's forkserver starts (Stable-Baselines3's
 ``SubprocVecEnv`` default on Linux and macOS) import this package first, so
 ``make_vec_env("MuraWeighting-v0", vec_env_cls=SubprocVecEnv)`` finds the id there too.

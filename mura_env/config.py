@@ -12,7 +12,7 @@ import dataclasses
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,10 +30,13 @@ from mura_env.rewards import (
     check_reward,
 )
 
+if TYPE_CHECKING:
+    from mura_env.logits import LogitsTable
+
 #: Sampling modes: ``random`` draws studies with ``np_random``; ``sweep`` visits them in order.
 SAMPLING_MODES = ("random", "sweep")
 
-LogitsSource = Any  # a LogitsTable, a path of a saved one, or None for the built-in table
+LogitsSource = Any  # a LogitsTable, a path of a saved one, or None for a reference table
 
 
 def _as_tuple(value: str | Sequence[str] | None) -> str | tuple[str, ...] | None:
@@ -49,7 +52,9 @@ class WeightingConfig:
 
     Attributes:
         logits: a :class:`~mura_env.logits.LogitsTable`, the path of a saved one, or None for
-            the built-in table.
+            the shipped reference table ``reference_table``.
+        reference_table: which shipped reference table (:mod:`mura_env.reference`) ``logits=None``
+            loads (int >= 0, default 0); ignored when ``logits`` is given.
         split: ``"train"``, ``"tune"``, ``"valid"``, a sequence of them, or None (all).
         models: member names to use, in order (None: all); body_parts: likewise (None: all).
         reward: ``"correct"``, ``"signed"``, ``"log_likelihood"`` or ``"cost_sensitive"``.
@@ -63,6 +68,7 @@ class WeightingConfig:
     """
 
     logits: LogitsSource = field(default=None, compare=False)
+    reference_table: int = 0
     split: str | tuple[str, ...] | None = "tune"
     models: tuple[str, ...] | None = None
     body_parts: tuple[str, ...] | None = None
@@ -87,6 +93,11 @@ class WeightingConfig:
         set_(self, "softmax_scale", mapping.softmax_scale)
         if isinstance(self.logits, os.PathLike):
             set_(self, "logits", os.fspath(self.logits))
+        rt = self.reference_table
+        if isinstance(rt, bool) or not isinstance(rt, (int, np.integer)) or rt < 0:
+            raise ValueError(f"reference_table must be an integer >= 0 (a shipped reference "
+                             f"table's number), got {rt!r}.")
+        set_(self, "reference_table", int(rt))
         set_(self, "split", _as_tuple(self.split))
         set_(self, "models", _as_tuple(self.models))
         set_(self, "body_parts", _as_tuple(self.body_parts))
@@ -141,8 +152,17 @@ class WeightingConfig:
         (one study per episode): what an evaluation of a policy runs."""
         return self.replace(split=split, sampling="sweep", studies_per_episode=1)
 
+    def load_table(self) -> LogitsTable:
+        """The :class:`~mura_env.logits.LogitsTable` this config names: ``logits`` (a table or
+        a path), or reference table ``reference_table`` when ``logits`` is None (see
+        :func:`mura_env.logits.resolve_logits`)."""
+        from mura_env.logits import resolve_logits
+
+        return resolve_logits(self.logits, self.reference_table)
+
     def to_dict(self) -> dict[str, Any]:
-        """Every argument but ``logits`` as plain JSON values (tuples as lists)."""
+        """Every argument but ``logits`` as plain JSON values (tuples as lists);
+        ``reference_table`` is included."""
         out = {}
         for name in _argument_names():
             if name == "logits":

@@ -112,10 +112,19 @@ class MuraWeightingEnv(gym.Env[np.ndarray, np.ndarray]):
     holds the same fields, their defaults and their checks; keywords given beside ``config``
     replace its fields).
 
+    The reference tables (:mod:`mura_env.reference`, files
+    ``mura_env/assets/reference/reference_{i}.parquet``) hold the ``tune`` and ``valid``
+    studies only, so ``split="train"`` needs a ``logits=`` table that has train studies. A
+    table whose logits are hidden (NaN) in some split (e.g. a copy with its ``valid`` logits
+    withheld) serves the other splits; selecting the hidden one raises ``ValueError``.
+
     | Argument              | Default      | Meaning                                          |
     |-----------------------|--------------|--------------------------------------------------|
     | logits                | None         | LogitsTable or path of a saved one; None: the    |
-    |                       |              | built-in ``mura_env/assets/default_logits.parquet``|
+    |                       |              | shipped reference table ``reference_table``      |
+    | reference_table       | 0            | which reference table (0, 1, 2: backbones        |
+    |                       |              | pretrained with seeds 0, 1, 2) ``logits=None``   |
+    |                       |              | loads; ignored when ``logits`` is given          |
     | split                 | "tune"       | "train", "tune", "valid", a list, or None (all)  |
     | models                | None (all)   | model names to use, in order (K = their count)   |
     | body_parts            | None (all)   | body parts whose studies are used                |

@@ -6,12 +6,15 @@ A :class:`LogitsTable` holds, for ``n`` studies and ``K`` models:
   n_images`` (see :data:`mura_env.constants.STUDY_COLUMNS`), one row per study;
 * ``model_names``: the ``K`` model names, in the order of the logits' second axis;
 * ``logits``: a read-only float32 array ``[n, K, 2]``; ``softmax(logits[i, k])[1]`` is model
-  ``k``'s probability that study ``i`` is abnormal.
+  ``k``'s probability that study ``i`` is abnormal. NaN marks a hidden logit (e.g. a copy of a
+  table with its ``valid`` logits withheld); a split with hidden logits cannot be used
+  (:meth:`mura_env.study_set.StudySet.from_table` refuses it), the other splits can.
 
 On disk it is one Parquet file (the study columns, then two float32 columns per model,
 ``<model>.logit_normal`` and ``<model>.logit_abnormal``) and a JSON manifest beside it,
 ``<stem>.manifest.json``, with the model names and configs, the data set fingerprint, the
-creation time, the package version and the Parquet file's sha256. Loading checks both.
+creation time, the package version, the optional provenance and the Parquet file's sha256.
+Loading checks both.
 The checks and the file format are in :mod:`mura_env.logits_format`; import its public names
 from here.
 """
@@ -41,6 +44,7 @@ from mura_env.logits_format import (
     normalize_configs,
     normalize_logits,
     normalize_models,
+    normalize_provenance,
     normalize_studies,
     read_arrays,
     read_manifest,
@@ -49,13 +53,9 @@ from mura_env.logits_format import (
 from mura_env.mapping import member_probabilities
 
 __all__ = [
-    "DEFAULT_LOGITS_PATH", "MANIFEST_FORMAT", "MANIFEST_VERSION", "LogitsTable",
-    "LogitsTableError", "MissingLogitsError", "logit_columns", "manifest_path", "resolve_logits",
+    "MANIFEST_FORMAT", "MANIFEST_VERSION", "LogitsTable", "LogitsTableError",
+    "MissingLogitsError", "logit_columns", "manifest_path", "resolve_logits",
 ]
-
-#: Where the package's built-in default table lives (remade by
-#: ``python -m experiments.pretrain_backbones --out runs/pretrain/default --export-default``).
-DEFAULT_LOGITS_PATH = Path(__file__).resolve().parent / "assets" / "default_logits.parquet"
 
 
 def _package_version() -> str:
@@ -78,6 +78,8 @@ class LogitsTable:
         model_configs: dict model name -> JSON-able config (may be empty dicts).
         data_fingerprint: identifier of the data set the logits came from (or None).
         created_at: ISO-8601 UTC creation time. package_version: mura-rl version that made it.
+        provenance: JSON-able dict saying how the table was made (e.g. commit, profile, seed,
+            member metrics, remake command), or None; saved in the manifest.
 
     Build one with :meth:`from_arrays`, persist with :meth:`save`, read with :meth:`load`.
     """
@@ -92,6 +94,7 @@ class LogitsTable:
         data_fingerprint: str | None = None,
         created_at: str | None = None,
         package_version: str | None = None,
+        provenance: Mapping[str, Any] | None = None,
         _validated: bool = False,
     ) -> None:
         where = "LogitsTable"
@@ -109,6 +112,7 @@ class LogitsTable:
         self.data_fingerprint = data_fingerprint
         self.created_at = created_at or _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
         self.package_version = package_version or _package_version()
+        self.provenance = normalize_provenance(provenance, where)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -120,6 +124,7 @@ class LogitsTable:
         *,
         model_configs: Mapping[str, Any] | None = None,
         data_fingerprint: str | None = None,
+        provenance: Mapping[str, Any] | None = None,
     ) -> LogitsTable:
         """Build a table from a study DataFrame and a logits array.
 
@@ -128,20 +133,24 @@ class LogitsTable:
                 label, split, n_images`` (other columns are dropped); row ``i`` goes with
                 ``logits[i]``.
             model_names: the ``K`` model names (unique, non-empty strings).
-            logits: float array ``[n_studies, K, 2]`` (cast to float32; must stay finite).
+            logits: float array ``[n_studies, K, 2]`` (cast to float32; finite, or NaN for a
+                hidden logit).
             model_configs: optional dict model name -> JSON-able config, saved in the manifest.
             data_fingerprint: optional identifier of the data set (e.g.
                 :func:`mura_env.data.data_fingerprint`).
+            provenance: optional JSON-able dict saying how the table was made, saved in the
+                manifest.
 
         Returns:
             A validated :class:`LogitsTable` (copies of the inputs).
 
         Raises:
             LogitsTableError: missing column, missing value, label not in {0, 1}, unknown body
-                part or split, duplicate study_id, wrong logits shape, NaN/inf logits.
+                part or split, duplicate study_id, wrong logits shape, infinite logits,
+                provenance that is not a JSON object.
         """
         return cls(studies, model_names, logits, model_configs=model_configs,
-                   data_fingerprint=data_fingerprint)
+                   data_fingerprint=data_fingerprint, provenance=provenance)
 
     # ------------------------------------------------------------------ properties
     def __len__(self) -> int:
@@ -153,8 +162,14 @@ class LogitsTable:
         return len(self.model_names)
 
     def abnormal_probabilities(self) -> np.ndarray:
-        """Each model's abnormality probability ``softmax(logits[i, k])[1]``: float64 ``[n, K]``."""
-        return member_probabilities(self.logits)
+        """Each model's abnormality probability ``softmax(logits[i, k])[1]``: float64 ``[n, K]``
+        (NaN where a logit is hidden)."""
+        with np.errstate(invalid="ignore"):  # hidden (NaN) logits give NaN, silently
+            return member_probabilities(self.logits)
+
+    def hidden_rows(self) -> np.ndarray:
+        """bool ``[n]``: study ``i`` has at least one hidden (NaN) logit."""
+        return np.isnan(self.logits).any(axis=(1, 2))
 
     def __repr__(self) -> str:
         counts = self.studies["split"].value_counts().to_dict() if len(self) else {}
@@ -191,7 +206,7 @@ class LogitsTable:
             self.studies.iloc[rows].reset_index(drop=True), names, logits,
             model_configs={model: self.model_configs[model] for model in names},
             data_fingerprint=self.data_fingerprint, created_at=self.created_at,
-            package_version=self.package_version, _validated=True,
+            package_version=self.package_version, provenance=self.provenance, _validated=True,
         )
 
     def _row_mask(self, split: str | Sequence[str] | None,
@@ -246,6 +261,7 @@ class LogitsTable:
             "data_fingerprint": self.data_fingerprint,
             "created_at": self.created_at,
             "package_version": self.package_version,
+            "provenance": self.provenance,
             "split_counts": {split: int(count) for split, count in
                              self.studies["split"].value_counts().sort_index().items()},
         }
@@ -290,7 +306,8 @@ class LogitsTable:
             MissingLogitsError: no file at ``path`` (or no manifest beside it).
             LogitsTableError: unreadable Parquet or manifest, a manifest that does not match the
                 file (sha256, study count, model columns), or invalid contents (missing column,
-                NaN/inf logits, label not in {0, 1}, unknown body part or split).
+                infinite logits, label not in {0, 1}, unknown body part or split, provenance
+                that is not a JSON object).
         """
         path = Path(path)
         manifest = read_manifest(path)
@@ -303,35 +320,37 @@ class LogitsTable:
         return cls(studies, model_names, logits, model_configs=configs,
                    data_fingerprint=manifest["data_fingerprint"],
                    created_at=manifest["created_at"],
-                   package_version=manifest["package_version"], _validated=True)
+                   package_version=manifest["package_version"],
+                   provenance=manifest.get("provenance"), _validated=True)
 
 
-def resolve_logits(logits: LogitsTable | str | os.PathLike[str] | None) -> LogitsTable:
+def resolve_logits(logits: LogitsTable | str | os.PathLike[str] | None,
+                   reference_table: int = 0) -> LogitsTable:
     """The table the env uses: ``logits`` itself, the table saved at the path ``logits``, or,
-    when None, the package's built-in default table at :data:`DEFAULT_LOGITS_PATH`.
+    when None, the shipped reference table number ``reference_table``
+    (:func:`mura_env.reference.load_reference_table`).
+
+    Args:
+        logits: a :class:`LogitsTable`, the path of one saved with :meth:`LogitsTable.save`,
+            or None.
+        reference_table: which reference table None stands for (0, 1, ...); ignored when
+            ``logits`` is given.
 
     Raises:
-        MissingLogitsError: no table at the path, or no built-in default table yet.
+        MissingLogitsError: no table at the path, or no such reference table (the message
+            gives the command that makes it).
         LogitsTableError: the file or its manifest is invalid.
-        TypeError: ``logits`` is of another type.
+        TypeError: ``logits`` is of another type. ValueError: a bad ``reference_table``.
     """
     if isinstance(logits, LogitsTable):
         return logits
     if logits is None:
-        if not DEFAULT_LOGITS_PATH.is_file():
-            raise MissingLogitsError(
-                f"MuraWeighting-v0 was made without logits= and the built-in default table "
-                f"{DEFAULT_LOGITS_PATH} does not exist yet. Produce it with "
-                "`python -m experiments.pretrain_backbones --export-default` (it writes the "
-                "default table and its manifest), or pass logits= a LogitsTable or the path "
-                "of one saved with "
-                "LogitsTable.from_arrays(studies, model_names, logits).save(path)."
-            )
-        return LogitsTable.load(DEFAULT_LOGITS_PATH)
+        from mura_env.reference import load_reference_table
+
+        return load_reference_table(reference_table)
     if isinstance(logits, (str, os.PathLike)):
         return LogitsTable.load(logits)
     raise TypeError(
-        f"logits must be a LogitsTable, a path to a saved table, or None (built-in default); "
-        f"got {type(logits).__name__}."
+        f"logits must be a LogitsTable, a path to a saved table, or None (a shipped reference "
+        f"table); got {type(logits).__name__}."
     )
-

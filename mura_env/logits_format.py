@@ -6,7 +6,9 @@
   :data:`~mura_env.constants.STUDY_COLUMNS`, clean dtypes, known labels, body parts and splits,
   unique study ids;
 * the model names (:func:`normalize_models`): unique, non-empty strings;
-* the logits (:func:`normalize_logits`): a finite, read-only float32 array ``[n, K, 2]``.
+* the logits (:func:`normalize_logits`): a read-only float32 array ``[n, K, 2]``, finite or
+  NaN (a *hidden* logit; see :meth:`mura_env.study_set.StudySet.from_table`);
+* the optional provenance (:func:`normalize_provenance`): a JSON object.
 
 On disk a table is one Parquet file (the study columns, then :func:`logit_columns`) and a JSON
 manifest beside it (:func:`manifest_path`). :func:`to_arrow` makes the Parquet table;
@@ -48,7 +50,7 @@ class LogitsTableError(ValueError):
 
 
 class MissingLogitsError(FileNotFoundError):
-    """No logits table at the given path (or no built-in default table)."""
+    """No logits table at the given path (or no shipped reference table)."""
 
 
 def manifest_path(path: str | os.PathLike[str]) -> Path:
@@ -186,10 +188,11 @@ def normalize_logits(logits: Any, n_studies: int, n_models: int, where: str) -> 
         where: what is being checked, the start of every error message.
 
     Returns:
-        A C-contiguous, non-writeable float32 array ``[n_studies, n_models, 2]``.
+        A C-contiguous, non-writeable float32 array ``[n_studies, n_models, 2]``. NaN values
+        are kept: they mark hidden logits.
 
     Raises:
-        LogitsTableError: not numeric, another shape, or NaN/inf values (also after the cast
+        LogitsTableError: not numeric, another shape, or infinite values (also after the cast
             to float32, so values beyond float32's range are rejected).
     """
     try:
@@ -203,12 +206,12 @@ def normalize_logits(logits: Any, n_studies: int, n_models: int, where: str) -> 
             f"{where}: logits must have shape [n_studies, K, 2] = [{n_studies}, {n_models}, 2], "
             f"got {list(as_float32.shape)}."
         )
-    finite = np.isfinite(as_float32)
-    if not finite.all():
-        first_row = int(np.argwhere(~finite)[0][0])
+    infinite = np.isinf(as_float32)
+    if infinite.any():
+        first_row = int(np.argwhere(infinite)[0][0])
         raise LogitsTableError(
-            f"{where}: logits must be finite float32 values; found NaN/inf "
-            f"({int((~finite).sum())} value(s), first in row {first_row})."
+            f"{where}: logits must be finite float32 values (or NaN for a hidden logit); "
+            f"found +/-inf ({int(infinite.sum())} value(s), first in row {first_row})."
         )
     as_float32 = np.ascontiguousarray(as_float32)  # astype made a private copy
     as_float32.flags.writeable = False
@@ -233,6 +236,29 @@ def normalize_configs(model_configs: Mapping[str, Any] | None, model_names: Sequ
         return json.loads(json.dumps(complete))
     except (TypeError, ValueError) as e:
         raise LogitsTableError(f"{where}: model_configs must be JSON-serializable ({e}).") from e
+
+
+def normalize_provenance(provenance: Mapping[str, Any] | None,
+                         where: str) -> dict[str, Any] | None:
+    """A JSON round trip of ``provenance`` (None stays None).
+
+    Args:
+        provenance: None, or a JSON-serializable mapping saying how the table was made.
+        where: what is being checked, the start of every error message.
+
+    Raises:
+        LogitsTableError: not a mapping, or not JSON-serializable.
+    """
+    if provenance is None:
+        return None
+    if not isinstance(provenance, Mapping):
+        raise LogitsTableError(
+            f"{where}: provenance must be a JSON object (a dict) or None, got "
+            f"{type(provenance).__name__}.")
+    try:
+        return json.loads(json.dumps(dict(provenance)))
+    except (TypeError, ValueError) as e:
+        raise LogitsTableError(f"{where}: provenance must be JSON-serializable ({e}).") from e
 
 
 # ---------------------------------------------------------------------- Parquet and manifest

@@ -15,7 +15,6 @@ from gymnasium import spaces
 
 from mura_env.config import WeightingConfig
 from mura_env.constants import BODY_PARTS
-from mura_env.logits import resolve_logits
 from mura_env.mapping import batch_mixture, exact_predictions
 from mura_env.rewards import make_reward, reward_bounds
 from mura_env.study_set import LOGIT_BOUND, StudySet
@@ -34,13 +33,17 @@ class WeightingProblem:
             (the float64 single-study mapping reads them).
 
     Raises:
-        ValueError: no study left after the selection, or unknown names.
+        ValueError: no study left after the selection, unknown names, or selected studies
+            whose logits are hidden (NaN) in the table.
         MissingLogitsError, LogitsTableError: no table, or an invalid one.
     """
 
     def __init__(self, config: WeightingConfig | None = None, **kwargs: Any) -> None:
+        """Resolve ``config`` with ``kwargs`` (:meth:`WeightingConfig.build`): load the table
+        (``logits``, or reference table ``reference_table`` when ``logits`` is None) and
+        select its studies."""
         self.config = cfg = WeightingConfig.build(config, **kwargs)
-        self.studies = StudySet.select(resolve_logits(cfg.logits), split=cfg.split,
+        self.studies = StudySet.select(cfg.load_table(), split=cfg.split,
                                        models=cfg.models, body_parts=cfg.body_parts)
         reward_args = {"miss_cost": cfg.miss_cost, "false_alarm_cost": cfg.false_alarm_cost,
                        "probability_floor": cfg.probability_floor}

@@ -24,6 +24,33 @@ def _read_only(a: np.ndarray) -> np.ndarray:
     return a
 
 
+def check_no_hidden_logits(table: LogitsTable) -> None:
+    """Refuse a selection of studies any of whose logits are hidden (NaN).
+
+    Args:
+        table: the selected studies (e.g. ``table.select(split="valid")``).
+
+    Raises:
+        ValueError: naming each split with hidden logits and how many of its studies have
+            them; those studies cannot be used (observed, fitted on or scored).
+    """
+    hidden = table.hidden_rows()
+    if not hidden.any():
+        return
+    splits = table.studies["split"].to_numpy()
+    counts = {split: (int((hidden & (splits == split)).sum()), int((splits == split).sum()))
+              for split in dict.fromkeys(splits[hidden])}
+    names = " and ".join(counts)
+    detail = "; ".join(f"{split} logits are NaN in {n_hidden} of {n_total} studies"
+                       for split, (n_hidden, n_total) in counts.items())
+    raise ValueError(
+        f"Cannot use the {names} split{'s' if len(counts) > 1 else ''} of this logits table: "
+        f"{detail} (e.g. study {table.studies['study_id'].iloc[int(np.argmax(hidden))]!r}). "
+        "NaN logits are hidden (missing) in this table, so these studies cannot be observed, "
+        f"fitted on or scored; scoring on {names} needs the real table (with all its logits). "
+        "Splits without NaN logits can still be used.")
+
+
 @dataclass(frozen=True)
 class StudySet:
     """``n`` studies and ``K`` ensemble members, as read-only arrays.
@@ -51,7 +78,14 @@ class StudySet:
 
     @classmethod
     def from_table(cls, table: LogitsTable) -> StudySet:
-        """Every study of ``table`` (use :meth:`LogitsTable.select` first to pick some)."""
+        """Every study of ``table`` (use :meth:`LogitsTable.select` first to pick some).
+
+        Raises:
+            ValueError: some of the studies have hidden (NaN) logits, e.g. the ``valid``
+                studies of a table whose valid logits are withheld (see
+                :func:`check_no_hidden_logits`).
+        """
+        check_no_hidden_logits(table)
         n, k = len(table), table.n_models
         part_index = table.studies["body_part"].map(
             {b: i for i, b in enumerate(BODY_PARTS)}).to_numpy(dtype=np.int64)
@@ -77,7 +111,8 @@ class StudySet:
         """The studies of ``split`` and ``body_parts`` with the members ``models`` (None: all).
 
         Raises:
-            ValueError: unknown names, or no study left (the message says which selection).
+            ValueError: unknown names, no study left (the message says which selection), or
+                selected studies with hidden (NaN) logits.
         """
         selected = table.select(split=split, body_parts=body_parts, models=models)
         if len(selected) == 0:

@@ -75,7 +75,8 @@ class MuraWeightingVectorEnv(VectorEnv):
 
     Args:
         num_envs: number of sub-environments (>= 1).
-        config, render_mode, other keywords: as :class:`mura_env.env.MuraWeightingEnv`.
+        config, render_mode, other keywords (``logits``, ``reference_table``, ``split``...):
+            as :class:`mura_env.env.MuraWeightingEnv`.
     """
 
     metadata: dict[str, Any] = {"render_modes": list(RENDER_MODES), "render_fps": 4,

@@ -132,14 +132,15 @@ def test_newest_pretrain_logits_is_the_newest(tmp_path):
     assert newest_pretrain_logits(tmp_path) == new
 
 
-def test_without_runs_the_builtin_table_is_used(tmp_path):
+def test_without_runs_reference_table_0_is_used(tmp_path):
     from experiments.logits_source import resolve_table
-    from mura_env.logits import DEFAULT_LOGITS_PATH, LogitsTable
+    from mura_env.logits import LogitsTable
+    from mura_env.reference import reference_table_path
     from mura_env.study_set import StudySet
 
     table, path = resolve_table(None, root=tmp_path)
-    assert path == DEFAULT_LOGITS_PATH
-    builtin = LogitsTable.load(DEFAULT_LOGITS_PATH)
+    assert path == reference_table_path(0)
+    builtin = LogitsTable.load(reference_table_path(0))
     assert table.model_names == builtin.model_names
     np.testing.assert_array_equal(table.logits, builtin.logits)
     assert StudySet.select(table, "valid").n_studies == int(

@@ -61,3 +61,21 @@ def test_envs_accept_a_config_or_keywords_alike() -> None:
     assert made.config == cfg
     vec = MuraWeightingVectorEnv(4, config=cfg)
     assert vec.config == cfg and vec.n_studies == 5
+
+
+def test_reference_table_is_an_argument_recorded_and_checked() -> None:
+    cfg = WeightingConfig(reference_table=2)
+    assert WeightingConfig().reference_table == 0
+    data = cfg.to_dict()
+    assert data["reference_table"] == 2
+    assert WeightingConfig.from_dict(data) == cfg != WeightingConfig()
+    legacy = {k: v for k, v in data.items() if k != "reference_table"}
+    assert WeightingConfig.from_dict(legacy).reference_table == 0
+    for bad in (-1, 1.5, "1", True, None):
+        with pytest.raises(ValueError, match="reference_table"):
+            WeightingConfig(reference_table=bad)
+
+
+def test_load_table_prefers_the_given_logits() -> None:
+    table = tiny_table(k=2)
+    assert WeightingConfig(logits=table, reference_table=7).load_table() is table

@@ -56,5 +56,17 @@ def test_demo_chains_pretrain_into_compare(tmp_path: Path,
     assert calls["pretrain"][calls["pretrain"].index("--out") + 1] == str(pre)
     assert calls["compare"] == ["--logits", str(pre / "logits.parquet"), "--seeds", "2",
                                 "--out", str(tmp_path / "cmp")]
-    with pytest.raises(SystemExit, match="valid: data, pretrain, compare"):
+    with pytest.raises(SystemExit, match="valid: data, pretrain, compare, headline"):
         demo.main(argv + ["--stages", "agents"])
+
+
+def test_headline_stage_prints_the_committed_results_and_says_so(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    results = tmp_path / "benchmark.md"
+    results.write_text("| method | accuracy |\n| uniform | 0.5 |\n")
+    demo.print_headline(results)
+    out = capsys.readouterr().out
+    assert "| uniform | 0.5 |" in out
+    assert "committed results" in out and "not rerun" in out
+    demo.print_headline(tmp_path / "absent.md")
+    assert "python -m experiments.benchmark" in capsys.readouterr().out

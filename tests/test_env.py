@@ -17,6 +17,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 import mura_env  # noqa: F401  (registers MuraWeighting-v0)
 import mura_env.env as env_mod
 import mura_env.logits as logits_mod
+import mura_env.reference as reference_mod
 from mura_env.constants import BODY_PARTS
 from mura_env.env import MuraWeightingEnv
 from mura_env.logits import MissingLogitsError
@@ -288,14 +289,30 @@ def test_reset_refuses_a_study_index_outside_the_split(table) -> None:
         env.reset(options={"study_index": 9})
 
 
-def test_logits_path_and_missing_default(table, tmp_path: Path,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_logits_path_and_missing_reference_table(table, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     path = table.save(tmp_path / "t.parquet")
     env = gym.make("MuraWeighting-v0", logits=str(path))
     assert env.unwrapped.n_studies == 9
-    monkeypatch.setattr(logits_mod, "DEFAULT_LOGITS_PATH", tmp_path / "missing.parquet")
+    monkeypatch.setattr(reference_mod, "REFERENCE_DIR", tmp_path / "no_reference")
     with pytest.raises(MissingLogitsError, match="experiments.pretrain_backbones"):
         gym.make("MuraWeighting-v0")
+    # a given table wins over the (missing) reference table
+    assert gym.make("MuraWeighting-v0", logits=table, reference_table=3).unwrapped.n_studies == 9
+
+
+def test_a_split_with_hidden_logits_is_refused_and_the_others_work(table) -> None:
+    logits = np.array(table.logits)
+    valid = table.studies["split"].eq("valid").to_numpy()
+    logits[valid] = np.nan
+    hidden = logits_mod.LogitsTable.from_arrays(table.studies, table.model_names, logits)
+    with pytest.raises(ValueError, match=f"valid logits are NaN in {int(valid.sum())} of"):
+        MuraWeightingEnv(logits=hidden, split="valid")
+    with pytest.raises(ValueError, match="hidden"):
+        MuraWeightingEnv(logits=hidden, split=None)
+    env = MuraWeightingEnv(logits=hidden, split="tune")
+    obs, _ = env.reset(seed=0)
+    assert np.isfinite(obs).all() and env.n_studies == 9
 
 
 def test_docstring_example_runs() -> None:

@@ -243,7 +243,7 @@ def tiny_run(_mini_source: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     logits, configs = [], {}
     for name, size in MODELS.items():
         torch.manual_seed(len(name))
-        path = run / name / "best.pth"
+        path = run / name / "checkpoint.pth"
         path.parent.mkdir(parents=True)
         torch.save({"model": build_model(name).state_dict(), "epoch": 0,
                     "args": {"model": name, "image_size": size},
@@ -313,10 +313,10 @@ def test_run_without_checkpoints_is_a_clear_error(tiny_run: Path, tmp_path: Path
                                                   capsys: pytest.CaptureFixture) -> None:
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
-    (run / "mobilenet_v3_small" / "best.pth").unlink()
+    (run / "mobilenet_v3_small" / "checkpoint.pth").unlink()
     assert _gradcam(run, tmp_path / "o", "--n", "1") == 2
     err = capsys.readouterr().err
-    assert "no checkpoint for mobilenet_v3_small" in err and "best.pth" in err
+    assert "no checkpoint for mobilenet_v3_small" in err and "checkpoint.pth" in err
     assert _gradcam(tmp_path / "nowhere", tmp_path / "o") == 2
     assert "no such folder" in capsys.readouterr().err
 

@@ -13,7 +13,7 @@ import pytest
 from env_fixtures import studies_frame, tiny_table
 
 import mura_env
-import mura_env.logits as logits_mod
+import mura_env.reference as reference_mod
 from mura_env.common.atomic import file_sha256
 from mura_env.constants import STUDY_COLUMNS
 from mura_env.logits import (
@@ -133,8 +133,8 @@ _BAD_MARK = np.arange(16).reshape(4, 2, 2) == 5  # one value of a [4, 2, 2] logi
          "study_id must be unique"),
         (lambda studies, logits: (studies.assign(patient_id=[None, "p", "p", "p"]), logits),
          "missing values"),
-        (lambda studies, logits: (studies, np.where(_BAD_MARK, np.nan, logits)), "finite"),
         (lambda studies, logits: (studies, np.where(_BAD_MARK, np.inf, logits)), "finite"),
+        (lambda studies, logits: (studies, np.where(_BAD_MARK, -np.inf, logits)), "finite"),
         (lambda studies, logits: (studies, np.full((4, 2, 2), 1e39)),
          "finite"),  # overflows float32
         (lambda studies, logits: (studies, logits[:3]), "shape"),
@@ -185,11 +185,11 @@ def _rewrite(path: Path, arrow: pa.Table) -> None:
     mpath.write_text(json.dumps(manifest))
 
 
-def test_load_rejects_nan_logits_bad_labels_and_missing_columns(tmp_path: Path) -> None:
+def test_load_rejects_inf_logits_bad_labels_and_missing_columns(tmp_path: Path) -> None:
     path = tiny_table().save(tmp_path / "t.parquet")
     arrow = pq.read_table(path)
     col = arrow.column("m1.logit_abnormal").to_numpy().copy()
-    col[3] = np.nan
+    col[3] = np.inf
     _rewrite(path, arrow.set_column(arrow.schema.get_field_index("m1.logit_abnormal"),
                                     "m1.logit_abnormal", pa.array(col, pa.float32())))
     with pytest.raises(LogitsTableError, match="finite"):
@@ -233,18 +233,59 @@ def test_load_rejects_invalid_or_mismatched_manifest(tmp_path: Path) -> None:
         LogitsTable.load(path)
 
 
-def test_resolve_logits_takes_a_table_a_path_or_the_default(
+def test_resolve_logits_takes_a_table_a_path_or_a_reference_table(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     table = tiny_table()
     assert resolve_logits(table) is table
+    assert resolve_logits(table, reference_table=5) is table  # ignored when logits is given
     path = table.save(tmp_path / "t.parquet")
     assert resolve_logits(str(path)).model_names == table.model_names
     with pytest.raises(TypeError, match="LogitsTable"):
         resolve_logits(3)
-    monkeypatch.setattr(logits_mod, "DEFAULT_LOGITS_PATH", tmp_path / "absent.parquet")
+    monkeypatch.setattr(reference_mod, "REFERENCE_DIR", tmp_path / "reference")
     with pytest.raises(MissingLogitsError) as err:
         resolve_logits(None)
     msg = str(err.value)
-    assert "python -m experiments.pretrain_backbones" in msg and "from_arrays" in msg
-    monkeypatch.setattr(logits_mod, "DEFAULT_LOGITS_PATH", path)
-    assert len(resolve_logits(None)) == len(table)
+    assert "reference_0.parquet" in msg and reference_mod.remake_command(0) in msg
+    other = tiny_table(seed=4)
+    other.save(tmp_path / "reference" / "reference_1.parquet")
+    np.testing.assert_array_equal(resolve_logits(None, reference_table=1).logits, other.logits)
+
+
+def test_nan_logits_are_kept_as_hidden_and_round_trip(tmp_path: Path) -> None:
+    studies, logits = _arrays()
+    logits[2] = np.nan  # the valid study
+    table = LogitsTable.from_arrays(studies, ["a", "b"], logits)
+    assert table.hidden_rows().tolist() == [False, False, True, False]
+    prob = table.abnormal_probabilities()
+    assert np.isnan(prob[2]).all() and np.isfinite(np.delete(prob, 2, axis=0)).all()
+    back = LogitsTable.load(table.save(tmp_path / "t.parquet"))
+    np.testing.assert_array_equal(back.logits, table.logits)  # NaN compare equal here
+    assert back.hidden_rows().tolist() == [False, False, True, False]
+    assert not back.select(split="tune").hidden_rows().any()
+
+
+def test_provenance_is_saved_loaded_and_kept_by_select(tmp_path: Path) -> None:
+    studies, logits = _arrays()
+    provenance = {"seed": 2, "profile": "reference", "members": {"a": {"kappa": 0.5}},
+                  "sizes": [1, 2]}
+    table = LogitsTable.from_arrays(studies, ["a", "b"], logits, provenance=provenance)
+    assert table.provenance == provenance
+    path = table.save(tmp_path / "t.parquet")
+    assert json.loads(manifest_path(path).read_text())["provenance"] == provenance
+    assert LogitsTable.load(path).provenance == provenance
+    assert table.select(split="tune", models=["b"]).provenance == provenance
+    assert LogitsTable.from_arrays(studies, ["a", "b"], logits).provenance is None
+    with pytest.raises(LogitsTableError, match="provenance"):
+        LogitsTable.from_arrays(studies, ["a", "b"], logits, provenance=["not", "a", "dict"])
+    with pytest.raises(LogitsTableError, match="JSON"):
+        LogitsTable.from_arrays(studies, ["a", "b"], logits, provenance={"x": object()})
+
+
+def test_a_manifest_without_provenance_still_loads(tmp_path: Path) -> None:
+    path = tiny_table().save(tmp_path / "t.parquet")
+    mpath = manifest_path(path)
+    manifest = json.loads(mpath.read_text())
+    del manifest["provenance"]
+    mpath.write_text(json.dumps(manifest))
+    assert LogitsTable.load(path).provenance is None

@@ -12,6 +12,7 @@ import pytest
 from backbones.registry import UnknownModelError
 from backbones.train_config import TrainConfig, parse_args
 from experiments import pretrain_backbones
+from mura_env.constants import BODY_PARTS
 from mura_env.data import load_mura
 from mura_env.logits import LogitsTable
 
@@ -33,20 +34,21 @@ def test_run_folder_has_every_output(run: Path) -> None:
         assert (run / name).is_file(), name
     for model in ("attention_resnet", "resnet18"):
         assert (run / model / "checkpoint.pth").is_file()
-        assert (run / model / "best.pth").is_file()
+        assert not (run / model / "best.pth").exists()  # the member is the last epoch
         assert any((run / model / "tb").glob("events.out.tfevents.*"))
     config = json.loads((run / "config.json").read_text())
     assert config["models"] == ["attention_resnet", "resnet18"]
     assert config["image_size"] == [32, 48]
 
 
-def test_logits_for_every_study_of_train_tune_valid(run: Path, _mini_source: Path) -> None:
+def test_logits_for_every_study_of_tune_and_valid(run: Path, _mini_source: Path) -> None:
     table = LogitsTable.load(run / "logits.parquet")
     data = load_mura(_mini_source)
+    scored = data.studies[data.studies["split"].isin(["tune", "valid"])]
     assert list(table.model_names) == ["attention_resnet", "resnet18"]
-    assert table.logits.shape == (len(data.studies), 2, 2)
-    assert set(table.studies["split"]) == {"train", "tune", "valid"}
-    assert list(table.studies["study_id"]) == list(data.studies["study_id"])
+    assert table.logits.shape == (len(scored), 2, 2)
+    assert set(table.studies["split"]) == {"tune", "valid"}
+    assert list(table.studies["study_id"]) == list(scored["study_id"])
     assert table.data_fingerprint == data.fingerprint
     configs = table.model_configs
     assert configs["resnet18"]["image_size"] == 48
@@ -79,7 +81,7 @@ def test_member_training_config(tmp_path: Path) -> None:
     assert config == parse_args([
         "--data-root", str(tmp_path / "data"), "--model", "resnet18", "--image-size", "48",
         "--batch-size", "16", "--epochs", "3", "--lr", "0.002", "--seed", "5",
-        "--split-seed", "5", "--device", "cpu", "--workers", "1",
+        "--split-seed", "5", "--device", "cpu", "--workers", "1", "--focus-share", "0.8",
         "--output-dir", str(tmp_path / "run" / "resnet18"), "--tune-fraction", "0.2",
         "--cache-dir", str(tmp_path / "cache"), "--skip-bad-images", "--no-progress"])
 
@@ -91,3 +93,27 @@ def test_member_training_config(tmp_path: Path) -> None:
     assert pretrain_backbones.train_config(resumed, tmp_path, "resnet18", 48, 3).resume == str(
         checkpoint)
     assert pretrain_backbones.train_config(cfg, tmp_path, "resnet18", 48, 3).resume is None
+
+
+def test_reference_profile_makes_specialists_on_shared_data(tmp_path: Path) -> None:
+    cfg = pretrain_backbones.resolve_profile(pretrain_backbones.PretrainConfig(
+        profile="reference", seed=2, out=tmp_path / "run"))
+    assert cfg.data_seed == 0  # every reference table shares its data, tune and valid
+    assert cfg.scale == 1.0 and cfg.train_studies is not None
+    members = {m: pretrain_backbones.train_config(cfg, tmp_path, m, 64, 1)
+               for m in cfg.models or ()}
+    focus = [set(c.focus_parts) for c in members.values()]
+    assert all(focus) and set().union(*focus) == set(BODY_PARTS)
+    assert sum(len(f) for f in focus) == len(BODY_PARTS)  # each part has one specialist
+    assert {c.seed for c in members.values()} == {2}
+    assert {c.split_seed for c in members.values()} == {0}
+
+
+def test_focus_flag_is_checked(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown body part"):
+        pretrain_backbones.resolve_profile(pretrain_backbones.PretrainConfig(
+            models=("resnet18",), focus=("WRIST,KNEE",), out=tmp_path))
+    with pytest.raises(ValueError, match="one per model"):
+        pretrain_backbones.resolve_profile(pretrain_backbones.PretrainConfig(
+            models=("resnet18", "attention_resnet"), focus=("WRIST", "HAND", "FINGER"),
+            out=tmp_path))

@@ -1,5 +1,5 @@
 """Registration: make, make_vec and the ``module:`` form from fresh interpreters; import stays
-light; a clear error without a default table."""
+light; a clear error without a reference table."""
 
 from __future__ import annotations
 
@@ -35,10 +35,14 @@ def test_import_is_light(tmp_path: Path) -> None:
     out = _run("""
         import json, sys
         import mura_env
-        print(json.dumps({"torch": "torch" in sys.modules, "env": "mura_env.env" in sys.modules,
-                          "registered": "MuraWeighting-v0" in __import__("gymnasium").registry}))
+        light = {"torch": "torch" in sys.modules, "env": "mura_env.env" in sys.modules,
+                 "registered": "MuraWeighting-v0" in __import__("gymnasium").registry}
+        import mura_env.reference
+        light["torch_after_reference"] = "torch" in sys.modules
+        print(json.dumps(light))
     """, tmp_path)
-    assert out == {"torch": False, "env": False, "registered": True}
+    assert out == {"torch": False, "env": False, "registered": True,
+                   "torch_after_reference": False}
 
 
 def test_make_and_make_vec_after_import(table_path: Path, tmp_path: Path) -> None:
@@ -81,26 +85,26 @@ def test_module_form_without_prior_import(table_path: Path, tmp_path: Path) -> N
     assert out == {"before": False, "obs": [13], "vec": "MuraWeightingVectorEnv"}
 
 
-def test_missing_default_table_message(tmp_path: Path) -> None:
+def test_missing_reference_table_message(tmp_path: Path) -> None:
     out = _run("""
         import json
         import gymnasium as gym
-        import mura_env, mura_env.logits as lg
-        lg.DEFAULT_LOGITS_PATH = lg.Path("/nonexistent/default_logits.parquet")
+        import mura_env, mura_env.reference as ref
+        ref.REFERENCE_DIR = ref.Path("/nonexistent/reference")
         try:
-            gym.make("MuraWeighting-v0")
+            gym.make("MuraWeighting-v0", reference_table=1)
             msg = None
         except FileNotFoundError as e:
             msg = str(e)
-        print(json.dumps({"msg": msg}))
+        print(json.dumps({"msg": msg, "command": ref.remake_command(1)}))
     """, tmp_path)
     assert out["msg"] is not None
-    assert "python -m experiments.pretrain_backbones --export-default" in out["msg"]
-    assert "LogitsTable.from_arrays" in out["msg"]
+    assert out["command"] in out["msg"]
+    assert "/nonexistent/reference/reference_1.parquet" in out["msg"]
 
 
-def test_builtin_default_table_works_out_of_the_box() -> None:
-    """The package ships a default table: make() with no kwargs passes both env checkers."""
+def test_shipped_reference_table_works_out_of_the_box() -> None:
+    """The package ships reference table 0: make() with no kwargs passes both env checkers."""
     import warnings
 
     import gymnasium as gym
@@ -108,10 +112,11 @@ def test_builtin_default_table_works_out_of_the_box() -> None:
     from stable_baselines3.common.env_checker import check_env as sb3_check
 
     import mura_env  # noqa: F401
-    from mura_env.logits import DEFAULT_LOGITS_PATH, LogitsTable
+    from mura_env.reference import load_reference_table, reference_indices
 
-    table = LogitsTable.load(DEFAULT_LOGITS_PATH)
-    assert set(table.studies["split"]) == {"train", "tune", "valid"}
+    assert 0 in reference_indices()
+    table = load_reference_table(0)
+    assert {"tune", "valid"} <= set(table.studies["split"])
     env = gym.make("MuraWeighting-v0")
     assert env.observation_space.shape == (2 * table.n_models + 7,)
     assert env.unwrapped.n_studies == int((table.studies["split"] == "tune").sum())

@@ -21,7 +21,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch.utils.data import DataLoader, TensorDataset
 
 from backbones.cache import BadImageError, build_cache
-from backbones.data import CachedImages
+from backbones.data import CachedImages, select_training_studies
 from backbones.infer import predict_logits
 from backbones.registry import UnknownModelError, build_model, get_spec
 from backbones.train import (
@@ -157,8 +157,8 @@ def test_short_training_lowers_the_loss(mini_mura: Path, tmp_path: Path) -> None
 
     assert before > 0.5  # about log(2) untrained
     assert after < 0.5 * before, (before, after)
-    assert result["best_tune_kappa"] > 0.0  # the tune split's studies are told apart too
-    assert (out / "best.pth").is_file()
+    assert result["checkpoint"] == str(out / CHECKPOINT)
+    assert not (out / "best.pth").exists()  # the member is the last epoch, chosen on nothing
 
 
 # --------------------------------------------------------------------------- resume
@@ -175,7 +175,6 @@ def test_resume_reproduces_uninterrupted_run(run_a: Path, run_b: Path) -> None:
     _assert_same(a["lr_scheduler"], b["lr_scheduler"], "lr_scheduler")
     assert a["lr_scheduler"]["last_epoch"] == a["lr_scheduler"]["total_steps"]
     assert a["metrics"]["train_loss"] == b["metrics"]["train_loss"]
-    assert a["metrics"]["tune_kappa"] == b["metrics"]["tune_kappa"]
     # the resumed invocation really trained: its model moved on from the first epoch's
     assert not all(torch.equal(first["model"][k], b["model"][k]) for k in b["model"])
 
@@ -273,8 +272,7 @@ def test_torchrun_two_processes_on_cpu(data_root: Path, tmp_path: Path) -> None:
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
-    assert sorted(p.relative_to(out) for p in out.rglob("*.pth")) == [Path("best.pth"),
-                                                                     Path(CHECKPOINT)]
+    assert sorted(p.relative_to(out) for p in out.rglob("*.pth")) == [Path(CHECKPOINT)]
     assert load_checkpoint(out / CHECKPOINT)["epoch"] == 0
     assert _leftovers(out) == [] and _leftovers(cache_dir) == []
     assert len(list((out / "tb").glob("events.out.tfevents.*"))) == 1  # rank 0 only
@@ -292,10 +290,13 @@ def test_tensorboard_scalars(run_a: Path, data_root: Path) -> None:
     loss = _scalars(run_a / "tb", "train/loss")
     assert [s for s, _ in loss] == list(range(2 * steps_per_epoch))
     assert all(math.isfinite(v) and v > 0 for _, v in loss)
-    kappa = _scalars(run_a / "tb", "tune/kappa")
-    assert [s for s, _ in kappa] == [0, 1]
-    final = load_checkpoint(run_a / CHECKPOINT)["metrics"]["tune_kappa"]
-    assert kappa[-1][1] == pytest.approx(final, abs=1e-6)
+    epoch_loss = _scalars(run_a / "tb", "train/epoch_loss")
+    assert [s for s, _ in epoch_loss] == [0, 1]
+    final = load_checkpoint(run_a / CHECKPOINT)["metrics"]["train_loss"]
+    assert epoch_loss[-1][1] == pytest.approx(final, abs=1e-6)
+    tags = EventAccumulator(str(run_a / "tb"))
+    tags.Reload()
+    assert not [t for t in tags.Tags()["scalars"] if t.startswith(("tune/", "valid/"))]
 
 
 # --------------------------------------------------------------------------- building blocks
@@ -357,3 +358,41 @@ def test_weighted_cross_entropy_weights_each_image() -> None:
     each = torch.nn.functional.cross_entropy(logits, labels, reduction="none")
     loss = WeightedCrossEntropy(weights)(logits, labels, parts)
     assert torch.allclose(loss, (2.0 * each[0] + 0.5 * each[1]) / 2)
+
+
+def _studies_table(n_patients: int = 300, seed: int = 0) -> pd.DataFrame:
+    """A studies table of ``train`` patients with 1-3 studies each of one body part (as in
+    MURA), plus a few ``tune``/``valid`` studies that a training subset must never take."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    parts = ["ELBOW", "FINGER", "FOREARM", "HAND", "HUMERUS", "SHOULDER", "WRIST"]
+    for patient in range(n_patients):
+        split = "train" if patient % 10 else ("tune" if patient % 20 else "valid")
+        part = parts[int(rng.integers(len(parts)))]
+        for k in range(int(rng.integers(1, 4))):
+            rows.append({"study_id": f"p{patient}/s{k}", "patient_id": f"p{patient}",
+                         "body_part": part,
+                         "label": int(rng.integers(2)), "split": split})
+    return pd.DataFrame(rows)
+
+
+def test_training_subset_is_patient_level_with_a_focus_quota() -> None:
+    studies = _studies_table()
+    focus = ("HAND", "FINGER")
+    chosen = select_training_studies(studies, 120, focus, 0.75, seed=3)
+    picked = studies[chosen]
+    assert set(picked["split"]) == {"train"}
+    assert len(picked) == 120
+    assert picked["body_part"].isin(focus).sum() == 90  # round(0.75 * 120)
+    # whole patients: every train study of a picked patient is picked
+    of_picked = studies[studies["patient_id"].isin(set(picked["patient_id"]))]
+    assert len(of_picked) == len(picked)
+    # seeded: the same seed picks the same studies, another seed others
+    assert np.array_equal(chosen, select_training_studies(studies, 120, focus, 0.75, seed=3))
+    assert not np.array_equal(chosen, select_training_studies(studies, 120, focus, 0.75, seed=4))
+    # no size: all of train; no focus: a plain subset
+    assert np.array_equal(select_training_studies(studies, None, focus),
+                          (studies["split"] == "train").to_numpy())
+    assert select_training_studies(studies, 50, (), seed=1).sum() == 50
+    with pytest.raises(ValueError, match="unknown focus body part"):
+        select_training_studies(studies, 50, ("KNEE",))

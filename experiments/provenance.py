@@ -1,0 +1,76 @@
+"""Where a generated artifact came from: the commit, the machine and, for a reference logits
+table, the settings, sizes and member metrics that its manifest records."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def git_commit() -> str:
+    """The repository's ``HEAD`` commit, with ``+dirty`` when tracked files differ from it;
+    ``"unknown"`` outside a git checkout."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=REPO, capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty.strip() else "")
+
+
+def cpu_model() -> str:
+    """The CPU's model name (from ``/proc/cpuinfo`` on Linux, else :func:`platform.processor`)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def machine_description(device: str) -> str:
+    """One line naming the machine: CPU model and core count, and the GPU when ``device`` is
+    a CUDA device (e.g. ``"AMD EPYC 7B13, 2 cores; cpu"``)."""
+    text = f"{cpu_model()}, {os.cpu_count()} cores"
+    if device.startswith("cuda"):
+        import torch
+
+        text += f"; {torch.cuda.get_device_name(torch.device(device))}"
+    else:
+        text += "; cpu"
+    return text
+
+
+def split_sizes(studies: pd.DataFrame) -> dict[str, Any]:
+    """Studies per split and, per split, per body part and label: ``{split: {"studies": n,
+    "abnormal": n, "per_body_part": {part: [normal, abnormal]}}}``."""
+    out: dict[str, Any] = {}
+    for split, group in studies.groupby("split", sort=True):
+        counts = group.groupby(["body_part", "label"]).size().unstack(fill_value=0)
+        out[str(split)] = {
+            "studies": int(len(group)), "abnormal": int(group["label"].sum()),
+            "per_body_part": {str(part): [int(row.get(0, 0)), int(row.get(1, 0))]
+                              for part, row in counts.iterrows()}}
+    return out
+
+
+def member_summary(metrics: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """``{model: {"tune_accuracy", "tune_kappa", "valid_accuracy", "valid_kappa"}}`` from the
+    overall (``body_part == "ALL"``) rows of a pretraining run's ``metrics.csv`` table."""
+    overall = metrics[(metrics["body_part"] == "ALL")
+                      & metrics["metric"].isin(["accuracy", "kappa"])]
+    out: dict[str, dict[str, float]] = {}
+    for row in overall.itertuples(index=False):
+        out.setdefault(str(row.model), {})[f"{row.split}_{row.metric}"] = round(
+            float(row.value), 4)
+    return out

@@ -1,0 +1,99 @@
+"""The reference logits tables shipped with the package: what ``MuraWeighting-v0`` uses when it
+is given no ``logits=``.
+
+Each reference table is a :class:`~mura_env.logits.LogitsTable` (Parquet file and manifest)
+of the ``tune`` and ``valid`` studies, made by an independent backbone pretraining run with
+its own seed, and stored as ``mura_env/assets/reference/reference_{i}.parquet`` (``i`` = 0,
+1, ...). Its manifest's ``provenance`` says how it was made; :func:`remake_command` gives the
+command that makes it again. ``gymnasium.make("MuraWeighting-v0", reference_table=i)`` picks
+one (default 0).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from mura_env.logits import LogitsTable, LogitsTableError, MissingLogitsError, manifest_path
+
+__all__ = ["REFERENCE_DIR", "load_reference_table", "reference_indices",
+           "reference_table_path", "remake_command"]
+
+#: The folder of the shipped reference tables.
+REFERENCE_DIR = Path(__file__).resolve().parent / "assets" / "reference"
+
+_NAME = re.compile(r"reference_(\d+)\.parquet")
+
+
+def _check_index(index: object) -> int:
+    """``index`` as an int; ``ValueError`` unless it is an integer >= 0 (not a bool)."""
+    if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or index < 0:
+        raise ValueError(
+            f"reference_table must be an integer >= 0 (the number of a shipped reference "
+            f"table, e.g. 0), got {index!r}.")
+    return int(index)
+
+
+def reference_table_path(index: int) -> Path:
+    """The Parquet file of reference table ``index``: ``REFERENCE_DIR/reference_{index}.parquet``
+    (it may not exist; see :func:`reference_indices`).
+
+    Raises:
+        ValueError: ``index`` is not an integer >= 0.
+    """
+    return REFERENCE_DIR / f"reference_{_check_index(index)}.parquet"
+
+
+def reference_indices() -> list[int]:
+    """The numbers of the reference tables present in :data:`REFERENCE_DIR` (their Parquet
+    files), sorted; ``[]`` when there is none."""
+    if not REFERENCE_DIR.is_dir():
+        return []
+    found = (_NAME.fullmatch(p.name) for p in REFERENCE_DIR.iterdir() if p.is_file())
+    return sorted(int(m.group(1)) for m in found if m)
+
+
+def remake_command(index: int) -> str:
+    """The shell command that (re)makes reference table ``index`` from the repository root.
+
+    Raises:
+        ValueError: ``index`` is not an integer >= 0.
+    """
+    index = _check_index(index)
+    return (f"python -m experiments.pretrain_backbones --profile reference --seed {index} "
+            f"--export-reference {index}")
+
+
+def load_reference_table(index: int = 0) -> LogitsTable:
+    """Load and check reference table ``index``.
+
+    Args:
+        index: the table's number (0, 1, ...; see :func:`reference_indices`).
+
+    Returns:
+        The :class:`~mura_env.logits.LogitsTable` (``tune`` and ``valid`` studies).
+
+    Raises:
+        ValueError: ``index`` is not an integer >= 0.
+        MissingLogitsError: the table (or its manifest) is not there; the message names the
+            file and the command that makes it.
+        LogitsTableError: the table is corrupt (unreadable Parquet or manifest, a file that
+            does not match its manifest, invalid contents); the message names the file and
+            the command that makes it again.
+    """
+    path = reference_table_path(index)
+    remake = (f"Make it with `{remake_command(index)}` (from the repository root), or pass "
+              "logits= a LogitsTable or the path of a saved one.")
+    try:
+        return LogitsTable.load(path)
+    except MissingLogitsError as e:
+        what = (f"no manifest {manifest_path(path)} beside {path}" if path.is_file()
+                else f"no file {path}")
+        raise MissingLogitsError(
+            f"Reference table {index} is missing ({what}); the reference tables present in "
+            f"{REFERENCE_DIR} are {reference_indices() or 'none'}. {remake}") from e
+    except LogitsTableError as e:
+        raise LogitsTableError(
+            f"Reference table {index} ({path}) is corrupt: {e} {remake}") from e
