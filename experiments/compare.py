@@ -48,8 +48,8 @@ class CompareConfig:
     """Compare every weighting agent (over seeds) with every baseline on one logits table."""
 
     logits: Path | None = field(default=None, metadata={
-        "help": "logits table (default: newest runs/pretrain/*/logits.parquet, else the "
-                "built-in table)"})
+        "help": "logits table (default: newest runs/pretrain/*/logits.parquet, else "
+                "reference table 0)"})
     seeds: int = field(default=3, metadata={"help": "seeds per agent (0..N-1)"})
     out: Path | None = field(default=None, metadata={
         "help": "output folder (default runs/compare/<time>)"})

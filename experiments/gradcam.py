@@ -20,10 +20,8 @@ Without ``--study``, ``--n`` studies of ``--split`` are chosen to be informative
 confidently wrong ones, confidently correct ones, and the ones whose agent weights differ most
 from uniform (without an agent: the ones whose members disagree most).
 
-The inputs are read here; :mod:`backbones.gradcam` computes the maps and chooses the studies,
-:mod:`experiments.gradcam_report` draws and writes the files.
-
-Synthetic data: panels of it say nothing about clinical performance.
+Inputs are read here, maps computed by :mod:`backbones.gradcam`, files written by
+:mod:`experiments.gradcam_report`. Synthetic data: panels say nothing clinical.
 """
 
 from __future__ import annotations
@@ -54,13 +52,14 @@ from experiments.gradcam_report import (
     write_study,
 )
 from experiments.logits_source import PRETRAIN_RUNS, newest_pretrain_logits
+from experiments.pretrain_backbones import PROFILES
 from mura_env.common.atomic import file_sha256
 from mura_env.common.config_cli import parse_config
 from mura_env.constants import MURA_DIRNAME, SPLITS
 from mura_env.data import MuraData, load_mura
 from mura_env.logits import LogitsTable, manifest_path
-from mura_env.reference import reference_table_path
 from mura_env.mapping import DEFAULT_THRESHOLD, ensemble_probability
+from mura_env.reference import reference_table_path
 from mura_env.study_set import StudySet
 
 
@@ -74,7 +73,7 @@ class GradCamConfig:
     """Grad-CAM panels (per backbone and ensemble-weighted) for studies of a pretraining run."""
 
     run: Path | None = field(default=None, metadata={
-        "help": "pretraining run folder (default: the run behind the built-in default table, "
+        "help": "pretraining run folder (default: the run behind reference table 0, "
                 "else the newest under runs/pretrain)"})
     agent: Path | None = field(default=None, metadata={
         "help": "agent run folder (python -m experiments.train_agent); default uniform weights"})
@@ -125,12 +124,8 @@ class Weighting:
 
 # ---------------------------------------------------------------------------- inputs
 def default_run() -> Path:
-    """The default run folder: the one whose checkpoints made reference table 0 (when it is
-    still here), else the newest ``runs/pretrain/*`` with a logits table.
-
-    Raises:
-        GradCamInputError: there is no such folder.
-    """
+    """The run folder whose checkpoints made reference table 0 (when it is still here), else
+    the newest ``runs/pretrain/*`` with a logits table; :class:`GradCamInputError` if none."""
     manifest = manifest_path(reference_table_path(0))
     if manifest.is_file():
         configs = json.loads(manifest.read_text()).get("model_configs", {})
@@ -226,11 +221,14 @@ def load_run_dataset(run: Path, table: LogitsTable, data_root: Path | None) -> M
     run_cfg: dict[str, Any] = {}
     if (run / "config.json").is_file():
         run_cfg = json.loads((run / "config.json").read_text())
+    profile_dir = PROFILES.get(str(run_cfg.get("profile")), {}).get("synthetic_dir")
     root = data_root or Path(run_cfg.get("data_root") or run_cfg.get("synthetic_dir")
-                             or "data/synthetic")
+                             or profile_dir or "data/synthetic")
+    split_seed = next(seed for seed in (run_cfg.get("data_seed"), run_cfg.get("seed"), 0)
+                      if seed is not None)
     try:
         data = load_mura(root, tune_fraction=float(run_cfg.get("tune_fraction", 0.2)),
-                         seed=int(run_cfg.get("seed", 0)))
+                         seed=int(split_seed))
     except (OSError, ValueError) as e:
         raise GradCamInputError(f"cannot read the run's images at {root}: {e}. Pass --data-root "
                                 f"FOLDER (the folder holding {MURA_DIRNAME}/).") from e

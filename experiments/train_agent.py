@@ -3,9 +3,9 @@
 ``python -m experiments.train_agent --algo {softmax-pg,ppo,a2c,sac} [--logits PATH]
 [--total-timesteps N] [--seed N] [--reward ...] [--out DIR]``
 
-The logits table defaults to the newest ``runs/pretrain/*/logits.parquet``, else the built-in
-default. The agent trains on the ``tune`` split (which the backbones never trained on) and is
-scored on ``valid``; nothing is selected on valid (the saved model is the last one).
+The logits table defaults to the newest ``runs/pretrain/*/logits.parquet``, else the shipped
+reference table 0. The agent trains on the ``tune`` split (which the backbones never trained
+on) and is scored on ``valid``; nothing is selected on valid (the saved model is the last one).
 
 Writes ``runs/agents/<algo>_<seed>_<time>/`` (or ``--out``): ``agent.json`` and the model
 (see :mod:`agents.saved`), ``config.json`` (resolved configuration; ``hyperparameters`` holds
@@ -51,8 +51,8 @@ class TrainAgentConfig:
     algo: str = field(default="softmax-pg", metadata={
         "help": "agent to train", "choices": tuple(ALGOS)})
     logits: Path | None = field(default=None, metadata={
-        "help": "logits table (default: newest runs/pretrain/*/logits.parquet, else the "
-                "built-in table)"})
+        "help": "logits table (default: newest runs/pretrain/*/logits.parquet, else "
+                "reference table 0)"})
     total_timesteps: int | None = field(default=None, metadata={
         "help": "env steps (answered studies); default per algo: " + ", ".join(
             f"{a.name} {a.default_timesteps}" for a in ALGOS.values())})

@@ -18,7 +18,7 @@ from torch import nn
 import backbones.gradcam as gradcam
 import experiments.gradcam as gradcam_cli
 from backbones.registry import REGISTRY, build_model, get_spec
-from experiments.pretrain_backbones import PretrainConfig, study_logits
+from experiments.pretrain_backbones import LOGIT_SPLITS, PretrainConfig, study_logits
 from mura_env.common.atomic import file_sha256
 from mura_env.config import WeightingConfig
 from mura_env.data import load_mura
@@ -251,7 +251,8 @@ def tiny_run(_mini_source: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
         logits.append(study_logits(data, name, size, path, pre, torch.device("cpu"))[0])
         configs[name] = {"name": name, "image_size": size, "checkpoint": str(path),
                          "checkpoint_sha256": file_sha256(path)}
-    LogitsTable.from_arrays(data.studies, list(MODELS), np.stack(logits, axis=1),
+    scored = data.studies[data.studies["split"].isin(LOGIT_SPLITS)]
+    LogitsTable.from_arrays(scored, list(MODELS), np.stack(logits, axis=1),
                             model_configs=configs, data_fingerprint=data.fingerprint,
                             ).save(run / "logits.parquet")
     (run / "config.json").write_text(json.dumps({"data_root": str(_mini_source), "seed": 0,
