@@ -5,7 +5,9 @@ accuracy. Everything here reads the ``tune`` split only: stacking is fitted and 
 both agents learn on it and are evaluated on it, every ``--eval-every`` env steps for both
 (default 4,096: each softmax-pg update of 4,096 studies, every second PPO rollout of 2,048
 studies, scored after SB3's update). No number from ``valid`` is used. The logits table is
-the newest ``runs/pretrain/*/logits.parquet``, else the built-in table. The time reported is
+``--logits PATH``, or shipped reference table ``--reference-table I``
+(:mod:`mura_env.reference`), else the newest ``runs/pretrain/*/logits.parquet``, else
+reference table 0. The time reported is
 training time only (evaluations excluded) until the first evaluation at quality; an agent that
 never gets there is reported at its best accuracy, marked ``reached: false``. Each agent runs
 ``--repeats`` times, interleaved, with the same seed (so the same trajectory): the figure is
@@ -14,7 +16,7 @@ equally for both.
 
 Prints the comparison and writes ``runs/benchmarks/agent_time_to_quality.json``.
 
-    python benchmarks/agent_time_to_quality.py [--logits PATH] [--seed 0]
+    python benchmarks/agent_time_to_quality.py [--logits PATH | --reference-table I] [--seed 0]
         [--softmax-pg-steps 400000] [--ppo-steps 100000] [--eval-every 4096] [--repeats 3]
 """
 
@@ -40,6 +42,7 @@ from agents.train import train_agent  # noqa: E402
 from experiments.logits_source import resolve_table  # noqa: E402
 from mura_env.common.atomic import atomic_write_bytes  # noqa: E402
 from mura_env.config import WeightingConfig  # noqa: E402
+from mura_env.logits import LogitsTable, LogitsTableError, MissingLogitsError  # noqa: E402
 from mura_env.study_set import StudySet  # noqa: E402
 
 TARGET_SPEEDUP = 20.0
@@ -61,7 +64,10 @@ def time_to_quality(history: list[dict[str, Any]], target: float) -> dict[str, A
 def parse_args() -> argparse.Namespace:
     """The benchmark's command line."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--logits", default=None, help="logits table (default: newest run's)")
+    source = ap.add_mutually_exclusive_group()
+    source.add_argument("--logits", default=None, help="logits table (default: newest run's)")
+    source.add_argument("--reference-table", type=int, default=None, metavar="I",
+                        help="shipped reference table I (mura_env.reference) instead")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tolerance", type=float, default=0.005, help="accuracy below stacking")
     ap.add_argument("--num-envs", type=int, default=4096, help="softmax-pg studies per update")
@@ -106,11 +112,31 @@ def race(args: argparse.Namespace, config: WeightingConfig, target: float
     return results
 
 
+def load_table(args: argparse.Namespace) -> tuple[LogitsTable, Path]:
+    """The table of ``--reference-table`` or ``--logits`` (see :func:`resolve_table`) and its
+    path.
+
+    Raises:
+        MissingLogitsError, LogitsTableError: the table is missing or corrupt (a reference
+            table's message gives the command that remakes it).
+    """
+    if args.reference_table is None:
+        return resolve_table(args.logits)
+    from mura_env.reference import load_reference_table, reference_table_path
+
+    return (load_reference_table(args.reference_table),
+            reference_table_path(args.reference_table))
+
+
 def main() -> int:
     """Run the benchmark; returns the exit status."""
     args = parse_args()
     torch.set_num_threads(args.threads)
-    table, source = resolve_table(args.logits)
+    try:
+        table, source = load_table(args)
+    except (MissingLogitsError, LogitsTableError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     tune = StudySet.select(table, "tune")
     stack_acc = evaluate_baseline(Stacking().fit(tune), tune, n_bootstrap=0).value("accuracy")
     target = stack_acc - args.tolerance

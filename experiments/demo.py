@@ -55,7 +55,10 @@ class DemoConfig:
                                     metadata={"help": "stages to run: " + ", ".join(STAGES)})
     pretrain_out: Path | None = field(default=None, metadata={
         "help": "pretraining run folder (default runs/pretrain/<time>)"})
-    seeds: int = field(default=3, metadata={"help": "seeds per agent in the compare stage"})
+    seeds: int = field(default=2, metadata={"help": "seeds per agent in the compare stage"})
+    compare_timesteps: int = field(default=8192, metadata={
+        "help": "env steps per agent run in the compare stage (a pipeline check, below the "
+                "agents' tune plateaus)"})
     compare_out: Path | None = field(default=None, metadata={
         "help": "comparison folder (default runs/compare/<time>)"})
 
@@ -95,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
             return rc
         logits_argv = ["--logits", str(pre_out / "logits.parquet")]
     if "compare" in cfg.stages:
-        argv_cmp = [*logits_argv, "--seeds", str(cfg.seeds)]
+        argv_cmp = [*logits_argv, "--seeds", str(cfg.seeds),
+                    "--total-timesteps", str(cfg.compare_timesteps)]
         if cfg.compare_out is not None:
             argv_cmp += ["--out", str(cfg.compare_out)]
         print("\nPIPELINE CHECK: a small run on the demo's own backbones; its figures move with "

@@ -55,7 +55,7 @@ def test_demo_chains_pretrain_into_compare(tmp_path: Path,
     calls = dict(runs)
     assert calls["pretrain"][calls["pretrain"].index("--out") + 1] == str(pre)
     assert calls["compare"] == ["--logits", str(pre / "logits.parquet"), "--seeds", "2",
-                                "--out", str(tmp_path / "cmp")]
+                                "--total-timesteps", "8192", "--out", str(tmp_path / "cmp")]
     with pytest.raises(SystemExit, match="valid: data, pretrain, compare, headline"):
         demo.main(argv + ["--stages", "agents"])
 

@@ -1,0 +1,244 @@
+"""``experiments.benchmark`` end to end on small stand-in reference tables, and its statistics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from env_fixtures import studies_frame
+from rliable import metrics as rliable_metrics
+
+from agents.algos import ALGOS, plateau_step
+from agents.baselines import all_baselines
+from experiments import benchmark
+from experiments.benchmark_stats import (
+    MethodRuns,
+    draw_resamples,
+    pooled,
+    probability_of_improvement,
+    run_metrics,
+    summarise,
+)
+from mura_env.constants import BODY_PARTS
+from mura_env.logits import LogitsTable
+
+FIGURES = ("accuracy", "kappa", "auroc", "sensitivity", "specificity")
+
+
+def standin_table(table_seed: int, tune_per_part: int = 24, valid_per_part: int = 20
+                  ) -> LogitsTable:
+    """A small reference-like table: tune and valid studies over the 7 body parts (the same
+    studies whatever ``table_seed``), 3 members, member ``k`` good on body parts ``k``,
+    ``k + 3``, ``k + 6``; ``table_seed`` draws the logits (another backbone training)."""
+    parts, labels, splits = [], [], []
+    for split, per_part in (("tune", tune_per_part), ("valid", valid_per_part)):
+        for part in BODY_PARTS:
+            parts += [part] * per_part
+            labels += [i % 2 for i in range(per_part)]
+            splits += [split] * per_part
+    rng = np.random.default_rng([7, table_seed])
+    part_index = np.array([BODY_PARTS.index(p) for p in parts])
+    sign = np.where(np.array(labels) == 1, 1.0, -1.0)
+    logits = np.zeros((len(parts), 3, 2), dtype=np.float32)
+    for k in range(3):
+        good = part_index % 3 == k
+        logits[:, k, 1] = sign * (np.where(good, 1.5, 0.3) + rng.normal(0, 1.2, len(parts)))
+    return LogitsTable.from_arrays(studies_frame(parts, labels, splits),
+                                   [f"backbone{k}" for k in range(3)], logits)
+
+
+@pytest.fixture(scope="module")
+def tables(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    folder = tmp_path_factory.mktemp("standin_tables")
+    return [standin_table(t).save(folder / f"reference_{t}.parquet") for t in range(2)]
+
+
+def _args(tables: list[Path], out: Path, *extra: str) -> list[str]:
+    return ["--tables", *map(str, tables), "--out", str(out), "--quick", "--workers", "1",
+            "--no-progress", *extra]
+
+
+@pytest.fixture(scope="module")
+def finished(tables: list[Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("bench") / "run"
+    assert benchmark.main(_args(tables, out, "--seeds", "2")) == 0
+    return out
+
+
+def test_writes_every_file_with_every_method(finished: Path) -> None:
+    for name in ("benchmark.md", "benchmark.csv", "runs.csv", "curves.csv", "config.json",
+                 *benchmark_plots()):
+        assert (finished / name).stat().st_size > 0, name
+    frame = pd.read_csv(finished / "benchmark.csv")
+    assert frame["method"].tolist() == [*ALGOS, *(b.name for b in all_baselines())]
+    kinds = dict(zip(frame["method"], frame["kind"], strict=True))
+    assert kinds["oracle"] == kinds["best_fixed_weights_on_valid"] == "reference"
+    assert {kinds[a] for a in ALGOS} == {"agent"} and kinds["stacking"] == "baseline"
+    text = (finished / "benchmark.md").read_text()
+    assert "oracle (upper reference)" in text and "P(improve over stacking)" in text
+    assert "gained over the last quarter" in text and "intervals that exclude zero" in text
+    config = json.loads((finished / "config.json").read_text())
+    assert config["splits"]["final_scores"] == "valid"
+    assert {v for k, v in config["splits"].items() if k != "final_scores"} == {"tune"}
+    assert config["sizes"]["n_valid"] == 7 * 20 and config["sizes"]["n_tune"] == [7 * 24] * 2
+    assert not [p for p in finished.parent.iterdir() if p.name.startswith(".")]
+
+
+def benchmark_plots() -> list[str]:
+    from experiments.benchmark_report import PLOTS
+    return list(PLOTS)
+
+
+def test_intervals_contain_the_point_estimates(finished: Path) -> None:
+    frame = pd.read_csv(finished / "benchmark.csv")
+    keys = [*FIGURES, *(f"kappa_{p}" for p in BODY_PARTS),
+            *(f"{m}_vs_{ref}" for m in ("accuracy", "kappa", "poi")
+              for ref in ("uniform", "stacking"))]
+    for key in keys:
+        low, value, high = frame[f"{key}_ci_low"], frame[key], frame[f"{key}_ci_high"]
+        ok = (low <= value + 1e-12) & (value <= high + 1e-12)
+        assert ok.all(), (key, frame.loc[~ok, "method"].tolist())
+
+
+def test_uniform_against_itself_is_exactly_even(finished: Path) -> None:
+    row = pd.read_csv(finished / "benchmark.csv").set_index("method").loc["uniform"]
+    for metric in ("accuracy", "kappa"):
+        assert row[[f"{metric}_vs_uniform", f"{metric}_vs_uniform_ci_low",
+                    f"{metric}_vs_uniform_ci_high"]].tolist() == [0.0, 0.0, 0.0]
+    assert row[["poi_vs_uniform", "poi_vs_uniform_ci_low",
+                "poi_vs_uniform_ci_high"]].tolist() == [0.5, 0.5, 0.5]
+
+
+def test_runs_and_curves(finished: Path) -> None:
+    runs = pd.read_csv(finished / "runs.csv")
+    counts = runs.groupby("method").size()
+    for algo in ALGOS:
+        assert counts[algo] == 2 * 2  # tables x seeds
+    assert counts["supervised_gating"] == 4 and counts["uniform"] == 2
+    frame = pd.read_csv(finished / "benchmark.csv").set_index("method")
+    means = runs.groupby("method")["accuracy"].mean()
+    assert np.allclose(frame.loc[means.index, "accuracy"], means)
+    curves = pd.read_csv(finished / "curves.csv")
+    assert list(dict.fromkeys(curves["method"])) == list(ALGOS)
+    assert curves["accuracy"].between(0, 1).all()
+
+
+def _method(name: str, predictions: np.ndarray, labels: np.ndarray) -> MethodRuns:
+    prob = np.where(predictions == 1, 0.8, 0.2) + 0.01 * labels
+    return MethodRuns(name, "agent", predictions.astype(np.int64), prob)
+
+
+def test_studies_are_resampled_jointly_across_runs() -> None:
+    rng = np.random.default_rng(0)
+    parts = np.array([BODY_PARTS[i % 7] for i in range(140)], dtype=object)
+    labels = rng.integers(0, 2, 140)
+    right = rng.random(140) < 0.5
+    # table 0 is right exactly where table 1 is wrong: whenever both tables are drawn once,
+    # the mean accuracy over the two runs is 1/2 on any resample of the studies, but only if
+    # both runs see the same resample.
+    runs = np.stack([np.where(right, labels, 1 - labels), np.where(right, 1 - labels, labels)])
+    method = _method("mirror", runs[:, None, :], labels)
+    resample = draw_resamples(parts, 2, 1, 300, seed=1)
+    _, draws = pooled(run_metrics(labels, parts, method, resample.counts)["accuracy"],
+                      resample)
+    both = np.sort(resample.tables, axis=1).tolist()
+    one_each = np.array([b == [0, 1] for b in both])
+    assert one_each.sum() > 50
+    assert np.allclose(draws[one_each], 0.5)
+    assert draws[~one_each].std() > 0.01
+
+
+def test_paired_difference_of_a_copy_is_zero_and_of_a_near_copy_is_narrow() -> None:
+    rng = np.random.default_rng(1)
+    parts = np.array([BODY_PARTS[i % 7] for i in range(210)], dtype=object)
+    labels = rng.integers(0, 2, 210)
+    pred = np.where(rng.random((2, 3, 210)) < 0.75, labels, 1 - labels)
+    worse = pred.copy()
+    worse[:, :, 0] = 1 - labels[0]  # one study wrong where it may have been right
+    methods = [_method("uniform", pred, labels), _method("copy", pred.copy(), labels),
+               _method("worse", worse, labels)]
+    frame = summarise(methods, labels, parts, draw_resamples(parts, 2, 3, 400, seed=0),
+                      ["uniform"]).set_index("method")
+    copy = frame.loc["copy"]
+    assert copy[["accuracy_vs_uniform_ci_low", "accuracy_vs_uniform_ci_high"]].tolist() == [0, 0]
+    width = frame.loc["worse", "accuracy_vs_uniform_ci_high"] - frame.loc[
+        "worse", "accuracy_vs_uniform_ci_low"]
+    assert width <= 4 / 210  # independent resamples would give about +-0.05
+
+
+def test_stratified_counts_and_rliable_probability_of_improvement() -> None:
+    parts = np.array([BODY_PARTS[i % 5] for i in range(103)], dtype=object)
+    resample = draw_resamples(parts, 3, 2, 50, seed=3)
+    for part in set(parts):
+        assert (resample.counts[:, parts == part].sum(axis=1) == (parts == part).sum()).all()
+    assert np.array_equal(resample.counts, draw_resamples(parts, 3, 2, 50, seed=3).counts)
+    rng = np.random.default_rng(2)
+    for shape_x, shape_y in (((3, 21), (1, 21)), ((4, 7), (3, 7)), ((2, 5), (2, 5))):
+        x = rng.integers(0, 4, shape_x).astype(float)
+        y = rng.integers(0, 4, shape_y).astype(float)
+        assert np.isclose(probability_of_improvement(x, y),
+                          rliable_metrics.probability_of_improvement(x, y))
+
+
+@pytest.mark.parametrize("stage", ["baseline fit", "report"])
+def test_a_failure_partway_leaves_no_output(stage: str, tables: list[Path], tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from agents.baselines import KnoraEliminate
+
+    def broken(*args, **kwargs):
+        raise RuntimeError(f"{stage} broke")
+
+    if stage == "baseline fit":
+        monkeypatch.setattr(KnoraEliminate, "fit", broken)
+    else:  # after the CSVs, plots and agent runs are written
+        monkeypatch.setattr(benchmark, "to_markdown", broken)
+    out = tmp_path / "parent" / "run"
+    with pytest.raises(RuntimeError, match=f"{stage} broke"):
+        benchmark.main(_args(tables, out, "--seeds", "1", "--algos", "softmax-pg"))
+    assert not out.exists()
+    assert list(out.parent.iterdir()) == []
+
+
+def test_missing_or_corrupt_tables_are_named_before_any_work(tables: list[Path], tmp_path: Path,
+                                                            capsys, monkeypatch) -> None:
+    import mura_env.reference as reference
+
+    missing = tmp_path / "nowhere.parquet"
+    out = tmp_path / "run"
+    assert benchmark.main(_args([tables[0], missing], out)) == 2
+    assert str(missing) in capsys.readouterr().err
+    monkeypatch.setattr(reference, "REFERENCE_DIR", tmp_path / "reference")
+    assert benchmark.main(["--out", str(out), "--quick"]) == 2
+    err = capsys.readouterr().err
+    assert "reference_0.parquet" in err and reference.remake_command(0) in err
+    folder = tmp_path / "reference"
+    folder.mkdir()
+    standin_table(0).save(folder / "reference_0.parquet")
+    with open(folder / "reference_0.parquet", "r+b") as f:
+        f.seek(100)
+        f.write(b"corrupt")
+    assert benchmark.main(["--out", str(out), "--quick"]) == 2
+    err = capsys.readouterr().err
+    assert "reference_0.parquet" in err and reference.remake_command(0) in err
+    assert not out.exists() and not list(tmp_path.glob(".run.partial-*"))
+
+
+def test_tables_with_other_valid_studies_are_refused(tables: list[Path], tmp_path: Path,
+                                                     capsys) -> None:
+    other = standin_table(1, valid_per_part=19).save(tmp_path / "other.parquet")
+    assert benchmark.main(_args([tables[0], other], tmp_path / "run")) == 2
+    assert "valid studies differ" in capsys.readouterr().err
+    (tmp_path / "taken").mkdir()
+    assert benchmark.main(_args(tables, tmp_path / "taken")) == 2
+    assert "exists already" in capsys.readouterr().err
+
+
+def test_plateau_step_is_the_first_evaluation_near_the_best() -> None:
+    steps = [1000, 2000, 3000, 4000, 5000]
+    assert plateau_step(steps, [0.5, 0.8, 0.81, 0.812, 0.79]) == 3000
+    assert plateau_step(steps, [0.1, 0.2, 0.3, 0.4, 0.5]) == 5000  # still rising
+    with pytest.raises(ValueError, match="as many env steps"):
+        plateau_step([], [])
