@@ -10,8 +10,8 @@ agent trained longer than needed on the three shipped reference tables (2,691 tu
 41k, A2C 150k; SAC, the slowest, 100k with seed 0 on tables 0 and 2), its deterministic
 policy scored on ``tune`` every 2,048 to 10,240 env steps. A run's plateau is
 :func:`plateau_step` (the first evaluation within 0.5 accuracy points of the run's best tune
-accuracy); the budget is the largest plateau over the runs, rounded up to a multiple of 8,192
-env steps. Plateaus found: softmax-pg 41k to 188k env steps (it creeps up slowly on table 0),
+accuracy); the budget is the smallest multiple of 8,192 env steps above the largest plateau
+over the runs. Plateaus found: softmax-pg 41k to 188k env steps (it creeps up slowly on table 0),
 PPO 6k to 14k, A2C 20k to 113k, SAC 65k to 70k (about 2 minutes of training per run on 2 CPU
 cores; ``experiments.benchmark`` caps it lower to fit its time budget).
 """

@@ -51,11 +51,13 @@ class Baseline:
     Attributes:
         name: short name used in tables.
         reference: True for upper references (fitted on, or peeking at, the evaluated split).
+        seeded: True when the fitted model depends on a ``seed`` (benchmarks run it per seed).
         mapping: the :class:`~mura_env.mapping.EnsembleMapping` given to ``fit``.
     """
 
     name = "baseline"
     reference = False
+    seeded = False
 
     def fit(self, studies: StudySet, mapping: EnsembleMapping | None = None) -> Baseline:
         """Fit on ``studies`` (the tune split) for ``mapping`` (None: the env's default);
@@ -185,6 +187,7 @@ class SupervisedGating(Baseline):
     """
 
     name = "supervised_gating"
+    seeded = True
 
     def __init__(self, hidden: int = 32, epochs: int = 300, lr: float = 0.02,
                  weight_decay: float = 0.01, seed: int = 0) -> None:

@@ -60,9 +60,9 @@ def fit_and_evaluate(baseline: Any, tune: StudySet, valid: StudySet, config: Wei
 
 
 def is_seeded(baseline: Any) -> bool:
-    """True for a baseline that takes a ``seed`` (its fit or predictions may depend on it),
-    so a benchmark runs it once per seed, like the agents."""
-    return hasattr(baseline, "seed")
+    """True for a baseline whose fitted model depends on its ``seed`` (its class says so with
+    ``seeded``), so a benchmark runs it once per seed, like the agents."""
+    return bool(getattr(baseline, "seeded", False))
 
 
 def kind_of(baseline: Any) -> str:

@@ -47,7 +47,10 @@ def load_resume(config: TrainConfig, fingerprint: str) -> dict[str, Any]:
     assert config.resume is not None
     checkpoint = load_checkpoint(config.resume)
     saved = checkpoint["args"]
-    for key, what in (("model", "model"), ("image_size", "image size")):
+    for key, what in (("model", "model"), ("image_size", "image size"),
+                      ("train_studies", "training subset size"), ("focus_parts", "focus parts"),
+                      ("focus_share", "focus share"), ("split_seed", "split seed"),
+                      ("tune_fraction", "tune fraction"), ("seed", "seed")):
         if saved.get(key) != getattr(config, key):
             raise ResumeError(f"--resume {config.resume} was trained with {what} "
                               f"{saved.get(key)!r}, not {getattr(config, key)!r}")

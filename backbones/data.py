@@ -68,6 +68,15 @@ def class_weights(studies: pd.DataFrame) -> torch.Tensor:
     return w
 
 
+def check_body_parts(parts: tuple[str, ...], what: str) -> tuple[str, ...]:
+    """``parts`` unchanged when every name is one of :data:`BODY_PARTS`; else a
+    :class:`ValueError` naming the unknown ones (``what``: the setting, for the message)."""
+    unknown = sorted(set(parts) - set(BODY_PARTS))
+    if unknown:
+        raise ValueError(f"unknown {what} body part(s) {unknown}; valid: {', '.join(BODY_PARTS)}")
+    return parts
+
+
 def select_training_studies(studies: pd.DataFrame, n_studies: int | None,
                             focus_parts: tuple[str, ...] = (), focus_share: float = 0.8,
                             seed: int = 0) -> np.ndarray:
@@ -90,9 +99,7 @@ def select_training_studies(studies: pd.DataFrame, n_studies: int | None,
         Boolean array ``(len(studies),)``: True for the studies to train on.
     """
     is_train = (studies["split"] == "train").to_numpy()
-    unknown = sorted(set(focus_parts) - set(BODY_PARTS))
-    if unknown:
-        raise ValueError(f"unknown focus body part(s) {unknown}; valid: {', '.join(BODY_PARTS)}")
+    check_body_parts(focus_parts, "focus")
     if not 0.0 <= focus_share <= 1.0:
         raise ValueError(f"focus_share must be in [0, 1], got {focus_share}")
     if n_studies is None:

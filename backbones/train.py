@@ -6,7 +6,8 @@ AdamW, OneCycleLR, cross-entropy weighted per body part as in the MURA paper; AM
 channels_last on CUDA; a checkpoint ``{model, optimizer, lr_scheduler, scaler, epoch, args,
 metrics, data_fingerprint}`` written atomically every epoch (``checkpoint.pth``). The member is
 the last epoch's model: no checkpoint is chosen on ``tune`` (which fits the weighting methods)
-or ``valid`` (read only for final scores), and neither split is read here. ``--train-studies``
+or ``valid`` (read only for final scores); their images are only decoded into the shared image
+cache, which the study logits read later. ``--train-studies``
 trains on a patient-level subset of ``train``, ``--focus-parts`` makes most of it come from some
 body parts (a specialist member). ``--resume`` continues exactly where a run stopped;
 TensorBoard scalars and tqdm progress.

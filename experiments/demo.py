@@ -55,6 +55,9 @@ class DemoConfig:
                                     metadata={"help": "stages to run: " + ", ".join(STAGES)})
     pretrain_out: Path | None = field(default=None, metadata={
         "help": "pretraining run folder (default runs/pretrain/<time>)"})
+    pretrain_epochs: int = field(default=4, metadata={
+        "help": "epochs per backbone in the pretrain stage (a pipeline check; the quick "
+                "profile's own are 10-14)"})
     seeds: int = field(default=2, metadata={"help": "seeds per agent in the compare stage"})
     compare_timesteps: int = field(default=8192, metadata={
         "help": "env steps per agent run in the compare stage (a pipeline check, below the "
@@ -92,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         pre_out = cfg.pretrain_out or Path("runs/pretrain") / time.strftime("%Y%m%d-%H%M%S")
         argv_pre = ["--synthetic-dir", str(cfg.data_dir), "--scale", str(cfg.scale),
                     "--seed", str(cfg.seed), "--tune-fraction", str(cfg.tune_fraction),
-                    "--out", str(pre_out)]
+                    "--epochs", str(cfg.pretrain_epochs), "--out", str(pre_out)]
         rc = pretrain_backbones.main(argv_pre)
         if rc:
             return rc
@@ -103,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         if cfg.compare_out is not None:
             argv_cmp += ["--out", str(cfg.compare_out)]
         print("\nPIPELINE CHECK: a small run on the demo's own backbones; its figures move with "
-              "the machine and say little. The headline comparison follows.")
+              "the machine and say little."
+              + (" The headline comparison follows." if "headline" in cfg.stages else ""))
         rc = compare.main(argv_cmp)
         if rc:
             return rc

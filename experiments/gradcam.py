@@ -52,10 +52,10 @@ from experiments.gradcam_report import (
     write_study,
 )
 from experiments.logits_source import PRETRAIN_RUNS, newest_pretrain_logits
-from experiments.pretrain_backbones import PROFILES
+from experiments.pretrain_backbones import LOGIT_SPLITS
 from mura_env.common.atomic import file_sha256
 from mura_env.common.config_cli import parse_config
-from mura_env.constants import MURA_DIRNAME, SPLITS
+from mura_env.constants import MURA_DIRNAME
 from mura_env.data import MuraData, load_mura
 from mura_env.logits import LogitsTable, manifest_path
 from mura_env.mapping import DEFAULT_THRESHOLD, ensemble_probability
@@ -82,7 +82,7 @@ class GradCamConfig:
                 "informative studies of --split)"})
     n: int = field(default=8, metadata={"help": "how many studies to choose without --study"})
     split: str = field(default="valid", metadata={"help": "split to choose studies from",
-                                                  "choices": list(SPLITS)})
+                                                  "choices": list(LOGIT_SPLITS)})
     out: Path | None = field(default=None, metadata={
         "help": "output folder (default runs/gradcam/<run>[_<agent>])"})
     data_root: Path | None = field(default=None, metadata={
@@ -221,9 +221,8 @@ def load_run_dataset(run: Path, table: LogitsTable, data_root: Path | None) -> M
     run_cfg: dict[str, Any] = {}
     if (run / "config.json").is_file():
         run_cfg = json.loads((run / "config.json").read_text())
-    profile_dir = PROFILES.get(str(run_cfg.get("profile")), {}).get("synthetic_dir")
     root = data_root or Path(run_cfg.get("data_root") or run_cfg.get("synthetic_dir")
-                             or profile_dir or "data/synthetic")
+                             or "data/synthetic")
     split_seed = next(seed for seed in (run_cfg.get("data_seed"), run_cfg.get("seed"), 0)
                       if seed is not None)
     try:

@@ -25,7 +25,6 @@ Synthetic data: results on it say nothing about clinical performance.
 from __future__ import annotations
 
 import json
-import shlex
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -38,17 +37,16 @@ import torch
 from torch.utils.data import DataLoader
 
 from backbones.cache import build_cache
-from backbones.data import CachedImages
+from backbones.data import CachedImages, check_body_parts
 from backbones.ensemble_report import diversity_report
 from backbones.infer import aggregate_studies, predict_logits
 from backbones.registry import build_model, get_spec
 from backbones.train import CHECKPOINT, TrainConfig, load_checkpoint, resolve_device
 from backbones.train import main as train_backbone
 from backbones.transforms import eval_transform
-from experiments.provenance import git_commit, machine_description, member_summary, split_sizes
+from experiments.provenance import export_reference, run_provenance
 from mura_env.common.atomic import atomic_write_bytes, file_sha256
 from mura_env.common.config_cli import parse_config, save_config
-from mura_env.constants import BODY_PARTS
 from mura_env.data import MuraData, load_mura
 from mura_env.logits import LogitsTable
 from mura_env.metrics import study_metrics
@@ -80,6 +78,9 @@ PROFILES: dict[str, dict[str, Any]] = {
 }
 #: Splits whose study logits a run writes (train is what the members fitted: not written).
 LOGIT_SPLITS = ("tune", "valid")
+#: Which split each step of a pretraining run uses (recorded in its config.json).
+SPLIT_USE = {"backbones_fit": "train", "checkpoint": "last epoch (no split)",
+             "logits_written": "tune, valid", "member_metrics": "tune, valid (reported only)"}
 
 
 @dataclass
@@ -140,8 +141,22 @@ def _per_model(given: tuple | None, flag: str, default: list, n_models: int) -> 
     return values
 
 
+#: Settings a reference table's remake command takes from the profile: ``--export-reference``
+#: refuses them on the command line, so that the recorded command remakes the table.
+PROFILE_SETTINGS = ("models", "image_size", "epochs", "batch_size", "lr", "scale", "data_seed",
+                    "train_studies", "focus", "focus_share", "data_root")
+
+
 def resolve_profile(cfg: PretrainConfig) -> PretrainConfig:
-    """Fill every None of ``cfg`` from its profile; check the model names and sizes."""
+    """Fill every None of ``cfg`` from its profile; check the model names and sizes, and that
+    ``--export-reference`` comes with the reference profile's own settings."""
+    if cfg.export_reference is not None:
+        overridden = [f"--{k.replace('_', '-')}" for k in PROFILE_SETTINGS
+                      if getattr(cfg, k) is not None]
+        if cfg.profile != "reference" or overridden:
+            raise ValueError("--export-reference installs a reference table, which the "
+                             "reference profile's own settings make: use --profile reference "
+                             f"without {', '.join(overridden) or 'other profiles'}")
     prof = PROFILES[cfg.profile]
     models = tuple(cfg.models or prof["models"])
     for m in models:
@@ -161,22 +176,23 @@ def resolve_profile(cfg: PretrainConfig) -> PretrainConfig:
     out = cfg.out or Path("runs/pretrain") / time.strftime("%Y%m%d-%H%M%S")
     data_seed = cfg.data_seed if cfg.data_seed is not None else (
         0 if cfg.profile == "reference" else cfg.seed)
+    train_studies = cfg.train_studies or prof["train_studies"]
+    if train_studies is None and any(focus):
+        raise ValueError("--focus needs --train-studies: a focus share of all of train is "
+                         "undefined")
     return replace(cfg, models=models, image_size=tuple(sizes), out=out, epochs=epochs,
+                   synthetic_dir=cfg.synthetic_dir or prof["synthetic_dir"],
                    batch_size=cfg.batch_size or prof["batch_size"], lr=cfg.lr or prof["lr"],
                    scale=cfg.scale or prof["scale"], data_seed=data_seed, focus=focus,
-                   train_studies=cfg.train_studies or prof["train_studies"],
+                   train_studies=train_studies,
                    focus_share=cfg.focus_share if cfg.focus_share is not None
                    else prof["focus_share"])
 
 
 def select_training_studies_check(parts: str) -> tuple[str, ...]:
     """The body parts of one ``--focus`` entry (comma-separated, '' for none), checked."""
-    names = tuple(p.strip().upper() for p in parts.split(",") if p.strip())
-    unknown = sorted(set(names) - set(BODY_PARTS))
-    if unknown:
-        raise ValueError(f"--focus: unknown body part(s) {unknown}; valid: "
-                         f"{', '.join(BODY_PARTS)}")
-    return names
+    return check_body_parts(tuple(p.strip().upper() for p in parts.split(",") if p.strip()),
+                            "--focus")
 
 
 def train_config(cfg: PretrainConfig, data_root: Path, model: str, size: int,
@@ -242,7 +258,7 @@ def start_run_folder(cfg: PretrainConfig) -> None:
         raise FileNotFoundError(f"--resume needs an existing run folder --out; {cfg.out} has "
                                 "no config.json")
     cfg.out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, cfg.out / "config.json")
+    save_config(cfg, cfg.out / "config.json", {"splits": SPLIT_USE})
 
 
 def prepare_data(cfg: PretrainConfig) -> tuple[Path, MuraData]:
@@ -250,8 +266,9 @@ def prepare_data(cfg: PretrainConfig) -> tuple[Path, MuraData]:
     data set read from it with the run's train/tune split."""
     assert cfg.data_seed is not None
     if cfg.data_root is None:
-        data_root = cfg.synthetic_dir or PROFILES[cfg.profile]["synthetic_dir"]
-        generate(data_root, scale=cfg.scale or 0.1, seed=cfg.data_seed, progress=cfg.progress)
+        assert cfg.synthetic_dir is not None and cfg.scale is not None
+        data_root = cfg.synthetic_dir
+        generate(data_root, scale=cfg.scale, seed=cfg.data_seed, progress=cfg.progress)
     else:
         data_root = cfg.data_root
     return data_root, load_mura(data_root, tune_fraction=cfg.tune_fraction, seed=cfg.data_seed)
@@ -315,43 +332,6 @@ def print_summary(cfg: PretrainConfig, metrics: pd.DataFrame, report: dict[str, 
         print(f"{report['bad_images']} undecodable image(s) were excluded (--skip-bad-images)")
 
 
-def run_provenance(cfg: PretrainConfig, argv: list[str], table: LogitsTable,
-                   metrics: pd.DataFrame, report: dict[str, Any]) -> dict[str, Any]:
-    """Where the run's logits come from (``provenance.json``, and a reference table's
-    manifest): commit, the command as run, the command that remakes the reference table
-    (when ``--export-reference`` is given), profile, seeds, machine and wall time, the split
-    sizes (per body part and label), each member's tune and valid accuracy and kappa, and the
-    valid split's diversity figures."""
-    from mura_env.reference import remake_command
-
-    command = "python -m experiments.pretrain_backbones " + " ".join(map(shlex.quote, argv))
-    return {"commit": git_commit(), "command": command.strip(),
-            "remake_command": remake_command(cfg.export_reference)
-            if cfg.export_reference is not None else command.strip(),
-            "profile": cfg.profile, "seed": cfg.seed, "data_seed": cfg.data_seed,
-            "scale": cfg.scale, "train_studies_per_member": cfg.train_studies,
-            "focus": list(cfg.focus or ()), "focus_share": cfg.focus_share,
-            "machine": machine_description(str(resolve_device(cfg.device))),
-            "wall_seconds": round(float(report["wall_seconds"]), 1),
-            "sizes": split_sizes(table.studies), "members": member_summary(metrics),
-            "valid_diversity": {k: report[k] for k in (
-                "disagreement", "oracle_accuracy", "average_accuracy",
-                "best_member_per_body_part") if k in report}}
-
-
-def export_reference(index: int, table: LogitsTable, provenance: dict[str, Any]) -> Path:
-    """Install ``table`` as the package's reference table ``index``, with ``provenance``
-    (see :func:`run_provenance`) in its manifest; returns its path."""
-    from mura_env.reference import reference_table_path
-
-    path = reference_table_path(index)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    table.provenance = provenance
-    table.save(path)
-    print(f"installed reference table {index}: {path}")
-    return path
-
-
 def main(argv: list[str] | None = None) -> int:
     """``python -m experiments.pretrain_backbones``: parse ``argv`` (default
     ``sys.argv[1:]``), train every member, write the run folder's outputs (see the module
@@ -369,6 +349,10 @@ def main(argv: list[str] | None = None) -> int:
     names = [m.name for m in members]
     studies = data.studies[data.studies["split"].isin(LOGIT_SPLITS)].reset_index(drop=True)
     logits = np.stack([m.logits for m in members], axis=1).astype(np.float32)  # (S, K, 2)
+    if not np.isfinite(logits).all():
+        bad = [n for k, n in enumerate(names) if not np.isfinite(logits[:, k]).all()]
+        raise FloatingPointError(f"members {bad} produced non-finite study logits (training "
+                                 "diverged?); no table written. Lower --lr or turn AMP off.")
     table = LogitsTable.from_arrays(studies, names, logits,
                                     model_configs={m.name: m.config for m in members},
                                     data_fingerprint=data.fingerprint)

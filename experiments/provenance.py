@@ -5,11 +5,19 @@ from __future__ import annotations
 
 import os
 import platform
+import shlex
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+
+from backbones.distributed import resolve_device
+from mura_env.logits import LogitsTable
+from mura_env.reference import reference_table_path, remake_command
+
+if TYPE_CHECKING:
+    from experiments.pretrain_backbones import PretrainConfig
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -74,3 +82,38 @@ def member_summary(metrics: pd.DataFrame) -> dict[str, dict[str, float]]:
         out.setdefault(str(row.model), {})[f"{row.split}_{row.metric}"] = round(
             float(row.value), 4)
     return out
+
+
+def run_provenance(cfg: PretrainConfig, argv: list[str], table: LogitsTable,
+                   metrics: pd.DataFrame, report: dict[str, Any]) -> dict[str, Any]:
+    """Where the run's logits come from (``provenance.json``, and a reference table's
+    manifest): commit, the command as run, the command that remakes the reference table
+    (when ``--export-reference`` is given), profile, seeds, machine and wall time, the split
+    sizes (per body part and label), each member's tune and valid accuracy and kappa, and the
+    valid split's diversity figures."""
+    command = "python -m experiments.pretrain_backbones " + " ".join(map(shlex.quote, argv))
+    return {"commit": git_commit(), "command": command.strip(),
+            "remake_command": remake_command(cfg.export_reference)
+            if cfg.export_reference is not None else command.strip(),
+            "profile": cfg.profile, "seed": cfg.seed, "data_seed": cfg.data_seed,
+            "scale": cfg.scale, "train_studies_per_member": cfg.train_studies,
+            "focus": list(cfg.focus or ()), "focus_share": cfg.focus_share,
+            "machine": machine_description(str(resolve_device(cfg.device))),
+            "wall_seconds": round(float(report["wall_seconds"]), 1),
+            "sizes": split_sizes(table.studies), "members": member_summary(metrics),
+            "valid_diversity": {k: report[k] for k in (
+                "disagreement", "oracle_accuracy", "average_accuracy",
+                "best_member_per_body_part") if k in report}}
+
+
+def export_reference(index: int, table: LogitsTable, provenance: dict[str, Any]) -> Path:
+    """Install ``table`` as the package's reference table ``index``, with ``provenance``
+    (see :func:`run_provenance`) in its manifest; returns its path."""
+    path = reference_table_path(index)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    LogitsTable.from_arrays(table.studies, list(table.model_names), table.logits,
+                            model_configs=table.model_configs,
+                            data_fingerprint=table.data_fingerprint,
+                            provenance=provenance).save(path)
+    print(f"installed reference table {index}: {path}")
+    return path

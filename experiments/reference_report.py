@@ -147,6 +147,10 @@ def main(argv: list[str] | None = None) -> int:
 
     cfg = parse_config(ReportConfig, argv)
     indices = list(cfg.tables) if cfg.tables is not None else reference_indices()
+    if not indices:
+        raise SystemExit("no reference tables to measure: make them with "
+                         "python -m experiments.pretrain_backbones --profile reference "
+                         "--seed N --export-reference N")
     figures = {i: structure_figures(load_reference_table(i), cfg.n_bootstrap, cfg.seed)
                for i in indices}
     rows = pd.DataFrame([figures_row(i, f) for i, f in figures.items()])

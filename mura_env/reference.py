@@ -2,11 +2,11 @@
 is given no ``logits=``.
 
 Each reference table is a :class:`~mura_env.logits.LogitsTable` (Parquet file and manifest)
-of the ``tune`` and ``valid`` studies, made by an independent backbone pretraining run with
-its own seed, and stored as ``mura_env/assets/reference/reference_{i}.parquet`` (``i`` = 0,
-1, ...). Its manifest's ``provenance`` says how it was made; :func:`remake_command` gives the
-command that makes it again. ``gymnasium.make("MuraWeighting-v0", reference_table=i)`` picks
-one (default 0).
+of the ``tune`` and ``valid`` studies (the same studies in every table), made by a backbone
+pretraining run with its own training seed, and stored as
+``mura_env/assets/reference/reference_{i}.parquet`` (``i`` = 0, 1, ...). Its manifest's
+``provenance`` says how it was made; :func:`remake_command` gives the command that makes it
+again. ``gymnasium.make("MuraWeighting-v0", reference_table=i)`` picks one (default 0).
 """
 
 from __future__ import annotations

@@ -118,6 +118,7 @@ def test_runs_and_curves(finished: Path) -> None:
     for algo in ALGOS:
         assert counts[algo] == 2 * 2  # tables x seeds
     assert counts["supervised_gating"] == 4 and counts["uniform"] == 2
+    assert counts["best_fixed_weights_on_valid"] == 2  # deterministic: one run per table
     frame = pd.read_csv(finished / "benchmark.csv").set_index("method")
     means = runs.groupby("method")["accuracy"].mean()
     assert np.allclose(frame.loc[means.index, "accuracy"], means)

@@ -39,6 +39,8 @@ def test_run_folder_has_every_output(run: Path) -> None:
     config = json.loads((run / "config.json").read_text())
     assert config["models"] == ["attention_resnet", "resnet18"]
     assert config["image_size"] == [32, 48]
+    assert config["splits"]["backbones_fit"] == "train"
+    assert "tune" not in config["splits"]["checkpoint"]
 
 
 def test_logits_for_every_study_of_tune_and_valid(run: Path, _mini_source: Path) -> None:
@@ -110,10 +112,25 @@ def test_reference_profile_makes_specialists_on_shared_data(tmp_path: Path) -> N
 
 
 def test_focus_flag_is_checked(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="unknown body part"):
+    with pytest.raises(ValueError, match="unknown --focus body part"):
         pretrain_backbones.resolve_profile(pretrain_backbones.PretrainConfig(
             models=("resnet18",), focus=("WRIST,KNEE",), out=tmp_path))
     with pytest.raises(ValueError, match="one per model"):
         pretrain_backbones.resolve_profile(pretrain_backbones.PretrainConfig(
             models=("resnet18", "attention_resnet"), focus=("WRIST", "HAND", "FINGER"),
             out=tmp_path))
+
+
+def test_export_reference_takes_only_the_reference_profiles_settings(tmp_path: Path) -> None:
+    cfg = pretrain_backbones.PretrainConfig(profile="reference", export_reference=0,
+                                            out=tmp_path)
+    assert pretrain_backbones.resolve_profile(cfg).export_reference == 0
+    for change in ({"epochs": (3,)}, {"train_studies": 100}, {"profile": "quick"}):
+        with pytest.raises(ValueError, match="--export-reference"):
+            pretrain_backbones.resolve_profile(replace(cfg, **change))
+
+
+def test_a_focus_needs_a_training_subset(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="--focus needs --train-studies"):
+        pretrain_backbones.resolve_profile(pretrain_backbones.PretrainConfig(
+            models=("resnet18",), focus=("WRIST",), out=tmp_path))

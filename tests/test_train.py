@@ -208,7 +208,8 @@ def test_resume_refuses_other_model_size_or_schedule(run_a: Path, data_root: Pat
                                                      workdir: Path, tmp_path: Path) -> None:
     resume = str(run_a / CHECKPOINT)
     cases = [(("--model", "resnet18"), "model"), (("--image-size", "48"), "image size"),
-             (("--epochs", "3"), "--epochs")]
+             (("--epochs", "3"), "--epochs"), (("--train-studies", "6"), "training subset"),
+             (("--seed", "1"), "seed")]
     for extra, what in cases:
         with pytest.raises(ResumeError, match=what):
             _train(data_root, tmp_path / "out", workdir / "cache", "--epochs", "2",

@@ -48,14 +48,16 @@ def _one_torch_thread():
 
 @pytest.fixture(scope="module")
 def tables(tmp_path_factory: pytest.TempPathFactory) -> dict[str, LogitsTable]:
-    """``original``: reference table 0; ``hidden``: its copy with every valid logit NaN,
-    saved and loaded back."""
+    """``original``: reference table 0; ``hidden``: its copy with every valid logit NaN and
+    every valid label flipped (so neither can leak into training), saved and loaded back."""
     original = load_reference_table(0)
     logits = np.array(original.logits)
     valid = original.studies["split"].eq("valid").to_numpy()
     assert valid.any() and original.studies["split"].eq("tune").any()
     logits[valid] = np.nan
-    copy = LogitsTable.from_arrays(original.studies, original.model_names, logits,
+    studies = original.studies.copy()
+    studies.loc[valid, "label"] = 1 - studies.loc[valid, "label"]
+    copy = LogitsTable.from_arrays(studies, original.model_names, logits,
                                    model_configs=original.model_configs,
                                    data_fingerprint=original.data_fingerprint)
     path = copy.save(tmp_path_factory.mktemp("hidden") / "hidden_valid.parquet")
