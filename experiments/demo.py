@@ -117,15 +117,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def print_headline(path: Path = HEADLINE) -> None:
-    """Print the committed benchmark results at ``path`` (markdown), said to be committed
-    results and not a rerun; a missing file says how to make it."""
+    """Print the headline of the committed benchmark results at ``path`` (markdown: everything
+    before its first ``## `` section, i.e. the sizes, the method table and which intervals
+    exclude zero), said to be committed results and not a rerun; a missing file says how to
+    make it."""
     if not path.is_file():
         print(f"\nno committed benchmark results at {path}; make them with "
               "python -m experiments.benchmark")
         return
     print(f"\nHEADLINE (committed results of python -m experiments.benchmark on the shipped "
           f"reference tables, read from {path}; not rerun by the demo):\n")
-    print(path.read_text())
+    text = path.read_text()
+    print(text.split("\n## ", 1)[0].rstrip())
+    print(f"\n(the full results, per-body-part kappa and plots: {path.parent})")
 
 
 if __name__ == "__main__":

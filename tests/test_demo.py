@@ -63,10 +63,10 @@ def test_demo_chains_pretrain_into_compare(tmp_path: Path,
 def test_headline_stage_prints_the_committed_results_and_says_so(
         tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     results = tmp_path / "benchmark.md"
-    results.write_text("| method | accuracy |\n| uniform | 0.5 |\n")
+    results.write_text("| method | accuracy |\n| uniform | 0.5 |\n\n## More figures\n| x |\n")
     demo.print_headline(results)
     out = capsys.readouterr().out
-    assert "| uniform | 0.5 |" in out
+    assert "| uniform | 0.5 |" in out and "More figures" not in out
     assert "committed results" in out and "not rerun" in out
     demo.print_headline(tmp_path / "absent.md")
     assert "python -m experiments.benchmark" in capsys.readouterr().out
