@@ -1,0 +1,363 @@
+"""Radiologist reads as data: simulated readers, reads from a CSV, reads joined to a study table.
+
+A *read* is one reader's 0/1 call (1 = abnormal) on one study. Reads come either from a
+:class:`SimulatedReader` (per-body-part sensitivity and specificity, drawn deterministically
+per study) or from a CSV of real reads (:func:`load_reader_csv`); :func:`attach_reads` adds
+them to a study table as one ``reader_<id>`` column per reader.
+
+Default reader and where its numbers come from
+----------------------------------------------
+The MURA paper (Rajpurkar et al. 2017, "MURA: Large Dataset for Abnormality Detection in
+Musculoskeletal Radiographs", arXiv:1712.06957) reports, per body part, the Cohen's kappa of
+three radiologists and of its model against a gold standard (majority vote of three other
+radiologists) on a 207-study test set. What could be checked against public copies:
+
+* the model's kappas: elbow 0.710, finger 0.389, forearm 0.737, hand 0.851, humerus 0.600,
+  shoulder 0.729, wrist 0.931, overall 0.705;
+* the best radiologist's *overall* kappa, 0.778 (the MURA leaderboard's "Best Radiologist
+  Performance" row, stanfordmlgroup.github.io/competitions/mura);
+* the abstract's summary: the model is comparable to the best radiologist on finger and wrist
+  studies and below it on elbow, forearm, hand, humerus and shoulder studies.
+
+The per-body-part radiologist cells of that table were **not** found in any source that could
+be checked, so no per-part radiologist kappa is used here. :data:`TARGET_KAPPA` is a
+**stand-in**: the best radiologist's overall kappa, 0.778, for every body part. Each part's
+default reader has equal sensitivity and specificity, solved by bisection
+(:func:`equal_rate_for_kappa`) so that its expected kappa (:func:`kappa_for`) at the part's
+abnormal prevalence in the real MURA-v1.1 valid split (:data:`VALID_PREVALENCE`) equals the
+target. Pass your own rates to :class:`SimulatedReader` to use other numbers.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from mura_env.constants import BODY_PARTS, MURA_DIRNAME
+
+#: Real MURA-v1.1 valid split, body part -> (normal studies, abnormal studies); the same
+#: counts as ``mura_env.synthetic.plan.REAL_COUNTS`` (copied so this module stays light).
+VALID_STUDY_COUNTS: dict[str, tuple[int, int]] = {
+    "ELBOW": (92, 66), "FINGER": (92, 83), "FOREARM": (69, 64), "HAND": (101, 66),
+    "HUMERUS": (68, 67), "SHOULDER": (99, 95), "WRIST": (140, 97),
+}
+
+#: Body part -> share of abnormal studies in the real MURA-v1.1 valid split.
+VALID_PREVALENCE: dict[str, float] = {
+    part: VALID_STUDY_COUNTS[part][1] / sum(VALID_STUDY_COUNTS[part]) for part in BODY_PARTS
+}
+
+#: The best radiologist's overall kappa in the MURA paper (0.778).
+BEST_RADIOLOGIST_OVERALL_KAPPA = 0.778
+
+#: Body part -> target kappa of the default reader. A stand-in: the best radiologist's
+#: overall kappa for every part (the per-part radiologist kappas could not be verified).
+TARGET_KAPPA: dict[str, float] = {part: BEST_RADIOLOGIST_OVERALL_KAPPA for part in BODY_PARTS}
+
+#: Columns of a reads table (:func:`load_reader_csv`, input of :func:`attach_reads`).
+READ_COLUMNS: tuple[str, ...] = ("study_id", "reader_id", "read")
+#: Columns a reader CSV must have.
+CSV_COLUMNS: tuple[str, ...] = ("study", "reader", "read")
+
+_STUDY_ID_RE = re.compile(
+    r"^(?:train|valid)/XR_(?P<part>[A-Z]+)/patient\d+/study\d+_(?:positive|negative)$"
+)
+
+
+class Rates(NamedTuple):
+    """A reader's sensitivity (P(read 1 | label 1)) and specificity (P(read 0 | label 0))."""
+
+    sensitivity: float
+    specificity: float
+
+
+class ReaderFormatError(ValueError):
+    """A reader CSV that does not follow the expected format (file, line and what was wanted)."""
+
+
+def kappa_for(sensitivity: float, specificity: float, prevalence: float) -> float:
+    """Expected Cohen's kappa between a reader and the true labels.
+
+    Args:
+        sensitivity: P(read 1 | label 1), in [0, 1].
+        specificity: P(read 0 | label 0), in [0, 1].
+        prevalence: share of label-1 (abnormal) studies, in (0, 1).
+
+    Returns:
+        kappa = (p_o - p_e) / (1 - p_e), with p_o the expected agreement and p_e the agreement
+        expected by chance from the two marginals (float in [-1, 1]).
+    """
+    for name, value in (("sensitivity", sensitivity), ("specificity", specificity)):
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
+    if not 0.0 < prevalence < 1.0:
+        raise ValueError(f"prevalence must lie in (0, 1), got {prevalence!r}")
+    p = prevalence
+    agree = p * sensitivity + (1.0 - p) * specificity
+    read_pos = p * sensitivity + (1.0 - p) * (1.0 - specificity)
+    chance = p * read_pos + (1.0 - p) * (1.0 - read_pos)
+    return float((agree - chance) / (1.0 - chance))
+
+
+def equal_rate_for_kappa(kappa: float, prevalence: float, tol: float = 1e-12) -> float:
+    """The rate r, used as both sensitivity and specificity, whose expected kappa is ``kappa``.
+
+    Args:
+        kappa: target kappa, in [0, 1].
+        prevalence: share of abnormal studies, in (0, 1).
+        tol: bisection stops when the bracket on r is narrower than this.
+
+    Returns:
+        r in [0.5, 1] (float). ``kappa_for(r, r, prevalence)`` rises from 0 at r = 0.5 to 1 at
+        r = 1, so bisection on that interval finds it.
+    """
+    if not 0.0 <= kappa <= 1.0:
+        raise ValueError(f"kappa must lie in [0, 1], got {kappa!r}")
+    low, high = 0.5, 1.0
+    while high - low > tol:
+        mid = 0.5 * (low + high)
+        if kappa_for(mid, mid, prevalence) < kappa:
+            low = mid
+        else:
+            high = mid
+    return 0.5 * (low + high)
+
+
+#: Body part -> default simulated radiologist's :class:`Rates` (equal sensitivity and
+#: specificity giving :data:`TARGET_KAPPA` at :data:`VALID_PREVALENCE`; see module docstring).
+READER_DEFAULTS: dict[str, Rates] = {
+    part: Rates(rate, rate)
+    for part in BODY_PARTS
+    for rate in [equal_rate_for_kappa(TARGET_KAPPA[part], VALID_PREVALENCE[part])]
+}
+
+
+def study_uniforms(study_ids: pd.Series | list[str], seed: int) -> np.ndarray:
+    """One uniform in [0, 1) per study, fixed by (seed, study_id) alone.
+
+    Args:
+        study_ids: study ids (str).
+        seed: int.
+
+    Returns:
+        float64 array (n,): the first 8 bytes of sha256(f"{seed}/{study_id}") over 2**64.
+    """
+    return np.array(
+        [int.from_bytes(hashlib.sha256(f"{seed}/{sid}".encode()).digest()[:8], "big") / 2.0**64
+         for sid in study_ids],
+        dtype=np.float64,
+    )
+
+
+@dataclass(frozen=True)
+class SimulatedReader:
+    """A simulated radiologist: per-body-part sensitivity and specificity.
+
+    Attributes:
+        sensitivity: body part -> P(read 1 | label 1).
+        specificity: body part -> P(read 0 | label 0).
+        seed: reads are drawn from (seed, study_id); another seed is another reader.
+        reader_id: name of the reader (column ``reader_<id>`` after :func:`attach_reads`).
+    """
+
+    sensitivity: Mapping[str, float]
+    specificity: Mapping[str, float]
+    seed: int = 0
+    reader_id: str = "simulated"
+
+    def __post_init__(self) -> None:
+        for name in ("sensitivity", "specificity"):
+            rates = getattr(self, name)
+            for part, value in rates.items():
+                if part not in BODY_PARTS:
+                    raise ValueError(f"{name}: unknown body part {part!r}; expected one of "
+                                     f"{', '.join(BODY_PARTS)}")
+                if not 0.0 <= float(value) <= 1.0:
+                    raise ValueError(f"{name}[{part!r}] must lie in [0, 1], got {value!r}")
+        if set(self.sensitivity) != set(self.specificity):
+            raise ValueError("sensitivity and specificity must name the same body parts")
+
+    @classmethod
+    def default(cls, seed: int = 0, reader_id: str = "simulated") -> SimulatedReader:
+        """The reader with :data:`READER_DEFAULTS` rates for every body part."""
+        return cls(
+            sensitivity={part: rates.sensitivity for part, rates in READER_DEFAULTS.items()},
+            specificity={part: rates.specificity for part, rates in READER_DEFAULTS.items()},
+            seed=seed, reader_id=reader_id,
+        )
+
+    def expected_kappa(self, part: str, prevalence: float) -> float:
+        """This reader's expected kappa on ``part`` at this abnormal ``prevalence`` (float)."""
+        return kappa_for(self.sensitivity[part], self.specificity[part], prevalence)
+
+    def reads(self, studies: pd.DataFrame) -> np.ndarray:
+        """This reader's read of each study.
+
+        Args:
+            studies: columns ``study_id`` (str), ``body_part`` (str), ``label`` (0/1).
+
+        Returns:
+            int8 array (n,), in the table's row order. Study i's read is its label when its
+            uniform u (:func:`study_uniforms`) is below the part's sensitivity (label 1) or
+            specificity (label 0), else the other label; the same (seed, study_id) always
+            gets the same read, whatever the table or row order.
+        """
+        missing = [c for c in ("study_id", "body_part", "label") if c not in studies.columns]
+        if missing:
+            raise ValueError(f"studies lack column(s) {missing}")
+        labels = studies["label"].to_numpy()
+        if not np.isin(labels, (0, 1)).all():
+            raise ValueError("studies' label must be 0 or 1")
+        unknown = sorted(set(studies["body_part"]) - set(self.sensitivity))
+        if unknown:
+            raise ValueError(f"reader {self.reader_id!r} has no rates for body part(s) {unknown}")
+        parts = studies["body_part"]
+        hit_rate = np.where(labels == 1, parts.map(self.sensitivity).to_numpy(dtype=float),
+                            parts.map(self.specificity).to_numpy(dtype=float))
+        correct = study_uniforms(studies["study_id"], self.seed) < hit_rate
+        return np.where(correct, labels, 1 - labels).astype(np.int8)
+
+
+def normalise_study(raw: str) -> str | None:
+    """A study path as in MURA's CSVs -> the study_id of a logits table, or None if malformed.
+
+    ``MURA-v1.1/valid/XR_WRIST/patient11185/study1_positive/`` becomes
+    ``valid/XR_WRIST/patient11185/study1_positive``; an id already in that form is kept.
+    """
+    path = raw.strip().replace("\\", "/").rstrip("/")
+    if path.startswith(MURA_DIRNAME + "/"):
+        path = path[len(MURA_DIRNAME) + 1:]
+    match = _STUDY_ID_RE.match(path)
+    if match is None or match["part"] not in BODY_PARTS:
+        return None
+    return path
+
+
+def _read_csv_rows(path: Path) -> list[tuple[int, dict[str, str]]]:
+    """(line number, row) for each data row of a reader CSV; checks the header and row widths."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            if header is None or not any(cell.strip() for cell in header):
+                raise ReaderFormatError(f"{path}, line 1: file is empty; expected a header "
+                                        f"{','.join(CSV_COLUMNS)} and one row per read")
+            names = [cell.strip() for cell in header]
+            missing = [c for c in CSV_COLUMNS if c not in names]
+            if missing:
+                raise ReaderFormatError(f"{path}, line 1: header {','.join(names)!r} lacks "
+                                        f"column(s) {missing}; expected {','.join(CSV_COLUMNS)}")
+            rows = []
+            for row in reader:
+                if not any(cell.strip() for cell in row):
+                    continue
+                if len(row) != len(names):
+                    raise ReaderFormatError(f"{path}, line {reader.line_num}: expected "
+                                            f"{len(names)} fields ({','.join(names)}), "
+                                            f"found {len(row)}")
+                rows.append((reader.line_num, dict(zip(names, row, strict=True))))
+    except UnicodeDecodeError as e:
+        raise ReaderFormatError(f"{path}: not a UTF-8 text CSV ({e})") from None
+    if not rows:
+        raise ReaderFormatError(f"{path}, line 2: no reads after the header; expected rows "
+                                f"{','.join(CSV_COLUMNS)}")
+    return rows
+
+
+def load_reader_csv(path: str | Path) -> pd.DataFrame:
+    """Read a CSV of reader reads.
+
+    Args:
+        path: CSV with a header holding ``study`` (a study path as in MURA's CSVs, e.g.
+            ``MURA-v1.1/valid/XR_WRIST/patient11185/study1_positive/``, or already a study_id),
+            ``reader`` (non-empty name) and ``read`` (0 or 1); other columns are ignored.
+
+    Returns:
+        DataFrame with columns ``study_id`` (str, as in logits tables, e.g.
+        ``valid/XR_WRIST/patient11185/study1_positive``), ``reader_id`` (str), ``read`` (int8),
+        in file order.
+
+    Raises:
+        ReaderFormatError: empty file, missing column, bad study path, empty reader, read not
+            0/1, or a (study, reader) pair listed twice; the message names the file and line.
+    """
+    path = Path(path)
+    seen: dict[tuple[str, str], int] = {}
+    out: list[tuple[str, str, int]] = []
+    for line_no, row in _read_csv_rows(path):
+        study_id = normalise_study(row["study"])
+        if study_id is None:
+            raise ReaderFormatError(
+                f"{path}, line {line_no}: study {row['study']!r} is not a study path; expected "
+                f"'{MURA_DIRNAME}/<train|valid>/XR_<PART>/patientNNNNN/studyK_positive/' "
+                "(or _negative)")
+        reader_id = row["reader"].strip()
+        if not reader_id:
+            raise ReaderFormatError(f"{path}, line {line_no}: reader is empty; expected a name")
+        read = row["read"].strip()
+        if read not in ("0", "1"):
+            raise ReaderFormatError(f"{path}, line {line_no}: read {row['read']!r} is not "
+                                    "0 or 1 (1 = abnormal)")
+        key = (study_id, reader_id)
+        if key in seen:
+            raise ReaderFormatError(f"{path}, line {line_no}: study {study_id!r} is read by "
+                                    f"{reader_id!r} twice (first at line {seen[key]}); "
+                                    "expected one read per (study, reader)")
+        seen[key] = line_no
+        out.append((study_id, reader_id, int(read)))
+    reads = pd.DataFrame(out, columns=list(READ_COLUMNS))
+    reads["read"] = reads["read"].astype(np.int8)
+    return reads
+
+
+def attach_reads(studies: pd.DataFrame, reads: pd.DataFrame) -> pd.DataFrame:
+    """Add one column per reader to a study table.
+
+    Args:
+        studies: a study table with a ``study_id`` column (str).
+        reads: columns ``study_id``, ``reader_id``, ``read`` (0/1), one row per
+            (study, reader); reads of studies not in ``studies`` are ignored.
+
+    Returns:
+        a copy of ``studies`` (same rows, order and index) with an int8 column
+        ``reader_<id>`` per reader, in order of first appearance in ``reads``.
+
+    Raises:
+        ValueError: a column is missing, a read is not 0/1, a (study, reader) pair is
+            repeated, a ``reader_<id>`` column already exists, or a reader has no read of
+            some study (the message lists those studies).
+    """
+    missing = [c for c in READ_COLUMNS if c not in reads.columns]
+    if missing or "study_id" not in studies.columns:
+        raise ValueError(f"reads need columns {list(READ_COLUMNS)} (missing {missing}) and "
+                         "studies a study_id column")
+    if not reads["read"].isin((0, 1)).all():
+        raise ValueError("reads' read must be 0 or 1")
+    repeated = reads.duplicated(["study_id", "reader_id"])
+    if repeated.any():
+        first = reads.loc[repeated].iloc[0]
+        raise ValueError(f"{int(repeated.sum())} repeated (study, reader) pair(s), e.g. "
+                         f"({first['study_id']!r}, {first['reader_id']!r})")
+    out = studies.copy()
+    for reader_id in pd.unique(reads["reader_id"]):
+        column = f"reader_{reader_id}"
+        if column in out.columns:
+            raise ValueError(f"studies already have a column {column!r}")
+        own = reads.loc[reads["reader_id"] == reader_id]
+        mapped = out["study_id"].map(dict(zip(own["study_id"], own["read"], strict=True)))
+        unread = out.loc[mapped.isna(), "study_id"].tolist()
+        if unread:
+            shown = ", ".join(repr(s) for s in unread[:10])
+            more = f" and {len(unread) - 10} more" if len(unread) > 10 else ""
+            raise ValueError(f"reader {reader_id!r} has no read of {len(unread)} study(ies): "
+                             f"{shown}{more}")
+        out[column] = mapped.astype(np.int8)
+    return out
