@@ -14,7 +14,7 @@ import pandas as pd
 
 
 def diversity_report(studies: pd.DataFrame, prob: np.ndarray,
-                     model_names: list[str]) -> dict[str, Any]:
+                     model_names: list[str], threshold: float = 0.5) -> dict[str, Any]:
     """Diversity of an ensemble on some studies.
 
     Args:
@@ -22,6 +22,7 @@ def diversity_report(studies: pd.DataFrame, prob: np.ndarray,
         prob: float ``(S, K)`` abnormality probabilities of the ``K`` members
             (``LogitsTable.abnormal_probabilities()``).
         model_names: the ``K`` member names.
+        threshold: a probability above it is an "abnormal" prediction.
 
     Returns:
         ``member_accuracy`` (name -> float), ``disagreement`` (share of studies where members'
@@ -30,9 +31,9 @@ def diversity_report(studies: pd.DataFrame, prob: np.ndarray,
         ``best_member_per_body_part`` (part -> name) and ``distinct_best_members``.
     """
     label = studies["label"].to_numpy()
-    pred = (prob > 0.5).astype(int)
+    pred = (prob > threshold).astype(int)
     correct = pred == label[:, None]
-    avg_pred = (prob.mean(axis=1) > 0.5).astype(int)
+    avg_pred = (prob.mean(axis=1) > threshold).astype(int)
     best: dict[str, str] = {}
     for part, idx in studies.reset_index(drop=True).groupby("body_part").groups.items():
         acc = correct[np.asarray(idx)].mean(axis=0)

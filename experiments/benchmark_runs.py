@@ -78,7 +78,7 @@ def valid_orders(sources: Sequence[TableSource]) -> list[np.ndarray]:
         studies = source.table.studies
         for split in ("tune", "valid"):
             rows = (studies["split"] == split).to_numpy()
-            if not rows.any() or np.isnan(source.table.logits[rows]).any():
+            if not rows.any() or source.table.hidden_rows()[rows].any():
                 raise BenchmarkInputError(
                     f"{source.label}: the benchmark needs {split} studies with every logit "
                     f"known (none, or hidden logits, found).")

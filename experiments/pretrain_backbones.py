@@ -53,8 +53,9 @@ from mura_env.metrics import study_metrics
 from mura_env.synthetic import generate
 
 #: Profiles: models with their (input size, epochs[, focus body parts]), batch size, learning
-#: rate, synthetic scale, training studies per member (None: all of train) and the share of them
-#: from the member's focus body parts.
+#: rate, synthetic scale, training studies per member (None: all of train), the share of them
+#: from the member's focus body parts, the synthetic data folder and the data seed (None: the
+#: run's ``--seed``).
 #:
 #: ``reference`` builds the weighting problem on purpose: each member is a specialist that
 #: trains mostly (``focus_share``) on its own body parts, the way a model from one clinic's
@@ -64,17 +65,18 @@ PROFILES: dict[str, dict[str, Any]] = {
     "quick": {"models": {"attention_resnet": (96, 13), "resnet18": (64, 10),
                          "mobilenet_v3_small": (96, 14)},
               "batch_size": 64, "lr": 4e-3, "scale": 0.1, "train_studies": None,
-              "focus_share": 0.8, "synthetic_dir": Path("data/synthetic")},
+              "focus_share": 0.8, "synthetic_dir": Path("data/synthetic"), "data_seed": None},
     "reference": {"models": {
         "attention_resnet": (96, 12, ("SHOULDER", "HUMERUS", "ELBOW")),
         "resnet18": (64, 12, ("WRIST", "FOREARM")),
         "mobilenet_v3_small": (96, 12, ("HAND", "FINGER"))},
         "batch_size": 64, "lr": 4e-3, "scale": 1.0, "train_studies": 3000, "focus_share": 0.8,
-        "synthetic_dir": Path("data/synthetic_full")},
+        "synthetic_dir": Path("data/synthetic_full"), "data_seed": 0},
     "full": {"models": {"densenet169": (320, 30), "resnet50": (320, 30),
                         "efficientnet_b0": (320, 30), "attention_resnet": (256, 30)},
              "batch_size": 64, "lr": 1e-3, "scale": 1.0, "train_studies": None,
-             "focus_share": 0.8, "synthetic_dir": Path("data/synthetic_full")},
+             "focus_share": 0.8, "synthetic_dir": Path("data/synthetic_full"),
+             "data_seed": None},
 }
 #: Splits whose study logits a run writes (train is what the members fitted: not written).
 LOGIT_SPLITS = ("tune", "valid")
@@ -172,10 +174,9 @@ def resolve_profile(cfg: PretrainConfig) -> PretrainConfig:
                        [",".join(known[m][2]) if m in known and len(known[m]) > 2 else ""
                         for m in models], len(models))
     for parts in focus:
-        select_training_studies_check(parts)
+        parse_focus(parts)
     out = cfg.out or Path("runs/pretrain") / time.strftime("%Y%m%d-%H%M%S")
-    data_seed = cfg.data_seed if cfg.data_seed is not None else (
-        0 if cfg.profile == "reference" else cfg.seed)
+    data_seed = next(s for s in (cfg.data_seed, prof["data_seed"], cfg.seed) if s is not None)
     train_studies = cfg.train_studies or prof["train_studies"]
     if train_studies is None and any(focus):
         raise ValueError("--focus needs --train-studies: a focus share of all of train is "
@@ -189,7 +190,7 @@ def resolve_profile(cfg: PretrainConfig) -> PretrainConfig:
                    else prof["focus_share"])
 
 
-def select_training_studies_check(parts: str) -> tuple[str, ...]:
+def parse_focus(parts: str) -> tuple[str, ...]:
     """The body parts of one ``--focus`` entry (comma-separated, '' for none), checked."""
     return check_body_parts(tuple(p.strip().upper() for p in parts.split(",") if p.strip()),
                             "--focus")
@@ -203,13 +204,13 @@ def train_config(cfg: PretrainConfig, data_root: Path, model: str, size: int,
     assert cfg.out is not None and cfg.batch_size is not None and cfg.lr is not None
     run_dir = cfg.out / model
     last = run_dir / CHECKPOINT
-    assert cfg.data_seed is not None and cfg.focus is not None
+    assert cfg.data_seed is not None and cfg.focus is not None and cfg.focus_share is not None
     return TrainConfig(
         data_root=str(data_root), model=model, image_size=size, batch_size=cfg.batch_size,
         epochs=epochs, lr=cfg.lr, seed=cfg.seed, split_seed=cfg.data_seed, device=cfg.device,
         train_studies=cfg.train_studies,
-        focus_parts=select_training_studies_check(cfg.focus[list(cfg.models or ()).index(model)]),
-        focus_share=cfg.focus_share if cfg.focus_share is not None else 0.8,
+        focus_parts=parse_focus(cfg.focus[list(cfg.models or ()).index(model)]),
+        focus_share=cfg.focus_share,
         workers=cfg.workers, output_dir=str(run_dir), tune_fraction=cfg.tune_fraction,
         cache_dir=str(cfg.cache_dir), skip_bad_images=cfg.skip_bad_images,
         progress=cfg.progress, resume=str(last) if cfg.resume and last.is_file() else None)

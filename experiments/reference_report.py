@@ -31,9 +31,9 @@ import pandas as pd
 from sklearn.metrics import cohen_kappa_score
 
 from agents.baselines import BestSinglePerPart, UniformAverage
+from backbones.ensemble_report import diversity_report
 from mura_env.common.atomic import atomic_write_bytes
 from mura_env.common.config_cli import parse_config
-from mura_env.constants import BODY_PARTS
 from mura_env.logits import LogitsTable
 from mura_env.study_set import StudySet
 
@@ -72,24 +72,22 @@ def structure_figures(table: LogitsTable, n_bootstrap: int = 2000,
     per_part = BestSinglePerPart().fit(tune)
     threshold = uniform.mapping.threshold
     member_pred = (valid.probabilities > threshold).astype(int)
-    correct = member_pred == valid.labels[:, None]
     uniform_ok = (uniform.predict(valid)[0] > threshold) == valid.labels.astype(bool)
     per_part_ok = (per_part.predict(valid)[0] > threshold) == valid.labels.astype(bool)
-    best = {}
-    for b, part in enumerate(BODY_PARTS):
-        rows = valid.body_part_index == b
-        if rows.any():
-            best[part] = valid.model_names[int(np.argmax(correct[rows].mean(axis=0)))]
+    diversity = diversity_report(
+        pd.DataFrame({"label": valid.labels, "body_part": valid.body_parts}),
+        valid.probabilities, list(valid.model_names), threshold)
     diff, low, high = paired_difference(per_part_ok, uniform_ok, n_bootstrap, seed)
     return {
         "n_tune": tune.n_studies, "n_valid": valid.n_studies,
         "member_kappa": {m: float(cohen_kappa_score(valid.labels, member_pred[:, k]))
                          for k, m in enumerate(valid.model_names)},
-        "disagreement": float((member_pred.min(axis=1) != member_pred.max(axis=1)).mean()),
+        "disagreement": diversity["disagreement"],
         "uniform_accuracy": float(uniform_ok.mean()),
-        "oracle_accuracy": float(correct.any(axis=1).mean()),
-        "oracle_minus_uniform": 100 * float(correct.any(axis=1).mean() - uniform_ok.mean()),
-        "best_member_per_part": best, "distinct_best_members": len(set(best.values())),
+        "oracle_accuracy": diversity["oracle_accuracy"],
+        "oracle_minus_uniform": 100 * (diversity["oracle_accuracy"] - float(uniform_ok.mean())),
+        "best_member_per_part": diversity["best_member_per_body_part"],
+        "distinct_best_members": diversity["distinct_best_members"],
         "per_part_accuracy": float(per_part_ok.mean()),
         "per_part_minus_uniform": diff, "per_part_ci": [low, high],
     }

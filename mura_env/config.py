@@ -39,6 +39,16 @@ SAMPLING_MODES = ("random", "sweep")
 LogitsSource = Any  # a LogitsTable, a path of a saved one, or None for a reference table
 
 
+def check_reference_index(index: object) -> int:
+    """``index`` as an int; ``ValueError`` unless it is an integer >= 0 (not a bool): the
+    number of a shipped reference table (:mod:`mura_env.reference`)."""
+    if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or index < 0:
+        raise ValueError(
+            f"reference_table must be an integer >= 0 (the number of a shipped reference "
+            f"table, e.g. 0), got {index!r}.")
+    return int(index)
+
+
 def _as_tuple(value: str | Sequence[str] | None) -> str | tuple[str, ...] | None:
     if value is None or isinstance(value, str):
         return value
@@ -93,11 +103,7 @@ class WeightingConfig:
         set_(self, "softmax_scale", mapping.softmax_scale)
         if isinstance(self.logits, os.PathLike):
             set_(self, "logits", os.fspath(self.logits))
-        rt = self.reference_table
-        if isinstance(rt, bool) or not isinstance(rt, (int, np.integer)) or rt < 0:
-            raise ValueError(f"reference_table must be an integer >= 0 (a shipped reference "
-                             f"table's number), got {rt!r}.")
-        set_(self, "reference_table", int(rt))
+        set_(self, "reference_table", check_reference_index(self.reference_table))
         set_(self, "split", _as_tuple(self.split))
         set_(self, "models", _as_tuple(self.models))
         set_(self, "body_parts", _as_tuple(self.body_parts))

@@ -14,8 +14,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import numpy as np
-
+from mura_env.config import check_reference_index
 from mura_env.logits import LogitsTable, LogitsTableError, MissingLogitsError, manifest_path
 
 __all__ = ["REFERENCE_DIR", "load_reference_table", "reference_indices",
@@ -27,15 +26,6 @@ REFERENCE_DIR = Path(__file__).resolve().parent / "assets" / "reference"
 _NAME = re.compile(r"reference_(\d+)\.parquet")
 
 
-def _check_index(index: object) -> int:
-    """``index`` as an int; ``ValueError`` unless it is an integer >= 0 (not a bool)."""
-    if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or index < 0:
-        raise ValueError(
-            f"reference_table must be an integer >= 0 (the number of a shipped reference "
-            f"table, e.g. 0), got {index!r}.")
-    return int(index)
-
-
 def reference_table_path(index: int) -> Path:
     """The Parquet file of reference table ``index``: ``REFERENCE_DIR/reference_{index}.parquet``
     (it may not exist; see :func:`reference_indices`).
@@ -43,7 +33,7 @@ def reference_table_path(index: int) -> Path:
     Raises:
         ValueError: ``index`` is not an integer >= 0.
     """
-    return REFERENCE_DIR / f"reference_{_check_index(index)}.parquet"
+    return REFERENCE_DIR / f"reference_{check_reference_index(index)}.parquet"
 
 
 def reference_indices() -> list[int]:
@@ -61,7 +51,7 @@ def remake_command(index: int) -> str:
     Raises:
         ValueError: ``index`` is not an integer >= 0.
     """
-    index = _check_index(index)
+    index = check_reference_index(index)
     return (f"python -m experiments.pretrain_backbones --profile reference --seed {index} "
             f"--export-reference {index}")
 
