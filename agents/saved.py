@@ -8,9 +8,12 @@ atomically at every evaluation, so a killed run leaves its last checkpoint loada
 ``agent.json``: ``algo``, ``model_file``, ``model_names`` (the members it weights: all the
 table's, or the ``models=`` subset it was trained with), ``data_fingerprint`` (of the data
 set behind the logits table), ``table_digest`` (of the whole table), ``models_digest`` (of the
-table restricted to ``model_names``), ``env_config`` (the env's
-:class:`~mura_env.config.WeightingConfig` it trained with, without ``logits``: the action
-mapping ``action_scale``, ``temperature``, ``threshold``, the ``models``, the reward...),
+table restricted to ``model_names``), ``env_id`` (``MuraWeighting-v0``, or
+``MuraDeferral-v0`` for a deferral agent; absent in older manifests: weighting),
+``env_config`` (the env's :class:`~mura_env.config.WeightingConfig` or
+:class:`~mura_env.deferral_config.DeferralConfig` it trained with, without ``logits``: the
+action mapping ``action_scale``, ``temperature``, ``threshold``, the ``models``, the reward,
+the ``defer_cost``...),
 ``hyperparameters`` (resolved:
 ``total_timesteps``, ``n_envs``, ``eval_every``, ``learning_rate`` and the algorithm's own),
 ``env_steps`` (of the last checkpoint; written just after the model file, so a run killed
@@ -31,6 +34,7 @@ import numpy as np
 from agents.algos import get_algo
 from mura_env.common.atomic import atomic_write_bytes
 from mura_env.config import WeightingConfig
+from mura_env.deferral_config import DeferralConfig
 from mura_env.logits import LogitsTable
 from mura_env.mapping import EnsembleMapping
 
@@ -95,10 +99,23 @@ class SavedAgent:
         """The action -> weights -> prediction mapping it was trained with."""
         return self.config.mapping
 
+    @property
+    def deferral(self) -> bool:
+        """True for a ``MuraDeferral-v0`` agent (its actions end with a defer score)."""
+        return isinstance(self.config, DeferralConfig)
+
     def weights(self, observations: np.ndarray) -> np.ndarray:
         """The env's ensemble weights for the deterministic actions: float32 ``[n, 2K + 7]``
         -> float64 ``[n, K]``, rows summing to 1."""
-        return self.mapping.weights(self.predict(observations))
+        return self.mapping.weights(self.predict(observations)[:, :len(self.model_names)])
+
+    def deferred(self, observations: np.ndarray) -> np.ndarray:
+        """bool ``[n]``: the deterministic policy hands the study to the reader (always False
+        for a weighting agent)."""
+        actions = self.predict(observations)
+        if not self.deferral:
+            return np.zeros(len(actions), dtype=bool)
+        return actions[:, len(self.model_names)] > 0
 
     def check_table(self, table: LogitsTable) -> None:
         """Refuse a table the agent was not trained on.
@@ -136,10 +153,14 @@ class SavedAgent:
                 "agent on this one.")
 
 
-def load_model(algo: str, path: str | os.PathLike[str]) -> Any:
-    """Load the policy object saved at ``path`` for registry entry ``algo``."""
+def load_model(algo: str, path: str | os.PathLike[str], deferral: bool = False) -> Any:
+    """Load the policy object saved at ``path`` for registry entry ``algo`` (``deferral``: a
+    ``MuraDeferral-v0`` agent, whose native model has the defer head)."""
     spec = get_algo(algo)
     if spec.family == "native":
+        if deferral:
+            from agents.deferral_pg import DeferralPGAgent
+            return DeferralPGAgent.load(path)[0]
         from agents.softmax_pg import SoftmaxPGAgent
         return SoftmaxPGAgent.load(path)[0]
     from agents.sb3 import load_sb3
@@ -175,7 +196,9 @@ def load_agent(run_dir: str | os.PathLike[str], table: LogitsTable | None = None
         model_file = run_dir / manifest["model_file"]
         names = tuple(manifest["model_names"])
         digest = manifest["table_digest"]
-        config = WeightingConfig.from_dict(manifest["env_config"])
+        config_class = (DeferralConfig if manifest.get("env_id") == DeferralConfig.env_id
+                        else WeightingConfig)
+        config = config_class.from_dict(manifest["env_config"])
     except (ValueError, KeyError, TypeError) as e:
         raise ValueError(f"{path} is not a valid agent manifest ({e!r}).") from e
     if not model_file.is_file():
@@ -185,7 +208,8 @@ def load_agent(run_dir: str | os.PathLike[str], table: LogitsTable | None = None
     agent = SavedAgent(algo=algo, run_dir=run_dir, model_names=names,
                        data_fingerprint=manifest.get("data_fingerprint"), table_digest=digest,
                        config=config,
-                       model=load_model(algo, model_file), manifest=manifest,
+                       model=load_model(algo, model_file, isinstance(config, DeferralConfig)),
+                       manifest=manifest,
                        models_digest=manifest.get("models_digest"))
     if table is not None:
         agent.check_table(table)

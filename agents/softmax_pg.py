@@ -93,9 +93,12 @@ class SoftmaxPGAgent(nn.Module):
     K``, last layer zero-initialised so training starts from the per-part policy).
     """
 
+    #: The hyper-parameter class (what :meth:`load` rebuilds the config with).
+    config_class: type[SoftmaxPGConfig] = SoftmaxPGConfig
+
     def __init__(self, n_models: int, config: SoftmaxPGConfig | None = None) -> None:
         super().__init__()
-        self.config = config or SoftmaxPGConfig()
+        self.config = config or self.config_class()
         self.n_models = int(n_models)
         k = self.n_models
         self.preferences = nn.Parameter(torch.zeros(N_PARTS, k))
@@ -108,6 +111,16 @@ class SoftmaxPGAgent(nn.Module):
             nn.init.zeros_(last.weight)
             nn.init.zeros_(last.bias)
             self.net = nn.Sequential(nn.Linear(2 * k, self.config.hidden), nn.Tanh(), last)
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        """The optimizer's parameter groups: preferences, std and values at
+        ``learning_rate``; the per-study network (if any) at ``net_learning_rate``."""
+        groups: list[dict[str, Any]] = [{"params": [
+            p for p in (self.preferences, self.log_std, self.values) if p.requires_grad]}]
+        if self.net is not None:
+            groups.append({"params": list(self.net.parameters()),
+                           "lr": self.config.net_learning_rate})
+        return groups
 
     def _split(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         k = self.n_models
@@ -170,6 +183,20 @@ class SoftmaxPGAgent(nn.Module):
         log_prob = (dist.log_prob(z) - log_det).sum(-1)
         return action, log_prob, dist.entropy().sum(-1), self.get_value(obs)
 
+    def sample(self, obs: torch.Tensor) -> tuple[Any, np.ndarray]:
+        """Draw exploratory actions for a batch: ``(sample, actions)``, where ``sample`` is
+        what :meth:`sample_log_prob` scores and ``actions`` float32 ``[B, K]`` go to the env."""
+        dist = self.distribution(obs)
+        z = dist.sample()  # Gaussian exploration over preferences (sample() is gradient-free)
+        return (dist, z), torch.tanh(z).numpy()
+
+    def sample_log_prob(self, sample: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(log_prob [B], entropy [B])`` of a :meth:`sample`: the log-density of the sampled
+        preferences (tanh's Jacobian does not depend on the parameters, so it drops out of
+        the gradient) and the Gaussian's entropy."""
+        dist, z = sample
+        return dist.log_prob(z).sum(-1), dist.entropy().sum(-1)
+
     @torch.no_grad()
     def predict(self, observation: np.ndarray, state: Any = None, episode_start: Any = None,
                 deterministic: bool = True) -> tuple[np.ndarray, None]:
@@ -216,7 +243,7 @@ class SoftmaxPGAgent(nn.Module):
                 payload):
             raise ValueError(f"{path} is not a softmax-pg agent file; {expected}.")
         try:
-            agent = cls(int(payload["n_models"]), SoftmaxPGConfig(**payload["config"]))
+            agent = cls(int(payload["n_models"]), cls.config_class(**payload["config"]))
             agent.load_state_dict(payload["state_dict"])
         except (TypeError, ValueError, RuntimeError) as e:
             raise ValueError(f"{path} holds a softmax-pg agent this version cannot rebuild "
@@ -279,16 +306,15 @@ def train_softmax_pg(
     agent.train()
     for update in tqdm(range(1, updates + 1), desc="softmax-pg", disable=not progress):
         obs_t = torch.as_tensor(obs)
-        dist = agent.distribution(obs_t)
-        z = dist.sample()  # Gaussian exploration over preferences (sample() is gradient-free)
-        obs, reward, terminated, truncated, _ = env.step(torch.tanh(z).numpy())
+        sample, action = agent.sample(obs_t)
+        obs, reward, terminated, truncated, _ = env.step(action)
         steps += n
         returns += reward
         done = terminated | truncated
         if done.any():
             recent.extend(returns[done].tolist())
             returns[done] = 0.0
-        losses = reinforce_update(agent, optimizer, dist, z, obs_t, reward)
+        losses = reinforce_update(agent, optimizer, sample, obs_t, reward)
         ep_rew = float(np.mean(recent)) if recent else float("nan")
         if writer is not None:
             _log_update(writer, agent, losses, ep_rew, steps, time.perf_counter() - start)
@@ -308,25 +334,17 @@ def train_softmax_pg(
 
 
 def make_optimizer(agent: SoftmaxPGAgent) -> torch.optim.Optimizer:
-    """Adam over the agent's trainable tensors; the per-study network (if any) gets
-    ``net_learning_rate``."""
-    cfg = agent.config
-    groups: list[dict[str, Any]] = [{"params": [p for p in (agent.preferences, agent.log_std,
-                                                            agent.values) if p.requires_grad]}]
-    if agent.net is not None:
-        groups.append({"params": list(agent.net.parameters()), "lr": cfg.net_learning_rate})
-    return torch.optim.Adam(groups, lr=cfg.learning_rate)
+    """Adam over the agent's trainable tensors (:meth:`SoftmaxPGAgent.param_groups`)."""
+    return torch.optim.Adam(agent.param_groups(), lr=agent.config.learning_rate)
 
 
-def reinforce_update(agent: SoftmaxPGAgent, optimizer: torch.optim.Optimizer,
-                     dist: torch.distributions.Normal, z: torch.Tensor, obs: torch.Tensor,
-                     reward: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+def reinforce_update(agent: SoftmaxPGAgent, optimizer: torch.optim.Optimizer, sample: Any,
+                     obs: torch.Tensor, reward: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """One REINFORCE step with the per-body-part value baseline.
 
     Args:
         agent, optimizer: the policy and its optimizer (stepped once).
-        dist: the policy's distribution over preferences for ``obs`` (float32 ``[n, 2K + 7]``).
-        z: float32 ``[n, K]``, the sampled preferences (the actions were ``tanh(z)``).
+        sample: what ``agent.sample(obs)`` drew for ``obs`` (float32 ``[n, 2K + 7]``).
         reward: float ``[n]``, each study's reward (its unbiased return).
 
     Returns:
@@ -334,9 +352,7 @@ def reinforce_update(agent: SoftmaxPGAgent, optimizer: torch.optim.Optimizer,
     """
     cfg = agent.config
     r = torch.as_tensor(reward, dtype=torch.float32)
-    # log-density of the sampled preferences (tanh's Jacobian does not depend on the
-    # parameters, so it drops out of the gradient)
-    logp, entropy = dist.log_prob(z).sum(-1), dist.entropy().sum(-1)
+    logp, entropy = agent.sample_log_prob(sample)
     value = agent.get_value(obs)
     adv = r - value.detach()
     if cfg.normalize_advantage:

@@ -20,6 +20,7 @@ from agents.evaluate import Policy, evaluate_policy
 from agents.saved import MANIFEST, SavedAgent, table_digest, write_manifest
 from agents.softmax_pg import SoftmaxPGAgent, SoftmaxPGConfig, check_batch_size, train_softmax_pg
 from mura_env.config import WeightingConfig
+from mura_env.deferral_config import DeferralConfig
 from mura_env.vector_env import MuraWeightingVectorEnv
 
 
@@ -174,7 +175,8 @@ def train_agent(
     manifest = {"algo": spec.name, "model_file": spec.model_file,
                 "model_names": list(selected.model_names),
                 "data_fingerprint": table.data_fingerprint, "table_digest": table_digest(table),
-                "models_digest": table_digest(selected), "env_config": config.to_dict(),
+                "models_digest": table_digest(selected), "env_id": config.env_id,
+                "env_config": config.to_dict(),
                 "train_split": config.split, "seed": seed, "hyperparameters": settings,
                 "env_steps": 0, "finished": False}
     write_manifest(run_dir, manifest)
@@ -216,7 +218,12 @@ class _TrainingHooks:
         write_manifest(self.run_dir, self.manifest)
 
     def evaluate(self, policy_owner: Any) -> dict[str, float]:
-        """Accuracy and kappa of the deterministic policy on ``eval_split``."""
+        """Accuracy and kappa of the deterministic policy on ``eval_split`` (for a deferral
+        agent: of the team's answers, with its deferral rate)."""
+        if isinstance(self.config, DeferralConfig):
+            from agents.deferral_train import team_scores
+
+            return team_scores(policy_owner, self.config, self.eval_split)
         ev = evaluate_policy(lambda o: policy_owner.predict(o, deterministic=True)[0],
                              self.config, split=self.eval_split, n_bootstrap=0)
         return {"accuracy": ev.value("accuracy"), "kappa": ev.value("kappa")}
@@ -225,14 +232,22 @@ class _TrainingHooks:
 def _train_native(spec: AlgoSpec, config: WeightingConfig, settings: dict[str, Any], seed: int,
                   tb_dir: Path | None, hooks: _TrainingHooks, progress: bool
                   ) -> tuple[SoftmaxPGAgent, dict[str, Any]]:
-    """Train softmax-pg on the native vector env of ``config``."""
+    """Train softmax-pg on the native vector env of ``config`` (with the defer head of
+    :class:`~agents.deferral_pg.DeferralPGAgent` for a deferral config)."""
     import torch
 
-    cfg = SoftmaxPGConfig(**settings["algorithm"])
-    env = MuraWeightingVectorEnv(cfg.num_envs, config=config)
+    agent_class: type[SoftmaxPGAgent] = SoftmaxPGAgent
+    env_class: type[MuraWeightingVectorEnv] = MuraWeightingVectorEnv
+    if isinstance(config, DeferralConfig):
+        from agents.deferral_pg import DeferralPGAgent
+        from mura_env.deferral_env import MuraDeferralVectorEnv
+
+        agent_class, env_class = DeferralPGAgent, MuraDeferralVectorEnv
+    cfg = agent_class.config_class(**settings["algorithm"])
+    env = env_class(cfg.num_envs, config=config)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        agent = SoftmaxPGAgent(env.problem.n_models, cfg)
+        agent = agent_class(env.problem.n_models, cfg)
     writer = None
     if tb_dir is not None:
         from torch.utils.tensorboard import SummaryWriter

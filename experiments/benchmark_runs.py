@@ -7,11 +7,8 @@ answers every ``valid`` study once; valid answers are the job's only use of ``va
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +18,7 @@ from agents.baselines import all_baselines
 from agents.evaluate import run_policy
 from agents.reporting import fit_and_evaluate, is_seeded, kind_of
 from agents.train import train_agent
+from experiments.job_pool import run_pool
 from mura_env.config import WeightingConfig
 from mura_env.logits import LogitsTable
 from mura_env.reference import load_reference_table, reference_indices, reference_table_path
@@ -150,43 +148,16 @@ def run_job(job: Job, table: LogitsTable, root: Path) -> list[RunResult]:
                       trained.env_steps, trained.history)]
 
 
-def _init_worker(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
-
-
-def _run_in_worker(job: Job, table: LogitsTable, root: Path) -> list[RunResult]:
-    return run_job(job, table, root)
-
-
 def run_jobs(jobs: Sequence[Job], tables: Sequence[LogitsTable], root: Path, workers: int,
              threads: int, on_done: Callable[[Job], None] = lambda job: None
              ) -> list[RunResult]:
     """Run every job, in this process (``workers`` <= 1) or in ``workers`` processes, each
-    with ``threads`` torch threads. Jobs are seeded, so results do not depend on the order.
+    with ``threads`` torch threads (:func:`experiments.job_pool.run_pool`). Jobs are seeded,
+    so results do not depend on the order.
 
     Returns:
         Every job's :class:`RunResult` (job order). The first failure is raised once the jobs
         running are done; jobs not started yet are cancelled.
     """
-    if workers <= 1:
-        results = []
-        for job in jobs:
-            results.append(run_job(job, tables[job.table], root))
-            on_done(job)
-        return [r for rs in results for r in rs]
-    context = get_context("forkserver" if os.name == "posix" else "spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                             initargs=(threads,)) as pool:
-        futures = {pool.submit(_run_in_worker, job, tables[job.table], root): job
-                   for job in jobs}
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                if future.exception() is not None:
-                    pool.shutdown(cancel_futures=True)
-                    raise future.exception()
-                on_done(futures[future])
-        return [r for future in futures for r in future.result()]
+    return run_pool(run_job, jobs, lambda job: (tables[job.table], root), workers, threads,
+                    on_done)

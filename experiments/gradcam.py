@@ -30,7 +30,6 @@ import json
 import sys
 import time
 from dataclasses import dataclass, field, replace
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +50,12 @@ from experiments.gradcam_report import (
     write_report,
     write_study,
 )
+from experiments.gradcam_weighting import (
+    GradCamInputError,
+    Weighting,
+    load_agent_weighting,
+    uniform_weighting,
+)
 from experiments.logits_source import PRETRAIN_RUNS, newest_pretrain_logits
 from experiments.pretrain_backbones import LOGIT_SPLITS
 from mura_env.common.atomic import file_sha256
@@ -58,14 +63,7 @@ from mura_env.common.config_cli import parse_config
 from mura_env.constants import MURA_DIRNAME
 from mura_env.data import MuraData, load_mura
 from mura_env.logits import LogitsTable, manifest_path
-from mura_env.mapping import DEFAULT_THRESHOLD, ensemble_probability
 from mura_env.reference import reference_table_path
-from mura_env.study_set import StudySet
-
-
-class GradCamInputError(ValueError):
-    """A run folder, study id, agent or data set the user passed cannot be used (the message
-    says what was expected and how to fix it)."""
 
 
 @dataclass
@@ -93,33 +91,6 @@ class GradCamConfig:
                 "slow down badly when other jobs share the cores"})
     dpi: int = field(default=80, metadata={"help": "panel resolution"})
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
-
-
-@dataclass(frozen=True)
-class Weighting:
-    """The ensemble weights of every study of a run's logits table, and their decision rule.
-
-    Attributes:
-        studies: every study of the table (table order), with the ``K`` weighted members.
-        weights: float64 ``(S, K)``, rows summing to 1.
-        threshold: prediction = ensemble probability > threshold.
-        source: where the weights come from: ``"uniform"`` or ``"<algo> agent"``.
-    """
-
-    studies: StudySet
-    weights: np.ndarray
-    threshold: float
-    source: str
-
-    @property
-    def model_names(self) -> tuple[str, ...]:
-        """The ``K`` weighted members, in weight order."""
-        return self.studies.model_names
-
-    @cached_property
-    def ensemble_probabilities(self) -> np.ndarray:
-        """float64 ``(S,)``: each study's ensemble probability (:mod:`mura_env.mapping`)."""
-        return ensemble_probability(self.weights, self.studies.probabilities)
 
 
 # ---------------------------------------------------------------------------- inputs
@@ -238,36 +209,6 @@ def load_run_dataset(run: Path, table: LogitsTable, data_root: Path | None) -> M
     return data
 
 
-def uniform_weighting(table: LogitsTable) -> Weighting:
-    """Weights ``1/K`` for every study of ``table`` and member, with the default threshold."""
-    studies = StudySet.from_table(table)
-    weights = np.full((studies.n_studies, studies.n_models), 1.0 / studies.n_models)
-    return Weighting(studies, weights, DEFAULT_THRESHOLD, "uniform")
-
-
-def load_agent_weighting(agent_dir: Path, table: LogitsTable) -> Weighting:
-    """The weights of the agent in ``agent_dir`` for every study of ``table`` (its members),
-    with the threshold of the mapping it was trained with.
-
-    Raises:
-        GradCamInputError: malformed weights; AgentMismatchError, FileNotFoundError,
-            ValueError (unchanged): the agent cannot be loaded or fits another logits table.
-    """
-    from agents.saved import load_agent
-
-    agent = load_agent(agent_dir)
-    agent.check_table(table)
-    studies = StudySet.from_table(table.select(models=agent.model_names))
-    weights = np.asarray(agent.weights(studies.observations), dtype=np.float64)
-    expected = (studies.n_studies, studies.n_models)
-    if weights.shape != expected or not np.isfinite(weights).all() \
-            or (weights < -1e-9).any() or not np.allclose(weights.sum(1), 1.0, atol=1e-4):
-        raise GradCamInputError(
-            f"agent {agent_dir} returned weights of shape {weights.shape} that are not "
-            f"non-negative rows summing to 1; expected {expected}")
-    return Weighting(studies, weights, agent.mapping.threshold, f"{agent.algo} agent")
-
-
 def choose_studies(cfg: GradCamConfig, table: LogitsTable,
                    weighting: Weighting) -> list[tuple[int, str]]:
     """The ``(row, reason)`` pairs of the studies to show (``--study``, else ``--n``
@@ -322,7 +263,8 @@ def explain_study(members: list[gradcam.Member], weighting: Weighting, row: int,
         study_id=study_id, reason=reason, label=int(studies.labels[row]), image_paths=paths,
         images=images, heatmaps=heatmaps, study_probabilities=table_p,
         weights=weighting.weights[row], ensemble_probability=p,
-        prediction=int(p > weighting.threshold))
+        prediction=int(p > weighting.threshold),
+        note="" if weighting.notes is None else str(weighting.notes[row]))
 
 
 def output_folder(cfg: GradCamConfig, run: Path) -> Path:

@@ -43,6 +43,7 @@ class Panel:
             threshold; ``label``: the true label (1 = abnormal).
         study_id, image_name: identify the image; ``weights_source``: e.g. "uniform" or the agent.
         synthetic: whether the data are synthetic (then every title says so).
+        note: a line added to the title (a deferral agent's decision), or "".
     """
 
     image: np.ndarray
@@ -59,6 +60,7 @@ class Panel:
     image_name: str
     weights_source: str = "uniform"
     synthetic: bool = False
+    note: str = ""
 
 
 def _display(array: np.ndarray, max_side: int) -> np.ndarray:
@@ -128,7 +130,8 @@ def render_panel(panel: Panel, path: str | os.PathLike[str], dpi: int = 80,
     tag = "SYNTHETIC data  |  " if panel.synthetic else ""
     fig.suptitle(f"{tag}{panel.study_id}\nensemble p(abnormal)={panel.ensemble_probability:.3f}"
                  f" -> predicted {LABEL_NAMES[int(panel.prediction)]}, true "
-                 f"{LABEL_NAMES[int(panel.label)]} ({verdict})", fontsize=9,
+                 f"{LABEL_NAMES[int(panel.label)]} ({verdict})"
+                 + (f"\n{panel.note}" if panel.note else ""), fontsize=9,
                  y=1 - 0.04 / fig_h, va="top")
     cax = fig.add_axes(((fig_w - bar + 0.12) / fig_w, bottom / fig_h, 0.1 / fig_w,
                         cell_h / fig_h))
@@ -214,6 +217,7 @@ class ExplainedStudy:
         weights: float64 ``(K,)``, the study's ensemble weights (sum 1).
         ensemble_probability: the study's ensemble probability; ``prediction``: 0/1 at the
             decision threshold.
+        note: a deferral agent's decision for the study (:func:`deferral_notes`), or "".
     """
 
     study_id: str
@@ -226,6 +230,16 @@ class ExplainedStudy:
     weights: np.ndarray
     ensemble_probability: float
     prediction: int
+    note: str = ""
+
+
+def deferral_notes(deferred: np.ndarray, reads: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per study, what a deferral agent decided: ``"deferred to the reader (read: abnormal,
+    correct)"`` or ``"kept by the ensemble (not deferred)"``; object array ``(S,)``."""
+    return np.array([f"deferred to the reader (read: {LABEL_NAMES[int(r)]}, "
+                     f"{'correct' if r == y else 'WRONG'})" if d
+                     else "kept by the ensemble (not deferred)"
+                     for d, r, y in zip(deferred, reads, labels, strict=True)], dtype=object)
 
 
 def slug(study_id: str) -> str:
@@ -272,7 +286,7 @@ def study_panel(context: ReportContext, study: ExplainedStudy, j: int) -> Panel:
         ensemble=heat.ensemble_maps[j], ensemble_probability=study.ensemble_probability,
         prediction=study.prediction, label=study.label, study_id=study.study_id,
         image_name=f"{Path(study.image_paths[j]).name} ({j + 1}/{len(study.image_paths)})",
-        weights_source=context.weights_source, synthetic=context.synthetic)
+        weights_source=context.weights_source, synthetic=context.synthetic, note=study.note)
 
 
 def panel_row(context: ReportContext, study: ExplainedStudy, j: int,
@@ -283,7 +297,7 @@ def panel_row(context: ReportContext, study: ExplainedStudy, j: int,
     row: dict[str, Any] = {"study_id": study.study_id, "image": Path(study.image_paths[j]).name,
                            "png": png, "reason": study.reason, "label": study.label,
                            "ensemble_probability": study.ensemble_probability,
-                           "prediction": study.prediction}
+                           "prediction": study.prediction, "deferral": study.note}
     for k, m in enumerate(context.model_names):
         row[f"{m}.weight"] = float(study.weights[k])
         row[f"{m}.p_study"] = float(study.study_probabilities[k])
@@ -299,7 +313,7 @@ def study_summary(context: ReportContext, study: ExplainedStudy) -> str:
     return (f"{len(study.image_paths)} image(s); ensemble p(abnormal)="
             f"{study.ensemble_probability:.3f} -> {LABEL_NAMES[study.prediction]}, true "
             f"{LABEL_NAMES[study.label]} ({verdict}); {context.weights_source} weights: "
-            + weights)
+            + weights + (f"; {study.note}" if study.note else ""))
 
 
 def write_study(out: Path, order: int, context: ReportContext,

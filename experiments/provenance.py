@@ -108,12 +108,16 @@ def run_provenance(cfg: PretrainConfig, argv: list[str], table: LogitsTable,
 
 def export_reference(index: int, table: LogitsTable, provenance: dict[str, Any]) -> Path:
     """Install ``table`` as the package's reference table ``index``, with ``provenance``
-    (see :func:`run_provenance`) in its manifest; returns its path."""
+    (see :func:`run_provenance`) in its manifest and the default simulated reader's column
+    (:func:`experiments.attach_reader.with_simulated_reader`); returns its path."""
+    from experiments.attach_reader import with_simulated_reader
+
     path = reference_table_path(index)
     path.parent.mkdir(parents=True, exist_ok=True)
-    LogitsTable.from_arrays(table.studies, list(table.model_names), table.logits,
-                            model_configs=table.model_configs,
-                            data_fingerprint=table.data_fingerprint,
-                            provenance=provenance).save(path)
+    installed = LogitsTable.from_arrays(table.studies, list(table.model_names), table.logits,
+                                        model_configs=table.model_configs,
+                                        data_fingerprint=table.data_fingerprint,
+                                        provenance=provenance)
+    with_simulated_reader(installed, replace=True).save(path)
     print(f"installed reference table {index}: {path}")
     return path

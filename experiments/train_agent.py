@@ -1,7 +1,11 @@
 """Train one weighting agent on frozen logits and score it against the classical baselines.
 
 ``python -m experiments.train_agent --algo {softmax-pg,ppo,a2c,sac} [--logits PATH]
-[--total-timesteps N] [--seed N] [--reward ...] [--out DIR]``
+[--total-timesteps N] [--seed N] [--reward ...] [--defer-cost C] [--out DIR]``
+
+With ``--defer-cost`` the agent trains on ``MuraDeferral-v0`` instead (it also decides which
+studies go to the table's reader); it is then scored on valid by the team's accuracy, kappa
+and deferral rate, beside the classical deferral methods fitted on tune at the same cost.
 
 The logits table defaults to the newest ``runs/pretrain/*/logits.parquet``, else the shipped
 reference table 0. The agent trains on the ``tune`` split (which the backbones never trained
@@ -27,8 +31,10 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
+from sklearn.metrics import cohen_kappa_score
 
 from agents.algos import ALGOS
 from agents.evaluate import evaluate_policy
@@ -39,6 +45,8 @@ from experiments.logits_source import resolve_table
 from mura_env.common.atomic import atomic_write_bytes
 from mura_env.common.config_cli import parse_config, save_config
 from mura_env.config import WeightingConfig
+from mura_env.deferral_config import DeferralConfig
+from mura_env.deferral_problem import DeferralProblem
 from mura_env.logits import LogitsTableError, MissingLogitsError
 from mura_env.mapping import DEFAULT_ACTION_SCALE, DEFAULT_TEMPERATURE
 from mura_env.rewards import REWARDS
@@ -72,6 +80,9 @@ class TrainAgentConfig:
         "help": "env copies (default: 4096 for softmax-pg, 8 for SB3)"})
     per_study: bool = field(default=False, metadata={
         "help": "softmax-pg only: add the small per-study network on the logits"})
+    defer_cost: float | None = field(default=None, metadata={
+        "help": "train on MuraDeferral-v0 with this deferral cost (default: MuraWeighting-v0); "
+                "the table needs a reader column"})
     eval_every: int | None = field(default=None, metadata={
         "help": "env steps between evaluations/checkpoints (default: total / 10)"})
     n_bootstrap: int = field(default=1000, metadata={"help": "bootstrap replicates for CIs"})
@@ -102,13 +113,22 @@ def main(argv: list[str] | None = None) -> int:
                               n_envs=settings["n_envs"], eval_every=settings["eval_every"],
                               learning_rate=settings["learning_rate"])
     save_config(cfg, out / "config.json", {"hyperparameters": settings, "splits": SPLIT_USE})
-    env_config = WeightingConfig.from_options(cfg, logits=table)
-    print(f"training {cfg.algo} (seed {cfg.seed}) on {source} -> {out}")
+    config_class = WeightingConfig if cfg.defer_cost is None else DeferralConfig
+    try:
+        env_config = config_class.from_options(cfg, logits=table)
+        if cfg.defer_cost is not None:
+            DeferralProblem(env_config)  # a table without a reader fails here, named
+    except (ValueError, KeyError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"training {cfg.algo} (seed {cfg.seed}) on {env_config.env_id}, {source} -> {out}")
     trained = train_agent(cfg.algo, env_config, out, total_timesteps=cfg.total_timesteps,
                           seed=cfg.seed, eval_every=cfg.eval_every,
                           learning_rate=cfg.learning_rate, n_envs=cfg.n_envs,
                           softmax_pg=native, tensorboard=cfg.tensorboard,
                           progress=cfg.progress)
+    if cfg.defer_cost is not None:
+        return finish_deferral(cfg, trained, env_config, out, source)
     ev = evaluate_policy(trained.policy, env_config, "valid", name=cfg.algo,
                          n_bootstrap=cfg.n_bootstrap, seed=cfg.seed)
     summary = {**ev.summary(), "algo": cfg.algo, "seed": cfg.seed,
@@ -127,6 +147,37 @@ def main(argv: list[str] | None = None) -> int:
     print(show.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"{cfg.algo}: {trained.env_steps} env steps, {trained.wall_time:.1f} s of training; "
           f"wrote {out}/")
+    return 0
+
+
+def finish_deferral(cfg: TrainAgentConfig, trained: Any, env_config: DeferralConfig, out: Path,
+                    source: Path) -> int:
+    """Score a deferral agent on valid beside the classical deferral methods (fitted on tune
+    at the same cost); writes ``metrics.json`` and ``baselines.csv``."""
+    from agents.deferral_methods import DeferralData, all_deferral_methods
+    from agents.deferral_train import team_scores
+
+    scores = team_scores(trained.model, env_config, "valid")
+    summary = {"split": "valid", **scores, "algo": cfg.algo, "seed": cfg.seed,
+               "defer_cost": env_config.defer_cost, "env_steps": trained.env_steps,
+               "wall_time": trained.wall_time, "logits": str(source)}
+    atomic_write_bytes(out / "metrics.json", (json.dumps(summary, indent=2) + "\n").encode())
+    table = env_config.load_table()
+    tune, valid = (DeferralData.from_table(table, s, env_config.reader) for s in ("tune", "valid"))
+    rows = [{"method": cfg.algo, "kind": "agent", **scores}]
+    for method in all_deferral_methods():
+        decision = method.fit(tune, env_config.defer_cost).decide(valid)
+        team = decision.team_prediction(valid.reads)
+        rows.append({"method": method.name, "kind": "reference" if method.reference
+                     else "baseline", "accuracy": float((team == valid.studies.labels).mean()),
+                     "kappa": float(cohen_kappa_score(valid.studies.labels, team)),
+                     "deferral_rate": float(decision.deferred.mean())})
+    frame = pd.DataFrame(rows)
+    atomic_write_bytes(out / "baselines.csv", frame.to_csv(index=False).encode())
+    print(f"valid split, {valid.studies.n_studies} studies, defer_cost "
+          f"{env_config.defer_cost:g} (SYNTHETIC data; nothing clinical):")
+    print(frame.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"{cfg.algo}: {trained.env_steps} env steps, {trained.wall_time:.1f} s; wrote {out}/")
     return 0
 
 

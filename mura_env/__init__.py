@@ -1,10 +1,12 @@
 """mura-rl's data and environment package.
 
-Importing it registers the Gymnasium environment ``MuraWeighting-v0`` (single env and native
-vector env), so that after ``import mura_env``::
+Importing it registers the Gymnasium environments ``MuraWeighting-v0`` (weight the ensemble)
+and ``MuraDeferral-v0`` (weight it, or hand the study to a radiologist), each with a single env
+and a native vector env, so that after ``import mura_env``::
 
     gymnasium.make("MuraWeighting-v0", logits=...)
     gymnasium.make_vec("MuraWeighting-v0", num_envs=4096, logits=...)
+    gymnasium.make("MuraDeferral-v0", defer_cost=0.1)
 
 work, and ``gymnasium.make("mura_env:MuraWeighting-v0", ...)`` works from a fresh interpreter.
 Without ``logits=``, the env loads a reference table shipped with the package
@@ -26,14 +28,14 @@ from mura_env.constants import BODY_PARTS, MURA_DIRNAME, SPLITS
 __version__ = "0.1.0"
 
 ENV_ID = "MuraWeighting-v0"
+DEFERRAL_ENV_ID = "MuraDeferral-v0"
 
-if ENV_ID not in gymnasium.registry:
-    gymnasium.register(
-        id=ENV_ID,
-        entry_point="mura_env.env:MuraWeightingEnv",
-        vector_entry_point="mura_env.vector_env:MuraWeightingVectorEnv",
-    )
-
+for _id, _single, _vector in (
+        (ENV_ID, "mura_env.env:MuraWeightingEnv", "mura_env.vector_env:MuraWeightingVectorEnv"),
+        (DEFERRAL_ENV_ID, "mura_env.deferral_env:MuraDeferralEnv",
+         "mura_env.deferral_env:MuraDeferralVectorEnv")):
+    if _id not in gymnasium.registry:
+        gymnasium.register(id=_id, entry_point=_single, vector_entry_point=_vector)
 
 
 def _preload_in_forkserver_workers() -> None:
@@ -50,4 +52,4 @@ def _preload_in_forkserver_workers() -> None:
 
 _preload_in_forkserver_workers()
 
-__all__ = ["BODY_PARTS", "ENV_ID", "MURA_DIRNAME", "SPLITS", "__version__"]
+__all__ = ["BODY_PARTS", "DEFERRAL_ENV_ID", "ENV_ID", "MURA_DIRNAME", "SPLITS", "__version__"]

@@ -12,7 +12,7 @@ import dataclasses
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -93,6 +93,8 @@ class WeightingConfig:
     probability_floor: float = DEFAULT_PROBABILITY_FLOOR
     #: ``action_scale / temperature``, derived (not an argument).
     softmax_scale: float = field(init=False, repr=False, compare=False)
+    #: The env id whose arguments these are (named in error messages).
+    env_id: ClassVar[str] = "MuraWeighting-v0"
 
     def __post_init__(self) -> None:
         mapping = EnsembleMapping(self.action_scale, self.temperature, self.threshold)
@@ -133,15 +135,14 @@ class WeightingConfig:
         Raises:
             TypeError: a keyword that is not an env argument (the message lists them).
         """
-        names = _argument_names()
+        names = _argument_names(cls)
         unknown = sorted(set(kwargs) - set(names))
         if unknown:
-            raise TypeError(f"unknown MuraWeighting-v0 argument(s) {unknown}; "
-                            f"valid: {names}.")
+            raise TypeError(f"unknown {cls.env_id} argument(s) {unknown}; valid: {names}.")
         if config is None:
             return cls(**kwargs)
-        if not isinstance(config, WeightingConfig):
-            raise TypeError(f"config must be a WeightingConfig, got {type(config).__name__}.")
+        if not isinstance(config, cls):
+            raise TypeError(f"config must be a {cls.__name__}, got {type(config).__name__}.")
         return dataclasses.replace(config, **kwargs) if kwargs else config
 
     @property
@@ -151,7 +152,7 @@ class WeightingConfig:
 
     def replace(self, **changes: Any) -> WeightingConfig:
         """A copy with ``changes`` applied (and checked)."""
-        return WeightingConfig.build(self, **changes)
+        return type(self).build(self, **changes)
 
     def sweep(self, split: str | Sequence[str] | None) -> WeightingConfig:
         """The same mapping and selection on ``split``, visiting every study once in order
@@ -170,7 +171,7 @@ class WeightingConfig:
         """Every argument but ``logits`` as plain JSON values (tuples as lists);
         ``reference_table`` is included."""
         out = {}
-        for name in _argument_names():
+        for name in _argument_names(type(self)):
             if name == "logits":
                 continue
             value = getattr(self, name)
@@ -182,7 +183,7 @@ class WeightingConfig:
         """A config from the attributes of ``options`` named like its fields (e.g. a command
         line's config dataclass with ``reward``, ``action_scale`` ... fields), then
         ``overrides`` (e.g. ``logits=table``)."""
-        picked = {name: getattr(options, name) for name in _argument_names()
+        picked = {name: getattr(options, name) for name in _argument_names(cls)
                   if hasattr(options, name)}
         return cls.build(None, **{**picked, **overrides})
 
@@ -192,6 +193,6 @@ class WeightingConfig:
         return cls.build(None, logits=logits, **data)
 
 
-def _argument_names() -> list[str]:
-    """The names of :class:`WeightingConfig`'s arguments (its fields made by ``__init__``)."""
-    return [f.name for f in dataclasses.fields(WeightingConfig) if f.init]
+def _argument_names(cls: type[WeightingConfig] = WeightingConfig) -> list[str]:
+    """The names of the arguments of config class ``cls`` (its fields made by ``__init__``)."""
+    return [f.name for f in dataclasses.fields(cls) if f.init]

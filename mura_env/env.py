@@ -183,11 +183,13 @@ class MuraWeightingEnv(gym.Env[np.ndarray, np.ndarray]):
     """
 
     metadata: dict[str, Any] = {"render_modes": list(RENDER_MODES), "render_fps": 4}
+    #: The problem (studies, spaces, reward) this env steps through.
+    problem_class: type[WeightingProblem] = WeightingProblem
 
     def __init__(self, config: WeightingConfig | None = None, render_mode: str | None = None,
                  **kwargs: Any) -> None:
         self.render_mode = check_render_mode(render_mode)
-        self.problem = WeightingProblem(config, **kwargs)
+        self.problem = self.problem_class(config, **kwargs)
         self.config = self.problem.config
         studies = self.problem.studies
         self.observation_space = self.problem.observation_space
@@ -269,24 +271,27 @@ class MuraWeightingEnv(gym.Env[np.ndarray, np.ndarray]):
         i = self._study
         if i < 0:
             raise RuntimeError("No running episode: call reset() before step().")
+        reward, info = self._answer(i, self._clipped(action))
+        self._last = info
+        self._answered += 1
+        if self._answered >= self.config.studies_per_episode:
+            self._study = -1
+            return self._obs_rows[i].copy(), reward, True, False, info
+        self._study = j = self._draw()
+        return self._obs_rows[j].copy(), reward, False, False, info
+
+    def _answer(self, i: int, action: list[float]) -> tuple[float, dict[str, Any]]:
+        """The reward and step info of answering study row ``i`` with the clipped ``action``."""
         config = self.config
-        preferences = self._clipped(action)
-        weights, p = study_mixture(preferences, self._probabilities[i], config.softmax_scale)
+        weights, p = study_mixture(action, self._probabilities[i], config.softmax_scale)
         prediction = 1 if p > config.threshold else 0
         label = self._labels[i]
-        reward = self._reward_fn(p, prediction, label)
         info = {
             "study_id": self._study_ids[i], "body_part": self._body_parts[i], "label": label,
             "weights": np.array(weights), "probability": p, "prediction": prediction,
             "correct": prediction == label, "study_index": i,
         }
-        self._last = info
-        self._answered += 1
-        if self._answered >= config.studies_per_episode:
-            self._study = -1
-            return self._obs_rows[i].copy(), reward, True, False, info
-        self._study = j = self._draw()
-        return self._obs_rows[j].copy(), reward, False, False, info
+        return self._reward_fn(p, prediction, label), info
 
     def _clipped(self, action: Any) -> list[float]:
         """The action as ``K`` Python floats clipped to [-1, 1]; ``ValueError`` if it has
@@ -295,8 +300,8 @@ class MuraWeightingEnv(gym.Env[np.ndarray, np.ndarray]):
             action = self._as_array(action)
         if action.shape != self._action_shape:
             raise ValueError(
-                f"action must have shape {self._action_shape} (one preference per model "
-                f"{list(self.model_names)}), got shape {action.shape}.")
+                f"action must have shape {self._action_shape} "
+                f"({self.problem.action_contents()}), got shape {action.shape}.")
         values = action.tolist()
         try:
             total = sum(values)

@@ -8,15 +8,18 @@ A :class:`LogitsTable` holds, for ``n`` studies and ``K`` models:
 * ``logits``: a read-only float32 array ``[n, K, 2]``; ``softmax(logits[i, k])[1]`` is model
   ``k``'s probability that study ``i`` is abnormal. NaN marks a hidden logit (e.g. a copy of a
   table with its ``valid`` logits withheld); a split with hidden logits cannot be used
-  (:meth:`mura_env.study_set.StudySet.from_table` refuses it), the other splits can.
+  (:meth:`mura_env.study_set.StudySet.from_table` refuses it), the other splits can;
+* optional reader columns ``reader_<id>`` in ``studies``: a radiologist's 0/1 read of every
+  study (:meth:`LogitsTable.with_reads`), what ``MuraDeferral-v0`` defers to.
 
 On disk it is one Parquet file (the study columns, then two float32 columns per model,
-``<model>.logit_normal`` and ``<model>.logit_abnormal``) and a JSON manifest beside it,
+``<model>.logit_normal`` and ``<model>.logit_abnormal``, then the int8 reader columns) and a
+JSON manifest beside it,
 ``<stem>.manifest.json``, with the model names and configs, the data set fingerprint, the
 creation time, the package version, the optional provenance and the Parquet file's sha256.
 Loading checks both.
-The checks and the file format are in :mod:`mura_env.logits_format`; import its public names
-from here.
+The checks and the file format are in :mod:`mura_env.logits_format` and
+:mod:`mura_env.logits_parquet`; import their public names from here.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from mura_env.constants import BODY_PARTS, SPLITS
 from mura_env.logits_format import (
     MANIFEST_FORMAT,
     MANIFEST_VERSION,
+    READER_PREFIX,
     LogitsTableError,
     MissingLogitsError,
     logit_columns,
@@ -46,10 +50,10 @@ from mura_env.logits_format import (
     normalize_models,
     normalize_provenance,
     normalize_studies,
-    read_arrays,
     read_manifest,
-    to_arrow,
+    reader_column_names,
 )
+from mura_env.logits_parquet import read_arrays, to_arrow
 from mura_env.mapping import member_probabilities
 
 __all__ = [
@@ -72,7 +76,8 @@ class LogitsTable:
         studies: DataFrame, one row per study, the columns of
             :data:`~mura_env.constants.STUDY_COLUMNS` (``study_id``, ``patient_id``,
             ``body_part``, ``split`` as strings; ``label`` 0/1 and ``n_images`` as int64),
-            index ``0..n-1``. Treat it as read-only.
+            then any reader columns ``reader_<id>`` (int8 0/1), index ``0..n-1``. Treat it
+            as read-only.
         model_names: tuple of the ``K`` model names, in the order of ``logits``' second axis.
         logits: read-only float32 array ``[n, K, 2]``; index 1 of the last axis is "abnormal".
         model_configs: dict model name -> JSON-able config (may be empty dicts).
@@ -130,8 +135,8 @@ class LogitsTable:
 
         Args:
             studies: one row per study with the columns ``study_id, patient_id, body_part,
-                label, split, n_images`` (other columns are dropped); row ``i`` goes with
-                ``logits[i]``.
+                label, split, n_images`` and optionally reader columns ``reader_<id>`` (0/1
+                reads; other columns are dropped); row ``i`` goes with ``logits[i]``.
             model_names: the ``K`` model names (unique, non-empty strings).
             logits: float array ``[n_studies, K, 2]`` (cast to float32; finite, or NaN for a
                 hidden logit).
@@ -146,8 +151,8 @@ class LogitsTable:
 
         Raises:
             LogitsTableError: missing column, missing value, label not in {0, 1}, unknown body
-                part or split, duplicate study_id, wrong logits shape, infinite logits,
-                provenance that is not a JSON object.
+                part or split, duplicate study_id, a reader column not 0/1, wrong logits
+                shape, infinite logits, provenance that is not a JSON object.
         """
         return cls(studies, model_names, logits, model_configs=model_configs,
                    data_fingerprint=data_fingerprint, provenance=provenance)
@@ -170,6 +175,44 @@ class LogitsTable:
     def hidden_rows(self) -> np.ndarray:
         """bool ``[n]``: study ``i`` has at least one hidden (NaN) logit."""
         return np.isnan(self.logits).any(axis=(1, 2))
+
+    @property
+    def reader_ids(self) -> tuple[str, ...]:
+        """The ids of the table's readers (its ``reader_<id>`` columns), in column order."""
+        return tuple(c[len(READER_PREFIX):] for c in reader_column_names(self.studies.columns))
+
+    def reads(self, reader_id: str) -> np.ndarray:
+        """Reader ``reader_id``'s read of every study: int8 ``[n]`` (1 = abnormal).
+
+        Raises:
+            KeyError: the table has no such reader (the message says how to add one).
+        """
+        if reader_id not in self.reader_ids:
+            from mura_env.readers import missing_reader_message
+
+            raise KeyError(missing_reader_message(self.reader_ids, reader_id))
+        return self.studies[READER_PREFIX + reader_id].to_numpy(dtype=np.int8)
+
+    def with_reads(self, reads: pd.DataFrame) -> LogitsTable:
+        """A copy with one reader column per reader of ``reads`` (columns ``study_id``,
+        ``reader_id``, ``read``; e.g. :func:`mura_env.readers.load_reader_csv`), which must
+        read every study of the table (:func:`mura_env.readers.attach_reads`)."""
+        from mura_env.readers import attach_reads
+
+        return LogitsTable(attach_reads(self.studies, reads), self.model_names, self.logits,
+                           model_configs=self.model_configs,
+                           data_fingerprint=self.data_fingerprint, created_at=self.created_at,
+                           package_version=self.package_version, provenance=self.provenance)
+
+    def with_simulated_reader(self, reader: Any = None) -> LogitsTable:
+        """A copy with the reads of a :class:`mura_env.readers.SimulatedReader` (default:
+        ``SimulatedReader.default()``, column ``reader_simulated``) as a reader column."""
+        from mura_env.readers import SimulatedReader
+
+        reader = SimulatedReader.default() if reader is None else reader
+        return self.with_reads(pd.DataFrame({"study_id": self.studies["study_id"],
+                                             "reader_id": reader.reader_id,
+                                             "read": reader.reads(self.studies)}))
 
     def __repr__(self) -> str:
         counts = self.studies["split"].value_counts().to_dict() if len(self) else {}
@@ -262,6 +305,7 @@ class LogitsTable:
             "created_at": self.created_at,
             "package_version": self.package_version,
             "provenance": self.provenance,
+            "readers": list(self.reader_ids),
             "split_counts": {split: int(count) for split, count in
                              self.studies["split"].value_counts().sort_index().items()},
         }

@@ -10,9 +10,11 @@
   NaN (a *hidden* logit; see :meth:`mura_env.study_set.StudySet.from_table`);
 * the optional provenance (:func:`normalize_provenance`): a JSON object.
 
-On disk a table is one Parquet file (the study columns, then :func:`logit_columns`) and a JSON
-manifest beside it (:func:`manifest_path`). :func:`to_arrow` makes the Parquet table;
-:func:`read_manifest` and :func:`read_arrays` read both back, checking each against the other.
+* reader columns (:func:`normalize_reader_columns`): optional ``reader_<id>`` study columns,
+  one radiologist's 0/1 read of every study (see :mod:`mura_env.readers`).
+
+On disk a table is one Parquet file and a JSON manifest beside it (:func:`manifest_path`),
+written and read back by :mod:`mura_env.logits_parquet`, which checks each against the other.
 The names are re-exported by :mod:`mura_env.logits`, the module to import them from.
 """
 
@@ -26,8 +28,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from mura_env.common.atomic import file_sha256
 from mura_env.constants import BODY_PARTS, SPLITS, STUDY_COLUMNS
@@ -37,6 +37,8 @@ MANIFEST_FORMAT = "mura-rl/logits-table"
 MANIFEST_VERSION = 1
 
 LOGIT_SUFFIXES = (".logit_normal", ".logit_abnormal")
+#: Prefix of a reader column: ``reader_<id>`` holds reader ``<id>``'s 0/1 read of each study.
+READER_PREFIX = "reader_"
 STR_COLUMNS = ("study_id", "patient_id", "body_part", "split")
 INT_COLUMNS = ("label", "n_images")
 MANIFEST_KEYS = (
@@ -76,18 +78,52 @@ def normalize_studies(studies: pd.DataFrame, where: str) -> pd.DataFrame:
         where: what is being checked, the start of every error message.
 
     Returns:
-        A new DataFrame with exactly the ``STUDY_COLUMNS``, in that order, index ``0..n-1``:
-        str ``study_id``, ``patient_id``, ``body_part``, ``split``; int64 ``label``, ``n_images``.
+        A new DataFrame with the ``STUDY_COLUMNS``, in that order, index ``0..n-1``: str
+        ``study_id``, ``patient_id``, ``body_part``, ``split``; int64 ``label``, ``n_images``;
+        then the reader columns of ``studies`` (:func:`normalize_reader_columns`). Other
+        columns are dropped.
 
     Raises:
         LogitsTableError: not a DataFrame, a missing column, a missing value, non-integer
             label or n_images, label not in {0, 1}, unknown body part or split, negative
-            n_images, duplicate study_id.
+            n_images, duplicate study_id, a reader column with a value other than 0 or 1.
     """
     selected = _select_study_columns(studies, where)
     cleaned = _cast_study_columns(selected, where)
     _check_study_values(cleaned, where)
+    reads = normalize_reader_columns(studies, where)
+    for column, values in reads.items():
+        cleaned[column] = values
     return cleaned
+
+
+def reader_column_names(columns: Iterable[str]) -> list[str]:
+    """The reader columns (``reader_<id>``, non-empty id) among ``columns``, in their order."""
+    return [c for c in columns if isinstance(c, str) and c.startswith(READER_PREFIX)
+            and len(c) > len(READER_PREFIX)]
+
+
+def normalize_reader_columns(studies: pd.DataFrame, where: str) -> dict[str, np.ndarray]:
+    """The reader columns of ``studies`` as int8 arrays ``[n]`` (0 normal, 1 abnormal).
+
+    Raises:
+        LogitsTableError: a reader column with a missing value or a value other than 0 or 1
+            (the message names the column and says how to add reads properly).
+    """
+    out = {}
+    for column in reader_column_names(studies.columns):
+        values = studies[column].to_numpy()
+        try:
+            ok = bool(np.isin(values.astype(np.float64), (0.0, 1.0)).all())
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise LogitsTableError(
+                f"{where}: reader column {column!r} must hold one 0/1 read (1 = abnormal) per "
+                "study, with none missing; add reads with LogitsTable.with_reads(reads) or "
+                "LogitsTable.with_simulated_reader().")
+        out[column] = values.astype(np.int8)
+    return out
 
 
 def _select_study_columns(studies: pd.DataFrame, where: str) -> pd.DataFrame:
@@ -264,22 +300,6 @@ def normalize_provenance(provenance: Mapping[str, Any] | None,
 # ---------------------------------------------------------------------- Parquet and manifest
 
 
-def to_arrow(studies: pd.DataFrame, model_names: Sequence[str], logits: np.ndarray) -> pa.Table:
-    """The Parquet table of a validated table's parts: the ``STUDY_COLUMNS`` (string and int64),
-    then one float32 column per :func:`logit_columns` name."""
-    columns: dict[str, Any] = {
-        column: pa.array(studies[column].to_numpy(dtype=object), type=pa.string())
-        for column in STR_COLUMNS
-    }
-    for column in INT_COLUMNS:
-        columns[column] = pa.array(studies[column].to_numpy(dtype=np.int64), type=pa.int64())
-    names = logit_columns(model_names)
-    flat = logits.reshape(len(studies), 2 * len(model_names))
-    for position, name in enumerate(names):
-        columns[name] = pa.array(np.ascontiguousarray(flat[:, position]), type=pa.float32())
-    return pa.table({column: columns[column] for column in (*STUDY_COLUMNS, *names)})
-
-
 def read_manifest(path: Path) -> dict[str, Any]:
     """The manifest of the Parquet file ``path``, checked against the file.
 
@@ -343,57 +363,4 @@ def _check_parquet_digest(path: Path, manifest: dict[str, Any], manifest_file: P
             f"{digest[:12]}... vs {str(manifest['parquet_sha256'])[:12]}... in the manifest); "
             "the Parquet file was changed or replaced without its manifest. Re-save both with "
             "LogitsTable.save(path)."
-        )
-
-
-def read_arrays(path: Path, manifest: dict[str, Any],
-                model_names: tuple[str, ...]) -> tuple[pd.DataFrame, np.ndarray]:
-    """The study table and the logits stored in the Parquet file ``path``, validated.
-
-    Args:
-        path: the Parquet file.
-        manifest: its manifest, as :func:`read_manifest` returns it.
-        model_names: the manifest's model names, checked by :func:`normalize_models`.
-
-    Returns:
-        ``(studies, logits)`` as :func:`normalize_studies` and :func:`normalize_logits` return
-        them.
-
-    Raises:
-        LogitsTableError: an unreadable file, columns other than the study columns and the
-            models' logit columns, another row count than the manifest's, or invalid contents.
-    """
-    where = f"Logits table {path}"
-    try:
-        arrow = pq.read_table(path)
-    except (OSError, pa.ArrowException) as e:
-        raise LogitsTableError(f"{where}: not a readable Parquet file ({e}).") from e
-    _check_arrow_shape(arrow, manifest, model_names, where)
-    studies = pd.DataFrame(
-        {column: arrow.column(column).to_pandas() for column in STUDY_COLUMNS})
-    if arrow.num_rows:
-        flat = np.column_stack([arrow.column(column).to_numpy().astype(np.float32)
-                                for column in logit_columns(model_names)])
-    else:
-        flat = np.zeros((0, 2 * len(model_names)), np.float32)
-    logits = flat.reshape(arrow.num_rows, len(model_names), 2)
-    studies = normalize_studies(studies, where)
-    logits = normalize_logits(logits, len(studies), len(model_names), where)
-    return studies, logits
-
-
-def _check_arrow_shape(arrow: pa.Table, manifest: dict[str, Any],
-                       model_names: tuple[str, ...], where: str) -> None:
-    """Raise :class:`LogitsTableError` unless ``arrow`` has the study columns and the models'
-    logit columns, in order, and as many rows as the manifest says."""
-    expected = [*STUDY_COLUMNS, *logit_columns(model_names)]
-    if arrow.column_names != expected:
-        missing = [column for column in expected if column not in arrow.column_names]
-        raise LogitsTableError(
-            f"{where}: columns {arrow.column_names} do not match the manifest's models "
-            f"{list(model_names)}; expected {expected} (missing {missing})."
-        )
-    if arrow.num_rows != manifest["n_studies"]:
-        raise LogitsTableError(
-            f"{where}: {arrow.num_rows} rows but the manifest says {manifest['n_studies']}."
         )

@@ -25,6 +25,7 @@ class WeightingProblem:
 
     Attributes:
         config: the checked configuration.
+        table: the whole :class:`~mura_env.logits.LogitsTable` it names.
         studies: the :class:`~mura_env.study_set.StudySet` of the selection (``n`` studies,
             ``K`` members).
         observation_space: ``Box(float32, (2K + 7,))``; action_space: ``Box(-1, 1, (K,))``.
@@ -38,12 +39,16 @@ class WeightingProblem:
         MissingLogitsError, LogitsTableError: no table, or an invalid one.
     """
 
+    #: The configuration class this problem is built from.
+    config_class: type[WeightingConfig] = WeightingConfig
+
     def __init__(self, config: WeightingConfig | None = None, **kwargs: Any) -> None:
         """Resolve ``config`` with ``kwargs`` (:meth:`WeightingConfig.build`): load the table
         (``logits``, or reference table ``reference_table`` when ``logits`` is None) and
         select its studies."""
-        self.config = cfg = WeightingConfig.build(config, **kwargs)
-        self.studies = StudySet.select(cfg.load_table(), split=cfg.split,
+        self.config = cfg = self.config_class.build(config, **kwargs)
+        self.table = cfg.load_table()
+        self.studies = StudySet.select(self.table, split=cfg.split,
                                        models=cfg.models, body_parts=cfg.body_parts)
         reward_args = {"miss_cost": cfg.miss_cost, "false_alarm_cost": cfg.false_alarm_cost,
                        "probability_floor": cfg.probability_floor}
@@ -59,6 +64,10 @@ class WeightingProblem:
         self._probabilities32 = self.studies.probabilities.astype(np.float32)
         self.probability_rows = self.studies.probabilities.tolist()
         self._labels8 = self.studies.labels.astype(np.int8)
+
+    def action_contents(self) -> str:
+        """What one action holds, in words (for error messages)."""
+        return f"one preference per model {list(self.studies.model_names)}"
 
     @property
     def n_studies(self) -> int:
@@ -81,10 +90,11 @@ class WeightingProblem:
             ValueError: wrong shape, non-numeric, NaN or inf.
         """
         a = actions if isinstance(actions, np.ndarray) else np.asarray(actions)
-        if a.shape != (n, self.n_models):
+        size = self.action_space.shape[0]
+        if a.shape != (n, size):
             raise ValueError(
-                f"actions must have shape (num_envs, K) = ({n}, {self.n_models}): one preference "
-                f"per model {list(self.studies.model_names)} per env; got shape {a.shape}.")
+                f"actions must have shape (num_envs, {size}) = ({n}, {size}): "
+                f"{self.action_contents()} per env; got shape {a.shape}.")
         if a.dtype.kind not in "fiu":
             try:
                 a = a.astype(np.float64)

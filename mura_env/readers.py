@@ -361,3 +361,14 @@ def attach_reads(studies: pd.DataFrame, reads: pd.DataFrame) -> pd.DataFrame:
                              f"{shown}{more}")
         out[column] = mapped.astype(np.int8)
     return out
+
+
+def missing_reader_message(reader_ids: tuple[str, ...], reader_id: str | None) -> str:
+    """Why a logits table with readers ``reader_ids`` cannot serve reader ``reader_id`` (None:
+    any reader), and the two ways to add reads."""
+    have = list(reader_ids)
+    what = "no reader column" if reader_id is None else f"no reader {reader_id!r}"
+    return (f"The logits table has {what} (readers: {have or 'none'}). Add reads in one of two "
+            "ways: table.with_reads(mura_env.readers.load_reader_csv('reads.csv')) for real "
+            "reads (CSV columns study,reader,read), or table.with_simulated_reader() for a "
+            "simulated reader (mura_env.readers.SimulatedReader).")

@@ -81,6 +81,10 @@ class MuraWeightingVectorEnv(VectorEnv):
 
     metadata: dict[str, Any] = {"render_modes": list(RENDER_MODES), "render_fps": 4,
                                 "autoreset_mode": AutoresetMode.SAME_STEP}
+    #: The problem (studies, spaces, reward) this env steps through.
+    problem_class: type[WeightingProblem] = WeightingProblem
+    #: Keys of the per-study step info (values from ``problem.evaluate``, plus study_index).
+    step_info_keys: tuple[str, ...] = STEP_INFO_KEYS
 
     def __init__(self, num_envs: int = 1, config: WeightingConfig | None = None,
                  render_mode: str | None = None, **kwargs: Any) -> None:
@@ -88,7 +92,7 @@ class MuraWeightingVectorEnv(VectorEnv):
                 or num_envs < 1:
             raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}.")
         self.render_mode = check_render_mode(render_mode)
-        self.problem = problem = WeightingProblem(config, **kwargs)
+        self.problem = problem = self.problem_class(config, **kwargs)
         self.config = problem.config
         self.num_envs = int(num_envs)
         self.single_observation_space = problem.observation_space
@@ -202,10 +206,8 @@ class MuraWeightingVectorEnv(VectorEnv):
         if self.render_mode is not None:
             self._last_step = {"study_index": study, "weights": out["weights"],
                                "probability": out["probability"]}
-        step_info = {
-            "label": out["label"], "weights": out["weights"], "probability": out["probability"],
-            "prediction": out["prediction"], "correct": out["correct"], "study_index": study,
-        }
+        step_info = {key: out[key] for key in self.step_info_keys if key != "study_index"}
+        step_info["study_index"] = study
         info: dict[str, Any] = {}
         if all_done:
             mask = self._all_true  # read-only, so sharing it between keys is safe

@@ -390,3 +390,4 @@ def test_a_real_trained_agent_drives_the_weights(tiny_run: Path, tmp_path: Path)
     rows = [list(studies.study_ids).index(s) for s in panels["study_id"]]
     expected = load_agent(agent_dir).weights(studies.observations[rows])
     np.testing.assert_allclose(panels[[f"{m}.weight" for m in MODELS]], expected, atol=1e-6)
+

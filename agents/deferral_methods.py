@@ -1,0 +1,221 @@
+"""Classical deferral methods: when should the ensemble hand a study to the reader?
+
+Every method is fitted on the ``tune`` studies for one ``defer_cost`` (the reward given up by a
+deferral, as in ``MuraDeferral-v0`` with the ``correct`` reward: a study scores 1 when the
+answer that counts is right, minus ``defer_cost`` when it was deferred) and then decides, for
+new studies, which to defer. A kept study is answered by the method's ensemble, a deferred one
+by the reader's read.
+
+The ensemble of the classical methods is :class:`~agents.baselines.Stacking` fitted on tune
+(the strongest fixed combiner of the weighting benchmark), so thresholding starts from a good
+ensemble. The methods:
+
+* :class:`NeverDefer` (the ensemble alone) and :class:`AlwaysDefer` (the reader alone);
+* :class:`GlobalThreshold`: defer when ``|p - 0.5| < t``, ``t`` chosen on tune for the cost;
+* :class:`PerPartThreshold`: one such ``t`` per body part;
+* :class:`GainPredictor`: multinomial logistic regression on the observation (and the
+  ensemble's probability and confidence) predicting ``g = reader right - ensemble right``
+  in {-1, 0, 1}; defer when ``P(g = 1) - P(g = -1) > defer_cost``;
+* :class:`OracleDeferral` (upper reference): defer exactly when the reader is right and the
+  ensemble wrong (and ``defer_cost < 1``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from agents.baselines import Stacking
+from mura_env.logits import LogitsTable
+from mura_env.study_set import StudySet
+
+
+@dataclass(frozen=True)
+class DeferralData:
+    """Studies with one reader's reads: what a deferral method fits on and decides for.
+
+    Attributes:
+        studies: the :class:`~mura_env.study_set.StudySet` (``n`` studies).
+        reads: int8 ``[n]``, the reader's read of each study (1 = abnormal).
+    """
+
+    studies: StudySet
+    reads: np.ndarray
+
+    @classmethod
+    def from_table(cls, table: LogitsTable, split: str, reader: str | None = None
+                   ) -> DeferralData:
+        """The studies of ``split`` and the reads of ``reader`` (None: the table's only one)."""
+        selected = table.select(split=split)
+        reader = reader if reader is not None else table.reader_ids[0]
+        return cls(StudySet.from_table(selected), selected.reads(reader))
+
+    def reader_correct(self) -> np.ndarray:
+        """bool ``[n]``: the read is right."""
+        return self.reads == self.studies.labels
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A method's answer on ``n`` studies: ``probability`` float64 ``[n]`` (its ensemble's
+    abnormality probability) and ``deferred`` bool ``[n]``."""
+
+    probability: np.ndarray
+    deferred: np.ndarray
+
+    def team_prediction(self, reads: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+        """int8 ``[n]``: the read where deferred, else ``probability > threshold``."""
+        return np.where(self.deferred, reads, self.probability > threshold).astype(np.int8)
+
+
+def best_prefix_threshold(margin: np.ndarray, gain: np.ndarray) -> float:
+    """The threshold ``t`` maximising the total ``gain`` of the studies with ``margin < t``.
+
+    Args:
+        margin: float ``[n]``, e.g. ``|p - 0.5|`` (defer the smallest first).
+        gain: float ``[n]``, what deferring each study adds to the summed reward.
+
+    Returns:
+        ``t``: 0 (defer nothing) when no prefix gains, else a value between the last
+        deferred margin and the next one (``inf`` when every study is deferred).
+    """
+    order = np.argsort(margin, kind="stable")
+    sorted_margin, total = margin[order], np.cumsum(gain[order])
+    # only cut between distinct margins: studies with equal margins go together
+    cut = np.flatnonzero(np.append(sorted_margin[1:] != sorted_margin[:-1], True))
+    if len(cut) == 0 or total[cut].max() <= 0.0:
+        return 0.0
+    best = cut[int(np.argmax(total[cut]))]
+    return float(np.inf if best == len(margin) - 1
+                 else 0.5 * (sorted_margin[best] + sorted_margin[best + 1]))
+
+
+class DeferralMethod:
+    """Base class: ``fit(tune, defer_cost) -> self``, ``decide(data) -> Decision``."""
+
+    name = "deferral"
+    reference = False
+
+    def fit(self, tune: DeferralData, defer_cost: float) -> DeferralMethod:
+        """Fit the ensemble (stacking) on ``tune``, then the method's own rule."""
+        self.defer_cost = float(defer_cost)
+        self.ensemble = Stacking().fit(tune.studies)
+        p = self.ensemble.predict(tune.studies)[0]
+        ensemble_correct = (p > 0.5) == tune.studies.labels.astype(bool)
+        gain = tune.reader_correct().astype(float) - ensemble_correct - self.defer_cost
+        self._fit_rule(tune, p, gain)
+        return self
+
+    def _fit_rule(self, tune: DeferralData, p: np.ndarray, gain: np.ndarray) -> None:
+        """Fit the rule on tune's ensemble probabilities ``p`` and per-study deferral
+        ``gain`` (float ``[n]``)."""
+
+    def decide(self, data: DeferralData) -> Decision:
+        """The ensemble's probability and the defer decision for each study of ``data``."""
+        p = self.ensemble.predict(data.studies)[0]
+        return Decision(p, self._defer(data, p).astype(bool))
+
+    def _defer(self, data: DeferralData, p: np.ndarray) -> np.ndarray:  # pragma: no cover
+        raise NotImplementedError
+
+
+class NeverDefer(DeferralMethod):
+    """The ensemble alone."""
+
+    name = "never_defer"
+
+    def _defer(self, data: DeferralData, p: np.ndarray) -> np.ndarray:
+        return np.zeros(len(p), dtype=bool)
+
+
+class AlwaysDefer(DeferralMethod):
+    """The reader alone."""
+
+    name = "always_defer"
+
+    def _defer(self, data: DeferralData, p: np.ndarray) -> np.ndarray:
+        return np.ones(len(p), dtype=bool)
+
+
+class GlobalThreshold(DeferralMethod):
+    """Defer when the ensemble is unsure: ``|p - 0.5| < t``, one ``t`` fitted on tune."""
+
+    name = "global_threshold"
+
+    def _fit_rule(self, tune: DeferralData, p: np.ndarray, gain: np.ndarray) -> None:
+        self.threshold = best_prefix_threshold(np.abs(p - 0.5), gain)
+
+    def _defer(self, data: DeferralData, p: np.ndarray) -> np.ndarray:
+        return np.abs(p - 0.5) < self.threshold
+
+
+class PerPartThreshold(DeferralMethod):
+    """:class:`GlobalThreshold` with one ``t`` per body part (0 for a part absent from tune)."""
+
+    name = "per_part_threshold"
+
+    def _fit_rule(self, tune: DeferralData, p: np.ndarray, gain: np.ndarray) -> None:
+        parts = tune.studies.body_part_index
+        self.thresholds = np.zeros(7)
+        for part in np.unique(parts):
+            rows = parts == part
+            self.thresholds[part] = best_prefix_threshold(np.abs(p[rows] - 0.5), gain[rows])
+
+    def _defer(self, data: DeferralData, p: np.ndarray) -> np.ndarray:
+        return np.abs(p - 0.5) < self.thresholds[data.studies.body_part_index]
+
+
+class GainPredictor(DeferralMethod):
+    """Logistic regression predicting the deferral's gain class; defers when the predicted
+    gain ``P(reader right, ensemble wrong) - P(ensemble right, reader wrong)`` exceeds the
+    cost."""
+
+    name = "gain_predictor"
+
+    @staticmethod
+    def _features(studies: StudySet, p: np.ndarray) -> np.ndarray:
+        return np.column_stack([studies.observations, p, np.abs(p - 0.5)])
+
+    def _fit_rule(self, tune: DeferralData, p: np.ndarray, gain: np.ndarray) -> None:
+        target = np.rint(gain + self.defer_cost).astype(int)  # reader right - ensemble right
+        self.classes = np.unique(target)
+        if len(self.classes) < 2:
+            self.model = None
+            return
+        self.model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+        self.model.fit(self._features(tune.studies, p), target)
+
+    def predicted_gain(self, data: DeferralData, p: np.ndarray) -> np.ndarray:
+        """float ``[n]``: ``P(g = 1) - P(g = -1)`` for each study."""
+        if self.model is None:
+            return np.full(len(p), float(self.classes[0]))
+        proba = self.model.predict_proba(self._features(data.studies, p))
+        classes = list(self.model.classes_)
+        up = proba[:, classes.index(1)] if 1 in classes else 0.0
+        down = proba[:, classes.index(-1)] if -1 in classes else 0.0
+        return np.asarray(up - down, dtype=np.float64)
+
+    def _defer(self, data: DeferralData, p: np.ndarray) -> np.ndarray:
+        return self.predicted_gain(data, p) > self.defer_cost
+
+
+class OracleDeferral(DeferralMethod):
+    """Upper reference: defers exactly the studies where that gains (reader right, ensemble
+    wrong, cost below 1), reading the labels of the studies it decides for."""
+
+    name = "oracle_deferral"
+    reference = True
+
+    def _defer(self, data: DeferralData, p: np.ndarray) -> np.ndarray:
+        ensemble_correct = (p > 0.5) == data.studies.labels.astype(bool)
+        return data.reader_correct() & ~ensemble_correct & (self.defer_cost < 1.0)
+
+
+def all_deferral_methods() -> list[DeferralMethod]:
+    """One fresh instance of every classical method, the oracle last."""
+    return [NeverDefer(), AlwaysDefer(), GlobalThreshold(), PerPartThreshold(),
+            GainPredictor(), OracleDeferral()]

@@ -1,0 +1,134 @@
+"""The deferral experiment's runs: one job per (table, cost) for the classical methods and per
+(table, agent, seed, cost) for the RL agents, run in this process or in worker processes.
+
+Every job fits or trains on ``tune`` only and then decides once for every ``valid`` study;
+those decisions are its only use of ``valid``. An RL job also fits the global confidence
+threshold whose *tune* deferral rate equals the agent's (``global_threshold@<agent>``), the
+comparison at equal deferral rate.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from agents.deferral_methods import (
+    Decision,
+    DeferralData,
+    DeferralMethod,
+    GlobalThreshold,
+    all_deferral_methods,
+)
+from agents.deferral_train import policy_decision, train_deferral_agent
+from experiments.job_pool import run_pool
+from mura_env.deferral_config import DeferralConfig
+from mura_env.logits import LogitsTable
+
+#: The method names of the classical job.
+CLASSICAL = "classical"
+
+
+@dataclass(frozen=True)
+class DeferJob:
+    """One unit of work: ``method`` is :data:`CLASSICAL` (every classical method) or an RL
+    agent name, trained for ``steps`` env steps with ``seed``."""
+
+    table: int
+    method: str
+    seed: int
+    cost: float
+    steps: int = 0
+
+
+@dataclass
+class DeferRun:
+    """One run's valid decisions, in the table's valid order.
+
+    Attributes:
+        deferred: bool ``[n]``; prediction: int64 ``[n]``, the answer that counts (the read
+            where deferred); score: float64 ``[n]``, the read where deferred, else the
+            ensemble probability (what AUROC ranks).
+        tune_deferral_rate: the share of tune studies it defers.
+    """
+
+    table: int
+    seed: int
+    method: str
+    kind: str
+    cost: float
+    deferred: np.ndarray
+    prediction: np.ndarray
+    score: np.ndarray
+    tune_deferral_rate: float
+    train_time: float
+
+
+def matched_threshold(tune: DeferralData, rate: float) -> GlobalThreshold:
+    """A :class:`GlobalThreshold` (stacking ensemble fitted on tune) whose threshold defers
+    the share ``rate`` of tune studies: the least sure ones."""
+    method = GlobalThreshold().fit(tune, 0.0)
+    margin = np.abs(method.ensemble.predict(tune.studies)[0] - 0.5)
+    method.threshold = 0.0 if rate <= 0 else float(np.quantile(margin, min(rate, 1.0)))
+    if rate >= 1:
+        method.threshold = np.inf
+    return method
+
+
+def _run(job: DeferJob, name: str, kind: str, valid: DeferralData, decision: Decision,
+         tune_rate: float, seconds: float) -> DeferRun:
+    """A :class:`DeferRun` from a valid ``decision``."""
+    prediction = decision.team_prediction(valid.reads).astype(np.int64)
+    score = np.where(decision.deferred, valid.reads, decision.probability).astype(np.float64)
+    return DeferRun(job.table, job.seed, name, kind, job.cost, decision.deferred.copy(),
+                    prediction, score, float(tune_rate), seconds)
+
+
+def _classical(job: DeferJob, tune: DeferralData, valid: DeferralData) -> list[DeferRun]:
+    out = []
+    for method in all_deferral_methods():
+        start = time.perf_counter()
+        method.fit(tune, job.cost)
+        seconds = time.perf_counter() - start
+        out.append(_run(job, method.name, kind_of(method), valid, method.decide(valid),
+                        method.decide(tune).deferred.mean(), seconds))
+    return out
+
+
+def kind_of(method: DeferralMethod) -> str:
+    """``"reference"`` for upper references, else ``"baseline"``."""
+    return "reference" if method.reference else "baseline"
+
+
+def run_defer_job(job: DeferJob, table: LogitsTable) -> list[DeferRun]:
+    """Run ``job`` on ``table``: fit or train on tune, decide on valid."""
+    tune, valid = DeferralData.from_table(table, "tune"), DeferralData.from_table(table, "valid")
+    if job.method == CLASSICAL:
+        return _classical(job, tune, valid)
+    config = DeferralConfig(logits=table, defer_cost=job.cost)  # split: tune
+    start = time.perf_counter()
+    policy = train_deferral_agent(job.method, config, job.seed, job.steps)
+    seconds = time.perf_counter() - start
+    tune_rate = float(policy_decision(policy, config, "tune").deferred.mean())
+    agent = _run(job, job.method, "agent", valid, policy_decision(policy, config, "valid"),
+                 tune_rate, seconds)
+    matched = matched_threshold(tune, tune_rate)
+    twin = _run(job, f"global_threshold@{job.method}", "baseline", valid,
+                matched.decide(valid), matched.decide(tune).deferred.mean(), 0.0)
+    return [agent, twin]
+
+
+def run_defer_jobs(jobs: Sequence[DeferJob], tables: Sequence[LogitsTable], workers: int,
+                   threads: int, on_done: Callable[[DeferJob], None] = lambda job: None
+                   ) -> list[DeferRun]:
+    """Run every job, here (``workers`` <= 1) or in ``workers`` processes with ``threads``
+    torch threads each (:func:`experiments.job_pool.run_pool`); jobs are seeded, so results
+    do not depend on the order or the workers.
+
+    Returns:
+        Every job's runs (job order). The first failure is raised once running jobs end.
+    """
+    return run_pool(run_defer_job, jobs, lambda job: (tables[job.table],), workers, threads,
+                    on_done)

@@ -1,0 +1,95 @@
+"""``experiments.defer`` and ``experiments.attach_reader`` end to end on small stand-in tables."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from test_benchmark import standin_table
+
+from experiments import attach_reader, defer
+from experiments.defer_report import coverage_area
+from mura_env.logits import LogitsTable
+from mura_env.readers import SimulatedReader
+
+
+@pytest.fixture(scope="module")
+def tables(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    folder = tmp_path_factory.mktemp("defer_tables")
+    paths = [standin_table(t).save(folder / f"reference_{t}.parquet") for t in range(2)]
+    assert attach_reader.main(["--table", *map(str, paths)]) == 0
+    return paths
+
+
+def _args(tables: list[Path], out: Path, *extra: str) -> list[str]:
+    return ["--tables", *map(str, tables), "--out", str(out), "--quick", "--workers", "1",
+            "--no-progress", "--seeds", "2", *extra]
+
+
+@pytest.fixture(scope="module")
+def finished(tables: list[Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("defer") / "run"
+    assert defer.main(_args(tables, out)) == 0
+    return out
+
+
+def test_attach_reader_adds_the_deterministic_simulated_reads(tables: list[Path]) -> None:
+    table = LogitsTable.load(tables[0])
+    assert table.reader_ids == ("simulated",)
+    expected = SimulatedReader.default().reads(table.studies)
+    np.testing.assert_array_equal(table.reads("simulated"), expected)
+    assert table.provenance["reader"]["kind"] == "simulated"
+    with pytest.raises(ValueError, match="already have a column"):
+        attach_reader.main(["--table", str(tables[0])])
+    assert attach_reader.main(["--table", str(tables[0]), "--replace"]) == 0
+    np.testing.assert_array_equal(LogitsTable.load(tables[0]).reads("simulated"), expected)
+
+
+def test_writes_every_file_with_every_method_and_cost(finished: Path) -> None:
+    for name in ("defer.md", "defer.csv", "runs.csv", "config.json", "coverage_accuracy.png",
+                 "coverage_kappa.png"):
+        assert (finished / name).stat().st_size > 0, name
+    frame = pd.read_csv(finished / "defer.csv")
+    methods = {"never_defer", "always_defer", "global_threshold", "per_part_threshold",
+               "gain_predictor", "oracle_deferral", "softmax-pg", "ppo",
+               "global_threshold@softmax-pg", "global_threshold@ppo"}
+    assert set(frame["method"]) == methods
+    assert sorted(frame["cost"].unique()) == [0.0, 0.2]
+    runs = pd.read_csv(finished / "runs.csv")
+    agent_runs = runs[runs["method"] == "ppo"]
+    assert len(agent_runs) == 2 * 2 * 2  # tables x seeds x costs
+    assert (runs.loc[runs["method"] == "always_defer", "deferral_rate"] == 1.0).all()
+    assert (runs.loc[runs["method"] == "never_defer", "deferral_rate"] == 0.0).all()
+    config = json.loads((finished / "config.json").read_text())
+    assert config["resolved"]["split_use"]["scores"] == "valid"
+
+
+def test_intervals_and_comparisons_are_consistent(finished: Path) -> None:
+    frame = pd.read_csv(finished / "defer.csv")
+    for key in ("accuracy", "kappa"):
+        assert (frame[f"{key}_ci_low"] <= frame[key] + 1e-12).all()
+        assert (frame[key] <= frame[f"{key}_ci_high"] + 1e-12).all()
+    reader = frame[frame["method"] == "always_defer"]
+    assert (reader["accuracy_vs_always_defer"] == 0).all()
+    oracle = frame[frame["method"] == "oracle_deferral"]
+    assert (oracle["accuracy_vs_never_defer"] >= 0).all()
+    for _, rows in frame.groupby("cost"):
+        area = coverage_area(rows, "oracle_deferral")
+        assert 0 < area <= 1
+    text = (finished / "defer.md").read_text()
+    assert "## RL agents against confidence thresholding at equal deferral rate" in text
+    assert "smoke test" in text
+
+
+def test_refuses_tables_without_a_reader_and_an_existing_out(tmp_path: Path,
+                                                             tables: list[Path]) -> None:
+    bare = standin_table(0).save(tmp_path / "bare.parquet")
+    assert defer.main(_args([bare], tmp_path / "x")) == 2
+    assert not (tmp_path / "x").exists()
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    assert defer.main(_args(tables, taken)) == 2
+    assert defer.main(_args(tables, tmp_path / "y", "--costs", "-1")) == 2
