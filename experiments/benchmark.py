@@ -27,10 +27,8 @@ from __future__ import annotations
 
 import os
 import platform
-import shutil
 import sys
 import time
-import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -54,6 +52,7 @@ from experiments.benchmark_runs import (
 )
 from experiments.benchmark_stats import MethodRuns, draw_resamples, run_metrics, summarise
 from experiments.compare import DIFFERENCE_REFERENCES
+from mura_env.common.atomic import staged_folder
 from mura_env.common.config_cli import parse_config, save_config
 from mura_env.logits import LogitsTableError, MissingLogitsError
 
@@ -264,19 +263,13 @@ def main(argv: list[str] | None = None) -> int:
     if out.exists():
         print(f"error: {out} exists already; pass a new --out.", file=sys.stderr)
         return 2
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.parent / f".{out.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    staging.mkdir()
     import torch
 
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)
     try:
-        frame = run_benchmark(replace(cfg, out=out), sources, orders, staging, started)
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        with staged_folder(out) as staging:
+            frame = run_benchmark(replace(cfg, out=out), sources, orders, staging, started)
     finally:
         torch.set_num_threads(threads)
     show = frame[["method", "kind", "accuracy", "accuracy_ci_low", "accuracy_ci_high",

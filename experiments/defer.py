@@ -23,10 +23,8 @@ run, with its deferral rate per body part), ``config.json`` and the plots.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import time
-import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -40,6 +38,8 @@ from experiments.benchmark_runs import BenchmarkInputError, load_tables, valid_o
 from experiments.benchmark_stats import MethodRuns, draw_resamples, summarise
 from experiments.defer_report import to_markdown, write_plots
 from experiments.defer_runs import CLASSICAL, DeferJob, DeferRun, run_defer_jobs
+from experiments.provenance import machine_description
+from mura_env.common.atomic import staged_folder
 from mura_env.common.config_cli import parse_config, save_config
 from mura_env.constants import BODY_PARTS
 from mura_env.logits import LogitsTableError, MissingLogitsError
@@ -168,6 +168,7 @@ def summary_frame(cfg: DeferConfig, runs: list[DeferRun], orders: list[np.ndarra
 def run_defer(cfg: DeferConfig, sources: list, orders: list[np.ndarray], staging: Path,
               started: float) -> pd.DataFrame:
     """Run every job, summarise, write every output into ``staging``; returns the summary."""
+    load_at_start = os.getloadavg()[0]
     tables = [s.table for s in sources]
     jobs = make_jobs(cfg, len(tables))
     bar = tqdm(total=len(jobs), desc="defer", disable=not cfg.progress)
@@ -183,7 +184,10 @@ def run_defer(cfg: DeferConfig, sources: list, orders: list[np.ndarray], staging
         (tables[0].studies["split"] == "tune").sum()), "n_valid": len(first),
         "seeds": cfg.seeds, "costs": list(cfg.costs), "agents": list(cfg.agents),
         "split_use": SPLIT_USE, "wall_seconds": round(time.perf_counter() - started, 1),
-        "quick": cfg.quick, "readers": [list(t.reader_ids) for t in tables]}
+        "quick": cfg.quick, "readers": [list(t.reader_ids) for t in tables],
+        "machine": (f"{machine_description('cpu')}, {cfg.workers} worker process(es), "
+                    f"1-minute load average {load_at_start:.2f} at the start, "
+                    f"{os.getloadavg()[0]:.2f} at the end")}
     frame.to_csv(staging / "defer.csv", index=False)
     per_run.to_csv(staging / "runs.csv", index=False)
     (staging / "defer.md").write_text(to_markdown(frame, info))
@@ -211,15 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     if out.exists():
         print(f"error: {out} exists already; pass a new --out.", file=sys.stderr)
         return 2
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.parent / f".{out.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    staging.mkdir()
-    try:
+    with staged_folder(out) as staging:
         run_defer(replace(cfg, out=out), sources, orders, staging, started)
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     print((out / "defer.md").read_text().split("\n## ")[0])
     print(f"wrote {out}/defer.md, defer.csv, runs.csv, config.json, plots in "
           f"{time.perf_counter() - started:.0f} s")
