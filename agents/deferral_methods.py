@@ -31,6 +31,7 @@ from sklearn.preprocessing import StandardScaler
 
 from agents.baselines import Stacking
 from mura_env.logits import LogitsTable
+from mura_env.readers import resolve_reader
 from mura_env.study_set import StudySet
 
 
@@ -49,9 +50,14 @@ class DeferralData:
     @classmethod
     def from_table(cls, table: LogitsTable, split: str, reader: str | None = None
                    ) -> DeferralData:
-        """The studies of ``split`` and the reads of ``reader`` (None: the table's only one)."""
+        """The studies of ``split`` and the reads of ``reader`` (None: the table's only one).
+
+        Raises:
+            KeyError: no such reader, or several and ``reader`` is None (see
+                :func:`mura_env.readers.resolve_reader`).
+        """
         selected = table.select(split=split)
-        reader = reader if reader is not None else table.reader_ids[0]
+        reader = resolve_reader(table.reader_ids, reader)
         return cls(StudySet.from_table(selected), selected.reads(reader))
 
     def reader_correct(self) -> np.ndarray:
@@ -62,14 +68,19 @@ class DeferralData:
 @dataclass(frozen=True)
 class Decision:
     """A method's answer on ``n`` studies: ``probability`` float64 ``[n]`` (its ensemble's
-    abnormality probability) and ``deferred`` bool ``[n]``."""
+    abnormality probability), ``deferred`` bool ``[n]`` and, when the ensemble's own
+    prediction is not ``probability > 0.5`` (an env with another threshold), that prediction
+    (int ``[n]``; None: ``probability > 0.5``)."""
 
     probability: np.ndarray
     deferred: np.ndarray
+    ensemble_prediction: np.ndarray | None = None
 
-    def team_prediction(self, reads: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-        """int8 ``[n]``: the read where deferred, else ``probability > threshold``."""
-        return np.where(self.deferred, reads, self.probability > threshold).astype(np.int8)
+    def team_prediction(self, reads: np.ndarray) -> np.ndarray:
+        """int8 ``[n]``: the read where deferred, else the ensemble's prediction."""
+        ensemble = (self.probability > 0.5 if self.ensemble_prediction is None
+                    else self.ensemble_prediction)
+        return np.where(self.deferred, reads, ensemble).astype(np.int8)
 
 
 def best_prefix_threshold(margin: np.ndarray, gain: np.ndarray) -> float:

@@ -56,7 +56,8 @@ def train_deferral_agent(algo: str, config: DeferralConfig, seed: int,
     if algo == "softmax-pg":
         env = gym.make_vec("MuraDeferral-v0", num_envs=PG_NUM_ENVS, config=config)
         k = len(env.model_names)
-        agent = DeferralPGAgent(k, DeferralPGConfig(num_envs=PG_NUM_ENVS))
+        agent = DeferralPGAgent(k, DeferralPGConfig(num_envs=PG_NUM_ENVS,
+                                                    softmax_scale=config.softmax_scale))
         train_softmax_pg(agent, env, steps, seed=seed)
         return agent
     model, _ = train_sb3(get_algo(algo), config, steps, seed, tb_dir=None)
@@ -81,7 +82,8 @@ def policy_decision(policy: Any, config: DeferralConfig, split: str) -> Decision
     actions, _ = policy.predict(obs, deterministic=True)
     n = problem.n_studies
     out = problem.evaluate(np.arange(n), problem.check_actions(np.asarray(actions), n))
-    return Decision(out["probability"].astype(np.float64), out["deferred"].copy())
+    return Decision(out["probability"].astype(np.float64), out["deferred"].copy(),
+                    out["ensemble_prediction"].astype(np.int64))
 
 
 def team_scores(policy: Any, config: DeferralConfig, split: str) -> dict[str, float]:

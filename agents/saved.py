@@ -10,7 +10,8 @@ table's, or the ``models=`` subset it was trained with), ``data_fingerprint`` (o
 set behind the logits table), ``table_digest`` (of the whole table), ``models_digest`` (of the
 table restricted to ``model_names``), ``env_id`` (``MuraWeighting-v0``, or
 ``MuraDeferral-v0`` for a deferral agent; absent in older manifests: weighting),
-``env_config`` (the env's :class:`~mura_env.config.WeightingConfig` or
+``reader`` and ``reads_digest`` (a deferral agent's reader and its reads, checked against a
+table it is used with), ``env_config`` (the env's :class:`~mura_env.config.WeightingConfig` or
 :class:`~mura_env.deferral_config.DeferralConfig` it trained with, without ``logits``: the
 action mapping ``action_scale``, ``temperature``, ``threshold``, the ``models``, the reward,
 the ``defer_cost``...),
@@ -54,6 +55,14 @@ def table_digest(table: LogitsTable) -> str:
     return h.hexdigest()
 
 
+def reads_digest(table: LogitsTable, reader: str) -> str:
+    """sha256 (hex) of reader ``reader``'s reads of the table's studies (with their ids)."""
+    h = hashlib.sha256()
+    h.update("\n".join(table.studies["study_id"].astype(str)).encode())
+    h.update(np.ascontiguousarray(table.reads(reader), dtype=np.int8).tobytes())
+    return h.hexdigest()
+
+
 def write_manifest(run_dir: str | os.PathLike[str], manifest: dict[str, Any]) -> Path:
     """Write ``agent.json`` into ``run_dir`` atomically; returns its path."""
     data = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
@@ -89,7 +98,8 @@ class SavedAgent:
     models_digest: str | None = None
 
     def predict(self, observations: np.ndarray) -> np.ndarray:
-        """Deterministic actions: float32 ``[n, 2K + 7]`` observations -> float32 ``[n, K]``."""
+        """Deterministic actions: float32 ``[n, 2K + 7]`` observations -> float32 ``[n, K]``
+        (``[n, K + 1]`` for a deferral agent: the defer score last)."""
         obs = np.asarray(observations, dtype=np.float32)
         actions, _ = self.model.predict(obs, deterministic=True)
         return np.asarray(actions, dtype=np.float32).reshape(len(obs), -1)
@@ -151,6 +161,14 @@ class SavedAgent:
                 f"{where} was trained on another logits table (same models, other logits or "
                 "studies). Use the table it was trained on (see its config.json), or train an "
                 "agent on this one.")
+        reader = self.manifest.get("reader")
+        if self.deferral and reader is not None and (
+                reader not in table.reader_ids
+                or reads_digest(table, reader) != self.manifest.get("reads_digest")):
+            raise AgentMismatchError(
+                f"{where} defers to reader {reader!r}, whose reads this table does not hold "
+                f"(readers: {list(table.reader_ids)}). Use the table it was trained on, with "
+                "its reader column.")
 
 
 def load_model(algo: str, path: str | os.PathLike[str], deferral: bool = False) -> Any:

@@ -49,7 +49,8 @@ class TrainedAgent:
 
     @property
     def policy(self) -> Policy:
-        """Deterministic policy: observations float32 ``[n, 2K + 7]`` -> actions ``[n, K]``."""
+        """Deterministic policy: observations float32 ``[n, 2K + 7]`` -> actions ``[n, K]``
+        (``[n, K + 1]`` for a deferral agent)."""
         return self.agent.predict
 
 
@@ -179,6 +180,12 @@ def train_agent(
                 "env_config": config.to_dict(),
                 "train_split": config.split, "seed": seed, "hyperparameters": settings,
                 "env_steps": 0, "finished": False}
+    if isinstance(config, DeferralConfig):  # the reader it defers to, checked when loaded
+        from agents.saved import reads_digest
+        from mura_env.readers import resolve_reader
+
+        reader = resolve_reader(table.reader_ids, config.reader)
+        manifest.update(reader=reader, reads_digest=reads_digest(table, reader))
     write_manifest(run_dir, manifest)
     hooks = _TrainingHooks(spec, run_dir, manifest, config, eval_split)
     tb_dir = run_dir / "tb" if tensorboard else None
@@ -244,6 +251,8 @@ def _train_native(spec: AlgoSpec, config: WeightingConfig, settings: dict[str, A
 
         agent_class, env_class = DeferralPGAgent, MuraDeferralVectorEnv
     cfg = agent_class.config_class(**settings["algorithm"])
+    if isinstance(config, DeferralConfig):  # the defer head's features use the env's mapping
+        cfg = dataclasses.replace(cfg, softmax_scale=config.softmax_scale)
     env = env_class(cfg.num_envs, config=config)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

@@ -76,16 +76,22 @@ def _without(table: LogitsTable, reader_ids: list[str]) -> LogitsTable:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: add the reader to each table; prints one line per table."""
+    """Command line: add the reader to each table; prints one line per table. Returns 2 (and
+    changes no further table) when a table or the CSV cannot be used."""
     config = parse_config(AttachReaderConfig, argv, __doc__)
     paths = list(config.table) if config.table else [reference_table_path(i)
                                                        for i in reference_indices()]
     for path in paths:
-        table = LogitsTable.load(path)
-        if config.csv is not None:
-            table = with_csv_reads(table, config.csv, config.replace)
-        else:
-            table = with_simulated_reader(table, config.seed, config.replace)
+        try:
+            table = LogitsTable.load(path)
+            if config.csv is not None:
+                table = with_csv_reads(table, config.csv, config.replace)
+            else:
+                table = with_simulated_reader(table, config.seed, config.replace)
+        except (ValueError, FileNotFoundError) as e:
+            hint = " (pass --replace to replace it)" if "already" in str(e) else ""
+            print(f"error: {path}: {e}{hint}", file=sys.stderr)
+            return 2
         table.save(path)
         print(f"{path}: readers {list(table.reader_ids)}")
     return 0

@@ -43,9 +43,12 @@ from mura_env.common.atomic import staged_folder
 from mura_env.common.config_cli import parse_config, save_config
 from mura_env.constants import BODY_PARTS
 from mura_env.logits import LogitsTableError, MissingLogitsError
+from mura_env.readers import resolve_reader
 
 #: Which split each step uses (recorded in config.json).
-SPLIT_USE = {"fit_and_train": "tune", "agent_budgets": "tune (team accuracy by budget)",
+SPLIT_USE = {"fit_and_train": "tune",
+             "agent_budgets": "fixed beforehand: softmax-pg's from its tune team accuracy on "
+                              "reference table 0, PPO's the weighting benchmark's",
              "matched_thresholds": "tune (deferral rate)", "scores": "valid"}
 #: What ``--quick`` sets: a smoke test of the whole pipeline, not a result.
 QUICK_SETTINGS = {"costs": (0.0, 0.2), "seeds": 2, "softmax_pg_steps": 8192,
@@ -62,6 +65,9 @@ class DeferConfig:
         "help": "logits tables with a reader column (default: the shipped reference tables)"})
     costs: tuple[float, ...] = field(default=(0.0, 0.05, 0.1, 0.2, 0.3), metadata={
         "help": "deferral costs (reward given up per deferred study)"})
+    reader: str | None = field(default=None, metadata={
+        "help": "reader id (column reader_<id>) deferred studies go to (default: the tables' "
+                "only reader)"})
     seeds: int = field(default=3, metadata={"help": "seeds per RL agent"})
     agents: tuple[str, ...] = field(default=tuple(DEFERRAL_AGENT_STEPS), metadata={
         "help": "RL agents to train"})
@@ -103,10 +109,10 @@ def resolve(cfg: DeferConfig) -> DeferConfig:
 def make_jobs(cfg: DeferConfig, n_tables: int) -> list[DeferJob]:
     """Every job, the slowest (PPO) first."""
     steps = {"softmax-pg": cfg.softmax_pg_steps, "ppo": cfg.ppo_steps}
-    jobs = [DeferJob(t, agent, seed, cost, steps[agent]) for agent in sorted(
+    jobs = [DeferJob(t, agent, seed, cost, steps[agent], cfg.reader) for agent in sorted(
         cfg.agents, key=lambda a: a != "ppo") for t in range(n_tables)
         for seed in range(cfg.seeds) for cost in cfg.costs]
-    return jobs + [DeferJob(t, CLASSICAL, 0, cost) for t in range(n_tables)
+    return jobs + [DeferJob(t, CLASSICAL, 0, cost, reader=cfg.reader) for t in range(n_tables)
                    for cost in cfg.costs]
 
 
@@ -184,7 +190,8 @@ def run_defer(cfg: DeferConfig, sources: list, orders: list[np.ndarray], staging
         (tables[0].studies["split"] == "tune").sum()), "n_valid": len(first),
         "seeds": cfg.seeds, "costs": list(cfg.costs), "agents": list(cfg.agents),
         "split_use": SPLIT_USE, "wall_seconds": round(time.perf_counter() - started, 1),
-        "quick": cfg.quick, "readers": [list(t.reader_ids) for t in tables],
+        "quick": cfg.quick, "reader": cfg.reader,
+        "reader_provenance": (tables[0].provenance or {}).get("reader"),
         "machine": (f"{machine_description('cpu')}, {cfg.workers} worker process(es), "
                     f"1-minute load average {load_at_start:.2f} at the start, "
                     f"{os.getloadavg()[0]:.2f} at the end")}
@@ -203,20 +210,30 @@ def main(argv: list[str] | None = None) -> int:
         cfg = resolve(parse_config(DeferConfig, argv, __doc__))
         sources = load_tables(cfg.tables)
         orders = valid_orders(sources)
-        missing = [s.label for s in sources if not s.table.reader_ids]
-        if missing:
-            raise ValueError(f"{missing}: no reader column; add one with "
-                             "`python -m experiments.attach_reader --table PATH`.")
-    except (ValueError, KeyError, MissingLogitsError, LogitsTableError,
-            BenchmarkInputError) as e:
+        readers = [resolve_reader(s.table.reader_ids, cfg.reader) for s in sources]
+        if len(set(readers)) > 1:
+            raise KeyError(f"the tables' readers differ ({readers}); pick one with --reader.")
+    except KeyError as e:
+        print(f"error: {e.args[0]} (for a table file: `python -m experiments.attach_reader "
+              "--table PATH`)", file=sys.stderr)
+        return 2
+    except (ValueError, MissingLogitsError, LogitsTableError, BenchmarkInputError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     out = cfg.out or Path("runs/defer") / time.strftime("%Y%m%d-%H%M%S")
     if out.exists():
         print(f"error: {out} exists already; pass a new --out.", file=sys.stderr)
         return 2
-    with staged_folder(out) as staging:
-        run_defer(replace(cfg, out=out), sources, orders, staging, started)
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads)
+    try:
+        with staged_folder(out) as staging:
+            run_defer(replace(cfg, out=out, reader=readers[0]), sources, orders, staging,
+                      started)
+    finally:
+        torch.set_num_threads(threads)
     print((out / "defer.md").read_text().split("\n## ")[0])
     print(f"wrote {out}/defer.md, defer.csv, runs.csv, config.json, plots in "
           f"{time.perf_counter() - started:.0f} s")

@@ -30,13 +30,15 @@ def is_twin(method: str) -> bool:
 def coverage_area(frame: pd.DataFrame, method: str) -> float:
     """Area under a method's accuracy-coverage curve (coverage = 1 - deferral rate): the
     trapezoid over its cost points (mean deferral rate, mean accuracy), anchored at coverage 0
-    by the reader alone and at coverage 1 by the ensemble alone; in [0, 1]."""
+    by the reader alone and at coverage 1 by the ensemble alone (points sharing a coverage are
+    averaged); in [0, 1]."""
     mean = frame.groupby("method")[["deferral_rate", "accuracy"]].mean()
     rows = frame[frame["method"] == method]
-    points = [(0.0, mean.loc["always_defer", "accuracy"]),
-              (1.0, mean.loc["never_defer", "accuracy"])]
-    points += list(zip(1 - rows["deferral_rate"], rows["accuracy"], strict=True))
-    x, y = np.array(sorted(points)).T
+    points = pd.DataFrame({"coverage": [0.0, 1.0, *(1 - rows["deferral_rate"])],
+                           "accuracy": [mean.loc["always_defer", "accuracy"],
+                                        mean.loc["never_defer", "accuracy"], *rows["accuracy"]]})
+    curve = points.groupby("coverage")["accuracy"].mean()  # one accuracy per coverage
+    x, y = curve.index.to_numpy(), curve.to_numpy()
     return float(np.sum(np.diff(x) * (y[1:] + y[:-1]) / 2))
 
 
@@ -88,6 +90,16 @@ def _part_table(frame: pd.DataFrame) -> list[str]:
     return _table(["cost", "method", *BODY_PARTS], rows)
 
 
+def reader_sentence(info: dict[str, Any]) -> str:
+    """Who the reader is: the simulated one (and its stand-in defaults) or the reads given."""
+    source = info.get("reader_provenance") or {}
+    if source.get("kind") == "simulated":
+        return (f"The reader is `reader_{info['reader']}`, the tables' simulated reader "
+                "(mura_env.readers; a stand-in kappa of 0.778 per body part, not the MURA "
+                "paper's per-part radiologists).")
+    return f"The reader is the tables' column `reader_{info['reader']}`."
+
+
 def to_markdown(frame: pd.DataFrame, info: dict[str, Any]) -> str:
     """The report: sizes, the coverage-accuracy table, where the team beats both alone, the
     agents against thresholding at equal deferral rate, areas and per-part deferral rates."""
@@ -99,8 +111,7 @@ def to_markdown(frame: pd.DataFrame, info: dict[str, Any]) -> str:
         "# When to hand a study to the reader: deferral on the reference tables", "",
         f"{len(info['tables'])} tables x {info['seeds']} seeds per RL agent; tune "
         f"{info['n_tune']:,} studies (fitting and training), valid {info['n_valid']:,} "
-        "studies (final scores only). The reader is the table's simulated reader "
-        "(mura_env.readers; a stand-in kappa of 0.778 per body part). A study scores 1 when "
+        f"studies (final scores only). {reader_sentence(info)} A study scores 1 when "
         "the answer that counts is right; deferring costs `cost`. Intervals: 95%, tables, "
         "seeds and valid studies resampled jointly. Synthetic data: nothing here is clinical.",
         "" if not info.get("quick") else "\n**--quick: a smoke test, not a result.**\n",

@@ -34,13 +34,15 @@ CLASSICAL = "classical"
 @dataclass(frozen=True)
 class DeferJob:
     """One unit of work: ``method`` is :data:`CLASSICAL` (every classical method) or an RL
-    agent name, trained for ``steps`` env steps with ``seed``."""
+    agent name, trained for ``steps`` env steps with ``seed``; deferred studies go to
+    ``reader`` (None: the table's only reader)."""
 
     table: int
     method: str
     seed: int
     cost: float
     steps: int = 0
+    reader: str | None = None
 
 
 @dataclass
@@ -104,10 +106,10 @@ def kind_of(method: DeferralMethod) -> str:
 
 def run_defer_job(job: DeferJob, table: LogitsTable) -> list[DeferRun]:
     """Run ``job`` on ``table``: fit or train on tune, decide on valid."""
-    tune, valid = DeferralData.from_table(table, "tune"), DeferralData.from_table(table, "valid")
+    tune, valid = (DeferralData.from_table(table, split, job.reader) for split in ("tune", "valid"))
     if job.method == CLASSICAL:
         return _classical(job, tune, valid)
-    config = DeferralConfig(logits=table, defer_cost=job.cost)  # split: tune
+    config = DeferralConfig(logits=table, defer_cost=job.cost, reader=job.reader)  # split: tune
     start = time.perf_counter()
     policy = train_deferral_agent(job.method, config, job.seed, job.steps)
     seconds = time.perf_counter() - start

@@ -12,6 +12,7 @@ import numpy as np
 from experiments.gradcam_report import deferral_notes
 from mura_env.logits import LogitsTable
 from mura_env.mapping import DEFAULT_THRESHOLD, ensemble_probability
+from mura_env.readers import resolve_reader
 from mura_env.study_set import StudySet
 
 
@@ -76,7 +77,12 @@ def load_agent_weighting(agent_dir: Path, table: LogitsTable) -> Weighting:
         raise GradCamInputError(
             f"agent {agent_dir} returned weights of shape {weights.shape} that are not "
             f"non-negative rows summing to 1; expected {expected}")
-    notes = None if not agent.deferral else deferral_notes(
-        agent.deferred(studies.observations), table.reads(agent.config.reader
-                                                          or table.reader_ids[0]), studies.labels)
+    notes = None
+    if agent.deferral:
+        try:
+            reads = table.reads(resolve_reader(table.reader_ids, agent.config.reader))
+        except KeyError as e:
+            raise GradCamInputError(f"the deferral agent {agent_dir} needs the run's logits "
+                                    f"table to carry its reader: {e.args[0]}") from None
+        notes = deferral_notes(agent.deferred(studies.observations), reads, studies.labels)
     return Weighting(studies, weights, agent.mapping.threshold, f"{agent.algo} agent", notes)

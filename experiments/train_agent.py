@@ -83,6 +83,8 @@ class TrainAgentConfig:
     defer_cost: float | None = field(default=None, metadata={
         "help": "train on MuraDeferral-v0 with this deferral cost (default: MuraWeighting-v0); "
                 "the table needs a reader column"})
+    reader: str | None = field(default=None, metadata={
+        "help": "with --defer-cost: the reader id (default: the table's only reader)"})
     eval_every: int | None = field(default=None, metadata={
         "help": "env steps between evaluations/checkpoints (default: total / 10)"})
     n_bootstrap: int = field(default=1000, metadata={"help": "bootstrap replicates for CIs"})
@@ -106,6 +108,14 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    config_class = WeightingConfig if cfg.defer_cost is None else DeferralConfig
+    try:
+        env_config = config_class.from_options(cfg, logits=table)
+        if cfg.defer_cost is not None:
+            DeferralProblem(env_config)  # a table without the reader fails here, named
+    except (ValueError, KeyError) as e:
+        print(f"error: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
+        return 2
     out = cfg.out or Path("runs/agents") / f"{cfg.algo}_{cfg.seed}_{time.strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
     cfg = dataclasses.replace(cfg, logits=source, out=out,
@@ -113,14 +123,6 @@ def main(argv: list[str] | None = None) -> int:
                               n_envs=settings["n_envs"], eval_every=settings["eval_every"],
                               learning_rate=settings["learning_rate"])
     save_config(cfg, out / "config.json", {"hyperparameters": settings, "splits": SPLIT_USE})
-    config_class = WeightingConfig if cfg.defer_cost is None else DeferralConfig
-    try:
-        env_config = config_class.from_options(cfg, logits=table)
-        if cfg.defer_cost is not None:
-            DeferralProblem(env_config)  # a table without a reader fails here, named
-    except (ValueError, KeyError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     print(f"training {cfg.algo} (seed {cfg.seed}) on {env_config.env_id}, {source} -> {out}")
     trained = train_agent(cfg.algo, env_config, out, total_timesteps=cfg.total_timesteps,
                           seed=cfg.seed, eval_every=cfg.eval_every,

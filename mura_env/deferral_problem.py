@@ -17,7 +17,7 @@ from gymnasium import spaces
 
 from mura_env.deferral_config import DeferralConfig
 from mura_env.problem import WeightingProblem
-from mura_env.readers import missing_reader_message
+from mura_env.readers import resolve_reader
 
 
 def defer_reward(reward_fn: Any, read: Any, label: Any, defer_cost: float) -> Any:
@@ -59,14 +59,7 @@ class DeferralProblem(WeightingProblem):
     def __init__(self, config: DeferralConfig | None = None, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
         cfg = self.config
-        ids = self.table.reader_ids
-        if cfg.reader is None and len(ids) > 1:
-            raise KeyError(f"The logits table has several readers {list(ids)}; pick one with "
-                           "reader=<id>.")
-        reader = cfg.reader if cfg.reader is not None else (ids[0] if ids else None)
-        if reader not in ids:
-            raise KeyError(missing_reader_message(ids, reader))
-        self.reader = reader
+        self.reader = reader = resolve_reader(self.table.reader_ids, cfg.reader)
         selected = self.table.select(split=cfg.split, body_parts=cfg.body_parts)
         reads = selected.reads(reader).copy()
         reads.flags.writeable = False

@@ -294,8 +294,8 @@ class MuraWeightingEnv(gym.Env[np.ndarray, np.ndarray]):
         return self._reward_fn(p, prediction, label), info
 
     def _clipped(self, action: Any) -> list[float]:
-        """The action as ``K`` Python floats clipped to [-1, 1]; ``ValueError`` if it has
-        the wrong shape, is not numeric, or holds NaN or inf."""
+        """The action as Python floats (one per entry of the action space) clipped to [-1, 1];
+        ``ValueError`` if it has the wrong shape, is not numeric, or holds NaN or inf."""
         if not isinstance(action, np.ndarray):
             action = self._as_array(action)
         if action.shape != self._action_shape:

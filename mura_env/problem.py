@@ -80,10 +80,11 @@ class WeightingProblem:
         return self.studies.n_models
 
     def check_actions(self, actions: Any, n: int) -> np.ndarray:
-        """Validate a batch of actions: array-like ``[n, K]`` of finite numbers.
+        """Validate a batch of actions: array-like ``[n, A]`` of finite numbers (``A`` the
+        action size: ``K``, or ``K + 1`` for the deferral problem).
 
         Returns:
-            A float array ``[n, K]`` with values clipped to [-1, 1] (the input itself when it
+            A float array ``[n, A]`` with values clipped to [-1, 1] (the input itself when it
             already lies there).
 
         Raises:

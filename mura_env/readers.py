@@ -372,3 +372,23 @@ def missing_reader_message(reader_ids: tuple[str, ...], reader_id: str | None) -
             "ways: table.with_reads(mura_env.readers.load_reader_csv('reads.csv')) for real "
             "reads (CSV columns study,reader,read), or table.with_simulated_reader() for a "
             "simulated reader (mura_env.readers.SimulatedReader).")
+
+
+def resolve_reader(reader_ids: tuple[str, ...], reader: str | None) -> str:
+    """The reader a deferral uses: ``reader``, or the table's only reader when None.
+
+    Args:
+        reader_ids: the table's readers (``LogitsTable.reader_ids``).
+        reader: the reader asked for, or None.
+
+    Raises:
+        KeyError: no reader column, several and ``reader`` is None, or none named ``reader``
+            (the message says how to add reads or which ids there are).
+    """
+    if reader is None and len(reader_ids) > 1:
+        raise KeyError(f"The logits table has several readers {list(reader_ids)}; pick one "
+                       "(reader=<id>, or --reader <id> on the command line).")
+    chosen = reader if reader is not None else (reader_ids[0] if reader_ids else None)
+    if chosen not in reader_ids:
+        raise KeyError(missing_reader_message(reader_ids, chosen))
+    return chosen

@@ -12,6 +12,7 @@ from test_benchmark import standin_table
 
 from experiments import attach_reader, defer
 from experiments.defer_report import coverage_area
+from mura_env.constants import BODY_PARTS
 from mura_env.logits import LogitsTable
 from mura_env.readers import SimulatedReader
 
@@ -42,8 +43,7 @@ def test_attach_reader_adds_the_deterministic_simulated_reads(tables: list[Path]
     expected = SimulatedReader.default().reads(table.studies)
     np.testing.assert_array_equal(table.reads("simulated"), expected)
     assert table.provenance["reader"]["kind"] == "simulated"
-    with pytest.raises(ValueError, match="already have a column"):
-        attach_reader.main(["--table", str(tables[0])])
+    assert attach_reader.main(["--table", str(tables[0])]) == 2  # already there: --replace
     assert attach_reader.main(["--table", str(tables[0]), "--replace"]) == 0
     np.testing.assert_array_equal(LogitsTable.load(tables[0]).reads("simulated"), expected)
 
@@ -62,6 +62,13 @@ def test_writes_every_file_with_every_method_and_cost(finished: Path) -> None:
     agent_runs = runs[runs["method"] == "ppo"]
     assert len(agent_runs) == 2 * 2 * 2  # tables x seeds x costs
     assert (runs.loc[runs["method"] == "always_defer", "deferral_rate"] == 1.0).all()
+    per_part = runs.loc[runs["method"] == "always_defer",
+                        [f"deferral_rate_{p}" for p in BODY_PARTS]]
+    assert (per_part == 1.0).all().all()
+    oracle = runs[runs["method"] == "oracle_deferral"]
+    parts = oracle[[f"deferral_rate_{p}" for p in BODY_PARTS]].to_numpy()
+    # the overall rate is the per-part rates weighted by each part's valid studies (20 each)
+    np.testing.assert_allclose(oracle["deferral_rate"], parts.mean(1))
     assert (runs.loc[runs["method"] == "never_defer", "deferral_rate"] == 0.0).all()
     config = json.loads((finished / "config.json").read_text())
     assert config["resolved"]["split_use"]["scores"] == "valid"
@@ -93,3 +100,4 @@ def test_refuses_tables_without_a_reader_and_an_existing_out(tmp_path: Path,
     taken.mkdir()
     assert defer.main(_args(tables, taken)) == 2
     assert defer.main(_args(tables, tmp_path / "y", "--costs", "-1")) == 2
+    assert defer.main(_args(tables, tmp_path / "z", "--reader", "nobody")) == 2

@@ -157,3 +157,35 @@ def test_errors_name_the_fix(table) -> None:
     vec.reset(seed=0)
     with pytest.raises(ValueError, match="finite"):
         vec.step(np.array([[0, 0, 0, 0], [0, 0, 0, np.nan]], dtype=np.float32))
+
+
+def test_a_table_with_several_readers_needs_the_reader_named(table) -> None:
+    second = SimulatedReader({p: 1.0 for p in mura_env.BODY_PARTS},
+                             {p: 1.0 for p in mura_env.BODY_PARTS}, reader_id="perfect")
+    both = table.with_simulated_reader(second)
+    assert both.reader_ids == ("r1", "perfect")
+    with pytest.raises(KeyError, match="several readers"):
+        MuraDeferralEnv(logits=both)
+    env = MuraDeferralEnv(logits=both, reader="perfect", defer_cost=0.0)
+    env.reset(seed=0)
+    _, reward, _, _, info = env.step(np.array([0, 0, 0, 1], dtype=np.float32))
+    assert info["reader_correct"] and reward == 1.0
+
+
+def test_a_saved_deferral_agent_loads_and_checks_its_reader(table, tmp_path) -> None:
+    from agents.saved import AgentMismatchError, load_agent
+    from agents.train import train_agent
+    from mura_env.deferral_config import DeferralConfig
+
+    train_agent("ppo", DeferralConfig(logits=table, defer_cost=0.1), tmp_path / "ppo",
+                total_timesteps=256, n_envs=2, tensorboard=False)
+    agent = load_agent(tmp_path / "ppo", table)
+    assert agent.deferral and agent.manifest["env_id"] == "MuraDeferral-v0"
+    obs = MuraDeferralEnv(logits=table).problem.studies.observations
+    assert agent.predict(obs).shape == (len(obs), 4)
+    assert agent.deferred(obs).dtype == bool and agent.weights(obs).shape == (len(obs), 3)
+    flipped = table.studies.copy()
+    flipped["reader_r1"] = 1 - flipped["reader_r1"]
+    other = LogitsTable.from_arrays(flipped, list(table.model_names), table.logits)
+    with pytest.raises(AgentMismatchError, match="reader 'r1'"):
+        agent.check_table(other)

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 from test_gradcam import MODELS, _gradcam, tiny_run  # noqa: F401  (tiny_run: a fixture)
 
+from agents.deferral_pg import DeferralPGAgent
 from agents.saved import load_agent
 from agents.train import train_agent
 from mura_env.deferral_config import DeferralConfig
@@ -25,6 +27,13 @@ def test_a_deferral_agent_shows_which_studies_it_defers(tiny_run: Path,  # noqa:
     agent_dir = tmp_path / "agent"
     train_agent("softmax-pg", DeferralConfig(logits=table, defer_cost=0.0), agent_dir,
                 total_timesteps=4096, n_envs=512, tensorboard=False)
+    # make the saved policy defer the studies of some body parts and keep the others
+    model_file = agent_dir / "model.pt"
+    model, extra = DeferralPGAgent.load(model_file)
+    with torch.no_grad():
+        model.defer_slope.zero_()
+        model.defer_bias.copy_(torch.tensor([5.0, -5.0] * 3 + [5.0]))
+    model.save(model_file, extra)
     agent = load_agent(agent_dir)
     assert agent.deferral
     out = tmp_path / "o"
@@ -38,8 +47,9 @@ def test_a_deferral_agent_shows_which_studies_it_defers(tiny_run: Path,  # noqa:
         expected = (f"deferred to the reader (read: {'abnormal' if read else 'normal'}"
                     if d else "kept by the ensemble")
         assert note.startswith(expected)
+    assert deferred.any() and not deferred.all()  # --n 3 picks studies of several parts
     index = (out / "index.html").read_text()
-    assert ("deferred to the reader" in index) or ("kept by the ensemble" in index)
+    assert "deferred to the reader" in index and "kept by the ensemble" in index
     expected_weights = agent.weights(studies.observations[rows])
     np.testing.assert_allclose(panels[[f"{m}.weight" for m in MODELS]], expected_weights,
                                atol=1e-6)
