@@ -17,10 +17,12 @@ from typing import Any
 
 from agents.algos import ALGOS, AlgoSpec, get_algo
 from agents.evaluate import Policy, evaluate_policy
-from agents.saved import MANIFEST, SavedAgent, table_digest, write_manifest
+from agents.saved import MANIFEST, SavedAgent, reads_digest, table_digest, write_manifest
 from agents.softmax_pg import SoftmaxPGAgent, SoftmaxPGConfig, check_batch_size, train_softmax_pg
 from mura_env.config import WeightingConfig
 from mura_env.deferral_config import DeferralConfig
+from mura_env.logits import LogitsTable
+from mura_env.readers import resolve_reader
 from mura_env.vector_env import MuraWeightingVectorEnv
 
 
@@ -168,24 +170,11 @@ def train_agent(
                                        learning_rate=learning_rate, softmax_pg=softmax_pg)
     table = config.load_table()
     config = config.replace(logits=table, sampling="random")
-    selected = table.select(models=config.models)
+    manifest = start_manifest(spec, config, table, seed, settings)  # checks names, reader
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if (run_dir / MANIFEST).is_file():  # an earlier agent run in this folder
         _clear_earlier_run(run_dir)
-    manifest = {"algo": spec.name, "model_file": spec.model_file,
-                "model_names": list(selected.model_names),
-                "data_fingerprint": table.data_fingerprint, "table_digest": table_digest(table),
-                "models_digest": table_digest(selected), "env_id": config.env_id,
-                "env_config": config.to_dict(),
-                "train_split": config.split, "seed": seed, "hyperparameters": settings,
-                "env_steps": 0, "finished": False}
-    if isinstance(config, DeferralConfig):  # the reader it defers to, checked when loaded
-        from agents.saved import reads_digest
-        from mura_env.readers import resolve_reader
-
-        reader = resolve_reader(table.reader_ids, config.reader)
-        manifest.update(reader=reader, reads_digest=reads_digest(table, reader))
     write_manifest(run_dir, manifest)
     hooks = _TrainingHooks(spec, run_dir, manifest, config, eval_split)
     tb_dir = run_dir / "tb" if tensorboard else None
@@ -194,13 +183,31 @@ def train_agent(
     manifest.update(env_steps=int(result["env_steps"]), finished=True,
                     wall_time=float(result["wall_time"]))
     write_manifest(run_dir, manifest)
-    agent = SavedAgent(algo=spec.name, run_dir=run_dir, model_names=selected.model_names,
+    agent = SavedAgent(algo=spec.name, run_dir=run_dir,
+                       model_names=tuple(manifest["model_names"]),
                        data_fingerprint=table.data_fingerprint,
                        table_digest=manifest["table_digest"], config=config.replace(logits=None),
                        model=model, manifest=manifest, models_digest=manifest["models_digest"])
     return TrainedAgent(agent=agent, model=model, env_steps=int(result["env_steps"]),
                         wall_time=float(result["wall_time"]), history=result["history"],
                         hyperparameters=settings)
+
+
+def start_manifest(spec: AlgoSpec, config: WeightingConfig, table: LogitsTable, seed: int,
+                   settings: dict[str, Any]) -> dict[str, Any]:
+    """The ``agent.json`` of a run about to train (see :mod:`agents.saved`): what it trains on
+    and with which settings; for a deferral agent also its reader and a digest of its reads."""
+    selected = table.select(models=config.models)
+    manifest = {"algo": spec.name, "model_file": spec.model_file,
+                "model_names": list(selected.model_names),
+                "data_fingerprint": table.data_fingerprint, "table_digest": table_digest(table),
+                "models_digest": table_digest(selected), "env_id": config.env_id,
+                "env_config": config.to_dict(), "train_split": config.split, "seed": seed,
+                "hyperparameters": settings, "env_steps": 0, "finished": False}
+    if isinstance(config, DeferralConfig):  # the reader it defers to, checked when loaded
+        reader = resolve_reader(table.reader_ids, config.reader)
+        manifest.update(reader=reader, reads_digest=reads_digest(table, reader))
+    return manifest
 
 
 @dataclass
