@@ -70,7 +70,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "attention_resnet": (96, 12, ("SHOULDER", "HUMERUS", "ELBOW")),
         "resnet18": (64, 12, ("WRIST", "FOREARM")),
         "mobilenet_v3_small": (96, 12, ("HAND", "FINGER"))},
-        "batch_size": 64, "lr": 4e-3, "scale": 1.0, "train_studies": 3000, "focus_share": 0.9,
+        "batch_size": 64, "lr": 4e-3, "scale": 1.0, "train_studies": 3000, "focus_share": 0.8,
         "synthetic_dir": Path("data/synthetic_full"), "data_seed": 0},
     "full": {"models": {"densenet169": (320, 30), "resnet50": (320, 30),
                         "efficientnet_b0": (320, 30), "attention_resnet": (256, 30)},
