@@ -1,7 +1,8 @@
 """Configuration as dataclasses: parse them from the command line, write them next to outputs.
 
 Each field of a config dataclass becomes a ``--flag`` (underscores become dashes); the field's
-``metadata["help"]`` is its help text. ``bool`` fields become ``--flag/--no-flag``.
+``metadata["help"]`` is its help text. ``bool`` fields become ``--flag/--no-flag``; a tuple
+field with ``metadata["positional"]`` takes the positional arguments.
 """
 
 from __future__ import annotations
@@ -56,6 +57,10 @@ def build_parser(cls: type[T], description: str | None = None) -> argparse.Argum
         if optional and "required" in kwargs:
             kwargs.pop("required")
             kwargs["default"] = None
+        if f.metadata.get("positional"):  # a positional list (``metadata["positional"]``)
+            kwargs.pop("required", None)
+            parser.add_argument(f.name, **{**kwargs, "nargs": "*"})
+            continue
         parser.add_argument(flag, dest=f.name, **kwargs)
     return parser
 
