@@ -182,3 +182,24 @@ def test_the_same_study_as_dicom_files_gets_the_same_prediction(tiny_run: Path, 
     ds.save_as(no_pixels, enforce_file_format=True)
     with pytest.raises(PredictInputError, match="no pixel data"):
         collect_studies([no_pixels])
+
+
+def test_a_jpeg_file_and_an_agent_of_another_model_set(tiny_run: Path, valid_study,  # noqa: F811
+                                                       tmp_path: Path) -> None:
+    from agents.train import train_agent
+    from mura_env.config import WeightingConfig
+
+    _, folder, table = valid_study
+    png = next(folder.glob("*.png"))
+    jpeg = tmp_path / "study.jpg"
+    cv2.imwrite(str(jpeg), cv2.imread(str(png), cv2.IMREAD_GRAYSCALE),
+                [cv2.IMWRITE_JPEG_QUALITY, 100])
+    assert _predict(tiny_run, tmp_path / "o", str(jpeg), "--body-part", "WRIST") == 0
+    row = pd.read_csv(tmp_path / "o" / "predictions.csv").iloc[0]
+    assert row["study_id"] == str(jpeg) and row["n_images"] == 1 and row["body_part"] == "WRIST"
+    renamed = LogitsTable.from_arrays(table.studies, [f"other_{m}" for m in table.model_names],
+                                      table.logits, data_fingerprint=table.data_fingerprint)
+    agent_dir = tmp_path / "agent"
+    train_agent("softmax-pg", WeightingConfig(logits=renamed), agent_dir, total_timesteps=512,
+                n_envs=512, tensorboard=False)
+    assert _predict(tiny_run, tmp_path / "o2", str(folder), "--agent", str(agent_dir)) == 2

@@ -134,3 +134,22 @@ def test_a_focus_needs_a_training_subset(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="--focus needs --train-studies"):
         pretrain_backbones.resolve_profile(pretrain_backbones.PretrainConfig(
             models=("resnet18",), focus=("WRIST",), out=tmp_path))
+
+
+def test_full_profile_trains_a_step_and_writes_logits_at_full_size_on_the_cpu(
+        _mini_source: Path, tmp_path: Path) -> None:
+    """The GPU users' path (``--profile full``: 320 px, the large models) runs on the CPU:
+    one epoch over a few training studies and a logits pass, for every full-profile model."""
+    out = tmp_path / "full"
+    argv = ["--profile", "full", "--data-root", str(_mini_source), "--out", str(out),
+            "--epochs", "1", "--batch-size", "4", "--train-studies", "2", "--device", "cpu",
+            "--cache-dir", str(tmp_path / "cache"), "--no-progress"]
+    assert pretrain_backbones.main(argv) == 0
+    config = json.loads((out / "config.json").read_text())
+    models = list(pretrain_backbones.PROFILES["full"]["models"])
+    assert config["models"] == models
+    assert config["image_size"] == [size for size, _ in
+                                    pretrain_backbones.PROFILES["full"]["models"].values()]
+    table = LogitsTable.load(out / "logits.parquet")
+    assert list(table.model_names) == models
+    assert set(table.studies["split"]) == {"tune", "valid"}
