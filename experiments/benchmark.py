@@ -52,7 +52,7 @@ from experiments.benchmark_runs import (
 )
 from experiments.benchmark_stats import MethodRuns, draw_resamples, run_metrics, summarise
 from experiments.compare import DIFFERENCE_REFERENCES
-from mura_env.common.atomic import staged_folder
+from experiments.job_pool import PooledRunOptions, run_staged
 from mura_env.common.config_cli import parse_config, save_config
 from mura_env.logits import LogitsTableError, MissingLogitsError
 
@@ -80,7 +80,7 @@ _COST = {"sac": 4, "a2c": 3, "ppo": 2, "baselines": 1, "softmax-pg": 0}
 
 
 @dataclass
-class BenchmarkConfig:
+class BenchmarkConfig(PooledRunOptions):
     """Every weighting agent (over seeds) and every baseline over every reference table."""
 
     tables: tuple[Path, ...] | None = field(default=None, metadata={
@@ -99,13 +99,6 @@ class BenchmarkConfig:
         "help": "SAC env steps per run (compute cap: below its tune plateau)"})
     curve_points: int = field(default=8, metadata={
         "help": "tune evaluations per agent run (its training curve)"})
-    n_bootstrap: int = field(default=1000, metadata={"help": "bootstrap draws"})
-    bootstrap_seed: int = field(default=0, metadata={"help": "seed of the bootstrap"})
-    workers: int = field(default=2, metadata={"help": "worker processes (1: this process)"})
-    threads: int = field(default=1, metadata={"help": "torch threads per process"})
-    quick: bool = field(default=False, metadata={
-        "help": "tiny budgets and bootstrap (QUICK_SETTINGS): a smoke test, not a result"})
-    progress: bool = field(default=True, metadata={"help": "show a progress bar"})
 
 
 def resolve(cfg: BenchmarkConfig) -> BenchmarkConfig:
@@ -263,15 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     if out.exists():
         print(f"error: {out} exists already; pass a new --out.", file=sys.stderr)
         return 2
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(cfg.threads)
-    try:
-        with staged_folder(out) as staging:
-            frame = run_benchmark(replace(cfg, out=out), sources, orders, staging, started)
-    finally:
-        torch.set_num_threads(threads)
+    resolved = replace(cfg, out=out)
+    frame = run_staged(out, cfg.threads,
+                       lambda staging: run_benchmark(resolved, sources, orders, staging, started))
     show = frame[["method", "kind", "accuracy", "accuracy_ci_low", "accuracy_ci_high",
                   "kappa", "accuracy_vs_uniform", "poi_vs_uniform"]]
     print(show.to_string(index=False, float_format=lambda v: f"{v:.3f}"))

@@ -38,8 +38,8 @@ from experiments.benchmark_runs import BenchmarkInputError, load_tables, valid_o
 from experiments.benchmark_stats import MethodRuns, draw_resamples, summarise
 from experiments.defer_report import to_markdown, write_plots
 from experiments.defer_runs import CLASSICAL, DeferJob, DeferRun, run_defer_jobs
+from experiments.job_pool import PooledRunOptions, run_staged
 from experiments.provenance import machine_description
-from mura_env.common.atomic import staged_folder
 from mura_env.common.config_cli import parse_config, save_config
 from mura_env.constants import BODY_PARTS
 from mura_env.logits import LogitsTableError, MissingLogitsError
@@ -58,7 +58,7 @@ ALONE = ("always_defer", "never_defer")
 
 
 @dataclass
-class DeferConfig:
+class DeferConfig(PooledRunOptions):
     """Every deferral method over a grid of deferral costs on every reference table."""
 
     tables: tuple[Path, ...] | None = field(default=None, metadata={
@@ -77,13 +77,6 @@ class DeferConfig:
         "help": "PPO env steps per run"})
     out: Path | None = field(default=None, metadata={
         "help": "output folder, must not exist yet (default runs/defer/<time>)"})
-    n_bootstrap: int = field(default=1000, metadata={"help": "bootstrap draws"})
-    bootstrap_seed: int = field(default=0, metadata={"help": "seed of the bootstrap"})
-    workers: int = field(default=2, metadata={"help": "worker processes (1: this process)"})
-    threads: int = field(default=1, metadata={"help": "torch threads per process"})
-    quick: bool = field(default=False, metadata={
-        "help": "tiny grid and budgets (QUICK_SETTINGS): a smoke test, not a result"})
-    progress: bool = field(default=True, metadata={"help": "show a progress bar"})
 
 
 def resolve(cfg: DeferConfig) -> DeferConfig:
@@ -224,16 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     if out.exists():
         print(f"error: {out} exists already; pass a new --out.", file=sys.stderr)
         return 2
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(cfg.threads)
-    try:
-        with staged_folder(out) as staging:
-            run_defer(replace(cfg, out=out, reader=readers[0]), sources, orders, staging,
-                      started)
-    finally:
-        torch.set_num_threads(threads)
+    resolved = replace(cfg, out=out, reader=readers[0])
+    run_staged(out, cfg.threads,
+               lambda staging: run_defer(resolved, sources, orders, staging, started))
     print((out / "defer.md").read_text().split("\n## ")[0])
     print(f"wrote {out}/defer.md, defer.csv, runs.csv, config.json, plots in "
           f"{time.perf_counter() - started:.0f} s")

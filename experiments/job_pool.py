@@ -1,14 +1,35 @@
-"""Run independent, seeded jobs in this process or in a pool of worker processes."""
+"""Run independent, seeded jobs in this process or in a pool of worker processes, and the
+command-line options every pooled, bootstrapped experiment shares."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
 from multiprocessing import get_context
+from pathlib import Path
 from typing import Any, TypeVar
 
+from mura_env.common.atomic import staged_folder
+
 J = TypeVar("J")
+R = TypeVar("R")
+
+
+@dataclass
+class PooledRunOptions:
+    """Options of an experiment whose seeded jobs run in a worker pool and whose figures get
+    bootstrap intervals (``experiments.benchmark``, ``experiments.defer``); their own config
+    dataclasses add their fields after these."""
+
+    n_bootstrap: int = field(default=1000, metadata={"help": "bootstrap draws"})
+    bootstrap_seed: int = field(default=0, metadata={"help": "seed of the bootstrap"})
+    workers: int = field(default=2, metadata={"help": "worker processes (1: this process)"})
+    threads: int = field(default=1, metadata={"help": "torch threads per process"})
+    quick: bool = field(default=False, metadata={
+        "help": "tiny budgets (QUICK_SETTINGS): a smoke test of the pipeline, not a result"})
+    progress: bool = field(default=True, metadata={"help": "show a progress bar"})
 
 
 def _init_worker(threads: int) -> None:
@@ -52,3 +73,18 @@ def run_pool(fn: Callable[..., list[Any]], jobs: Sequence[J],
                     raise future.exception()
                 on_done(futures[future])
         return [r for future in futures for r in future.result()]
+
+
+def run_staged(out: Path, threads: int, work: Callable[[Path], R]) -> R:
+    """``work(staging)`` with ``threads`` torch threads in this process (restored after): it
+    writes its outputs into a hidden folder beside ``out``, renamed to ``out`` when it returns
+    and removed when it raises (:func:`mura_env.common.atomic.staged_folder`)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with staged_folder(out) as staging:
+            return work(staging)
+    finally:
+        torch.set_num_threads(previous)

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from dicom_fixtures import write_dicom
 from pydicom.data import get_testdata_file
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.pixels.decoders import pylibjpeg as pylibjpeg_plugin
 from pydicom.pixels.decoders.base import get_decoder
-from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
 from backbones.dicom import (
     BODY_PART_SYNONYMS,
@@ -36,22 +36,7 @@ def _radiograph(high: int = 3000) -> np.ndarray:
     return image
 
 
-def _write(path: Path, pixels: np.ndarray | None, photometric: str = "MONOCHROME2",
-           bits_stored: int | None = None, **attrs: object) -> Path:
-    """Write ``pixels`` as an Explicit VR Little Endian DICOM file with extra ``attrs``."""
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.SOPClassUID = SecondaryCaptureImageStorage
-    ds.SOPInstanceUID = generate_uid()
-    ds.Modality = "DX"
-    if pixels is not None:
-        bits = bits_stored or (8 if pixels.dtype == np.uint8 else 12)
-        ds.set_pixel_data(pixels, photometric, bits)
-    for keyword, value in attrs.items():
-        setattr(ds, keyword, value)
-    ds.save_as(path, enforce_file_format=True)
-    return path
+_write = write_dicom
 
 
 def _bundled(name: str) -> str:

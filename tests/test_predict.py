@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+from dicom_fixtures import write_dicom
 from test_gradcam import tiny_run  # noqa: F401  (a fixture: a run with checkpoints and logits)
 
 from experiments import predict
@@ -141,20 +142,8 @@ def test_agent_weights_deferral_and_gradcam_panels(tiny_run: Path, valid_study, 
 
 def _as_dicom(png: Path, out: Path, body_part: str | None) -> Path:
     """``png`` written as an 8-bit MONOCHROME2 DICOM file (with BodyPartExamined)."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
-
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.SOPClassUID = SecondaryCaptureImageStorage
-    ds.SOPInstanceUID = generate_uid()
-    ds.Modality = "DX"
-    ds.set_pixel_data(cv2.imread(str(png), cv2.IMREAD_GRAYSCALE), "MONOCHROME2", 8)
-    if body_part is not None:
-        ds.BodyPartExamined = body_part
-    ds.save_as(out, enforce_file_format=True)
-    return out
+    extra = {} if body_part is None else {"BodyPartExamined": body_part}
+    return write_dicom(out, cv2.imread(str(png), cv2.IMREAD_GRAYSCALE), **extra)
 
 
 def test_the_same_study_as_dicom_files_gets_the_same_prediction(tiny_run: Path,  # noqa: F811
