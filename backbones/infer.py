@@ -49,5 +49,12 @@ def aggregate_studies(image_logits: np.ndarray, image_study_ids: Sequence[str],
     missing = [s for s in study_ids if s not in p_study.index]
     if missing:
         raise KeyError(f"{len(missing)} study(ies) have no image logits, e.g. {missing[:3]}")
-    p = np.clip(p_study.reindex(list(study_ids)).to_numpy(), PROB_EPS, 1 - PROB_EPS)
+    return probability_logits(p_study.reindex(list(study_ids)).to_numpy())
+
+
+def probability_logits(p: np.ndarray) -> np.ndarray:
+    """Two logits whose softmax gives abnormality probabilities ``p`` (float ``(N,)``):
+    float32 ``(N, 2)``, ``[log(1 - p), log(p)]`` with ``p`` clipped to ``[1e-6, 1 - 1e-6]``
+    (how logits tables store a study's probability)."""
+    p = np.clip(np.asarray(p, dtype=np.float64), PROB_EPS, 1 - PROB_EPS)
     return np.stack([np.log1p(-p), np.log(p)], axis=1).astype(np.float32)

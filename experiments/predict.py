@@ -32,7 +32,7 @@ import torch
 
 import backbones.gradcam as gradcam
 from backbones.distributed import resolve_device
-from backbones.infer import PROB_EPS
+from backbones.infer import probability_logits
 from experiments.gradcam import default_run, load_members, load_run_table
 from experiments.gradcam_report import (
     ExplainedStudy,
@@ -86,10 +86,8 @@ def member_probabilities(members: list[gradcam.Member], images: list[np.ndarray]
 def observation(study_probabilities: np.ndarray, body_part: str) -> np.ndarray:
     """The env's observation of a study: float32 ``(2K + 7,)``, each member's study logits
     ``[log(1 - q), log(q)]`` (as the logits table stores them) then the one-hot body part."""
-    q = np.clip(study_probabilities, PROB_EPS, 1 - PROB_EPS)
-    logits = np.stack([np.log1p(-q), np.log(q)], axis=1).reshape(-1)
-    part = np.eye(len(BODY_PARTS))[BODY_PARTS.index(body_part)]
-    return np.concatenate([logits, part]).astype(np.float32)
+    part = np.eye(len(BODY_PARTS), dtype=np.float32)[BODY_PARTS.index(body_part)]
+    return np.concatenate([probability_logits(study_probabilities).reshape(-1), part])
 
 
 def load_weighting(cfg: PredictConfig, table: Any) -> tuple[tuple[str, ...], Any]:
