@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import cohen_kappa_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -82,6 +83,14 @@ class Decision:
                     else self.ensemble_prediction)
         return np.where(self.deferred, reads, ensemble).astype(np.int8)
 
+    def scores(self, labels: np.ndarray, reads: np.ndarray) -> dict[str, float]:
+        """The team's ``accuracy`` and Cohen's ``kappa`` against ``labels`` (int ``[n]``) with
+        the reader's ``reads``, and the ``deferral_rate``."""
+        team = self.team_prediction(reads)
+        return {"accuracy": float((team == labels).mean()),
+                "kappa": float(cohen_kappa_score(labels, team)),
+                "deferral_rate": float(self.deferred.mean())}
+
 
 def best_prefix_threshold(margin: np.ndarray, gain: np.ndarray) -> float:
     """The threshold ``t`` maximising the total ``gain`` of the studies with ``margin < t``.
@@ -111,10 +120,22 @@ class DeferralMethod:
     name = "deferral"
     reference = False
 
-    def fit(self, tune: DeferralData, defer_cost: float) -> DeferralMethod:
-        """Fit the ensemble (stacking) on ``tune``, then the method's own rule."""
+    @property
+    def kind(self) -> str:
+        """``"reference"`` for upper references, else ``"baseline"`` (as result tables say)."""
+        return "reference" if self.reference else "baseline"
+
+    def fit(self, tune: DeferralData, defer_cost: float,
+            ensemble: Stacking | None = None) -> DeferralMethod:
+        """Fit the ensemble (stacking) on ``tune``, then the method's own rule.
+
+        Args:
+            tune: the studies fitted on; defer_cost: the cost of a deferral.
+            ensemble: a :class:`~agents.baselines.Stacking` already fitted on ``tune`` to
+                share between methods (None: fit one here).
+        """
         self.defer_cost = float(defer_cost)
-        self.ensemble = Stacking().fit(tune.studies)
+        self.ensemble = ensemble if ensemble is not None else Stacking().fit(tune.studies)
         p = self.ensemble.predict(tune.studies)[0]
         ensemble_correct = (p > 0.5) == tune.studies.labels.astype(bool)
         gain = tune.reader_correct().astype(float) - ensemble_correct - self.defer_cost

@@ -17,7 +17,6 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from sklearn.metrics import cohen_kappa_score
 
 from agents.algos import get_algo
 from agents.deferral_methods import Decision
@@ -77,10 +76,13 @@ def policy_decision(policy: Any, config: DeferralConfig, split: str) -> Decision
         :class:`~agents.deferral_methods.Decision`: the ensemble probability of the policy's
         weights and its defer decisions (float64 and bool ``[n]``).
     """
-    problem = DeferralProblem(config.sweep(split))
-    obs = problem.studies.observations
-    actions, _ = policy.predict(obs, deterministic=True)
+    return _decide(policy, DeferralProblem(config.sweep(split)))
+
+
+def _decide(policy: Any, problem: DeferralProblem) -> Decision:
+    """``policy``'s deterministic decision on every study of ``problem``."""
     n = problem.n_studies
+    actions, _ = policy.predict(problem.studies.observations, deterministic=True)
     out = problem.evaluate(np.arange(n), problem.check_actions(np.asarray(actions), n))
     return Decision(out["probability"].astype(np.float64), out["deferred"].copy(),
                     out["ensemble_prediction"].astype(np.int64))
@@ -88,11 +90,7 @@ def policy_decision(policy: Any, config: DeferralConfig, split: str) -> Decision
 
 def team_scores(policy: Any, config: DeferralConfig, split: str) -> dict[str, float]:
     """The team's ``accuracy`` and ``kappa`` on ``split`` under the deterministic ``policy``
-    (an object with SB3's ``predict``), and its ``deferral_rate``."""
+    (an object with SB3's ``predict``), and its ``deferral_rate``
+    (:meth:`~agents.deferral_methods.Decision.scores`)."""
     problem = DeferralProblem(config.sweep(split))
-    decision = policy_decision(policy, config, split)
-    labels = problem.studies.labels
-    team = decision.team_prediction(problem.reads)
-    return {"accuracy": float((team == labels).mean()),
-            "kappa": float(cohen_kappa_score(labels, team)),
-            "deferral_rate": float(decision.deferred.mean())}
+    return _decide(policy, problem).scores(problem.studies.labels, problem.reads)

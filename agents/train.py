@@ -252,14 +252,14 @@ def _train_native(spec: AlgoSpec, config: WeightingConfig, settings: dict[str, A
 
     agent_class: type[SoftmaxPGAgent] = SoftmaxPGAgent
     env_class: type[MuraWeightingVectorEnv] = MuraWeightingVectorEnv
+    extra: dict[str, Any] = {}
     if isinstance(config, DeferralConfig):
         from agents.deferral_pg import DeferralPGAgent
         from mura_env.deferral_env import MuraDeferralVectorEnv
 
         agent_class, env_class = DeferralPGAgent, MuraDeferralVectorEnv
-    cfg = agent_class.config_class(**settings["algorithm"])
-    if isinstance(config, DeferralConfig):  # the defer head's features use the env's mapping
-        cfg = dataclasses.replace(cfg, softmax_scale=config.softmax_scale)
+        extra["softmax_scale"] = config.softmax_scale  # the defer head uses the env's mapping
+    cfg = agent_class.config_class(**{**settings["algorithm"], **extra})
     env = env_class(cfg.num_envs, config=config)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

@@ -18,7 +18,6 @@ import numpy as np
 from agents.deferral_methods import (
     Decision,
     DeferralData,
-    DeferralMethod,
     GlobalThreshold,
     all_deferral_methods,
 )
@@ -73,9 +72,8 @@ def matched_threshold(tune: DeferralData, rate: float) -> GlobalThreshold:
     the share ``rate`` of tune studies: the least sure ones."""
     method = GlobalThreshold().fit(tune, 0.0)
     margin = np.abs(method.ensemble.predict(tune.studies)[0] - 0.5)
-    method.threshold = 0.0 if rate <= 0 else float(np.quantile(margin, min(rate, 1.0)))
-    if rate >= 1:
-        method.threshold = np.inf
+    method.threshold = (0.0 if rate <= 0 else np.inf if rate >= 1
+                        else float(np.quantile(margin, rate)))
     return method
 
 
@@ -89,19 +87,17 @@ def _run(job: DeferJob, name: str, kind: str, valid: DeferralData, decision: Dec
 
 
 def _classical(job: DeferJob, tune: DeferralData, valid: DeferralData) -> list[DeferRun]:
-    out = []
+    """Every classical method at ``job.cost``, sharing one stacking ensemble fitted on tune
+    (its fitting time counted in the first method's)."""
+    out, ensemble = [], None
     for method in all_deferral_methods():
         start = time.perf_counter()
-        method.fit(tune, job.cost)
+        method.fit(tune, job.cost, ensemble)
+        ensemble = method.ensemble
         seconds = time.perf_counter() - start
-        out.append(_run(job, method.name, kind_of(method), valid, method.decide(valid),
+        out.append(_run(job, method.name, method.kind, valid, method.decide(valid),
                         method.decide(tune).deferred.mean(), seconds))
     return out
-
-
-def kind_of(method: DeferralMethod) -> str:
-    """``"reference"`` for upper references, else ``"baseline"``."""
-    return "reference" if method.reference else "baseline"
 
 
 def run_defer_job(job: DeferJob, table: LogitsTable) -> list[DeferRun]:

@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sklearn.metrics import cohen_kappa_score
 
 from agents.algos import ALGOS
 from agents.evaluate import evaluate_policy
@@ -166,14 +165,12 @@ def finish_deferral(cfg: TrainAgentConfig, trained: Any, env_config: DeferralCon
     atomic_write_bytes(out / "metrics.json", (json.dumps(summary, indent=2) + "\n").encode())
     table = env_config.load_table()
     tune, valid = (DeferralData.from_table(table, s, env_config.reader) for s in ("tune", "valid"))
-    rows = [{"method": cfg.algo, "kind": "agent", **scores}]
+    rows, ensemble = [{"method": cfg.algo, "kind": "agent", **scores}], None
     for method in all_deferral_methods():
-        decision = method.fit(tune, env_config.defer_cost).decide(valid)
-        team = decision.team_prediction(valid.reads)
-        rows.append({"method": method.name, "kind": "reference" if method.reference
-                     else "baseline", "accuracy": float((team == valid.studies.labels).mean()),
-                     "kappa": float(cohen_kappa_score(valid.studies.labels, team)),
-                     "deferral_rate": float(decision.deferred.mean())})
+        decision = method.fit(tune, env_config.defer_cost, ensemble).decide(valid)
+        ensemble = method.ensemble  # one stacking ensemble for every method
+        rows.append({"method": method.name, "kind": method.kind,
+                     **decision.scores(valid.studies.labels, valid.reads)})
     frame = pd.DataFrame(rows)
     atomic_write_bytes(out / "baselines.csv", frame.to_csv(index=False).encode())
     print(f"valid split, {valid.studies.n_studies} studies, defer_cost "

@@ -145,3 +145,30 @@ def test_without_runs_reference_table_0_is_used(tmp_path):
     np.testing.assert_array_equal(table.logits, builtin.logits)
     assert StudySet.select(table, "valid").n_studies == int(
         (builtin.studies["split"] == "valid").sum())
+
+
+def test_train_agent_with_a_defer_cost_scores_the_team_beside_the_deferral_methods(
+        table_path, tmp_path):
+    from agents.deferral_methods import all_deferral_methods
+    from mura_env.logits import LogitsTable
+
+    bare = tmp_path / "bare"
+    assert train_agent.main(["--logits", str(table_path), "--defer-cost", "0.1",
+                             "--out", str(bare)]) == 2  # no reader column: refused, named
+    assert not bare.exists()
+    with_reader = LogitsTable.load(table_path).with_simulated_reader()
+    path = with_reader.save(tmp_path / "with_reader.parquet")
+    out = tmp_path / "run"
+    assert train_agent.main(["--algo", "softmax-pg", "--logits", str(path), "--defer-cost",
+                             "0.1", "--total-timesteps", "4096", "--n-envs", "512",
+                             "--no-tensorboard", "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["split"] == "valid" and metrics["defer_cost"] == 0.1
+    assert 0.0 <= metrics["deferral_rate"] <= 1.0
+    frame = pd.read_csv(out / "baselines.csv").set_index("method")
+    assert list(frame.index) == ["softmax-pg", *(m.name for m in all_deferral_methods())]
+    assert frame.loc["never_defer", "deferral_rate"] == 0.0
+    assert frame.loc["always_defer", "deferral_rate"] == 1.0
+    assert frame.loc["oracle_deferral", "kind"] == "reference"
+    classical = frame[frame["kind"] == "baseline"]  # they share the oracle's stacking ensemble
+    assert frame.loc["oracle_deferral", "accuracy"] >= classical["accuracy"].max()
