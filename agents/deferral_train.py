@@ -23,8 +23,8 @@ from agents.deferral_methods import Decision
 from agents.deferral_pg import DeferralPGAgent, DeferralPGConfig
 from agents.sb3 import train_sb3
 from agents.softmax_pg import train_softmax_pg
-from mura_env.deferral_config import DeferralConfig
-from mura_env.deferral_problem import DeferralProblem
+from mura_env.deferral.config import DeferralConfig
+from mura_env.deferral.problem import DeferralProblem
 
 #: The RL deferral agents and their default env steps on tune.
 DEFERRAL_AGENT_STEPS: dict[str, int] = {"softmax-pg": 393_216, "ppo": 16_384}

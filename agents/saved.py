@@ -12,7 +12,7 @@ table restricted to ``model_names``), ``env_id`` (``MuraWeighting-v0``, or
 ``MuraDeferral-v0`` for a deferral agent; absent in older manifests: weighting),
 ``reader`` and ``reads_digest`` (a deferral agent's reader and its reads, checked against a
 table it is used with), ``env_config`` (the env's :class:`~mura_env.config.WeightingConfig` or
-:class:`~mura_env.deferral_config.DeferralConfig` it trained with, without ``logits``: the
+:class:`~mura_env.deferral.config.DeferralConfig` it trained with, without ``logits``: the
 action mapping ``action_scale``, ``temperature``, ``threshold``, the ``models``, the reward,
 the ``defer_cost``...),
 ``hyperparameters`` (resolved:
@@ -35,7 +35,7 @@ import numpy as np
 from agents.algos import get_algo
 from mura_env.common.atomic import atomic_write_bytes
 from mura_env.config import WeightingConfig
-from mura_env.deferral_config import DeferralConfig
+from mura_env.deferral.config import DeferralConfig
 from mura_env.logits import LogitsTable
 from mura_env.mapping import EnsembleMapping
 

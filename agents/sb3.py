@@ -150,10 +150,10 @@ def sb3_settings(spec: AlgoSpec, learning_rate: float | None = None) -> dict[str
 def make_sb3_env(config: WeightingConfig, n_envs: int, seed: int) -> Any:
     """``n_envs`` Monitor-wrapped single envs of ``config`` in a DummyVecEnv, seeded ``seed,
     seed + 1, ...`` (SB3's ``make_vec_env``): :class:`~mura_env.env.MuraWeightingEnv`, or
-    :class:`~mura_env.deferral_env.MuraDeferralEnv` for a
-    :class:`~mura_env.deferral_config.DeferralConfig`."""
-    from mura_env.deferral_config import DeferralConfig
-    from mura_env.deferral_env import MuraDeferralEnv
+    :class:`~mura_env.deferral.env.MuraDeferralEnv` for a
+    :class:`~mura_env.deferral.config.DeferralConfig`."""
+    from mura_env.deferral.config import DeferralConfig
+    from mura_env.deferral.env import MuraDeferralEnv
 
     env_class = MuraDeferralEnv if isinstance(config, DeferralConfig) else MuraWeightingEnv
     return make_vec_env(env_class, n_envs=n_envs, seed=seed, env_kwargs={"config": config})
@@ -201,7 +201,7 @@ def train_sb3(
     progress: bool = False,
 ) -> tuple[BaseAlgorithm, dict[str, Any]]:
     """Train ``spec``'s SB3 algorithm with ``MlpPolicy`` on ``MuraWeighting-v0`` (or
-    ``MuraDeferral-v0`` for a :class:`~mura_env.deferral_config.DeferralConfig`).
+    ``MuraDeferral-v0`` for a :class:`~mura_env.deferral.config.DeferralConfig`).
 
     Args:
         spec: an ``sb3`` family entry of :data:`agents.algos.ALGOS`.

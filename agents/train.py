@@ -20,7 +20,7 @@ from agents.evaluate import Policy, evaluate_policy
 from agents.saved import MANIFEST, SavedAgent, reads_digest, table_digest, write_manifest
 from agents.softmax_pg import SoftmaxPGAgent, SoftmaxPGConfig, check_batch_size, train_softmax_pg
 from mura_env.config import WeightingConfig
-from mura_env.deferral_config import DeferralConfig
+from mura_env.deferral.config import DeferralConfig
 from mura_env.logits import LogitsTable
 from mura_env.readers import resolve_reader
 from mura_env.vector_env import MuraWeightingVectorEnv
@@ -255,7 +255,7 @@ def _train_native(spec: AlgoSpec, config: WeightingConfig, settings: dict[str, A
     extra: dict[str, Any] = {}
     if isinstance(config, DeferralConfig):
         from agents.deferral_pg import DeferralPGAgent
-        from mura_env.deferral_env import MuraDeferralVectorEnv
+        from mura_env.deferral.env import MuraDeferralVectorEnv
 
         agent_class, env_class = DeferralPGAgent, MuraDeferralVectorEnv
         extra["softmax_scale"] = config.softmax_scale  # the defer head uses the env's mapping

@@ -1,7 +1,7 @@
 """Grad-CAM of the ensemble's members, their weighted ensemble map, and the studies to explain.
 
-The computing half of ``python -m experiments.gradcam`` (:mod:`experiments.gradcam_report` draws
-and writes the panels, CSV and HTML):
+The computing half of ``python -m experiments.gradcam``
+(:mod:`experiments.gradcam.gradcam_report` draws and writes the panels, CSV and HTML):
 
 * :func:`gradcam` / :func:`model_heatmaps`: Grad-CAM (``grad-cam`` package) of one model for a
   batch of preprocessed inputs, for the *abnormal* class (logit 1), on the target layer the

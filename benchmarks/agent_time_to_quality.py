@@ -39,7 +39,7 @@ import torch  # noqa: E402
 from agents.baselines import Stacking  # noqa: E402
 from agents.evaluate import evaluate_baseline  # noqa: E402
 from agents.train import train_agent  # noqa: E402
-from experiments.logits_source import resolve_table  # noqa: E402
+from experiments.common.logits_source import resolve_table  # noqa: E402
 from mura_env.common.atomic import atomic_write_bytes  # noqa: E402
 from mura_env.config import WeightingConfig  # noqa: E402
 from mura_env.logits import LogitsTable, LogitsTableError, MissingLogitsError  # noqa: E402

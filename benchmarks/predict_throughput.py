@@ -23,10 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from experiments.gradcam import default_run, load_members, load_run_dataset, load_run_table  # noqa: E402
-from experiments.predict import predict_study  # noqa: E402
-from experiments.predict_inputs import collect_studies  # noqa: E402
-from experiments.provenance import machine_description  # noqa: E402
+from experiments.common.provenance import machine_description  # noqa: E402
+from experiments.gradcam.gradcam import default_run, load_members, load_run_dataset, load_run_table  # noqa: E402
+from experiments.predict.predict import predict_study  # noqa: E402
+from experiments.predict.predict_inputs import collect_studies  # noqa: E402
 
 TARGET_SECONDS = 30.0
 

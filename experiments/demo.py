@@ -28,7 +28,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from experiments import compare, pretrain_backbones
+from experiments.pretrain import pretrain_backbones
+from experiments.weighting import compare
 from mura_env.common.atomic import atomic_write_bytes
 from mura_env.common.config_cli import parse_config, save_config
 from mura_env.data import load_mura, summarize

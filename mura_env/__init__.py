@@ -24,16 +24,15 @@ import multiprocessing
 import gymnasium
 
 from mura_env.constants import BODY_PARTS, MURA_DIRNAME, SPLITS
-
-__version__ = "0.1.0"
+from mura_env.version import __version__
 
 ENV_ID = "MuraWeighting-v0"
 DEFERRAL_ENV_ID = "MuraDeferral-v0"
 
 for _id, _single, _vector in (
         (ENV_ID, "mura_env.env:MuraWeightingEnv", "mura_env.vector_env:MuraWeightingVectorEnv"),
-        (DEFERRAL_ENV_ID, "mura_env.deferral_env:MuraDeferralEnv",
-         "mura_env.deferral_env:MuraDeferralVectorEnv")):
+        (DEFERRAL_ENV_ID, "mura_env.deferral.env:MuraDeferralEnv",
+         "mura_env.deferral.env:MuraDeferralVectorEnv")):
     if _id not in gymnasium.registry:
         gymnasium.register(id=_id, entry_point=_single, vector_entry_point=_vector)
 

@@ -12,17 +12,19 @@ import dataclasses
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
 from mura_env.constants import BODY_PARTS, SPLITS
+from mura_env.logits import LogitsTable
 from mura_env.mapping import (
     DEFAULT_ACTION_SCALE,
     DEFAULT_TEMPERATURE,
     DEFAULT_THRESHOLD,
     EnsembleMapping,
 )
+from mura_env.reference import check_reference_index, resolve_logits
 from mura_env.rewards import (
     DEFAULT_FALSE_ALARM_COST,
     DEFAULT_MISS_COST,
@@ -30,23 +32,10 @@ from mura_env.rewards import (
     check_reward,
 )
 
-if TYPE_CHECKING:
-    from mura_env.logits import LogitsTable
-
 #: Sampling modes: ``random`` draws studies with ``np_random``; ``sweep`` visits them in order.
 SAMPLING_MODES = ("random", "sweep")
 
 LogitsSource = Any  # a LogitsTable, a path of a saved one, or None for a reference table
-
-
-def check_reference_index(index: object) -> int:
-    """``index`` as an int; ``ValueError`` unless it is an integer >= 0 (not a bool): the
-    number of a shipped reference table (:mod:`mura_env.reference`)."""
-    if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or index < 0:
-        raise ValueError(
-            f"reference_table must be an integer >= 0 (the number of a shipped reference "
-            f"table, e.g. 0), got {index!r}.")
-    return int(index)
 
 
 def _as_tuple(value: str | Sequence[str] | None) -> str | tuple[str, ...] | None:
@@ -162,9 +151,7 @@ class WeightingConfig:
     def load_table(self) -> LogitsTable:
         """The :class:`~mura_env.logits.LogitsTable` this config names: ``logits`` (a table or
         a path), or reference table ``reference_table`` when ``logits`` is None (see
-        :func:`mura_env.logits.resolve_logits`)."""
-        from mura_env.logits import resolve_logits
-
+        :func:`mura_env.reference.resolve_logits`)."""
         return resolve_logits(self.logits, self.reference_table)
 
     def to_dict(self) -> dict[str, Any]:

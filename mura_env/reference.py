@@ -11,14 +11,16 @@ again. ``gymnasium.make("MuraWeighting-v0", reference_table=i)`` picks one (defa
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
-from mura_env.config import check_reference_index
+import numpy as np
+
 from mura_env.logits import LogitsTable, LogitsTableError, MissingLogitsError, manifest_path
 
-__all__ = ["REFERENCE_DIR", "load_reference_table", "reference_indices",
-           "reference_table_path", "remake_command"]
+__all__ = ["REFERENCE_DIR", "check_reference_index", "load_reference_table",
+           "reference_indices", "reference_table_path", "remake_command", "resolve_logits"]
 
 #: The folder of the shipped reference tables.
 REFERENCE_DIR = Path(__file__).resolve().parent / "assets" / "reference"
@@ -87,3 +89,43 @@ def load_reference_table(index: int = 0) -> LogitsTable:
     except LogitsTableError as e:
         raise LogitsTableError(
             f"Reference table {index} ({path}) is corrupt: {e} {remake}") from e
+
+
+def check_reference_index(index: object) -> int:
+    """``index`` as an int; ``ValueError`` unless it is an integer >= 0 (not a bool): the
+    number of a shipped reference table (:mod:`mura_env.reference`)."""
+    if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or index < 0:
+        raise ValueError(
+            f"reference_table must be an integer >= 0 (the number of a shipped reference "
+            f"table, e.g. 0), got {index!r}.")
+    return int(index)
+
+
+def resolve_logits(logits: LogitsTable | str | os.PathLike[str] | None,
+                   reference_table: int = 0) -> LogitsTable:
+    """The table the env uses: ``logits`` itself, the table saved at the path ``logits``, or,
+    when None, the shipped reference table number ``reference_table``
+    (:func:`load_reference_table`).
+
+    Args:
+        logits: a :class:`LogitsTable`, the path of one saved with :meth:`LogitsTable.save`,
+            or None.
+        reference_table: which reference table None stands for (0, 1, ...); ignored when
+            ``logits`` is given.
+
+    Raises:
+        MissingLogitsError: no table at the path, or no such reference table (the message
+            gives the command that makes it).
+        LogitsTableError: the file or its manifest is invalid.
+        TypeError: ``logits`` is of another type. ValueError: a bad ``reference_table``.
+    """
+    if isinstance(logits, LogitsTable):
+        return logits
+    if logits is None:
+        return load_reference_table(reference_table)
+    if isinstance(logits, (str, os.PathLike)):
+        return LogitsTable.load(logits)
+    raise TypeError(
+        f"logits must be a LogitsTable, a path to a saved table, or None (a shipped reference "
+        f"table); got {type(logits).__name__}."
+    )

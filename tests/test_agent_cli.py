@@ -10,8 +10,9 @@ import pytest
 from agent_fixtures import specialist_table
 
 from agents.baselines import all_baselines
-from experiments import compare, train_agent
-from experiments.logits_source import newest_pretrain_logits
+from experiments.common.logits_source import newest_pretrain_logits
+from experiments.training import train_agent
+from experiments.weighting import compare
 from mura_env.constants import BODY_PARTS
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -133,7 +134,7 @@ def test_newest_pretrain_logits_is_the_newest(tmp_path):
 
 
 def test_without_runs_reference_table_0_is_used(tmp_path):
-    from experiments.logits_source import resolve_table
+    from experiments.common.logits_source import resolve_table
     from mura_env.logits import LogitsTable
     from mura_env.reference import reference_table_path
     from mura_env.study_set import StudySet

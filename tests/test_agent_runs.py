@@ -19,7 +19,7 @@ from agents.algos import ALGOS, UnknownAlgoError, get_algo
 from agents.evaluate import evaluate_policy
 from agents.saved import AgentMismatchError, load_agent
 from agents.train import train_agent
-from experiments.compare_plots import read_scalars
+from experiments.weighting.compare_plots import read_scalars
 from mura_env.config import WeightingConfig
 from mura_env.logits import LogitsTable
 from mura_env.study_set import StudySet
@@ -182,7 +182,7 @@ def test_unknown_algo_lists_the_valid_ones(capsys):
         get_algo("dqn")
     for name in ALGOS:
         assert name in str(e.value)
-    from experiments import train_agent as cli
+    from experiments.training import train_agent as cli
     with pytest.raises(SystemExit):
         cli.main(["--algo", "dqn"])
     err = capsys.readouterr().err

@@ -13,8 +13,7 @@ from rliable import metrics as rliable_metrics
 
 from agents.algos import ALGOS, plateau_step
 from agents.baselines import all_baselines
-from experiments import benchmark
-from experiments.benchmark_stats import (
+from experiments.common.statistics import (
     MethodRuns,
     draw_resamples,
     pooled,
@@ -22,6 +21,7 @@ from experiments.benchmark_stats import (
     run_metrics,
     summarise,
 )
+from experiments.weighting import benchmark
 from mura_env.constants import BODY_PARTS
 from mura_env.logits import LogitsTable
 
@@ -88,7 +88,7 @@ def test_writes_every_file_with_every_method(finished: Path) -> None:
 
 
 def benchmark_plots() -> list[str]:
-    from experiments.benchmark_report import PLOTS
+    from experiments.weighting.benchmark_report import PLOTS
     return list(PLOTS)
 
 

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from test_benchmark import standin_table
 
-from experiments import attach_reader, defer
-from experiments.defer_report import coverage_area
+from experiments.deferral import attach_reader, defer
+from experiments.deferral.defer_report import coverage_area
 from mura_env.constants import BODY_PARTS
 from mura_env.logits import LogitsTable
 from mura_env.readers import SimulatedReader

@@ -14,7 +14,7 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import mura_env  # noqa: F401  (registers MuraDeferral-v0)
-from mura_env.deferral_env import MuraDeferralEnv, MuraDeferralVectorEnv
+from mura_env.deferral.env import MuraDeferralEnv, MuraDeferralVectorEnv
 from mura_env.logits import LogitsTable
 from mura_env.readers import SimulatedReader
 
@@ -175,7 +175,7 @@ def test_a_table_with_several_readers_needs_the_reader_named(table) -> None:
 def test_a_saved_deferral_agent_loads_and_checks_its_reader(table, tmp_path) -> None:
     from agents.saved import AgentMismatchError, load_agent
     from agents.train import train_agent
-    from mura_env.deferral_config import DeferralConfig
+    from mura_env.deferral.config import DeferralConfig
 
     train_agent("ppo", DeferralConfig(logits=table, defer_cost=0.1), tmp_path / "ppo",
                 total_timesteps=256, n_envs=2, tensorboard=False)

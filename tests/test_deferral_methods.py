@@ -24,9 +24,9 @@ from agents.deferral_methods import (
 from agents.deferral_pg import DeferralPGAgent, DeferralPGConfig
 from agents.deferral_train import policy_decision, train_deferral_agent
 from agents.softmax_pg import train_softmax_pg
-from experiments.defer_runs import matched_threshold
+from experiments.deferral.defer_runs import matched_threshold
 from mura_env.constants import BODY_PARTS
-from mura_env.deferral_config import DeferralConfig
+from mura_env.deferral.config import DeferralConfig
 from mura_env.logits import LogitsTable
 from mura_env.readers import SimulatedReader
 

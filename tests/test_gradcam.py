@@ -16,9 +16,9 @@ import torch.nn.functional as F
 from torch import nn
 
 import backbones.gradcam as gradcam
-import experiments.gradcam as gradcam_cli
+import experiments.gradcam.gradcam as gradcam_cli
 from backbones.registry import REGISTRY, build_model, get_spec
-from experiments.pretrain_backbones import LOGIT_SPLITS, PretrainConfig, study_logits
+from experiments.pretrain.pretrain_backbones import LOGIT_SPLITS, PretrainConfig, study_logits
 from mura_env.common.atomic import file_sha256
 from mura_env.config import WeightingConfig
 from mura_env.data import load_mura

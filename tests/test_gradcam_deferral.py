@@ -13,7 +13,7 @@ from test_gradcam import MODELS, _gradcam, tiny_run  # noqa: F401  (tiny_run: a 
 from agents.deferral_pg import DeferralPGAgent
 from agents.saved import load_agent
 from agents.train import train_agent
-from mura_env.deferral_config import DeferralConfig
+from mura_env.deferral.config import DeferralConfig
 from mura_env.logits import LogitsTable
 from mura_env.study_set import StudySet
 

@@ -22,8 +22,8 @@ from mura_env.logits import (
     MissingLogitsError,
     logit_columns,
     manifest_path,
-    resolve_logits,
 )
+from mura_env.reference import resolve_logits
 
 
 def _arrays(n: int = 4, k: int = 2, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:

@@ -14,8 +14,8 @@ import pytest
 from dicom_fixtures import write_dicom
 from test_gradcam import tiny_run  # noqa: F401  (a fixture: a run with checkpoints and logits)
 
-from experiments import predict
-from experiments.predict_inputs import PredictInputError, collect_studies, resolve_body_part
+from experiments.predict import predict
+from experiments.predict.predict_inputs import PredictInputError, collect_studies, resolve_body_part
 from mura_env.data import load_mura
 from mura_env.logits import LogitsTable
 
@@ -110,7 +110,7 @@ def test_agent_weights_deferral_and_gradcam_panels(tiny_run: Path, valid_study, 
                                                    tmp_path: Path) -> None:
     from agents.saved import load_agent
     from agents.train import train_agent
-    from mura_env.deferral_config import DeferralConfig
+    from mura_env.deferral.config import DeferralConfig
 
     _, folder, table = valid_study
     run = tmp_path / "run"

@@ -11,7 +11,7 @@ import pytest
 
 from backbones.registry import UnknownModelError
 from backbones.train_config import TrainConfig, parse_args
-from experiments import pretrain_backbones
+from experiments.pretrain import pretrain_backbones
 from mura_env.constants import BODY_PARTS
 from mura_env.data import load_mura
 from mura_env.logits import LogitsTable

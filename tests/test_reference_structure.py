@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 from agent_fixtures import specialist_table
 
-from experiments import reference_report
-from experiments.reference_report import failed_bars, paired_difference, structure_figures
+from experiments.pretrain import reference_report
+from experiments.pretrain.reference_report import failed_bars, paired_difference, structure_figures
 from mura_env.reference import load_reference_table, reference_indices
 from mura_env.synthetic.plan import REAL_COUNTS
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from backbones.dicom import DicomError, body_part_from_dicom, is_dicom, read_dicom
 
+from backbones.dicom import DicomError, body_part_from_dicom, is_dicom, read_dicom
 from mura_env.constants import BODY_PARTS
 
 #: File suffixes read as images (lower case); other files are DICOM when they look like one.

@@ -4,7 +4,7 @@ studies with the members of a pretraining run, weighted uniformly or by a traine
     python -m experiments.predict --run runs/pretrain/<run> [--agent runs/agents/<run>]
         [--body-part WRIST] [--study NAME] [--out DIR] [--gradcam DIR] PATH [PATH ...]
 
-PATHs and body parts: :mod:`experiments.predict_inputs`. Each image goes through exactly the
+PATHs and body parts: :mod:`experiments.predict.predict_inputs`. Each image goes through exactly the
 preprocessing of the run's study logits (letterbox to the member's input size, evaluation
 transform) with the run's checkpoints (checked against its logits table); a member's study
 probability is the mean of its images' probabilities (MURA's rule). The weights are uniform,
@@ -33,16 +33,16 @@ import torch
 import backbones.gradcam as gradcam
 from backbones.distributed import resolve_device
 from backbones.infer import probability_logits
-from experiments.gradcam import default_run, load_members, load_run_table
-from experiments.gradcam_report import (
+from experiments.gradcam.gradcam import default_run, load_members, load_run_table
+from experiments.gradcam.gradcam_report import (
     ExplainedStudy,
     ReportContext,
     prepare_output,
     write_report,
     write_study,
 )
-from experiments.gradcam_weighting import GradCamInputError
-from experiments.predict_inputs import PredictInputError, StudyInput, collect_studies
+from experiments.gradcam.gradcam_weighting import GradCamInputError
+from experiments.predict.predict_inputs import PredictInputError, StudyInput, collect_studies
 from mura_env.common.atomic import atomic_write_bytes
 from mura_env.common.config_cli import parse_config
 from mura_env.constants import BODY_PARTS
@@ -59,7 +59,8 @@ class PredictConfig:
         "help": "pretraining run folder (default: the run of reference table 0, else the "
                 "newest runs/pretrain/*)"})
     agent: Path | None = field(default=None, metadata={
-        "help": "agent run folder (experiments.train_agent) for the weights; default uniform"})
+        "help": "agent run folder (python -m experiments.train_agent) for the weights; default "
+                "uniform"})
     body_part: str | None = field(default=None, metadata={
         "help": "body part of every study (default: from XR_<PART> in the path, else DICOM)"})
     study: str | None = field(default=None, metadata={

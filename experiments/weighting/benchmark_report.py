@@ -1,5 +1,5 @@
 """The benchmark's report: ``benchmark.md`` and its PNG plots, from the figures of
-:func:`experiments.benchmark_stats.summarise`."""
+:func:`experiments.common.statistics.summarise`."""
 
 from __future__ import annotations
 
@@ -94,7 +94,7 @@ def to_markdown(frame: pd.DataFrame, info: dict[str, Any], references: Sequence[
     """``benchmark.md``.
 
     Args:
-        frame: :func:`~experiments.benchmark_stats.summarise`'s table plus ``train_time`` and
+        frame: :func:`~experiments.common.statistics.summarise`'s table plus ``train_time`` and
             ``env_steps`` columns.
         info: ``tables`` (labels), ``seeds``, ``n_tune`` (list per table), ``n_valid``,
             ``n_valid_abnormal``, ``budgets`` (algo -> env steps), ``budget_note``,

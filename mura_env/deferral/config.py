@@ -28,7 +28,7 @@ def check_defer_cost(value: object) -> float:
 
 @dataclass(frozen=True)
 class DeferralConfig(WeightingConfig):
-    """The arguments of ``MuraDeferral-v0`` (see :class:`mura_env.deferral_env.MuraDeferralEnv`),
+    """The arguments of ``MuraDeferral-v0`` (see :class:`mura_env.deferral.env.MuraDeferralEnv`),
     checked when made: every :class:`~mura_env.config.WeightingConfig` field, plus:
 
     Attributes:

@@ -18,8 +18,8 @@ JSON manifest beside it,
 ``<stem>.manifest.json``, with the model names and configs, the data set fingerprint, the
 creation time, the package version, the optional provenance and the Parquet file's sha256.
 Loading checks both.
-The checks and the file format are in :mod:`mura_env.logits_format` and
-:mod:`mura_env.logits_parquet`; import their public names from here.
+The checks and the file format are in :mod:`mura_env.logits.format` and
+:mod:`mura_env.logits.parquet`; import the public names from :mod:`mura_env.logits`.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 
 from mura_env.common.atomic import atomic_write, file_sha256
 from mura_env.constants import BODY_PARTS, SPLITS
-from mura_env.logits_format import (
+from mura_env.logits.format import (
     MANIFEST_FORMAT,
     MANIFEST_VERSION,
     READER_PREFIX,
@@ -53,18 +53,19 @@ from mura_env.logits_format import (
     read_manifest,
     reader_column_names,
 )
-from mura_env.logits_parquet import read_arrays, to_arrow
+from mura_env.logits.parquet import read_arrays, to_arrow
 from mura_env.mapping import member_probabilities
+from mura_env.readers import SimulatedReader, attach_reads, missing_reader_message
+from mura_env.version import __version__
 
 __all__ = [
     "MANIFEST_FORMAT", "MANIFEST_VERSION", "LogitsTable", "LogitsTableError",
-    "MissingLogitsError", "logit_columns", "manifest_path", "resolve_logits",
+    "MissingLogitsError", "logit_columns", "manifest_path",
 ]
 
 
 def _package_version() -> str:
     """The installed mura-rl version, ``mura_env.__version__``."""
-    from mura_env import __version__
 
     return __version__
 
@@ -188,7 +189,6 @@ class LogitsTable:
             KeyError: the table has no such reader (the message says how to add one).
         """
         if reader_id not in self.reader_ids:
-            from mura_env.readers import missing_reader_message
 
             raise KeyError(missing_reader_message(self.reader_ids, reader_id))
         return self.studies[READER_PREFIX + reader_id].to_numpy(dtype=np.int8)
@@ -197,7 +197,6 @@ class LogitsTable:
         """A copy with one reader column per reader of ``reads`` (columns ``study_id``,
         ``reader_id``, ``read``; e.g. :func:`mura_env.readers.load_reader_csv`), which must
         read every study of the table (:func:`mura_env.readers.attach_reads`)."""
-        from mura_env.readers import attach_reads
 
         return LogitsTable(attach_reads(self.studies, reads), self.model_names, self.logits,
                            model_configs=self.model_configs,
@@ -207,7 +206,6 @@ class LogitsTable:
     def with_simulated_reader(self, reader: Any = None) -> LogitsTable:
         """A copy with the reads of a :class:`mura_env.readers.SimulatedReader` (default:
         ``SimulatedReader.default()``, column ``reader_simulated``) as a reader column."""
-        from mura_env.readers import SimulatedReader
 
         reader = SimulatedReader.default() if reader is None else reader
         return self.with_reads(pd.DataFrame({"study_id": self.studies["study_id"],
@@ -366,35 +364,3 @@ class LogitsTable:
                    created_at=manifest["created_at"],
                    package_version=manifest["package_version"],
                    provenance=manifest.get("provenance"), _validated=True)
-
-
-def resolve_logits(logits: LogitsTable | str | os.PathLike[str] | None,
-                   reference_table: int = 0) -> LogitsTable:
-    """The table the env uses: ``logits`` itself, the table saved at the path ``logits``, or,
-    when None, the shipped reference table number ``reference_table``
-    (:func:`mura_env.reference.load_reference_table`).
-
-    Args:
-        logits: a :class:`LogitsTable`, the path of one saved with :meth:`LogitsTable.save`,
-            or None.
-        reference_table: which reference table None stands for (0, 1, ...); ignored when
-            ``logits`` is given.
-
-    Raises:
-        MissingLogitsError: no table at the path, or no such reference table (the message
-            gives the command that makes it).
-        LogitsTableError: the file or its manifest is invalid.
-        TypeError: ``logits`` is of another type. ValueError: a bad ``reference_table``.
-    """
-    if isinstance(logits, LogitsTable):
-        return logits
-    if logits is None:
-        from mura_env.reference import load_reference_table
-
-        return load_reference_table(reference_table)
-    if isinstance(logits, (str, os.PathLike)):
-        return LogitsTable.load(logits)
-    raise TypeError(
-        f"logits must be a LogitsTable, a path to a saved table, or None (a shipped reference "
-        f"table); got {type(logits).__name__}."
-    )

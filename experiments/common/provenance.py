@@ -17,7 +17,7 @@ from mura_env.logits import LogitsTable
 from mura_env.reference import reference_table_path, remake_command
 
 if TYPE_CHECKING:
-    from experiments.pretrain_backbones import PretrainConfig
+    from experiments.pretrain.pretrain_backbones import PretrainConfig
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -109,8 +109,8 @@ def run_provenance(cfg: PretrainConfig, argv: list[str], table: LogitsTable,
 def export_reference(index: int, table: LogitsTable, provenance: dict[str, Any]) -> Path:
     """Install ``table`` as the package's reference table ``index``, with ``provenance``
     (see :func:`run_provenance`) in its manifest and the default simulated reader's column
-    (:func:`experiments.attach_reader.with_simulated_reader`); returns its path."""
-    from experiments.attach_reader import with_simulated_reader
+    (:func:`experiments.deferral.attach_reader.with_simulated_reader`); returns its path."""
+    from experiments.deferral.attach_reader import with_simulated_reader
 
     path = reference_table_path(index)
     path.parent.mkdir(parents=True, exist_ok=True)

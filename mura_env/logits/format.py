@@ -14,7 +14,7 @@
   one radiologist's 0/1 read of every study (see :mod:`mura_env.readers`).
 
 On disk a table is one Parquet file and a JSON manifest beside it (:func:`manifest_path`),
-written and read back by :mod:`mura_env.logits_parquet`, which checks each against the other.
+written and read back by :mod:`mura_env.logits.parquet`, which checks each against the other.
 The names are re-exported by :mod:`mura_env.logits`, the module to import them from.
 """
 

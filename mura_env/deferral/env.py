@@ -3,7 +3,7 @@ radiologist.
 
 The single env :class:`MuraDeferralEnv` and the native vector env
 :class:`MuraDeferralVectorEnv`. Both extend their ``MuraWeighting-v0`` counterparts (whose
-contract does not change) with the :class:`~mura_env.deferral_problem.DeferralProblem`.
+contract does not change) with the :class:`~mura_env.deferral.problem.DeferralProblem`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from mura_env.deferral_problem import DeferralProblem, defer_reward
+from mura_env.deferral.problem import DeferralProblem, defer_reward
 from mura_env.env import MuraWeightingEnv
 from mura_env.mapping import study_mixture
 from mura_env.vector_env import STEP_INFO_KEYS, MuraWeightingVectorEnv
@@ -79,7 +79,7 @@ class MuraDeferralEnv(MuraWeightingEnv):
     ## Arguments
 
     Every argument of ``MuraWeighting-v0`` (:class:`mura_env.config.WeightingConfig`), or
-    ``config=DeferralConfig(...)`` (:class:`mura_env.deferral_config.DeferralConfig`), plus:
+    ``config=DeferralConfig(...)`` (:class:`mura_env.deferral.config.DeferralConfig`), plus:
 
     | Argument    | Default | Meaning                                                     |
     |-------------|---------|-------------------------------------------------------------|
@@ -156,7 +156,7 @@ class MuraDeferralVectorEnv(MuraWeightingVectorEnv):
     Per sub-environment the semantics are those of :class:`MuraDeferralEnv`: actions
     float32 ``[num_envs, K + 1]`` (preferences, then the defer score), the same observation,
     rewards and defer decision (the batch uses
-    :meth:`mura_env.deferral_problem.DeferralProblem.evaluate`). Everything else (same-step
+    :meth:`mura_env.deferral.problem.DeferralProblem.evaluate`). Everything else (same-step
     autoreset, ``final_info`` with ``_key`` masks, sweeps, rendering) is
     :class:`mura_env.vector_env.MuraWeightingVectorEnv`'s; the step info adds ``deferred``,
     ``ensemble_prediction``, ``ensemble_correct`` and ``reader_correct``, and its

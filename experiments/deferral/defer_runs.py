@@ -22,8 +22,8 @@ from agents.deferral_methods import (
     all_deferral_methods,
 )
 from agents.deferral_train import policy_decision, train_deferral_agent
-from experiments.job_pool import run_pool
-from mura_env.deferral_config import DeferralConfig
+from experiments.common.job_pool import run_pool
+from mura_env.deferral.config import DeferralConfig
 from mura_env.logits import LogitsTable
 
 #: The method names of the classical job.
@@ -122,7 +122,7 @@ def run_defer_jobs(jobs: Sequence[DeferJob], tables: Sequence[LogitsTable], work
                    threads: int, on_done: Callable[[DeferJob], None] = lambda job: None
                    ) -> list[DeferRun]:
     """Run every job, here (``workers`` <= 1) or in ``workers`` processes with ``threads``
-    torch threads each (:func:`experiments.job_pool.run_pool`); jobs are seeded, so results
+    torch threads each (:func:`experiments.common.job_pool.run_pool`); jobs are seeded, so results
     do not depend on the order or the workers.
 
     Returns:

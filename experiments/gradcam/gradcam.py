@@ -21,7 +21,7 @@ confidently wrong ones, confidently correct ones, and the ones whose agent weigh
 from uniform (without an agent: the ones whose members disagree most).
 
 Inputs are read here, maps computed by :mod:`backbones.gradcam`, files written by
-:mod:`experiments.gradcam_report`. Synthetic data: panels say nothing clinical.
+:mod:`experiments.gradcam.gradcam_report`. Synthetic data: panels say nothing clinical.
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ from backbones.cache import decode
 from backbones.checkpoint import CHECKPOINT, load_checkpoint
 from backbones.distributed import resolve_device
 from backbones.registry import UnknownModelError, build_model, get_spec
-from experiments.gradcam_report import (
+from experiments.common.logits_source import PRETRAIN_RUNS, newest_pretrain_logits
+from experiments.gradcam.gradcam_report import (
     ExplainedStudy,
     IndexEntry,
     ReportContext,
@@ -50,14 +51,13 @@ from experiments.gradcam_report import (
     write_report,
     write_study,
 )
-from experiments.gradcam_weighting import (
+from experiments.gradcam.gradcam_weighting import (
     GradCamInputError,
     Weighting,
     load_agent_weighting,
     uniform_weighting,
 )
-from experiments.logits_source import PRETRAIN_RUNS, newest_pretrain_logits
-from experiments.pretrain_backbones import LOGIT_SPLITS
+from experiments.pretrain.pretrain_backbones import LOGIT_SPLITS
 from mura_env.common.atomic import file_sha256
 from mura_env.common.config_cli import parse_config
 from mura_env.constants import MURA_DIRNAME

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mura_env.logits import LogitsTable, resolve_logits
-from mura_env.reference import reference_table_path
+from mura_env.logits import LogitsTable
+from mura_env.reference import reference_table_path, resolve_logits
 
 #: Where ``experiments.pretrain_backbones`` puts its runs.
 PRETRAIN_RUNS = Path("runs/pretrain")
@@ -24,7 +24,7 @@ def resolve_table(logits: str | os.PathLike[str] | None,
     reference table 0. Returns ``(table, path it came from)``.
 
     Raises:
-        MissingLogitsError / LogitsTableError: from :func:`mura_env.logits.resolve_logits`.
+        MissingLogitsError / LogitsTableError: from :func:`mura_env.reference.resolve_logits`.
     """
     path = Path(logits) if logits is not None else (newest_pretrain_logits(root)
                                                     or reference_table_path(0))

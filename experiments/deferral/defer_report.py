@@ -1,5 +1,5 @@
 """The deferral experiment's report: ``defer.md`` and its PNG plots, from the per-cost figures
-of :func:`experiments.benchmark_stats.summarise` (one row per method and cost)."""
+of :func:`experiments.common.statistics.summarise` (one row per method and cost)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from experiments.benchmark_report import _ci, _fmt, _save, _table, label  # noqa: E402
+from experiments.weighting.benchmark_report import _ci, _fmt, _save, _table, label  # noqa: E402
 from mura_env.constants import BODY_PARTS  # noqa: E402
 
 PLOTS = {"coverage_accuracy.png": "team accuracy against deferral rate",

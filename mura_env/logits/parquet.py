@@ -1,7 +1,7 @@
 """A logits table's Parquet file: its columns, written and read back against the manifest.
 
 Columns, in order: the :data:`~mura_env.constants.STUDY_COLUMNS` (string and int64), one
-float32 column per :func:`~mura_env.logits_format.logit_columns` name, then the table's reader
+float32 column per :func:`~mura_env.logits.format.logit_columns` name, then the table's reader
 columns (``reader_<id>``, int8 0/1; the manifest lists their ids under ``readers``).
 """
 
@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mura_env.constants import STUDY_COLUMNS
-from mura_env.logits_format import (
+from mura_env.logits.format import (
     INT_COLUMNS,
     READER_PREFIX,
     STR_COLUMNS,
@@ -33,7 +33,7 @@ def to_arrow(studies: pd.DataFrame, model_names: Sequence[str], logits: np.ndarr
     """The Parquet table of a validated table's parts.
 
     Args:
-        studies: a study table as :func:`~mura_env.logits_format.normalize_studies` returns it.
+        studies: a study table as :func:`~mura_env.logits.format.normalize_studies` returns it.
         model_names: the ``K`` model names.
         logits: float32 ``[n, K, 2]``.
 
@@ -71,13 +71,13 @@ def read_arrays(path: Path, manifest: dict[str, Any],
 
     Args:
         path: the Parquet file.
-        manifest: its manifest, as :func:`~mura_env.logits_format.read_manifest` returns it.
+        manifest: its manifest, as :func:`~mura_env.logits.format.read_manifest` returns it.
         model_names: the manifest's model names, checked by
-            :func:`~mura_env.logits_format.normalize_models`.
+            :func:`~mura_env.logits.format.normalize_models`.
 
     Returns:
-        ``(studies, logits)`` as :func:`~mura_env.logits_format.normalize_studies` and
-        :func:`~mura_env.logits_format.normalize_logits` return them.
+        ``(studies, logits)`` as :func:`~mura_env.logits.format.normalize_studies` and
+        :func:`~mura_env.logits.format.normalize_logits` return them.
 
     Raises:
         LogitsTableError: an unreadable file, columns other than the study columns, the models'

@@ -18,7 +18,7 @@ from agents.baselines import all_baselines
 from agents.evaluate import run_policy
 from agents.reporting import fit_and_evaluate, is_seeded, kind_of
 from agents.train import train_agent
-from experiments.job_pool import run_pool
+from experiments.common.job_pool import run_pool
 from mura_env.config import WeightingConfig
 from mura_env.logits import LogitsTable
 from mura_env.reference import load_reference_table, reference_indices, reference_table_path
@@ -152,7 +152,7 @@ def run_jobs(jobs: Sequence[Job], tables: Sequence[LogitsTable], root: Path, wor
              threads: int, on_done: Callable[[Job], None] = lambda job: None
              ) -> list[RunResult]:
     """Run every job, in this process (``workers`` <= 1) or in ``workers`` processes, each
-    with ``threads`` torch threads (:func:`experiments.job_pool.run_pool`). Jobs are seeded,
+    with ``threads`` torch threads (:func:`experiments.common.job_pool.run_pool`). Jobs are seeded,
     so results do not depend on the order.
 
     Returns:

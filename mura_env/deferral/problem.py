@@ -4,8 +4,8 @@ defer decision.
 :class:`DeferralProblem` extends :class:`~mura_env.problem.WeightingProblem`: the action gets
 one more entry, the defer score; a deferred study is answered by the table's reader instead of
 the weighted ensemble, and costs ``defer_cost``. It is shared by the single env
-(:class:`mura_env.deferral_env.MuraDeferralEnv`) and the vector env
-(:class:`mura_env.deferral_env.MuraDeferralVectorEnv`).
+(:class:`mura_env.deferral.env.MuraDeferralEnv`) and the vector env
+(:class:`mura_env.deferral.env.MuraDeferralVectorEnv`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from mura_env.deferral_config import DeferralConfig
+from mura_env.deferral.config import DeferralConfig
 from mura_env.problem import WeightingProblem
 from mura_env.readers import resolve_reader
 
@@ -41,7 +41,7 @@ def defer_reward(reward_fn: Any, read: Any, label: Any, defer_cost: float) -> An
 
 
 class DeferralProblem(WeightingProblem):
-    """The studies, spaces and reward of one :class:`~mura_env.deferral_config.DeferralConfig`.
+    """The studies, spaces and reward of one :class:`~mura_env.deferral.config.DeferralConfig`.
 
     Attributes (besides those of :class:`~mura_env.problem.WeightingProblem`):
         reader: the id of the reader deferred studies go to.

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.gradcam_report import deferral_notes
+from experiments.gradcam.gradcam_report import deferral_notes
 from mura_env.logits import LogitsTable
 from mura_env.mapping import DEFAULT_THRESHOLD, ensemble_probability
 from mura_env.readers import resolve_reader

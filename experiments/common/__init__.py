@@ -1,0 +1,2 @@
+"""What several experiments share: the job pool, tables and logits sources, provenance,
+statistics."""

@@ -1,0 +1,1 @@
+"""The deferral experiment and the reader columns of a logits table."""

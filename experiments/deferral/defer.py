@@ -1,0 +1,231 @@
+"""When should the ensemble hand a study to a radiologist? Every deferral method, over a grid
+of deferral costs, on every reference table.
+
+``python -m experiments.defer [--tables PATH ...] [--costs 0 0.05 0.1 0.2 0.3] [--seeds 3]
+[--out DIR] [--quick]``
+
+For each table (default: every shipped reference table; each carries the simulated reader
+``reader_simulated``) and each ``defer_cost``, every classical method
+(:mod:`agents.deferral_methods`) is fitted on ``tune`` and every RL agent
+(:mod:`agents.deferral_train`: softmax-pg with a Bernoulli defer head, SB3 PPO) trains
+``--seeds`` times on ``MuraDeferral-v0``'s ``tune`` split; then every run decides once for
+each ``valid`` study (valid is read for those final decisions only). Each RL run gets a twin:
+the global confidence threshold fitted on tune to defer the same share of tune studies
+(``global_threshold@<agent>``), the comparison at equal deferral rate.
+
+Statistics: per cost, :func:`experiments.common.statistics.summarise` (tables, seeds and valid
+studies resampled jointly; percentile 95% intervals). Report:
+:mod:`experiments.deferral.defer_report`.
+Writes into ``--out`` (default ``runs/defer/<time>``), all at once (a hidden folder renamed at
+the end): ``defer.md``, ``defer.csv`` (one row per method and cost), ``runs.csv`` (one row per
+run, with its deferral rate per body part), ``config.json`` and the plots.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from agents.deferral_train import DEFERRAL_AGENT_STEPS
+from experiments.common.job_pool import PooledRunOptions, run_staged
+from experiments.common.provenance import machine_description
+from experiments.common.statistics import MethodRuns, draw_resamples, summarise
+from experiments.deferral.defer_report import to_markdown, write_plots
+from experiments.deferral.defer_runs import CLASSICAL, DeferJob, DeferRun, run_defer_jobs
+from experiments.weighting.benchmark_runs import BenchmarkInputError, load_tables, valid_orders
+from mura_env.common.config_cli import parse_config, save_config
+from mura_env.constants import BODY_PARTS
+from mura_env.logits import LogitsTableError, MissingLogitsError
+from mura_env.readers import resolve_reader
+
+#: Which split each step uses (recorded in config.json).
+SPLIT_USE = {"fit_and_train": "tune",
+             "agent_budgets": "fixed beforehand: softmax-pg's from its tune team accuracy on "
+                              "reference table 0, PPO's the weighting benchmark's",
+             "matched_thresholds": "tune (deferral rate)", "scores": "valid"}
+#: What ``--quick`` sets: a smoke test of the whole pipeline, not a result.
+QUICK_SETTINGS = {"costs": (0.0, 0.2), "seeds": 2, "softmax_pg_steps": 8192,
+                  "ppo_steps": 1024, "n_bootstrap": 100}
+#: Comparisons every method gets (when present): the reader alone and the ensemble alone.
+ALONE = ("always_defer", "never_defer")
+
+
+@dataclass
+class DeferConfig(PooledRunOptions):
+    """Every deferral method over a grid of deferral costs on every reference table."""
+
+    tables: tuple[Path, ...] | None = field(default=None, metadata={
+        "help": "logits tables with a reader column (default: the shipped reference tables)"})
+    costs: tuple[float, ...] = field(default=(0.0, 0.05, 0.1, 0.2, 0.3), metadata={
+        "help": "deferral costs (reward given up per deferred study)"})
+    reader: str | None = field(default=None, metadata={
+        "help": "reader id (column reader_<id>) deferred studies go to (default: the tables' "
+                "only reader)"})
+    seeds: int = field(default=3, metadata={"help": "seeds per RL agent"})
+    agents: tuple[str, ...] = field(default=tuple(DEFERRAL_AGENT_STEPS), metadata={
+        "help": "RL agents to train"})
+    softmax_pg_steps: int = field(default=DEFERRAL_AGENT_STEPS["softmax-pg"], metadata={
+        "help": "softmax-pg env steps per run"})
+    ppo_steps: int = field(default=DEFERRAL_AGENT_STEPS["ppo"], metadata={
+        "help": "PPO env steps per run"})
+    out: Path | None = field(default=None, metadata={
+        "help": "output folder, must not exist yet (default runs/defer/<time>)"})
+
+
+def resolve(cfg: DeferConfig) -> DeferConfig:
+    """``cfg`` with ``--quick`` applied and checked.
+
+    Raises:
+        ValueError: an unknown agent, no cost, a negative or non-finite cost, seeds < 1.
+    """
+    costs = np.asarray(cfg.costs, dtype=float)
+    if not len(costs) or not (np.isfinite(costs).all() and (costs >= 0).all()):
+        raise ValueError(f"--costs must be finite numbers >= 0, got {list(cfg.costs)}.")
+    if cfg.quick:
+        cfg = replace(cfg, **QUICK_SETTINGS)
+    unknown = sorted(set(cfg.agents) - set(DEFERRAL_AGENT_STEPS))
+    if unknown:
+        raise ValueError(f"unknown agent(s) {unknown}; expected some of "
+                         f"{sorted(DEFERRAL_AGENT_STEPS)}.")
+    if cfg.seeds < 1:
+        raise ValueError(f"--seeds must be >= 1, got {cfg.seeds}.")
+    return replace(cfg, costs=tuple(sorted({float(c) for c in cfg.costs})))
+
+
+def make_jobs(cfg: DeferConfig, n_tables: int) -> list[DeferJob]:
+    """Every job, the slowest (PPO) first."""
+    steps = {"softmax-pg": cfg.softmax_pg_steps, "ppo": cfg.ppo_steps}
+    jobs = [DeferJob(t, agent, seed, cost, steps[agent], cfg.reader) for agent in sorted(
+        cfg.agents, key=lambda a: a != "ppo") for t in range(n_tables)
+        for seed in range(cfg.seeds) for cost in cfg.costs]
+    return jobs + [DeferJob(t, CLASSICAL, 0, cost, reader=cfg.reader) for t in range(n_tables)
+                   for cost in cfg.costs]
+
+
+def method_runs(runs: list[DeferRun], cost: float, orders: list[np.ndarray]
+                ) -> list[MethodRuns]:
+    """The runs of one cost as :class:`~experiments.common.statistics.MethodRuns` (team
+    predictions, valid studies in the first table's order), methods in first-seen order."""
+    chosen = [r for r in runs if r.cost == cost]
+    out = []
+    for name in dict.fromkeys(r.method for r in chosen):
+        mine = [r for r in chosen if r.method == name]
+        tables = sorted({r.table for r in mine})
+        seeds = sorted({r.seed for r in mine})
+        by = {(r.table, r.seed): r for r in mine}
+        pred = np.stack([[by[t, s].prediction[orders[t]] for s in seeds] for t in tables])
+        score = np.stack([[by[t, s].score[orders[t]] for s in seeds] for t in tables])
+        out.append(MethodRuns(name, mine[0].kind, pred, score))
+    return out
+
+
+def run_frame(runs: list[DeferRun], labels_of: list[np.ndarray], parts_of: list[np.ndarray]
+              ) -> pd.DataFrame:
+    """One row per run: method, kind, cost, table, seed, valid and tune deferral rates, valid
+    accuracy, the deferral rate per body part and the training seconds."""
+    rows = []
+    for r in runs:
+        parts, labels = parts_of[r.table], labels_of[r.table]
+        row: dict[str, Any] = {
+            "method": r.method, "kind": r.kind, "cost": r.cost, "table": r.table,
+            "seed": r.seed, "deferral_rate": float(r.deferred.mean()),
+            "tune_deferral_rate": r.tune_deferral_rate,
+            "accuracy": float((r.prediction == labels).mean()), "train_seconds": r.train_time}
+        for part in BODY_PARTS:
+            rows_part = parts == part
+            row[f"deferral_rate_{part}"] = float(r.deferred[rows_part].mean())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def summary_frame(cfg: DeferConfig, runs: list[DeferRun], orders: list[np.ndarray],
+                  labels: np.ndarray, parts: np.ndarray, per_run: pd.DataFrame) -> pd.DataFrame:
+    """Per cost, every method's figures with intervals (:func:`summarise`), its mean deferral
+    rate overall and per body part; rows ordered by cost."""
+    resample = draw_resamples(parts, len(orders), cfg.seeds, cfg.n_bootstrap,
+                              cfg.bootstrap_seed)
+    frames = []
+    for cost in cfg.costs:
+        methods = method_runs(runs, cost, orders)
+        references = [*ALONE, *(f"global_threshold@{a}" for a in cfg.agents)]
+        frame = summarise(methods, labels, parts, resample, references)
+        rates = per_run[per_run["cost"] == cost].groupby("method").mean(numeric_only=True)
+        columns = ["deferral_rate", *(f"deferral_rate_{p}" for p in BODY_PARTS)]
+        frame = frame.join(rates[columns], on="method")
+        frame.insert(0, "cost", cost)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def run_defer(cfg: DeferConfig, sources: list, orders: list[np.ndarray], staging: Path,
+              started: float) -> pd.DataFrame:
+    """Run every job, summarise, write every output into ``staging``; returns the summary."""
+    load_at_start = os.getloadavg()[0]
+    tables = [s.table for s in sources]
+    jobs = make_jobs(cfg, len(tables))
+    bar = tqdm(total=len(jobs), desc="defer", disable=not cfg.progress)
+    runs = run_defer_jobs(jobs, tables, cfg.workers, cfg.threads, lambda job: bar.update())
+    bar.close()
+    valid = [t.studies[t.studies["split"] == "valid"] for t in tables]
+    per_run = run_frame(runs, [v["label"].to_numpy() for v in valid],
+                        [v["body_part"].to_numpy() for v in valid])
+    first = valid[0]
+    frame = summary_frame(cfg, runs, orders, first["label"].to_numpy(),
+                          first["body_part"].to_numpy(dtype=object), per_run)
+    info = {"tables": [s.label for s in sources], "n_tune": int(
+        (tables[0].studies["split"] == "tune").sum()), "n_valid": len(first),
+        "seeds": cfg.seeds, "costs": list(cfg.costs), "agents": list(cfg.agents),
+        "split_use": SPLIT_USE, "wall_seconds": round(time.perf_counter() - started, 1),
+        "quick": cfg.quick, "reader": cfg.reader,
+        "reader_provenance": (tables[0].provenance or {}).get("reader"),
+        "machine": (f"{machine_description('cpu')}, {cfg.workers} worker process(es), "
+                    f"1-minute load average {load_at_start:.2f} at the start, "
+                    f"{os.getloadavg()[0]:.2f} at the end")}
+    frame.to_csv(staging / "defer.csv", index=False)
+    per_run.to_csv(staging / "runs.csv", index=False)
+    (staging / "defer.md").write_text(to_markdown(frame, info))
+    write_plots(frame, staging)
+    save_config(cfg, staging / "config.json", {"resolved": info})
+    return frame
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (2: bad settings or tables)."""
+    started = time.perf_counter()
+    try:
+        cfg = resolve(parse_config(DeferConfig, argv, __doc__))
+        sources = load_tables(cfg.tables)
+        orders = valid_orders(sources)
+        readers = [resolve_reader(s.table.reader_ids, cfg.reader) for s in sources]
+        if len(set(readers)) > 1:
+            raise KeyError(f"the tables' readers differ ({readers}); pick one with --reader.")
+    except KeyError as e:
+        print(f"error: {e.args[0]} (for a table file: `python -m experiments.attach_reader "
+              "--table PATH`)", file=sys.stderr)
+        return 2
+    except (ValueError, MissingLogitsError, LogitsTableError, BenchmarkInputError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    out = cfg.out or Path("runs/defer") / time.strftime("%Y%m%d-%H%M%S")
+    if out.exists():
+        print(f"error: {out} exists already; pass a new --out.", file=sys.stderr)
+        return 2
+    resolved = replace(cfg, out=out, reader=readers[0])
+    run_staged(out, cfg.threads,
+               lambda staging: run_defer(resolved, sources, orders, staging, started))
+    print((out / "defer.md").read_text().split("\n## ")[0])
+    print(f"wrote {out}/defer.md, defer.csv, runs.csv, config.json, plots in "
+          f"{time.perf_counter() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Predictions for new studies with a run's ensemble."""

@@ -1,0 +1,1 @@
+"""Backbone pretraining and the reference tables' design report."""

@@ -1,0 +1,383 @@
+"""Pretrain a diverse CNN ensemble and write study-level logits (the first half of the main job).
+
+With no arguments: generates the synthetic MURA-format data set if missing, trains the quick
+profile's ensemble (different architectures and input resolutions) and writes
+``runs/pretrain/<run>/``:
+
+* ``config.json``: the resolved configuration;
+* ``<model>/checkpoint.pth`` (the last epoch's model: no checkpoint is chosen on tune or
+  valid), ``<model>/tb/`` (TensorBoard);
+* ``logits.parquet`` + manifest: study-level logits of every member for tune and valid;
+* ``metrics.csv``: each model's study-level accuracy and kappa, overall and per body part,
+  on tune and valid;
+* ``diversity.json``: disagreement, oracle and uniform-average accuracy on valid.
+
+``--data-root`` points at a real MURA-v1.1; ``--profile full`` selects paper-like settings for a
+GPU. ``--profile reference`` makes the package's reference tables: MURA-size tune (about 2,700
+studies) and valid (1,199) splits of the synthetic set at scale 1.0, and three specialist
+members, each trained mostly on its own body parts (see :data:`PROFILES`).
+``--export-reference N`` installs the run's logits as reference table ``N``. ``--resume``
+continues an interrupted run folder.
+
+Synthetic data: results on it say nothing about clinical performance.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+
+from backbones.cache import build_cache
+from backbones.data import CachedImages, check_body_parts
+from backbones.ensemble_report import diversity_report
+from backbones.infer import aggregate_studies, predict_logits
+from backbones.registry import build_model, get_spec
+from backbones.train import CHECKPOINT, TrainConfig, load_checkpoint, resolve_device
+from backbones.train import main as train_backbone
+from backbones.transforms import eval_transform
+from experiments.common.provenance import export_reference, run_provenance
+from mura_env.common.atomic import atomic_write_bytes, file_sha256
+from mura_env.common.config_cli import parse_config, save_config
+from mura_env.data import MuraData, load_mura
+from mura_env.logits import LogitsTable
+from mura_env.metrics import study_metrics
+from mura_env.synthetic import generate
+
+#: Profiles: models with their (input size, epochs[, focus body parts]), batch size, learning
+#: rate, synthetic scale, training studies per member (None: all of train), the share of them
+#: from the member's focus body parts, the synthetic data folder and the data seed (None: the
+#: run's ``--seed``).
+#:
+#: ``reference`` builds the weighting problem on purpose: each member is a specialist that
+#: trains mostly (``focus_share``) on its own body parts, the way a model from one clinic's
+#: case mix would, so the best member differs by body part and the observation (body part and
+#: member logits) says which one to trust.
+PROFILES: dict[str, dict[str, Any]] = {
+    "quick": {"models": {"attention_resnet": (96, 13), "resnet18": (64, 10),
+                         "mobilenet_v3_small": (96, 14)},
+              "batch_size": 64, "lr": 4e-3, "scale": 0.1, "train_studies": None,
+              "focus_share": 0.8, "synthetic_dir": Path("data/synthetic"), "data_seed": None},
+    "reference": {"models": {
+        "attention_resnet": (96, 12, ("SHOULDER", "HUMERUS", "ELBOW")),
+        "resnet18": (64, 12, ("WRIST", "FOREARM")),
+        "mobilenet_v3_small": (96, 12, ("HAND", "FINGER"))},
+        "batch_size": 64, "lr": 4e-3, "scale": 1.0, "train_studies": 3000, "focus_share": 0.8,
+        "synthetic_dir": Path("data/synthetic_full"), "data_seed": 0},
+    "full": {"models": {"densenet169": (320, 30), "resnet50": (320, 30),
+                        "efficientnet_b0": (320, 30), "attention_resnet": (256, 30)},
+             "batch_size": 64, "lr": 1e-3, "scale": 1.0, "train_studies": None,
+             "focus_share": 0.8, "synthetic_dir": Path("data/synthetic_full"),
+             "data_seed": None},
+}
+#: Splits whose study logits a run writes (train is what the members fitted: not written).
+LOGIT_SPLITS = ("tune", "valid")
+#: Which split each step of a pretraining run uses (recorded in its config.json).
+SPLIT_USE = {"backbones_fit": "train", "checkpoint": "last epoch (no split)",
+             "logits_written": "tune, valid", "member_metrics": "tune, valid (reported only)"}
+
+
+@dataclass
+class PretrainConfig:
+    """Pretrain backbones on MURA-v1.1 (or the synthetic stand-in) and write their logits."""
+
+    data_root: Path | None = field(default=None, metadata={
+        "help": "folder holding a real MURA-v1.1/ (default: the synthetic data set)"})
+    synthetic_dir: Path | None = field(default=None, metadata={
+        "help": "where the synthetic data set lives (default: profile's, data/synthetic "
+                "for quick, data/synthetic_full for scale 1.0)"})
+    scale: float | None = field(default=None,
+                                metadata={"help": "synthetic data size (default: profile's)"})
+    out: Path | None = field(default=None,
+                             metadata={"help": "run folder (default runs/pretrain/<time>)"})
+    profile: str = field(default="quick", metadata={"help": "settings preset",
+                                                    "choices": sorted(PROFILES)})
+    models: tuple[str, ...] | None = field(default=None,
+                                           metadata={"help": "registry names (default: profile)"})
+    image_size: tuple[int, ...] | None = field(default=None, metadata={
+        "help": "input size, one for all models or one per model (default: profile's)"})
+    epochs: tuple[int, ...] | None = field(default=None, metadata={
+        "help": "epochs, one for all models or one per model (default: profile's)"})
+    batch_size: int | None = field(default=None, metadata={"help": "batch size"})
+    lr: float | None = field(default=None, metadata={"help": "OneCycleLR max learning rate"})
+    seed: int = field(default=0, metadata={"help": "seed of the members' training"})
+    data_seed: int | None = field(default=None, metadata={
+        "help": "seed of the synthetic data, the train/tune split and the training subsets "
+                "(default: --seed; the reference profile: 0, so every reference table shares "
+                "its tune and valid studies)"})
+    train_studies: int | None = field(default=None, metadata={
+        "help": "train studies per member, a patient-level subset (default: profile's)"})
+    focus: tuple[str, ...] | None = field(default=None, metadata={
+        "help": "per model, comma-separated body parts it trains mostly on, '' for none "
+                "(default: profile's)"})
+    focus_share: float | None = field(default=None, metadata={
+        "help": "share of a member's training studies from its focus parts"})
+    device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:N"})
+    workers: int = field(default=0, metadata={"help": "DataLoader workers"})
+    cache_dir: Path = field(default=Path("data/cache"), metadata={"help": "image decode cache"})
+    tune_fraction: float = field(default=0.2, metadata={"help": "train patients moved to tune"})
+    skip_bad_images: bool = field(default=False,
+                                  metadata={"help": "exclude undecodable images, counted"})
+    resume: bool = field(default=False, metadata={"help": "continue the run folder --out"})
+    export_reference: int | None = field(default=None, metadata={
+        "help": "also install the logits as the package's reference table N"})
+    progress: bool = field(default=True, metadata={"help": "show progress bars"})
+
+
+def _per_model(given: tuple | None, flag: str, default: list, n_models: int) -> tuple:
+    """One value per model: ``given`` (one for all, or one each) or ``default``."""
+    values = tuple(given if given is not None else default)
+    if len(values) == 1:
+        values = values * n_models
+    if len(values) != n_models:
+        raise ValueError(f"{flag} takes one value or one per model ({n_models}), "
+                         f"got {len(values)}")
+    return values
+
+
+#: Settings a reference table's remake command takes from the profile: ``--export-reference``
+#: refuses them on the command line, so that the recorded command remakes the table.
+PROFILE_SETTINGS = ("models", "image_size", "epochs", "batch_size", "lr", "scale", "data_seed",
+                    "train_studies", "focus", "focus_share", "data_root")
+
+
+def resolve_profile(cfg: PretrainConfig) -> PretrainConfig:
+    """Fill every None of ``cfg`` from its profile; check the model names and sizes, and that
+    ``--export-reference`` comes with the reference profile's own settings."""
+    if cfg.export_reference is not None:
+        overridden = [f"--{k.replace('_', '-')}" for k in PROFILE_SETTINGS
+                      if getattr(cfg, k) is not None]
+        if cfg.profile != "reference" or overridden:
+            raise ValueError("--export-reference installs a reference table, which the "
+                             "reference profile's own settings make: use --profile reference "
+                             f"without {', '.join(overridden) or 'other profiles'}")
+    prof = PROFILES[cfg.profile]
+    models = tuple(cfg.models or prof["models"])
+    for m in models:
+        get_spec(m)  # unknown names list the valid ones
+    known = prof["models"]
+    sizes = _per_model(cfg.image_size or None, "--image-size",
+                       [known[m][0] if m in known else get_spec(m).default_size
+                        for m in models], len(models))
+    epochs = _per_model(cfg.epochs or None, "--epochs",
+                        [known[m][1] if m in known else max(v[1] for v in known.values())
+                         for m in models], len(models))
+    focus = _per_model(cfg.focus, "--focus",
+                       [",".join(known[m][2]) if m in known and len(known[m]) > 2 else ""
+                        for m in models], len(models))
+    for parts in focus:
+        parse_focus(parts)
+    out = cfg.out or Path("runs/pretrain") / time.strftime("%Y%m%d-%H%M%S")
+    data_seed = next(s for s in (cfg.data_seed, prof["data_seed"], cfg.seed) if s is not None)
+    train_studies = cfg.train_studies or prof["train_studies"]
+    if train_studies is None and any(focus):
+        raise ValueError("--focus needs --train-studies: a focus share of all of train is "
+                         "undefined")
+    return replace(cfg, models=models, image_size=tuple(sizes), out=out, epochs=epochs,
+                   synthetic_dir=cfg.synthetic_dir or prof["synthetic_dir"],
+                   batch_size=cfg.batch_size or prof["batch_size"], lr=cfg.lr or prof["lr"],
+                   scale=cfg.scale or prof["scale"], data_seed=data_seed, focus=focus,
+                   train_studies=train_studies,
+                   focus_share=cfg.focus_share if cfg.focus_share is not None
+                   else prof["focus_share"])
+
+
+def parse_focus(parts: str) -> tuple[str, ...]:
+    """The body parts of one ``--focus`` entry (comma-separated, '' for none), checked."""
+    return check_body_parts(tuple(p.strip().upper() for p in parts.split(",") if p.strip()),
+                            "--focus")
+
+
+def train_config(cfg: PretrainConfig, data_root: Path, model: str, size: int,
+                 epochs: int) -> TrainConfig:
+    """The training settings of one member of the resolved run ``cfg``: ``model`` at input
+    ``size`` for ``epochs`` on ``data_root``, written to ``<cfg.out>/<model>/`` (continuing
+    its ``checkpoint.pth`` under ``--resume`` when there is one)."""
+    assert cfg.out is not None and cfg.batch_size is not None and cfg.lr is not None
+    run_dir = cfg.out / model
+    last = run_dir / CHECKPOINT
+    assert cfg.data_seed is not None and cfg.focus is not None and cfg.focus_share is not None
+    return TrainConfig(
+        data_root=str(data_root), model=model, image_size=size, batch_size=cfg.batch_size,
+        epochs=epochs, lr=cfg.lr, seed=cfg.seed, split_seed=cfg.data_seed, device=cfg.device,
+        train_studies=cfg.train_studies,
+        focus_parts=parse_focus(cfg.focus[list(cfg.models or ()).index(model)]),
+        focus_share=cfg.focus_share,
+        workers=cfg.workers, output_dir=str(run_dir), tune_fraction=cfg.tune_fraction,
+        cache_dir=str(cfg.cache_dir), skip_bad_images=cfg.skip_bad_images,
+        progress=cfg.progress, resume=str(last) if cfg.resume and last.is_file() else None)
+
+
+def study_logits(data: MuraData, model_name: str, size: int, checkpoint: Path,
+                 cfg: PretrainConfig, device: torch.device) -> tuple[np.ndarray, list[str]]:
+    """Study-level logits ``(S, 2)`` of one trained model for every study of ``data`` in
+    :data:`LOGIT_SPLITS` (in ``data.studies`` order), and the paths of undecodable images
+    skipped. The decode cache covers every image of ``data`` (the one training built)."""
+    ckpt = load_checkpoint(checkpoint)
+    model = build_model(model_name)
+    model.load_state_dict(ckpt["model"])
+    model.to(device)
+    cache = build_cache(data.images["path"].tolist(), size, cfg.cache_dir, data.fingerprint,
+                        skip_bad=cfg.skip_bad_images, progress=False)
+    images = data.images[~data.images["path"].isin(set(cache.bad))
+                         & data.images["split"].isin(LOGIT_SPLITS)]
+    studies = data.studies[data.studies["split"].isin(LOGIT_SPLITS)]
+    loader = DataLoader(CachedImages(cache, images, eval_transform(size)),
+                        batch_size=2 * (cfg.batch_size or 64), num_workers=cfg.workers)
+    logits = predict_logits(model, loader, device, amp=device.type == "cuda")
+    return aggregate_studies(logits, images["study_id"].to_numpy(),
+                             studies["study_id"].to_numpy()), cache.bad
+
+
+@dataclass
+class Member:
+    """One trained ensemble member: its registry ``name``, study-level ``logits`` ``(S, 2)``
+    float32 (every study of :data:`LOGIT_SPLITS`, in ``data.studies`` order), its entry of
+    the logits table's ``model_configs``, the seconds its training and logits took and the
+    undecodable images its cache skipped."""
+
+    name: str
+    logits: np.ndarray
+    config: dict[str, Any]
+    seconds: float
+    bad_images: list[str]
+
+
+def start_run_folder(cfg: PretrainConfig) -> None:
+    """Create the run folder ``cfg.out`` and write the resolved ``config.json`` into it;
+    under ``--resume`` the folder must already hold one (else :class:`FileNotFoundError`)."""
+    assert cfg.out is not None
+    if cfg.resume and not (cfg.out / "config.json").is_file():
+        raise FileNotFoundError(f"--resume needs an existing run folder --out; {cfg.out} has "
+                                "no config.json")
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, cfg.out / "config.json", {"splits": SPLIT_USE})
+
+
+def prepare_data(cfg: PretrainConfig) -> tuple[Path, MuraData]:
+    """The data root (``--data-root``, or the synthetic set, generated when missing) and the
+    data set read from it with the run's train/tune split."""
+    assert cfg.data_seed is not None
+    if cfg.data_root is None:
+        assert cfg.synthetic_dir is not None and cfg.scale is not None
+        data_root = cfg.synthetic_dir
+        generate(data_root, scale=cfg.scale, seed=cfg.data_seed, progress=cfg.progress)
+    else:
+        data_root = cfg.data_root
+    return data_root, load_mura(data_root, tune_fraction=cfg.tune_fraction, seed=cfg.data_seed)
+
+
+def train_member(cfg: PretrainConfig, data_root: Path, data: MuraData, model: str, size: int,
+                 epochs: int, device: torch.device) -> Member:
+    """Train ``model`` (see :func:`train_config`), then compute the study-level logits of its
+    last epoch's checkpoint on ``device``; prints a one-line summary."""
+    start = time.perf_counter()
+    train_cfg = train_config(cfg, data_root, model, size, epochs)
+    result = train_backbone(train_cfg)
+    final = Path(result["checkpoint"])
+    logits, bad = study_logits(data, model, size, final, cfg, device)
+    config = {"name": model, "image_size": size, "epochs": epochs,
+              "batch_size": cfg.batch_size, "lr": cfg.lr, "seed": cfg.seed,
+              "train_studies": result["train_studies"],
+              "focus_parts": list(train_cfg.focus_parts), "focus_share": train_cfg.focus_share,
+              "checkpoint": str(final), "checkpoint_sha256": file_sha256(final)}
+    seconds = time.perf_counter() - start
+    print(f"{model} ({size}px, {result['train_studies']} training studies, focus "
+          f"{'/'.join(train_cfg.focus_parts) or 'none'}): {seconds:.0f} s")
+    return Member(name=model, logits=logits, config=config, seconds=seconds, bad_images=bad)
+
+
+def metrics_table(studies: pd.DataFrame, probabilities: np.ndarray,
+                  members: list[str]) -> pd.DataFrame:
+    """Each member's study-level metrics on tune and valid, overall and per body part.
+
+    ``probabilities`` is ``(S, K)``: member ``k``'s abnormality probability of every study of
+    ``studies`` (with ``split``, ``label``, ``body_part``). Returns the rows of
+    :func:`mura_env.metrics.study_metrics` with the columns ``model`` and ``split`` in front."""
+    rows = []
+    for k, model in enumerate(members):
+        for split in LOGIT_SPLITS:
+            mask = (studies["split"] == split).to_numpy()
+            sub = studies[mask]
+            m = study_metrics(sub["label"].to_numpy(), probabilities[mask, k],
+                              sub["body_part"].to_numpy(), n_bootstrap=0)
+            m.insert(0, "split", split)
+            m.insert(0, "model", model)
+            rows.append(m)
+    return pd.concat(rows, ignore_index=True)
+
+
+def print_summary(cfg: PretrainConfig, metrics: pd.DataFrame, report: dict[str, Any]) -> None:
+    """Print the run folder, each member's tune/valid accuracy and kappa and the valid
+    split's diversity figures (``report`` of :func:`diversity_report`, with ``wall_seconds``
+    and ``bad_images`` added)."""
+    print(f"\nrun folder {cfg.out} ({report['wall_seconds']:.0f} s)"
+          + ("  [SYNTHETIC data]" if cfg.data_root is None else ""))
+    overall = metrics[(metrics["body_part"] == "ALL")
+                      & metrics["metric"].isin(["accuracy", "kappa"])]
+    print(overall.pivot_table(index="model", columns=["split", "metric"], values="value",
+                              sort=False).round(3).to_string())
+    print(f"valid: disagreement {report['disagreement']:.1%}, oracle "
+          f"{report['oracle_accuracy']:.1%} vs uniform average {report['average_accuracy']:.1%} "
+          f"(+{report['oracle_minus_average']:.1f} points); best member per body part "
+          f"{report['best_member_per_body_part']}")
+    if report["bad_images"]:
+        print(f"{report['bad_images']} undecodable image(s) were excluded (--skip-bad-images)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m experiments.pretrain_backbones``: parse ``argv`` (default
+    ``sys.argv[1:]``), train every member, write the run folder's outputs (see the module
+    docstring) and print a summary. Returns the exit status (0)."""
+    cfg = resolve_profile(parse_config(PretrainConfig, argv))
+    assert cfg.out is not None and cfg.models is not None
+    assert cfg.image_size is not None and cfg.epochs is not None
+    start_run_folder(cfg)
+    start = time.perf_counter()
+    data_root, data = prepare_data(cfg)
+    device = resolve_device(cfg.device)
+    members = [train_member(cfg, data_root, data, model, size, epochs, device)
+               for model, size, epochs in zip(cfg.models, cfg.image_size, cfg.epochs,
+                                              strict=True)]
+    names = [m.name for m in members]
+    studies = data.studies[data.studies["split"].isin(LOGIT_SPLITS)].reset_index(drop=True)
+    logits = np.stack([m.logits for m in members], axis=1).astype(np.float32)  # (S, K, 2)
+    if not np.isfinite(logits).all():
+        bad = [n for k, n in enumerate(names) if not np.isfinite(logits[:, k]).all()]
+        raise FloatingPointError(f"members {bad} produced non-finite study logits (training "
+                                 "diverged?); no table written. Lower --lr or turn AMP off.")
+    table = LogitsTable.from_arrays(studies, names, logits,
+                                    model_configs={m.name: m.config for m in members},
+                                    data_fingerprint=data.fingerprint)
+    table.save(cfg.out / "logits.parquet")
+
+    probabilities = table.abnormal_probabilities()  # (S, K) softmax(logits)[1]
+    metrics = metrics_table(studies, probabilities, names)
+    atomic_write_bytes(cfg.out / "metrics.csv", metrics.to_csv(index=False).encode())
+    valid = (studies["split"] == "valid").to_numpy()
+    report = diversity_report(studies[valid], probabilities[valid], names)
+    report.update({"wall_seconds": time.perf_counter() - start,
+                   "model_seconds": {m.name: m.seconds for m in members},
+                   "bad_images": len(set().union(*(m.bad_images for m in members))),
+                   "synthetic": cfg.data_root is None})
+    atomic_write_bytes(cfg.out / "diversity.json", (json.dumps(report, indent=2) + "\n").encode())
+    provenance = run_provenance(cfg, sys.argv[1:] if argv is None else argv, table, metrics,
+                                report)
+    atomic_write_bytes(cfg.out / "provenance.json",
+                       (json.dumps(provenance, indent=2) + "\n").encode())
+    if cfg.export_reference is not None:
+        export_reference(cfg.export_reference, table, provenance)
+    print_summary(cfg, metrics, report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Training one agent from the command line."""

@@ -1,0 +1,1 @@
+"""``MuraDeferral-v0``: its configuration, problem, single env and vector env."""
