@@ -1,10 +1,14 @@
-"""The one registry of weighting agents: the native softmax policy gradient and SB3's.
+"""The one registry of agents: the native softmax policy gradient and SB3's algorithms.
 
 ``ALGOS[name]`` is an :class:`AlgoSpec`; :func:`get_algo` looks one up with a clear error.
 Training goes through :func:`agents.train.train_agent`, loading through
-:func:`agents.saved.load_agent`, whatever the family.
+:func:`agents.saved.load_agent`, whatever the family and whatever the env
+(``MuraWeighting-v0`` or ``MuraDeferral-v0``). Adding a Stable-Baselines3 algorithm is one
+entry in :data:`ALGOS`. ``--steps ALGO=N`` on every command overrides a budget
+(:func:`parse_steps`).
 
-Default budgets (``default_timesteps``) come from tune curves only, never from ``valid``: each
+Default budgets (:meth:`AlgoSpec.default_timesteps`) come from tune curves only, never from
+``valid``: each
 agent trained longer than needed on the three shipped reference tables (2,691 tune studies,
 3 members; :mod:`mura_env.reference`) with seeds 0 and 1 (softmax-pg 400k env steps, PPO
 41k, A2C 150k; SAC, the slowest, 100k with seed 0 on tables 0 and 2), its deterministic
@@ -13,47 +17,80 @@ policy scored on ``tune`` every 2,048 to 10,240 env steps. A run's plateau is
 accuracy); the budget is the smallest multiple of 8,192 env steps above the largest plateau
 over the runs. Plateaus found: softmax-pg 41k to 188k env steps (it creeps up slowly on table 0),
 PPO 6k to 14k, A2C 20k to 113k, SAC 65k to 70k (about 2 minutes of training per run on 2 CPU
-cores; ``experiments.benchmark`` caps it lower to fit its time budget).
+cores; ``experiments.benchmark`` caps it lower to fit its time budget). On
+``MuraDeferral-v0`` the budgets are the same but softmax-pg's, fixed beforehand from its tune
+team accuracy on reference table 0.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from agents.families import NATIVE, SB3, AgentFamily
+from mura_env import DEFERRAL_ENV_ID as DEFERRAL
+from mura_env import ENV_ID as WEIGHTING
 
 
 @dataclass(frozen=True)
 class AlgoSpec:
-    """A registry entry.
+    """A registry entry: everything that tells one agent from another.
 
     Attributes:
         name: the ``--algo`` name.
-        family: ``"native"`` (:mod:`agents.softmax_pg`) or ``"sb3"`` (:mod:`agents.sb3`).
-        model_file: file name of the saved model inside an agent run folder.
-        default_timesteps: env steps (answered studies) of a default training run (see the
-            module docstring for how each was fixed on tune curves).
-        sb3_class: the Stable-Baselines3 class name for the ``sb3`` family.
+        family: the :class:`~agents.families.AgentFamily` that trains, saves and loads it.
+        timesteps: default env steps (answered studies) of a training run, per env id
+            (see the module docstring for how each was fixed on tune curves).
+        n_envs: default env copies per env id (None: the family's own default).
+        sb3_class: the Stable-Baselines3 class name (SB3 family only).
+        sb3_kwargs: constructor arguments that differ from SB3's defaults (SB3 family only).
+        sb3_log_interval: ``learn(log_interval=...)`` (iterations for on-policy algorithms,
+            episodes for off-policy ones; SB3 family only).
         description: one line for help texts and tables.
     """
 
     name: str
-    family: str
-    model_file: str
-    default_timesteps: int
+    family: AgentFamily
+    timesteps: Mapping[str, int]
+    n_envs: Mapping[str, int] = field(default_factory=dict)
     sb3_class: str | None = None
+    sb3_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    sb3_log_interval: int = 1
     description: str = ""
+
+    @property
+    def model_file(self) -> str:
+        """File name of the saved model inside an agent run folder."""
+        return self.family.model_file
+
+    def default_timesteps(self, env_id: str = WEIGHTING) -> int:
+        """The default budget on ``env_id`` (env steps)."""
+        return int(self.timesteps.get(env_id, self.timesteps[WEIGHTING]))
+
+    def default_n_envs(self, env_id: str = WEIGHTING) -> int:
+        """The default number of env copies on ``env_id``."""
+        return int(self.n_envs.get(env_id, self.family.default_n_envs))
 
 
 ALGOS: dict[str, AlgoSpec] = {
-    # tune plateau (largest 188,416), 48 updates of 4,096 studies
-    "softmax-pg": AlgoSpec("softmax-pg", "native", "model.pt", 196_608, None,
-                           "native REINFORCE over per-body-part softmax preferences"),
+    # tune plateau (largest 188,416), 48 updates of 4,096 studies; on the deferral env, 192
+    # updates of 2,048 studies (its team accuracy on tune, reference table 0)
+    "softmax-pg": AlgoSpec("softmax-pg", NATIVE, {WEIGHTING: 196_608, DEFERRAL: 393_216},
+                           {WEIGHTING: 4096, DEFERRAL: 2048},
+                           description="native REINFORCE over per-body-part softmax preferences"),
     # tune plateau (largest 14,336), 8 rollouts of 8 envs x 256 steps
-    "ppo": AlgoSpec("ppo", "sb3", "model.zip", 16_384, "PPO", "Stable-Baselines3 PPO"),
+    "ppo": AlgoSpec("ppo", SB3, {WEIGHTING: 16_384}, sb3_class="PPO",
+                    sb3_kwargs={"n_steps": 256, "batch_size": 256},
+                    description="Stable-Baselines3 PPO"),
     # tune plateau (largest 112,640)
-    "a2c": AlgoSpec("a2c", "sb3", "model.zip", 114_688, "A2C", "Stable-Baselines3 A2C"),
-    # tune plateau (largest 70,000)
-    "sac": AlgoSpec("sac", "sb3", "model.zip", 73_728, "SAC", "Stable-Baselines3 SAC"),
+    "a2c": AlgoSpec("a2c", SB3, {WEIGHTING: 114_688}, sb3_class="A2C",
+                    sb3_log_interval=20, description="Stable-Baselines3 A2C"),
+    # tune plateau (largest 70,000); a smaller replay buffer and 500 warm-up steps (one
+    # gradient step per n_envs studies)
+    "sac": AlgoSpec("sac", SB3, {WEIGHTING: 73_728}, sb3_class="SAC",
+                    sb3_kwargs={"learning_starts": 500, "buffer_size": 100_000},
+                    sb3_log_interval=1000, description="Stable-Baselines3 SAC"),
 }
 
 
@@ -99,3 +136,48 @@ def plateau_step(env_steps: Sequence[int], accuracy: Sequence[float],
                          f"{len(env_steps)} and {len(accuracy)}.")
     best = max(accuracy)
     return int(next(s for s, a in zip(env_steps, accuracy, strict=True) if a >= best - tolerance))
+
+
+def parse_steps(entries: Sequence[str], algos: Sequence[str] | None = None) -> dict[str, int]:
+    """Budget overrides from ``--steps`` entries such as ``"ppo=32768"``.
+
+    Args:
+        entries: ``ALGO=N`` strings (``N`` env steps, an integer >= 1; ``_`` separators
+            allowed); a later entry for the same algo wins.
+        algos: if given, the algos a command runs: an override for another one is refused.
+
+    Returns:
+        ``{algo: env steps}`` for the algos named.
+
+    Raises:
+        ValueError: a malformed entry, an unknown or unused algo, or a count below 1.
+    """
+    out: dict[str, int] = {}
+    for entry in entries:
+        name, sep, value = str(entry).partition("=")
+        try:
+            steps = int(value.replace("_", ""))
+        except ValueError:
+            steps = 0
+        if not sep or steps < 1:
+            raise ValueError(f"--steps takes ALGO=N with N env steps >= 1 (e.g. ppo=32768), "
+                             f"got {entry!r}.")
+        get_algo(name.strip())
+        if algos is not None and name.strip() not in algos:
+            raise ValueError(f"--steps names {name.strip()!r}, which this run does not train "
+                             f"(it trains {', '.join(algos)}).")
+        out[name.strip()] = steps
+    return out
+
+
+def budgets(algos: Sequence[str], env_id: str = WEIGHTING,
+            overrides: Mapping[str, int] | None = None) -> dict[str, int]:
+    """Env steps per training run of each of ``algos`` on ``env_id``: the registry's
+    default (:meth:`AlgoSpec.default_timesteps`) unless ``overrides`` (:func:`parse_steps`)
+    names the algo.
+
+    Raises:
+        UnknownAlgoError: an algo that is not registered.
+    """
+    overrides = overrides or {}
+    return {a: int(overrides.get(a, get_algo(a).default_timesteps(env_id))) for a in algos}

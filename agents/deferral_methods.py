@@ -22,17 +22,22 @@ ensemble. The methods:
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import cohen_kappa_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from agents.baselines import Stacking
+from agents.reporting import kind_of
+from mura_env.deferral.config import DeferralConfig
+from mura_env.deferral.problem import defer_reward, team_answer, team_scores
 from mura_env.logits import LogitsTable
 from mura_env.readers import resolve_reader
+from mura_env.rewards import correct_reward
 from mura_env.study_set import StudySet
 
 
@@ -78,18 +83,17 @@ class Decision:
     ensemble_prediction: np.ndarray | None = None
 
     def team_prediction(self, reads: np.ndarray) -> np.ndarray:
-        """int8 ``[n]``: the read where deferred, else the ensemble's prediction."""
+        """int8 ``[n]``: the answer that counts (:func:`mura_env.deferral.problem.team_answer`:
+        the read where deferred, else the ensemble's prediction)."""
         ensemble = (self.probability > 0.5 if self.ensemble_prediction is None
                     else self.ensemble_prediction)
-        return np.where(self.deferred, reads, ensemble).astype(np.int8)
+        return team_answer(self.deferred, reads, ensemble)
 
     def scores(self, labels: np.ndarray, reads: np.ndarray) -> dict[str, float]:
         """The team's ``accuracy`` and Cohen's ``kappa`` against ``labels`` (int ``[n]``) with
-        the reader's ``reads``, and the ``deferral_rate``."""
-        team = self.team_prediction(reads)
-        return {"accuracy": float((team == labels).mean()),
-                "kappa": float(cohen_kappa_score(labels, team)),
-                "deferral_rate": float(self.deferred.mean())}
+        the reader's ``reads``, and the ``deferral_rate``
+        (:func:`mura_env.deferral.problem.team_scores`)."""
+        return team_scores(labels, self.team_prediction(reads), self.deferred)
 
 
 def best_prefix_threshold(margin: np.ndarray, gain: np.ndarray) -> float:
@@ -122,8 +126,9 @@ class DeferralMethod:
 
     @property
     def kind(self) -> str:
-        """``"reference"`` for upper references, else ``"baseline"`` (as result tables say)."""
-        return "reference" if self.reference else "baseline"
+        """``"reference"`` for upper references, else ``"baseline"`` (as result tables say;
+        :func:`agents.reporting.kind_of`)."""
+        return kind_of(self)
 
     def fit(self, tune: DeferralData, defer_cost: float,
             ensemble: Stacking | None = None) -> DeferralMethod:
@@ -137,8 +142,9 @@ class DeferralMethod:
         self.defer_cost = float(defer_cost)
         self.ensemble = ensemble if ensemble is not None else Stacking().fit(tune.studies)
         p = self.ensemble.predict(tune.studies)[0]
-        ensemble_correct = (p > 0.5) == tune.studies.labels.astype(bool)
-        gain = tune.reader_correct().astype(float) - ensemble_correct - self.defer_cost
+        labels = tune.studies.labels
+        kept = correct_reward(p, (p > 0.5).astype(np.int8), labels)
+        gain = defer_reward(correct_reward, tune.reads, labels, self.defer_cost) - kept
         self._fit_rule(tune, p, gain)
         return self
 
@@ -251,3 +257,42 @@ def all_deferral_methods() -> list[DeferralMethod]:
     """One fresh instance of every classical method, the oracle last."""
     return [NeverDefer(), AlwaysDefer(), GlobalThreshold(), PerPartThreshold(),
             GainPredictor(), OracleDeferral()]
+
+
+def fit_deferral_methods(tune: DeferralData, defer_cost: float) -> list[DeferralMethod]:
+    """Every classical method (:func:`all_deferral_methods`) fitted on ``tune`` at
+    ``defer_cost``, all sharing one stacking ensemble (fitted with the first method).
+
+    Returns:
+        The fitted methods, in :func:`all_deferral_methods` order; each has ``fit_time``
+        (seconds of its fit; the shared ensemble's counts in the first one's).
+    """
+    methods, ensemble = all_deferral_methods(), None
+    for method in methods:
+        start = time.perf_counter()
+        method.fit(tune, defer_cost, ensemble)
+        method.fit_time = time.perf_counter() - start
+        ensemble = method.ensemble
+    return methods
+
+
+def policy_decision(policy: Any, config: DeferralConfig, split: str) -> Decision:
+    """A trained deferral policy's decision on every study of ``split``, in table order.
+
+    Args:
+        policy: anything with ``predict(obs [n, 2K + 7], deterministic=True)`` returning
+            actions ``[n, K + 1]``.
+        config: the env configuration it was trained with (table, mapping, cost).
+        split: the split to decide for (e.g. ``"valid"``: the final scores).
+
+    Returns:
+        :class:`Decision`: the ensemble probability of the policy's weights, its defer
+        decisions and the ensemble's exact predictions (float64, bool, int64 ``[n]``).
+    """
+    problem = config.problem_class()(config.sweep(split))
+    n = problem.n_studies
+    actions, _ = policy.predict(problem.studies.observations, deterministic=True)
+    out = problem.evaluate(np.arange(n), problem.check_actions(np.asarray(actions), n))
+    return Decision(out["probability"].astype(np.float64), out["deferred"].copy(),
+                    out["ensemble_prediction"].astype(np.int64))
+

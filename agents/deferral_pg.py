@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from agents.softmax_pg import N_PARTS, SoftmaxPGAgent, SoftmaxPGConfig
+from mura_env.mapping import EnsembleMapping
 
 #: Doubt of a probability: ``log(|2q - 1| + DOUBT_FLOOR) / log(DOUBT_FLOOR)``.
 DOUBT_FLOOR = 0.01
@@ -45,9 +46,10 @@ class DeferralPGConfig(SoftmaxPGConfig):
 
     defer_learning_rate: float = field(default=0.2, metadata={
         "help": "Adam step size of the defer head"})
-    softmax_scale: float = field(default=3.0, metadata={
+    softmax_scale: float = field(default=EnsembleMapping().softmax_scale, metadata={
         "help": "the env's action_scale / temperature, with which the defer head computes "
-                "the ensemble probability of the current mean weights"})
+                "the ensemble probability of the current mean weights (set from the env's "
+                "configuration when trained)"})
 
 
 class DeferralPGAgent(SoftmaxPGAgent):
@@ -66,6 +68,7 @@ class DeferralPGAgent(SoftmaxPGAgent):
     """
 
     config_class = DeferralPGConfig
+    env_settings = ("softmax_scale",)
 
     def __init__(self, n_models: int, config: DeferralPGConfig | None = None) -> None:
         super().__init__(n_models, config)

@@ -30,12 +30,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import gymnasium
 import numpy as np
+from gymnasium.envs.registration import load_env_creator
 
 from agents.algos import get_algo
+from mura_env import ENV_ID
 from mura_env.common.atomic import atomic_write_bytes
 from mura_env.config import WeightingConfig
-from mura_env.deferral.config import DeferralConfig
 from mura_env.logits import LogitsTable
 from mura_env.mapping import EnsembleMapping
 
@@ -61,6 +63,17 @@ def reads_digest(table: LogitsTable, reader: str) -> str:
     h.update("\n".join(table.studies["study_id"].astype(str)).encode())
     h.update(np.ascontiguousarray(table.reads(reader), dtype=np.int8).tobytes())
     return h.hexdigest()
+
+
+def config_class_of(env_id: str) -> type[WeightingConfig]:
+    """The env configuration class of a registered ``env_id`` (``MuraWeighting-v0``,
+    ``MuraDeferral-v0``): that of the problem its single env runs.
+
+    Raises:
+        gymnasium.error.Error: ``env_id`` is not registered.
+    """
+    env_class = load_env_creator(gymnasium.spec(env_id).entry_point)
+    return env_class.problem_class.config_class
 
 
 def write_manifest(run_dir: str | os.PathLike[str], manifest: dict[str, Any]) -> Path:
@@ -111,8 +124,9 @@ class SavedAgent:
 
     @property
     def deferral(self) -> bool:
-        """True for a ``MuraDeferral-v0`` agent (its actions end with a defer score)."""
-        return isinstance(self.config, DeferralConfig)
+        """True for an agent that can defer (it trained with a reader: its actions end with a
+        defer score)."""
+        return self.manifest.get("reader") is not None
 
     def weights(self, observations: np.ndarray) -> np.ndarray:
         """The env's ensemble weights for the deterministic actions: float32 ``[n, 2K + 7]``
@@ -171,18 +185,11 @@ class SavedAgent:
                 "its reader column.")
 
 
-def load_model(algo: str, path: str | os.PathLike[str], deferral: bool = False) -> Any:
-    """Load the policy object saved at ``path`` for registry entry ``algo`` (``deferral``: a
-    ``MuraDeferral-v0`` agent, whose native model has the defer head)."""
+def load_model(algo: str, path: str | os.PathLike[str], env_id: str = ENV_ID) -> Any:
+    """Load the policy object saved at ``path`` for registry entry ``algo`` trained on
+    ``env_id`` (its family's :meth:`~agents.families.AgentFamily.load`)."""
     spec = get_algo(algo)
-    if spec.family == "native":
-        if deferral:
-            from agents.deferral_pg import DeferralPGAgent
-            return DeferralPGAgent.load(path)[0]
-        from agents.softmax_pg import SoftmaxPGAgent
-        return SoftmaxPGAgent.load(path)[0]
-    from agents.sb3 import load_sb3
-    return load_sb3(spec, path)
+    return spec.family.load(spec, path, env_id)
 
 
 def load_agent(run_dir: str | os.PathLike[str], table: LogitsTable | None = None
@@ -214,10 +221,9 @@ def load_agent(run_dir: str | os.PathLike[str], table: LogitsTable | None = None
         model_file = run_dir / manifest["model_file"]
         names = tuple(manifest["model_names"])
         digest = manifest["table_digest"]
-        config_class = (DeferralConfig if manifest.get("env_id") == DeferralConfig.env_id
-                        else WeightingConfig)
-        config = config_class.from_dict(manifest["env_config"])
-    except (ValueError, KeyError, TypeError) as e:
+        env_id = manifest.get("env_id", ENV_ID)
+        config = config_class_of(env_id).from_dict(manifest["env_config"])
+    except (ValueError, KeyError, TypeError, gymnasium.error.Error) as e:
         raise ValueError(f"{path} is not a valid agent manifest ({e!r}).") from e
     if not model_file.is_file():
         raise FileNotFoundError(
@@ -226,7 +232,7 @@ def load_agent(run_dir: str | os.PathLike[str], table: LogitsTable | None = None
     agent = SavedAgent(algo=algo, run_dir=run_dir, model_names=names,
                        data_fingerprint=manifest.get("data_fingerprint"), table_digest=digest,
                        config=config,
-                       model=load_model(algo, model_file, isinstance(config, DeferralConfig)),
+                       model=load_model(algo, model_file, env_id),
                        manifest=manifest,
                        models_digest=manifest.get("models_digest"))
     if table is not None:

@@ -1,4 +1,4 @@
-"""Stable-Baselines3 agents (PPO, A2C, SAC) on ``MuraWeighting-v0``.
+"""Stable-Baselines3 agents (PPO, A2C, SAC, ...) on the envs of ``mura_env``.
 
 The env is the registered single env, vectorised by SB3's ``make_vec_env`` (``DummyVecEnv``
 with a ``Monitor`` per copy, so SB3 logs ``rollout/ep_rew_mean``). Logging is SB3's own
@@ -29,18 +29,6 @@ from tqdm import tqdm
 from agents.algos import AlgoSpec
 from mura_env.common.atomic import atomic_write
 from mura_env.config import WeightingConfig
-from mura_env.env import MuraWeightingEnv
-
-#: Per-algorithm keyword arguments that differ from SB3's defaults (no value tuned on valid):
-#: rollouts of 2,048 studies for PPO; a smaller replay buffer and 500 warm-up steps for SAC
-#: (it takes one gradient step per ``n_envs`` studies).
-SB3_DEFAULTS: dict[str, dict[str, Any]] = {
-    "ppo": {"n_steps": 256, "batch_size": 256},
-    "a2c": {},
-    "sac": {"learning_starts": 500, "buffer_size": 100_000},
-}
-#: ``learn(log_interval=...)`` per algorithm (iterations for PPO/A2C, episodes for SAC).
-LOG_INTERVAL = {"ppo": 1, "a2c": 20, "sac": 1000}
 
 
 class EvalCallback(BaseCallback):
@@ -136,27 +124,24 @@ def sb3_class(spec: AlgoSpec) -> type[BaseAlgorithm]:
 def sb3_settings(spec: AlgoSpec, learning_rate: float | None = None) -> dict[str, Any]:
     """The constructor arguments :func:`train_sb3` gives ``spec``'s SB3 class, so what is
     recorded is what is used: each of :data:`HYPERPARAMETER_NAMES` the class takes, at its
-    signature default, then :data:`SB3_DEFAULTS`, then ``learning_rate`` if given. Plain JSON
+    signature default, then the registry's ``sb3_kwargs``, then ``learning_rate`` if given.
+    Plain JSON
     values; keys sorted."""
     params = inspect.signature(sb3_class(spec).__init__).parameters
     out = {name: params[name].default for name in HYPERPARAMETER_NAMES if name in params
            and params[name].default is not inspect.Parameter.empty}
-    out.update(SB3_DEFAULTS.get(spec.name, {}))
+    out.update(spec.sb3_kwargs)
     if learning_rate is not None:
         out["learning_rate"] = float(learning_rate)
     return dict(sorted(out.items()))
 
 
 def make_sb3_env(config: WeightingConfig, n_envs: int, seed: int) -> Any:
-    """``n_envs`` Monitor-wrapped single envs of ``config`` in a DummyVecEnv, seeded ``seed,
-    seed + 1, ...`` (SB3's ``make_vec_env``): :class:`~mura_env.env.MuraWeightingEnv`, or
-    :class:`~mura_env.deferral.env.MuraDeferralEnv` for a
-    :class:`~mura_env.deferral.config.DeferralConfig`."""
-    from mura_env.deferral.config import DeferralConfig
-    from mura_env.deferral.env import MuraDeferralEnv
-
-    env_class = MuraDeferralEnv if isinstance(config, DeferralConfig) else MuraWeightingEnv
-    return make_vec_env(env_class, n_envs=n_envs, seed=seed, env_kwargs={"config": config})
+    """``n_envs`` Monitor-wrapped single envs of ``config`` (its
+    :meth:`~mura_env.config.WeightingConfig.env_class`) in a DummyVecEnv, seeded ``seed,
+    seed + 1, ...`` (SB3's ``make_vec_env``)."""
+    return make_vec_env(config.env_class(), n_envs=n_envs, seed=seed,
+                        env_kwargs={"config": config})
 
 
 def save_sb3(model: BaseAlgorithm, path: str | os.PathLike[str]) -> Path:
@@ -200,8 +185,8 @@ def train_sb3(
     checkpoint_fn: Callable[[BaseAlgorithm, int], None] | None = None,
     progress: bool = False,
 ) -> tuple[BaseAlgorithm, dict[str, Any]]:
-    """Train ``spec``'s SB3 algorithm with ``MlpPolicy`` on ``MuraWeighting-v0`` (or
-    ``MuraDeferral-v0`` for a :class:`~mura_env.deferral.config.DeferralConfig`).
+    """Train ``spec``'s SB3 algorithm with ``MlpPolicy`` on the single env of ``config``
+    (``MuraWeighting-v0``, ``MuraDeferral-v0``...).
 
     Args:
         spec: an ``sb3`` family entry of :data:`agents.algos.ALGOS`.
@@ -230,7 +215,7 @@ def train_sb3(
         callbacks.append(TqdmCallback(int(total_timesteps), spec.name))
     start = time.perf_counter()
     model.learn(total_timesteps=int(total_timesteps), callback=CallbackList(callbacks),
-                log_interval=LOG_INTERVAL.get(spec.name, 1))
+                log_interval=spec.sb3_log_interval)
     wall = time.perf_counter() - start - callback.overhead
     if tb_dir is not None:
         model.logger.close()

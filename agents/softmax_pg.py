@@ -95,6 +95,9 @@ class SoftmaxPGAgent(nn.Module):
 
     #: The hyper-parameter class (what :meth:`load` rebuilds the config with).
     config_class: type[SoftmaxPGConfig] = SoftmaxPGConfig
+    #: Fields of :attr:`config_class` set from the env configuration it trains on (not
+    #: hyper-parameters of its own).
+    env_settings: tuple[str, ...] = ()
 
     def __init__(self, n_models: int, config: SoftmaxPGConfig | None = None) -> None:
         super().__init__()

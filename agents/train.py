@@ -1,7 +1,10 @@
-"""Train any registered agent on a logits table into a run folder (see :mod:`agents.saved`).
+"""Train any registered agent on any env of ``mura_env`` into a run folder (see
+:mod:`agents.saved`).
 
-One entry point for both families, used by ``experiments.train_agent``, ``experiments.compare``
-and the time-to-quality benchmark. Both families log the same TensorBoard tags, step = env
+One entry point for every family (:mod:`agents.families`) and env (``MuraWeighting-v0``,
+``MuraDeferral-v0``), used by ``experiments.train_agent``, the benchmark, the deferral
+experiment and the time-to-quality benchmark: the same budgets and env copies (the registry's,
+:mod:`agents.algos`) wherever it is called. Both families log the same TensorBoard tags, step = env
 steps: ``rollout/ep_rew_mean`` and ``eval/accuracy``, ``eval/kappa`` (on ``eval_split``,
 ``tune`` by default, the split the agent learns on: ``valid`` is kept for final scores; the
 curves are for monitoring only, nothing is selected on them; the saved model is the last one).
@@ -9,21 +12,19 @@ curves are for monitoring only, nothing is selected on them; the saved model is 
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from agents.algos import ALGOS, AlgoSpec, get_algo
-from agents.evaluate import Policy, evaluate_policy
+from agents.evaluate import Policy
 from agents.saved import MANIFEST, SavedAgent, reads_digest, table_digest, write_manifest
-from agents.softmax_pg import SoftmaxPGAgent, SoftmaxPGConfig, check_batch_size, train_softmax_pg
+from agents.softmax_pg import SoftmaxPGConfig
 from mura_env.config import WeightingConfig
-from mura_env.deferral.config import DeferralConfig
 from mura_env.logits import LogitsTable
-from mura_env.readers import resolve_reader
-from mura_env.vector_env import MuraWeightingVectorEnv
 
 
 @dataclass
@@ -63,6 +64,7 @@ STALE_RUN_FILES = ("metrics.json", "metrics.csv", "baselines.csv")
 
 def resolve_hyperparameters(
     algo: str,
+    config: WeightingConfig | None = None,
     *,
     total_timesteps: int | None = None,
     eval_every: int | None = None,
@@ -72,38 +74,33 @@ def resolve_hyperparameters(
 ) -> dict[str, Any]:
     """The settings :func:`train_agent` will use, with every default filled in.
 
-    Args: as :func:`train_agent` (None: the default).
+    Args:
+        algo: a name in :data:`agents.algos.ALGOS`.
+        config: the env configuration trained on (None: ``MuraWeighting-v0``'s defaults); its
+            env id picks the registry's budget and env copies.
+        others: as :func:`train_agent` (None: the default).
 
     Returns:
         ``{"total_timesteps", "eval_every", "n_envs", "learning_rate", "algorithm"}`` (plain
-        JSON values); ``algorithm`` is the whole :class:`SoftmaxPGConfig` for softmax-pg and
-        the SB3 constructor arguments (:func:`agents.sb3.sb3_settings`) otherwise.
+        JSON values); ``algorithm`` is the family's resolved settings (the native agent's
+        whole config, or the SB3 constructor arguments).
 
     Raises:
         UnknownAlgoError: ``algo`` is not registered. ValueError: a count below 1, or
         softmax-pg with one env (its advantages are normalised over the batch).
     """
     spec = get_algo(algo)
-    total = spec.default_timesteps if total_timesteps is None else int(total_timesteps)
+    config = config if config is not None else WeightingConfig()
+    env_id = config.env_id
+    total = spec.default_timesteps(env_id) if total_timesteps is None else int(total_timesteps)
     every = max(1, total // 10) if eval_every is None else int(eval_every)
-    for name, value in (("total_timesteps", total), ("eval_every", every),
-                        ("n_envs", 1 if n_envs is None else int(n_envs))):
+    copies = spec.default_n_envs(env_id) if n_envs is None else int(n_envs)
+    for name, value in (("total_timesteps", total), ("eval_every", every), ("n_envs", copies)):
         if value < 1:
             raise ValueError(f"{name} must be at least 1, got {value}.")
-    if spec.family == "native":
-        cfg = softmax_pg or SoftmaxPGConfig()
-        if n_envs is not None:
-            cfg = dataclasses.replace(cfg, num_envs=int(n_envs))
-        if learning_rate is not None:
-            cfg = dataclasses.replace(cfg, learning_rate=float(learning_rate))
-        check_batch_size(cfg.num_envs, cfg)
-        return {"total_timesteps": total, "eval_every": every, "n_envs": cfg.num_envs,
-                "learning_rate": cfg.learning_rate, "algorithm": dataclasses.asdict(cfg)}
-    from agents.sb3 import sb3_settings
-    settings = sb3_settings(spec, learning_rate)
-    return {"total_timesteps": total, "eval_every": every,
-            "n_envs": 8 if n_envs is None else int(n_envs),
-            "learning_rate": settings["learning_rate"], "algorithm": settings}
+    algorithm = spec.family.algorithm_settings(spec, config, copies, learning_rate, softmax_pg)
+    return {"total_timesteps": total, "eval_every": every, "n_envs": copies,
+            "learning_rate": algorithm["learning_rate"], "algorithm": algorithm}
 
 
 def _clear_earlier_run(run_dir: Path) -> None:
@@ -120,7 +117,7 @@ def _clear_earlier_run(run_dir: Path) -> None:
 def train_agent(
     algo: str,
     config: WeightingConfig,
-    run_dir: str | os.PathLike[str],
+    run_dir: str | os.PathLike[str] | None,
     *,
     total_timesteps: int | None = None,
     seed: int = 0,
@@ -129,6 +126,7 @@ def train_agent(
     learning_rate: float | None = None,
     n_envs: int | None = None,
     softmax_pg: SoftmaxPGConfig | None = None,
+    settings: dict[str, Any] | None = None,
     tensorboard: bool = True,
     progress: bool = False,
 ) -> TrainedAgent:
@@ -141,7 +139,7 @@ def train_agent(
             ``reference_table``; ``split``: trained on;
             ``reward``, ``action_scale``, ``temperature``, ``threshold``, ``models``, ...).
             Its ``sampling`` is ignored: softmax-pg and SB3 draw studies at random.
-        run_dir: output folder (created); gets ``agent.json``, the model and ``tb/``. A
+        run_dir: output folder (created), or None to keep nothing on disk; gets ``agent.json``, the model and ``tb/``. A
             folder that already holds an agent run is reused: once the settings are checked,
             its model files, metrics files and TensorBoard event files are removed, so
             neither a stale model nor old curves survive.
@@ -154,6 +152,9 @@ def train_agent(
         n_envs: env copies (softmax-pg: studies per update, default 4096; SB3: default 8).
         softmax_pg: the native agent's hyper-parameters (``num_envs`` is overridden by
             ``n_envs`` when given).
+        settings: the settings already resolved by :func:`resolve_hyperparameters` for this
+            algo and env (then ``total_timesteps``, ``eval_every``, ``learning_rate``,
+            ``n_envs`` and ``softmax_pg`` are not read).
         tensorboard: write TensorBoard events into ``run_dir/tb``.
         progress: show progress bars.
 
@@ -165,25 +166,28 @@ def train_agent(
             unknown model names; raised before anything in ``run_dir`` is touched.
     """
     spec = get_algo(algo)
-    settings = resolve_hyperparameters(algo, total_timesteps=total_timesteps,
-                                       eval_every=eval_every, n_envs=n_envs,
-                                       learning_rate=learning_rate, softmax_pg=softmax_pg)
     table = config.load_table()
     config = config.replace(logits=table, sampling="random")
+    if settings is None:
+        settings = resolve_hyperparameters(algo, config, total_timesteps=total_timesteps,
+                                           eval_every=eval_every, n_envs=n_envs,
+                                           learning_rate=learning_rate, softmax_pg=softmax_pg)
     manifest = start_manifest(spec, config, table, seed, settings)  # checks names, reader
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if (run_dir / MANIFEST).is_file():  # an earlier agent run in this folder
-        _clear_earlier_run(run_dir)
-    write_manifest(run_dir, manifest)
-    hooks = _TrainingHooks(spec, run_dir, manifest, config, eval_split)
-    tb_dir = run_dir / "tb" if tensorboard else None
-    train = _train_native if spec.family == "native" else _train_sb3
-    model, result = train(spec, config, settings, seed, tb_dir, hooks, progress)
+    hooks = TrainingHooks(spec, None if run_dir is None else Path(run_dir), manifest, config,
+                          eval_split)
+    if hooks.run_dir is not None:
+        hooks.run_dir.mkdir(parents=True, exist_ok=True)
+        if (hooks.run_dir / MANIFEST).is_file():  # an earlier agent run in this folder
+            _clear_earlier_run(hooks.run_dir)
+        write_manifest(hooks.run_dir, manifest)
+    tb_dir = hooks.run_dir / "tb" if tensorboard and hooks.run_dir is not None else None
+    model, result = spec.family.train(spec, config, settings, seed, tb_dir, hooks.evaluate,
+                                      settings["eval_every"], hooks.checkpoint, progress)
     manifest.update(env_steps=int(result["env_steps"]), finished=True,
                     wall_time=float(result["wall_time"]))
-    write_manifest(run_dir, manifest)
-    agent = SavedAgent(algo=spec.name, run_dir=run_dir,
+    if hooks.run_dir is not None:
+        write_manifest(hooks.run_dir, manifest)
+    agent = SavedAgent(algo=spec.name, run_dir=hooks.run_dir,
                        model_names=tuple(manifest["model_names"]),
                        data_fingerprint=table.data_fingerprint,
                        table_digest=manifest["table_digest"], config=config.replace(logits=None),
@@ -204,88 +208,46 @@ def start_manifest(spec: AlgoSpec, config: WeightingConfig, table: LogitsTable, 
                 "models_digest": table_digest(selected), "env_id": config.env_id,
                 "env_config": config.to_dict(), "train_split": config.split, "seed": seed,
                 "hyperparameters": settings, "env_steps": 0, "finished": False}
-    if isinstance(config, DeferralConfig):  # the reader it defers to, checked when loaded
-        reader = resolve_reader(table.reader_ids, config.reader)
+    reader = getattr(config.problem_class()(config), "reader", None)
+    if reader is not None:  # the reader it defers to, checked when loaded
         manifest.update(reader=reader, reads_digest=reads_digest(table, reader))
     return manifest
 
 
+def policy_scores(policy: Any, config: WeightingConfig, split: str) -> dict[str, float]:
+    """The scores of a deterministic ``policy`` (an object with SB3's ``predict``) answering
+    every study of ``split`` once: ``accuracy`` and ``kappa``, and for a deferral env the
+    team's, with its ``deferral_rate`` (the problem's
+    :meth:`~mura_env.problem.WeightingProblem.sweep_scores`)."""
+    problem = config.problem_class()(config.sweep(split))
+    actions, _ = policy.predict(problem.studies.observations, deterministic=True)
+    return problem.sweep_scores(np.asarray(actions))
+
+
 @dataclass
-class _TrainingHooks:
-    """The checkpoint and evaluation callbacks both agent families call during training."""
+class TrainingHooks:
+    """The checkpoint and evaluation callbacks every agent family calls during training.
+
+    Attributes:
+        spec: the agent's registry entry; run_dir: its run folder (None: nothing saved);
+        manifest: its ``agent.json`` (updated with the env steps of each checkpoint);
+        config: the env trained on; eval_split: the split the curves are scored on.
+    """
 
     spec: AlgoSpec
-    run_dir: Path
+    run_dir: Path | None
     manifest: dict[str, Any]
     config: WeightingConfig
     eval_split: str
 
     def checkpoint(self, model: Any, steps: int) -> None:
         """Save the model atomically, then record its env steps in the manifest."""
-        path = self.run_dir / self.spec.model_file
-        if self.spec.family == "native":
-            model.save(path, {"env_steps": int(steps)})
-        else:
-            from agents.sb3 import save_sb3
-            save_sb3(model, path)
+        if self.run_dir is None:
+            return
+        self.spec.family.save(model, self.run_dir / self.spec.model_file, steps)
         self.manifest["env_steps"] = int(steps)  # written right after the model file
         write_manifest(self.run_dir, self.manifest)
 
-    def evaluate(self, policy_owner: Any) -> dict[str, float]:
-        """Accuracy and kappa of the deterministic policy on ``eval_split`` (for a deferral
-        agent: of the team's answers, with its deferral rate)."""
-        if isinstance(self.config, DeferralConfig):
-            from agents.deferral_train import team_scores
-
-            return team_scores(policy_owner, self.config, self.eval_split)
-        ev = evaluate_policy(lambda o: policy_owner.predict(o, deterministic=True)[0],
-                             self.config, split=self.eval_split, n_bootstrap=0)
-        return {"accuracy": ev.value("accuracy"), "kappa": ev.value("kappa")}
-
-
-def _train_native(spec: AlgoSpec, config: WeightingConfig, settings: dict[str, Any], seed: int,
-                  tb_dir: Path | None, hooks: _TrainingHooks, progress: bool
-                  ) -> tuple[SoftmaxPGAgent, dict[str, Any]]:
-    """Train softmax-pg on the native vector env of ``config`` (with the defer head of
-    :class:`~agents.deferral_pg.DeferralPGAgent` for a deferral config)."""
-    import torch
-
-    agent_class: type[SoftmaxPGAgent] = SoftmaxPGAgent
-    env_class: type[MuraWeightingVectorEnv] = MuraWeightingVectorEnv
-    extra: dict[str, Any] = {}
-    if isinstance(config, DeferralConfig):
-        from agents.deferral_pg import DeferralPGAgent
-        from mura_env.deferral.env import MuraDeferralVectorEnv
-
-        agent_class, env_class = DeferralPGAgent, MuraDeferralVectorEnv
-        extra["softmax_scale"] = config.softmax_scale  # the defer head uses the env's mapping
-    cfg = agent_class.config_class(**{**settings["algorithm"], **extra})
-    env = env_class(cfg.num_envs, config=config)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        agent = agent_class(env.problem.n_models, cfg)
-    writer = None
-    if tb_dir is not None:
-        from torch.utils.tensorboard import SummaryWriter
-        writer = SummaryWriter(str(tb_dir))
-    try:
-        result = train_softmax_pg(
-            agent, env, settings["total_timesteps"], seed=seed, writer=writer,
-            eval_fn=hooks.evaluate, eval_every=settings["eval_every"],
-            checkpoint_fn=hooks.checkpoint, progress=progress)
-    finally:
-        if writer is not None:
-            writer.close()
-    return agent, result
-
-
-def _train_sb3(spec: AlgoSpec, config: WeightingConfig, settings: dict[str, Any], seed: int,
-               tb_dir: Path | None, hooks: _TrainingHooks, progress: bool
-               ) -> tuple[Any, dict[str, Any]]:
-    """Train an SB3 algorithm on SB3-vectorised single envs of ``config``."""
-    from agents.sb3 import train_sb3
-
-    return train_sb3(spec, config, settings["total_timesteps"], seed, tb_dir,
-                     n_envs=settings["n_envs"], learning_rate=settings["learning_rate"],
-                     eval_fn=hooks.evaluate, eval_every=settings["eval_every"],
-                     checkpoint_fn=hooks.checkpoint, progress=progress)
+    def evaluate(self, model: Any) -> dict[str, float]:
+        """:func:`policy_scores` of the model's deterministic policy on ``eval_split``."""
+        return policy_scores(model, self.config, self.eval_split)

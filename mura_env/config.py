@@ -14,7 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import gymnasium
 import numpy as np
+from gymnasium.envs.registration import load_env_creator
 
 from mura_env.constants import BODY_PARTS, SPLITS
 from mura_env.logits import LogitsTable
@@ -133,6 +135,24 @@ class WeightingConfig:
         if not isinstance(config, cls):
             raise TypeError(f"config must be a {cls.__name__}, got {type(config).__name__}.")
         return dataclasses.replace(config, **kwargs) if kwargs else config
+
+    @classmethod
+    def env_class(cls) -> type[Any]:
+        """The single env class registered for :attr:`env_id` (its Gymnasium entry point):
+        :class:`~mura_env.env.MuraWeightingEnv` here; a subclass's env for its id."""
+        return load_env_creator(gymnasium.spec(cls.env_id).entry_point)
+
+    @classmethod
+    def vector_env_class(cls) -> type[Any]:
+        """The native vector env class registered for :attr:`env_id` (its
+        ``vector_entry_point``)."""
+        return load_env_creator(gymnasium.spec(cls.env_id).vector_entry_point)
+
+    @classmethod
+    def problem_class(cls) -> type[Any]:
+        """The problem class both envs of :attr:`env_id` run (the env's ``problem_class``):
+        the studies, spaces and reward of a config."""
+        return cls.env_class().problem_class
 
     @property
     def mapping(self) -> EnsembleMapping:

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 from gymnasium import spaces
+from sklearn.metrics import cohen_kappa_score
 
 from mura_env.config import WeightingConfig
 from mura_env.constants import BODY_PARTS
@@ -140,3 +141,17 @@ class WeightingProblem:
         reward = np.asarray(self.reward_fn(p, pred, label), dtype=np.float64)
         return {"weights": w, "probability": p, "prediction": pred, "label": label,
                 "correct": above == label, "reward": reward}
+
+    def answer_scores(self, answers: dict[str, np.ndarray]) -> dict[str, float]:
+        """``accuracy`` and Cohen's ``kappa`` of the answers that count, from an
+        :meth:`evaluate` output."""
+        label, prediction = answers["label"], answers["prediction"]
+        return {"accuracy": float((prediction == label).mean()),
+                "kappa": float(cohen_kappa_score(label, prediction))}
+
+    def sweep_scores(self, actions: Any) -> dict[str, float]:
+        """The scores (:meth:`answer_scores`) of answering every selected study once, in
+        order, with ``actions`` (float ``[n_studies, ...]``, as the action space; checked)."""
+        n = self.n_studies
+        return self.answer_scores(self.evaluate(np.arange(n), self.check_actions(actions, n)))
+

@@ -21,3 +21,21 @@ class EnvOptions:
     temperature: float = field(default=DEFAULT_TEMPERATURE, metadata={
         "help": "env softmax temperature"})
     studies_per_episode: int = field(default=1, metadata={"help": "studies per episode"})
+
+
+@dataclass
+class BudgetOptions:
+    """Agent budgets: the registry's (:mod:`agents.algos`) unless ``--steps`` overrides them;
+    :func:`agents.algos.parse_steps` reads the entries."""
+
+    steps: tuple[str, ...] = field(default=(), metadata={
+        "help": "env steps per training run, as ALGO=N (e.g. ppo=32768; several allowed); "
+                "default: the registry's budget of each agent on the env it trains on"})
+
+
+@dataclass
+class ReportOptions:
+    """How results are reported: bootstrap draws for the intervals, progress bars."""
+
+    n_bootstrap: int = field(default=1000, metadata={"help": "bootstrap draws for the CIs"})
+    progress: bool = field(default=False, metadata={"help": "show progress bars"})

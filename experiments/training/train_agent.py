@@ -35,24 +35,22 @@ from typing import Any
 
 import pandas as pd
 
-from agents.algos import ALGOS
+from agents.algos import ALGOS, parse_steps
 from agents.evaluate import evaluate_policy
 from agents.reporting import SPLIT_USE, baseline_evaluations, kind_of, summary_row
 from agents.softmax_pg import SoftmaxPGConfig
-from agents.train import resolve_hyperparameters, train_agent
+from agents.train import policy_scores, resolve_hyperparameters, train_agent
 from experiments.common.logits_source import resolve_table
+from experiments.common.options import BudgetOptions, EnvOptions, ReportOptions
 from mura_env.common.atomic import atomic_write_bytes
 from mura_env.common.config_cli import parse_config, save_config
 from mura_env.config import WeightingConfig
 from mura_env.deferral.config import DeferralConfig
-from mura_env.deferral.problem import DeferralProblem
 from mura_env.logits import LogitsTableError, MissingLogitsError
-from mura_env.mapping import DEFAULT_ACTION_SCALE, DEFAULT_TEMPERATURE
-from mura_env.rewards import REWARDS
 
 
 @dataclass
-class TrainAgentConfig:
+class TrainAgentConfig(EnvOptions, BudgetOptions, ReportOptions):
     """Train a weighting agent on MuraWeighting-v0 and compare it with the baselines."""
 
     algo: str = field(default="softmax-pg", metadata={
@@ -61,18 +59,11 @@ class TrainAgentConfig:
         "help": "logits table (default: newest runs/pretrain/*/logits.parquet, else "
                 "reference table 0)"})
     total_timesteps: int | None = field(default=None, metadata={
-        "help": "env steps (answered studies); default per algo: " + ", ".join(
-            f"{a.name} {a.default_timesteps}" for a in ALGOS.values())})
+        "help": "env steps (answered studies) of this run (the same as --steps ALGO=N); "
+                "default: the registry's budget of the algo on its env"})
     seed: int = field(default=0, metadata={"help": "seed of the agent and the env"})
-    reward: str = field(default="correct", metadata={
-        "help": "reward function", "choices": tuple(REWARDS)})
     out: Path | None = field(default=None, metadata={
         "help": "run folder (default runs/agents/<algo>_<seed>_<time>)"})
-    action_scale: float = field(default=DEFAULT_ACTION_SCALE, metadata={
-        "help": "env action scale"})
-    temperature: float = field(default=DEFAULT_TEMPERATURE, metadata={
-        "help": "env softmax temperature"})
-    studies_per_episode: int = field(default=1, metadata={"help": "studies per episode"})
     learning_rate: float | None = field(default=None, metadata={
         "help": "learning rate (default: the algorithm's own)"})
     n_envs: int | None = field(default=None, metadata={
@@ -86,9 +77,20 @@ class TrainAgentConfig:
         "help": "with --defer-cost: the reader id (default: the table's only reader)"})
     eval_every: int | None = field(default=None, metadata={
         "help": "env steps between evaluations/checkpoints (default: total / 10)"})
-    n_bootstrap: int = field(default=1000, metadata={"help": "bootstrap replicates for CIs"})
     tensorboard: bool = field(default=True, metadata={"help": "write TensorBoard events"})
-    progress: bool = field(default=False, metadata={"help": "show progress bars"})
+
+
+def run_steps(cfg: TrainAgentConfig) -> int | None:
+    """The run's env steps: ``--total-timesteps``, else a ``--steps`` entry for its algo, else
+    None (the registry's budget).
+
+    Raises:
+        ValueError: both name a budget, or a malformed ``--steps`` entry.
+    """
+    steps = parse_steps(cfg.steps, [cfg.algo])
+    if cfg.total_timesteps is not None and steps:
+        raise ValueError("give the budget once: --total-timesteps or --steps, not both.")
+    return cfg.total_timesteps if cfg.total_timesteps is not None else steps.get(cfg.algo)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,18 +102,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     native = SoftmaxPGConfig(per_study=cfg.per_study)
-    try:
-        settings = resolve_hyperparameters(cfg.algo, total_timesteps=cfg.total_timesteps,
-                                        eval_every=cfg.eval_every, n_envs=cfg.n_envs,
-                                        learning_rate=cfg.learning_rate, softmax_pg=native)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     config_class = WeightingConfig if cfg.defer_cost is None else DeferralConfig
     try:
         env_config = config_class.from_options(cfg, logits=table)
-        if cfg.defer_cost is not None:
-            DeferralProblem(env_config)  # a table without the reader fails here, named
+        env_config.problem_class()(env_config)  # a table without the reader fails here, named
+        settings = resolve_hyperparameters(
+            cfg.algo, env_config, total_timesteps=run_steps(cfg), eval_every=cfg.eval_every,
+            n_envs=cfg.n_envs, learning_rate=cfg.learning_rate, softmax_pg=native)
     except (ValueError, KeyError) as e:
         print(f"error: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
         return 2
@@ -123,11 +120,8 @@ def main(argv: list[str] | None = None) -> int:
                               learning_rate=settings["learning_rate"])
     save_config(cfg, out / "config.json", {"hyperparameters": settings, "splits": SPLIT_USE})
     print(f"training {cfg.algo} (seed {cfg.seed}) on {env_config.env_id}, {source} -> {out}")
-    trained = train_agent(cfg.algo, env_config, out, total_timesteps=cfg.total_timesteps,
-                          seed=cfg.seed, eval_every=cfg.eval_every,
-                          learning_rate=cfg.learning_rate, n_envs=cfg.n_envs,
-                          softmax_pg=native, tensorboard=cfg.tensorboard,
-                          progress=cfg.progress)
+    trained = train_agent(cfg.algo, env_config, out, seed=cfg.seed, settings=settings,
+                          tensorboard=cfg.tensorboard, progress=cfg.progress)
     if cfg.defer_cost is not None:
         return finish_deferral(cfg, trained, env_config, out, source)
     ev = evaluate_policy(trained.policy, env_config, "valid", name=cfg.algo,
@@ -155,22 +149,19 @@ def finish_deferral(cfg: TrainAgentConfig, trained: Any, env_config: DeferralCon
                     source: Path) -> int:
     """Score a deferral agent on valid beside the classical deferral methods (fitted on tune
     at the same cost); writes ``metrics.json`` and ``baselines.csv``."""
-    from agents.deferral_methods import DeferralData, all_deferral_methods
-    from agents.deferral_train import team_scores
+    from agents.deferral_methods import DeferralData, fit_deferral_methods
 
-    scores = team_scores(trained.model, env_config, "valid")
+    scores = policy_scores(trained.model, env_config, "valid")
     summary = {"split": "valid", **scores, "algo": cfg.algo, "seed": cfg.seed,
                "defer_cost": env_config.defer_cost, "env_steps": trained.env_steps,
                "wall_time": trained.wall_time, "logits": str(source)}
     atomic_write_bytes(out / "metrics.json", (json.dumps(summary, indent=2) + "\n").encode())
     table = env_config.load_table()
     tune, valid = (DeferralData.from_table(table, s, env_config.reader) for s in ("tune", "valid"))
-    rows, ensemble = [{"method": cfg.algo, "kind": "agent", **scores}], None
-    for method in all_deferral_methods():
-        decision = method.fit(tune, env_config.defer_cost, ensemble).decide(valid)
-        ensemble = method.ensemble  # one stacking ensemble for every method
-        rows.append({"method": method.name, "kind": method.kind,
-                     **decision.scores(valid.studies.labels, valid.reads)})
+    rows = [{"method": cfg.algo, "kind": "agent", **scores}] + [
+        {"method": method.name, "kind": method.kind,
+         **method.decide(valid).scores(valid.studies.labels, valid.reads)}
+        for method in fit_deferral_methods(tune, env_config.defer_cost)]
     frame = pd.DataFrame(rows)
     atomic_write_bytes(out / "baselines.csv", frame.to_csv(index=False).encode())
     print(f"valid split, {valid.studies.n_studies} studies, defer_cost "

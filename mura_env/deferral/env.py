@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from mura_env.deferral.problem import DeferralProblem, defer_reward
+from mura_env.deferral.problem import DeferralProblem, defer_reward, team_answer
 from mura_env.env import MuraWeightingEnv
 from mura_env.mapping import study_mixture
 from mura_env.vector_env import STEP_INFO_KEYS, MuraWeightingVectorEnv
@@ -134,12 +134,9 @@ class MuraDeferralEnv(MuraWeightingEnv):
         label = self._labels[i]
         read = self._reads[i]
         deferred = action[-1] > 0.0
-        if deferred:
-            reward = defer_reward(self._reward_fn, read, label, config.defer_cost)
-            prediction = read
-        else:
-            reward = self._reward_fn(p, ensemble_prediction, label)
-            prediction = ensemble_prediction
+        prediction = int(team_answer(deferred, read, ensemble_prediction))
+        reward = (defer_reward(self._reward_fn, read, label, config.defer_cost) if deferred
+                  else self._reward_fn(p, ensemble_prediction, label))
         info = {
             "study_id": self._study_ids[i], "body_part": self._body_parts[i], "label": label,
             "weights": np.array(weights), "probability": p, "prediction": prediction,

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 from gymnasium import spaces
+from sklearn.metrics import cohen_kappa_score
 
 from mura_env.deferral.config import DeferralConfig
 from mura_env.problem import WeightingProblem
@@ -38,6 +39,29 @@ def defer_reward(reward_fn: Any, read: Any, label: Any, defer_cost: float) -> An
     """
     probability = read * 1.0
     return reward_fn(probability, read, label) - defer_cost
+
+
+def team_answer(deferred: Any, read: Any, ensemble_prediction: Any) -> np.ndarray:
+    """The answer that counts for a team of ensemble and reader: the read where the study was
+    deferred, else the ensemble's prediction.
+
+    Args:
+        deferred: bool ``[n]`` (or a bool); read: the reader's 0/1 reads ``[n]``;
+        ensemble_prediction: the ensemble's 0/1 predictions ``[n]``.
+
+    Returns:
+        int8 ``[n]`` (a 0-d array for scalars).
+    """
+    return np.where(deferred, read, ensemble_prediction).astype(np.int8)
+
+
+def team_scores(labels: np.ndarray, team: np.ndarray, deferred: np.ndarray
+                ) -> dict[str, float]:
+    """The team's ``accuracy`` and Cohen's ``kappa`` (its answers ``team`` against ``labels``,
+    int ``[n]``) and its ``deferral_rate`` (share of ``deferred``, bool ``[n]``)."""
+    return {"accuracy": float((team == labels).mean()),
+            "kappa": float(cohen_kappa_score(labels, team)),
+            "deferral_rate": float(np.mean(deferred))}
 
 
 class DeferralProblem(WeightingProblem):
@@ -96,7 +120,7 @@ class DeferralProblem(WeightingProblem):
         kept_reward = out["reward"]
         deferred_reward = np.asarray(
             defer_reward(self.reward_fn, read, label, self.config.defer_cost), dtype=np.float64)
-        prediction = np.where(deferred, read, out["prediction"]).astype(np.int8)
+        prediction = team_answer(deferred, read, out["prediction"])
         return {
             "weights": out["weights"], "probability": out["probability"],
             "ensemble_prediction": out["prediction"], "read": read, "prediction": prediction,
@@ -104,3 +128,9 @@ class DeferralProblem(WeightingProblem):
             "reader_correct": read == label, "correct": prediction == label,
             "reward": np.where(deferred, deferred_reward, kept_reward),
         }
+
+    def answer_scores(self, answers: dict[str, np.ndarray]) -> dict[str, float]:
+        """The team's ``accuracy``, ``kappa`` and ``deferral_rate`` (:func:`team_scores`)
+        from an :meth:`evaluate` output."""
+        return team_scores(answers["label"], answers["prediction"], answers["deferred"])
+

@@ -1,0 +1,191 @@
+"""Agent families: how the agents of one kind are trained, saved and loaded.
+
+An :class:`AgentFamily` is the one place that knows a family's model objects. The registry
+(:mod:`agents.algos`) gives every agent its family; :func:`agents.train.train_agent` and
+:func:`agents.saved.load_agent` call the family's methods and never test which one it is.
+Which env an agent trains on is data too: the env configuration names its env classes
+(:meth:`mura_env.config.WeightingConfig.vector_env_class`), and the native family picks the
+agent class registered for its env id.
+
+* :data:`NATIVE`: the softmax policy gradient (:mod:`agents.softmax_pg`; with the Bernoulli
+  defer head of :mod:`agents.deferral_pg` on ``MuraDeferral-v0``) on the native vector env.
+* :data:`SB3`: Stable-Baselines3 algorithms (:mod:`agents.sb3`) on SB3-vectorised single envs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mura_env import DEFERRAL_ENV_ID, ENV_ID
+
+if TYPE_CHECKING:
+    from agents.algos import AlgoSpec
+    from agents.softmax_pg import SoftmaxPGAgent, SoftmaxPGConfig
+    from mura_env.config import WeightingConfig
+
+#: ``checkpoint(model, env_steps)`` and ``evaluate(model) -> {name: value}``, called during
+#: training (see :class:`agents.train.TrainingHooks`).
+Checkpoint = Callable[[Any, int], None]
+Evaluate = Callable[[Any], dict[str, float]]
+
+
+class AgentFamily:
+    """Base class of a family: hyper-parameters, training, saving, loading.
+
+    Attributes:
+        name: the family's name (``"native"``, ``"sb3"``).
+        model_file: file name of a saved model in a run folder.
+        default_n_envs: env copies when neither the registry nor the user says.
+    """
+
+    name = "family"
+    model_file = "model"
+    default_n_envs = 1
+
+    def algorithm_settings(self, spec: AlgoSpec, config: WeightingConfig, n_envs: int,
+                           learning_rate: float | None, native: SoftmaxPGConfig | None
+                           ) -> dict[str, Any]:
+        """The algorithm's own resolved settings (plain JSON values), what :meth:`train` uses
+        and ``agent.json`` records; ``learning_rate`` None keeps the default."""
+        raise NotImplementedError
+
+    def train(self, spec: AlgoSpec, config: WeightingConfig, settings: dict[str, Any],
+              seed: int, tb_dir: Path | None, evaluate: Evaluate, eval_every: int,
+              checkpoint: Checkpoint, progress: bool) -> tuple[Any, dict[str, Any]]:
+        """Train on ``config``'s env (its ``split``) with ``settings`` (see
+        :func:`agents.train.resolve_hyperparameters`); returns ``(model, {"env_steps",
+        "wall_time", "history"})``."""
+        raise NotImplementedError
+
+    def save(self, model: Any, path: Path, env_steps: int) -> None:
+        """Save ``model`` to ``path`` atomically."""
+        raise NotImplementedError
+
+    def load(self, spec: AlgoSpec, path: str | os.PathLike[str], env_id: str) -> Any:
+        """The model saved at ``path`` by an agent ``spec`` trained on ``env_id``; it has
+        ``predict(obs, deterministic=True) -> (actions, state)``."""
+        raise NotImplementedError
+
+
+class NativeFamily(AgentFamily):
+    """The native softmax policy gradient: the agent class of the env id, trained by
+    :func:`agents.softmax_pg.train_softmax_pg` on the native vector env."""
+
+    name = "native"
+    model_file = "model.pt"
+    default_n_envs = 4096
+
+    @staticmethod
+    def agent_class(env_id: str) -> type[SoftmaxPGAgent]:
+        """The agent class for ``env_id``: :class:`~agents.softmax_pg.SoftmaxPGAgent`, or
+        :class:`~agents.deferral_pg.DeferralPGAgent` on ``MuraDeferral-v0``."""
+        from agents.deferral_pg import DeferralPGAgent
+        from agents.softmax_pg import SoftmaxPGAgent
+
+        classes: dict[str, type[SoftmaxPGAgent]] = {ENV_ID: SoftmaxPGAgent,
+                                                     DEFERRAL_ENV_ID: DeferralPGAgent}
+        return classes[env_id]
+
+    def algorithm_settings(self, spec: AlgoSpec, config: WeightingConfig, n_envs: int,
+                           learning_rate: float | None, native: SoftmaxPGConfig | None
+                           ) -> dict[str, Any]:
+        """The agent's whole config: ``native``'s fields (defaults when None), ``num_envs``
+        ``n_envs``, the learning rate, and the env settings its class reads (e.g. the
+        deferral agent's ``softmax_scale``)."""
+        from agents.softmax_pg import check_batch_size
+
+        agent_class = self.agent_class(config.env_id)
+        config_class = agent_class.config_class
+        given = dataclasses.asdict(native) if native is not None else {}
+        names = {f.name for f in dataclasses.fields(config_class)}
+        values = {k: v for k, v in given.items() if k in names}
+        values.update({name: getattr(config, name) for name in agent_class.env_settings})
+        values["num_envs"] = int(n_envs)
+        if learning_rate is not None:
+            values["learning_rate"] = float(learning_rate)
+        cfg = config_class(**values)
+        check_batch_size(cfg.num_envs, cfg)
+        return dataclasses.asdict(cfg)
+
+    def train(self, spec: AlgoSpec, config: WeightingConfig, settings: dict[str, Any],
+              seed: int, tb_dir: Path | None, evaluate: Evaluate, eval_every: int,
+              checkpoint: Checkpoint, progress: bool) -> tuple[Any, dict[str, Any]]:
+        """Build the agent (seeded) and its vector env, and train with REINFORCE."""
+        import torch
+
+        from agents.softmax_pg import train_softmax_pg
+
+        agent_class = self.agent_class(config.env_id)
+        cfg = agent_class.config_class(**settings["algorithm"])
+        env = config.vector_env_class()(cfg.num_envs, config=config)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            agent = agent_class(env.problem.n_models, cfg)
+        writer = None
+        if tb_dir is not None:
+            from torch.utils.tensorboard import SummaryWriter
+            writer = SummaryWriter(str(tb_dir))
+        try:
+            result = train_softmax_pg(
+                agent, env, settings["total_timesteps"], seed=seed, writer=writer,
+                eval_fn=evaluate, eval_every=eval_every, checkpoint_fn=checkpoint,
+                progress=progress)
+        finally:
+            if writer is not None:
+                writer.close()
+        return agent, result
+
+    def save(self, model: Any, path: Path, env_steps: int) -> None:
+        """:meth:`agents.softmax_pg.SoftmaxPGAgent.save` with the env steps."""
+        model.save(path, {"env_steps": int(env_steps)})
+
+    def load(self, spec: AlgoSpec, path: str | os.PathLike[str], env_id: str) -> Any:
+        """The env's agent class loads its file."""
+        return self.agent_class(env_id).load(path)[0]
+
+
+class SB3Family(AgentFamily):
+    """Stable-Baselines3 algorithms with ``MlpPolicy`` (:mod:`agents.sb3`)."""
+
+    name = "sb3"
+    model_file = "model.zip"
+    default_n_envs = 8
+
+    def algorithm_settings(self, spec: AlgoSpec, config: WeightingConfig, n_envs: int,
+                           learning_rate: float | None, native: SoftmaxPGConfig | None
+                           ) -> dict[str, Any]:
+        """The SB3 constructor arguments (:func:`agents.sb3.sb3_settings`)."""
+        from agents.sb3 import sb3_settings
+
+        return sb3_settings(spec, learning_rate)
+
+    def train(self, spec: AlgoSpec, config: WeightingConfig, settings: dict[str, Any],
+              seed: int, tb_dir: Path | None, evaluate: Evaluate, eval_every: int,
+              checkpoint: Checkpoint, progress: bool) -> tuple[Any, dict[str, Any]]:
+        """:func:`agents.sb3.train_sb3` on SB3-vectorised single envs of ``config``."""
+        from agents.sb3 import train_sb3
+
+        return train_sb3(spec, config, settings["total_timesteps"], seed, tb_dir,
+                         n_envs=settings["n_envs"], learning_rate=settings["learning_rate"],
+                         eval_fn=evaluate, eval_every=eval_every, checkpoint_fn=checkpoint,
+                         progress=progress)
+
+    def save(self, model: Any, path: Path, env_steps: int) -> None:
+        """:func:`agents.sb3.save_sb3`."""
+        from agents.sb3 import save_sb3
+
+        save_sb3(model, path)
+
+    def load(self, spec: AlgoSpec, path: str | os.PathLike[str], env_id: str) -> Any:
+        """:func:`agents.sb3.load_sb3`."""
+        from agents.sb3 import load_sb3
+
+        return load_sb3(spec, path)
+
+
+NATIVE = NativeFamily()
+SB3 = SB3Family()
