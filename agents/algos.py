@@ -91,6 +91,10 @@ ALGOS: dict[str, AlgoSpec] = {
     "sac": AlgoSpec("sac", SB3, {WEIGHTING: 73_728}, sb3_class="SAC",
                     sb3_kwargs={"learning_starts": 500, "buffer_size": 100_000},
                     sb3_log_interval=1000, description="Stable-Baselines3 SAC"),
+    # no tune plateau measured: SAC's budget and settings
+    "td3": AlgoSpec("td3", SB3, {WEIGHTING: 73_728}, sb3_class="TD3",
+                    sb3_kwargs={"learning_starts": 500, "buffer_size": 100_000},
+                    sb3_log_interval=1000, description="Stable-Baselines3 TD3"),
 }
 
 

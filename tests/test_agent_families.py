@@ -118,3 +118,19 @@ def test_a_defer_score_of_exactly_zero_keeps_the_study(vector: bool) -> None:
         _, _, _, _, info = env.step(np.zeros(env.action_space.shape, dtype=np.float32))
         assert not info["deferred"] and info["prediction"] == info["ensemble_prediction"]
         env.reset()
+
+
+def test_a_registry_entry_alone_makes_an_sb3_algorithm_trainable(
+        reader_table: tuple[LogitsTable, Path], tmp_path: Path) -> None:
+    table, path = reader_table
+    assert ALGOS["td3"].family is ALGOS["sac"].family
+    out = tmp_path / "td3"
+    assert train_agent_cli.main([
+        "--algo", "td3", "--logits", str(path), "--steps", "td3=600", "--out", str(out),
+        "--n-bootstrap", "10", "--no-tensorboard"]) == 0
+    saved = load_agent(out, table)
+    assert type(saved.model).__name__ == "TD3" and saved.manifest["env_steps"] >= 600
+    observations = np.zeros((4, 2 * len(saved.model_names) + 7), dtype=np.float32)
+    assert saved.predict(observations).shape == (4, len(saved.model_names))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["split"] == "valid"
