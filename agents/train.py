@@ -139,7 +139,8 @@ def train_agent(
             ``reference_table``; ``split``: trained on;
             ``reward``, ``action_scale``, ``temperature``, ``threshold``, ``models``, ...).
             Its ``sampling`` is ignored: softmax-pg and SB3 draw studies at random.
-        run_dir: output folder (created), or None to keep nothing on disk; gets ``agent.json``, the model and ``tb/``. A
+        run_dir: output folder (created), or None to keep nothing on disk; gets
+            ``agent.json``, the model and ``tb/``. A
             folder that already holds an agent run is reused: once the settings are checked,
             its model files, metrics files and TensorBoard event files are removed, so
             neither a stale model nor old curves survive.

@@ -23,8 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from backbones.run_members import load_members  # noqa: E402
+from backbones.runs import default_run, load_run_dataset, load_run_table  # noqa: E402
 from experiments.common.provenance import machine_description  # noqa: E402
-from experiments.gradcam.gradcam import default_run, load_members, load_run_dataset, load_run_table  # noqa: E402
 from experiments.predict.predict import predict_study  # noqa: E402
 from experiments.predict.predict_inputs import collect_studies  # noqa: E402
 

@@ -18,7 +18,8 @@ from torch import nn
 import backbones.gradcam as gradcam
 import experiments.gradcam.gradcam as gradcam_cli
 from backbones.registry import REGISTRY, build_model, get_spec
-from experiments.pretrain.pretrain_backbones import LOGIT_SPLITS, PretrainConfig, study_logits
+from backbones.runs import LOGIT_SPLITS
+from experiments.pretrain.pretrain_backbones import PretrainConfig, study_logits
 from mura_env.common.atomic import file_sha256
 from mura_env.config import WeightingConfig
 from mura_env.data import load_mura

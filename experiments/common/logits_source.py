@@ -5,17 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from backbones.runs import PRETRAIN_RUNS, newest_pretrain_logits
 from mura_env.logits import LogitsTable
 from mura_env.reference import reference_table_path, resolve_logits
-
-#: Where ``experiments.pretrain_backbones`` puts its runs.
-PRETRAIN_RUNS = Path("runs/pretrain")
-
-
-def newest_pretrain_logits(root: str | os.PathLike[str] = PRETRAIN_RUNS) -> Path | None:
-    """The most recently written ``<root>/*/logits.parquet`` (by modification time), or None."""
-    found = [p for p in Path(root).glob("*/logits.parquet") if p.is_file()]
-    return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
 
 def resolve_table(logits: str | os.PathLike[str] | None,

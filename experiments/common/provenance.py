@@ -8,18 +8,17 @@ import platform
 import shlex
 import subprocess
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import pandas as pd
+import torch
 
 from backbones.distributed import resolve_device
+from experiments.deferral.reader_columns import with_simulated_reader
 from mura_env.logits import LogitsTable
 from mura_env.reference import reference_table_path, remake_command
 
-if TYPE_CHECKING:
-    from experiments.pretrain.pretrain_backbones import PretrainConfig
-
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def git_commit() -> str:
@@ -51,8 +50,6 @@ def machine_description(device: str) -> str:
     a CUDA device (e.g. ``"AMD EPYC 7B13, 2 cores; cpu"``)."""
     text = f"{cpu_model()}, {os.cpu_count()} cores"
     if device.startswith("cuda"):
-        import torch
-
         text += f"; {torch.cuda.get_device_name(torch.device(device))}"
     else:
         text += "; cpu"
@@ -84,7 +81,22 @@ def member_summary(metrics: pd.DataFrame) -> dict[str, dict[str, float]]:
     return out
 
 
-def run_provenance(cfg: PretrainConfig, argv: list[str], table: LogitsTable,
+class PretrainSettings(Protocol):
+    """The settings of a pretraining run that its provenance records (a
+    ``python -m experiments.pretrain_backbones`` configuration, its profile resolved)."""
+
+    export_reference: int | None
+    profile: str
+    seed: int
+    data_seed: int | None
+    scale: float | None
+    train_studies: int | None
+    focus: tuple[str, ...] | None
+    focus_share: float | None
+    device: str
+
+
+def run_provenance(cfg: PretrainSettings, argv: list[str], table: LogitsTable,
                    metrics: pd.DataFrame, report: dict[str, Any]) -> dict[str, Any]:
     """Where the run's logits come from (``provenance.json``, and a reference table's
     manifest): commit, the command as run, the command that remakes the reference table
@@ -109,9 +121,7 @@ def run_provenance(cfg: PretrainConfig, argv: list[str], table: LogitsTable,
 def export_reference(index: int, table: LogitsTable, provenance: dict[str, Any]) -> Path:
     """Install ``table`` as the package's reference table ``index``, with ``provenance``
     (see :func:`run_provenance`) in its manifest and the default simulated reader's column
-    (:func:`experiments.deferral.attach_reader.with_simulated_reader`); returns its path."""
-    from experiments.deferral.attach_reader import with_simulated_reader
-
+    (:func:`experiments.deferral.reader_columns.with_simulated_reader`); returns its path."""
     path = reference_table_path(index)
     path.parent.mkdir(parents=True, exist_ok=True)
     installed = LogitsTable.from_arrays(table.studies, list(table.model_names), table.logits,

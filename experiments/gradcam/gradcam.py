@@ -20,13 +20,13 @@ Without ``--study``, ``--n`` studies of ``--split`` are chosen to be informative
 confidently wrong ones, confidently correct ones, and the ones whose agent weights differ most
 from uniform (without an agent: the ones whose members disagree most).
 
-Inputs are read here, maps computed by :mod:`backbones.gradcam`, files written by
+The run folder is read by :mod:`backbones.runs` and :mod:`backbones.run_members`, the studies'
+images here, maps computed by :mod:`backbones.gradcam`, files written by
 :mod:`experiments.gradcam.gradcam_report`. Synthetic data: panels say nothing clinical.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -39,10 +39,9 @@ from tqdm.auto import tqdm
 
 import backbones.gradcam as gradcam
 from backbones.cache import decode
-from backbones.checkpoint import CHECKPOINT, load_checkpoint
 from backbones.distributed import resolve_device
-from backbones.registry import UnknownModelError, build_model, get_spec
-from experiments.common.logits_source import PRETRAIN_RUNS, newest_pretrain_logits
+from backbones.run_members import load_members
+from backbones.runs import LOGIT_SPLITS, default_run, load_run_dataset, load_run_table
 from experiments.gradcam.gradcam_report import (
     ExplainedStudy,
     IndexEntry,
@@ -57,13 +56,8 @@ from experiments.gradcam.gradcam_weighting import (
     load_agent_weighting,
     uniform_weighting,
 )
-from experiments.pretrain.pretrain_backbones import LOGIT_SPLITS
-from mura_env.common.atomic import file_sha256
 from mura_env.common.config_cli import parse_config
-from mura_env.constants import MURA_DIRNAME
-from mura_env.data import MuraData, load_mura
-from mura_env.logits import LogitsTable, manifest_path
-from mura_env.reference import reference_table_path
+from mura_env.logits import LogitsTable
 
 
 @dataclass
@@ -94,121 +88,6 @@ class GradCamConfig:
 
 
 # ---------------------------------------------------------------------------- inputs
-def default_run() -> Path:
-    """The run folder whose checkpoints made reference table 0 (when it is still here), else
-    the newest ``runs/pretrain/*`` with a logits table; :class:`GradCamInputError` if none."""
-    manifest = manifest_path(reference_table_path(0))
-    if manifest.is_file():
-        configs = json.loads(manifest.read_text()).get("model_configs", {})
-        for cfg in configs.values():
-            ckpt = cfg.get("checkpoint") if isinstance(cfg, dict) else None
-            if ckpt and (Path(ckpt).parent.parent / "logits.parquet").is_file():
-                return Path(ckpt).parent.parent
-    newest = newest_pretrain_logits(PRETRAIN_RUNS)
-    if newest is not None:
-        return newest.parent
-    raise GradCamInputError(
-        f"no pretraining run found under {PRETRAIN_RUNS}/ (a folder with logits.parquet). Make "
-        "one with python -m experiments.pretrain_backbones, or pass --run FOLDER.")
-
-
-def load_run_table(run: Path) -> LogitsTable:
-    """The logits table of run folder ``run`` (``run/logits.parquet``).
-
-    Raises:
-        GradCamInputError: ``run`` is not a pretraining run folder.
-    """
-    if not run.is_dir():
-        raise GradCamInputError(f"--run {run}: no such folder; expected a pretraining run folder "
-                                "written by python -m experiments.pretrain_backbones")
-    if not (run / "logits.parquet").is_file():
-        raise GradCamInputError(
-            f"--run {run} has no logits.parquet: expected a finished pretraining run folder "
-            "(python -m experiments.pretrain_backbones --out FOLDER, or --resume to finish it).")
-    return LogitsTable.load(run / "logits.parquet")
-
-
-def load_members(run: Path, table: LogitsTable, model_names: tuple[str, ...],
-                 device: torch.device) -> list[gradcam.Member]:
-    """Load each model's ``checkpoint.pth`` of ``run`` (the last epoch's model, the one the
-    table's logits came from).
-
-    Checks that each checkpoint exists, is the one recorded in the table's manifest (sha256),
-    belongs to that model and data set, and fits the registry architecture.
-
-    Raises:
-        GradCamInputError: a checkpoint is missing or does not match.
-    """
-    members = []
-    for name in model_names:
-        try:
-            spec = get_spec(name)
-        except UnknownModelError as e:
-            raise GradCamInputError(f"the run's logits table has a model the registry does not "
-                                    f"know: {e}") from None
-        path = run / name / CHECKPOINT
-        if not path.is_file():
-            found = sorted(p.name for p in (run / name).glob("*.pth")) if (run / name).is_dir() \
-                else []
-            raise GradCamInputError(
-                f"run folder {run} has no checkpoint for {name}: expected {path} (the final "
-                f"checkpoint pretrain_backbones writes and computes the logits with)"
-                + (f"; found only {found}" if found else "")
-                + ". Pass the run folder that holds the models' checkpoints.")
-        config = table.model_configs.get(name, {})
-        recorded = config.get("checkpoint_sha256")
-        if recorded and file_sha256(path) != recorded:
-            raise GradCamInputError(
-                f"{path} is not the checkpoint this run's logits were computed with (its sha256 "
-                "differs from the one in logits.manifest.json); the heatmaps would explain "
-                "another model. Rerun the pretraining's logits or use the matching run folder.")
-        ckpt = load_checkpoint(path)
-        args = ckpt.get("args") or {}
-        if args.get("model", name) != name:
-            raise GradCamInputError(f"{path} holds a {args['model']!r} model, not {name!r}")
-        fingerprint = ckpt.get("data_fingerprint")
-        if fingerprint and table.data_fingerprint and fingerprint != table.data_fingerprint:
-            raise GradCamInputError(f"{path} was trained on another data set than the logits "
-                                    "table of its run folder (data fingerprints differ)")
-        size = config.get("image_size") or args.get("image_size") or spec.default_size
-        model = build_model(name)
-        try:
-            model.load_state_dict(ckpt["model"])
-        except (KeyError, RuntimeError) as e:
-            raise GradCamInputError(f"{path} does not fit the registry's {name}: {e}") from e
-        model.to(device).eval()
-        gradcam.resolve_target_layer(model, spec.target_layer)
-        members.append(gradcam.Member(name, model, spec.target_layer, int(size)))
-    return members
-
-
-def load_run_dataset(run: Path, table: LogitsTable, data_root: Path | None) -> MuraData:
-    """The data set of ``run`` (``--data-root`` or the one its config.json names), checked
-    against the logits table's data fingerprint.
-
-    Raises:
-        GradCamInputError: the data set is missing or is not the one the run used.
-    """
-    run_cfg: dict[str, Any] = {}
-    if (run / "config.json").is_file():
-        run_cfg = json.loads((run / "config.json").read_text())
-    root = data_root or Path(run_cfg.get("data_root") or run_cfg.get("synthetic_dir")
-                             or "data/synthetic")
-    split_seed = next(seed for seed in (run_cfg.get("data_seed"), run_cfg.get("seed"), 0)
-                      if seed is not None)
-    try:
-        data = load_mura(root, tune_fraction=float(run_cfg.get("tune_fraction", 0.2)),
-                         seed=int(split_seed))
-    except (OSError, ValueError) as e:
-        raise GradCamInputError(f"cannot read the run's images at {root}: {e}. Pass --data-root "
-                                f"FOLDER (the folder holding {MURA_DIRNAME}/).") from e
-    if table.data_fingerprint and data.fingerprint != table.data_fingerprint:
-        raise GradCamInputError(
-            f"the data set at {root} is not the one {run} was trained on (data fingerprints "
-            f"differ). Pass --data-root with the run's data set.")
-    return data
-
-
 def choose_studies(cfg: GradCamConfig, table: LogitsTable,
                    weighting: Weighting) -> list[tuple[int, str]]:
     """The ``(row, reason)`` pairs of the studies to show (``--study``, else ``--n``
@@ -280,7 +159,8 @@ def run_gradcam(cfg: GradCamConfig) -> dict[str, Any]:
         ``{"out", "panels" (list of PNG paths), "studies" (ids), "seconds"}``.
 
     Raises:
-        GradCamInputError (a ValueError), FileNotFoundError: unusable inputs.
+        GradCamInputError, backbones.runs.RunInputError (ValueErrors), FileNotFoundError:
+        unusable inputs.
     """
     threads = torch.get_num_threads()
     if cfg.threads > 0:
@@ -327,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = parse_config(GradCamConfig, argv)
     try:
         result = run_gradcam(cfg)
-    except (OSError, ValueError) as e:  # GradCamInputError, AgentMismatchError, table errors
+    except (OSError, ValueError) as e:  # input, run, agent-mismatch and table errors
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"{len(result['panels'])} panel(s) of {len(result['studies'])} studies in "

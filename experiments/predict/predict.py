@@ -33,7 +33,8 @@ import torch
 import backbones.gradcam as gradcam
 from backbones.distributed import resolve_device
 from backbones.infer import probability_logits
-from experiments.gradcam.gradcam import default_run, load_members, load_run_table
+from backbones.run_members import load_members
+from backbones.runs import RunInputError, default_run, load_run_table
 from experiments.gradcam.gradcam_report import (
     ExplainedStudy,
     ReportContext,
@@ -183,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = parse_config(PredictConfig, argv, __doc__)
     try:
         frame = run_predict(cfg)
-    except (PredictInputError, GradCamInputError) as e:
+    except (PredictInputError, RunInputError, GradCamInputError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     shown = ["study_id", "body_part", "n_images", "ensemble_probability", "prediction"]

@@ -41,6 +41,7 @@ from backbones.data import CachedImages, check_body_parts
 from backbones.ensemble_report import diversity_report
 from backbones.infer import aggregate_studies, predict_logits
 from backbones.registry import build_model, get_spec
+from backbones.runs import LOGIT_SPLITS, PRETRAIN_RUNS, RUN_LOGITS
 from backbones.train import CHECKPOINT, TrainConfig, load_checkpoint, resolve_device
 from backbones.train import main as train_backbone
 from backbones.transforms import eval_transform
@@ -78,8 +79,6 @@ PROFILES: dict[str, dict[str, Any]] = {
              "focus_share": 0.8, "synthetic_dir": Path("data/synthetic_full"),
              "data_seed": None},
 }
-#: Splits whose study logits a run writes (train is what the members fitted: not written).
-LOGIT_SPLITS = ("tune", "valid")
 #: Which split each step of a pretraining run uses (recorded in its config.json).
 SPLIT_USE = {"backbones_fit": "train", "checkpoint": "last epoch (no split)",
              "logits_written": "tune, valid", "member_metrics": "tune, valid (reported only)"}
@@ -175,7 +174,7 @@ def resolve_profile(cfg: PretrainConfig) -> PretrainConfig:
                         for m in models], len(models))
     for parts in focus:
         parse_focus(parts)
-    out = cfg.out or Path("runs/pretrain") / time.strftime("%Y%m%d-%H%M%S")
+    out = cfg.out or PRETRAIN_RUNS / time.strftime("%Y%m%d-%H%M%S")
     data_seed = next(s for s in (cfg.data_seed, prof["data_seed"], cfg.seed) if s is not None)
     train_studies = cfg.train_studies or prof["train_studies"]
     if train_studies is None and any(focus):
@@ -219,8 +218,9 @@ def train_config(cfg: PretrainConfig, data_root: Path, model: str, size: int,
 def study_logits(data: MuraData, model_name: str, size: int, checkpoint: Path,
                  cfg: PretrainConfig, device: torch.device) -> tuple[np.ndarray, list[str]]:
     """Study-level logits ``(S, 2)`` of one trained model for every study of ``data`` in
-    :data:`LOGIT_SPLITS` (in ``data.studies`` order), and the paths of undecodable images
-    skipped. The decode cache covers every image of ``data`` (the one training built)."""
+    :data:`backbones.runs.LOGIT_SPLITS` (in ``data.studies`` order), and the paths of
+    undecodable images skipped. The decode cache covers every image of ``data`` (the one
+    training built)."""
     ckpt = load_checkpoint(checkpoint)
     model = build_model(model_name)
     model.load_state_dict(ckpt["model"])
@@ -240,9 +240,9 @@ def study_logits(data: MuraData, model_name: str, size: int, checkpoint: Path,
 @dataclass
 class Member:
     """One trained ensemble member: its registry ``name``, study-level ``logits`` ``(S, 2)``
-    float32 (every study of :data:`LOGIT_SPLITS`, in ``data.studies`` order), its entry of
-    the logits table's ``model_configs``, the seconds its training and logits took and the
-    undecodable images its cache skipped."""
+    float32 (every study of :data:`backbones.runs.LOGIT_SPLITS`, in ``data.studies`` order),
+    its entry of the logits table's ``model_configs``, the seconds its training and logits took
+    and the undecodable images its cache skipped."""
 
     name: str
     logits: np.ndarray
@@ -357,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     table = LogitsTable.from_arrays(studies, names, logits,
                                     model_configs={m.name: m.config for m in members},
                                     data_fingerprint=data.fingerprint)
-    table.save(cfg.out / "logits.parquet")
+    table.save(cfg.out / RUN_LOGITS)
 
     probabilities = table.abnormal_probabilities()  # (S, K) softmax(logits)[1]
     metrics = metrics_table(studies, probabilities, names)
