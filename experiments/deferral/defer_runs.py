@@ -9,7 +9,6 @@ comparison at equal deferral rate.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -19,10 +18,11 @@ from agents.deferral_methods import (
     Decision,
     DeferralData,
     GlobalThreshold,
-    all_deferral_methods,
+    fit_deferral_methods,
+    policy_decision,
 )
-from agents.deferral_train import policy_decision, train_deferral_agent
-from experiments.common.job_pool import run_pool
+from agents.train import TrainedAgent, train_agent
+from experiments.common.job_pool import JobPool, PooledRunOptions
 from mura_env.deferral.config import DeferralConfig
 from mura_env.logits import LogitsTable
 
@@ -87,17 +87,20 @@ def _run(job: DeferJob, name: str, kind: str, valid: DeferralData, decision: Dec
 
 
 def _classical(job: DeferJob, tune: DeferralData, valid: DeferralData) -> list[DeferRun]:
-    """Every classical method at ``job.cost``, sharing one stacking ensemble fitted on tune
-    (its fitting time counted in the first method's)."""
-    out, ensemble = [], None
-    for method in all_deferral_methods():
-        start = time.perf_counter()
-        method.fit(tune, job.cost, ensemble)
-        ensemble = method.ensemble
-        seconds = time.perf_counter() - start
-        out.append(_run(job, method.name, method.kind, valid, method.decide(valid),
-                        method.decide(tune).deferred.mean(), seconds))
-    return out
+    """Every classical method at ``job.cost`` (:func:`agents.deferral_methods.
+    fit_deferral_methods`: one stacking ensemble, its fitting time in the first method's)."""
+    return [_run(job, method.name, method.kind, valid, method.decide(valid),
+                 method.decide(tune).deferred.mean(), method.fit_time)
+            for method in fit_deferral_methods(tune, job.cost)]
+
+
+def train_job_agent(job: DeferJob, table: LogitsTable) -> TrainedAgent:
+    """Train the RL agent of ``job`` on ``table``'s tune split (``MuraDeferral-v0`` at the
+    job's cost and reader) with :func:`agents.train.train_agent`, the route
+    ``python -m experiments.train_agent --defer-cost`` takes too; nothing is written."""
+    config = DeferralConfig(logits=table, defer_cost=job.cost, reader=job.reader)  # split: tune
+    return train_agent(job.method, config, None, total_timesteps=job.steps, seed=job.seed,
+                       tensorboard=False)
 
 
 def run_defer_job(job: DeferJob, table: LogitsTable) -> list[DeferRun]:
@@ -105,28 +108,26 @@ def run_defer_job(job: DeferJob, table: LogitsTable) -> list[DeferRun]:
     tune, valid = (DeferralData.from_table(table, split, job.reader) for split in ("tune", "valid"))
     if job.method == CLASSICAL:
         return _classical(job, tune, valid)
-    config = DeferralConfig(logits=table, defer_cost=job.cost, reader=job.reader)  # split: tune
-    start = time.perf_counter()
-    policy = train_deferral_agent(job.method, config, job.seed, job.steps)
-    seconds = time.perf_counter() - start
+    trained = train_job_agent(job, table)
+    config, policy = trained.agent.config.replace(logits=table), trained.model
     tune_rate = float(policy_decision(policy, config, "tune").deferred.mean())
     agent = _run(job, job.method, "agent", valid, policy_decision(policy, config, "valid"),
-                 tune_rate, seconds)
+                 tune_rate, trained.wall_time)
     matched = matched_threshold(tune, tune_rate)
     twin = _run(job, f"global_threshold@{job.method}", "baseline", valid,
                 matched.decide(valid), matched.decide(tune).deferred.mean(), 0.0)
     return [agent, twin]
 
 
-def run_defer_jobs(jobs: Sequence[DeferJob], tables: Sequence[LogitsTable], workers: int,
-                   threads: int, on_done: Callable[[DeferJob], None] = lambda job: None
-                   ) -> list[DeferRun]:
-    """Run every job, here (``workers`` <= 1) or in ``workers`` processes with ``threads``
-    torch threads each (:func:`experiments.common.job_pool.run_pool`); jobs are seeded, so results
-    do not depend on the order or the workers.
+def run_defer_jobs(jobs: Sequence[DeferJob], tables: Sequence[LogitsTable],
+                   options: PooledRunOptions,
+                   on_done: Callable[[DeferJob], None] = lambda job: None) -> list[DeferRun]:
+    """Run every job where ``options`` say (``workers``, ``threads``, ``ray``:
+    :class:`experiments.common.job_pool.JobPool`); jobs are seeded, so results do not depend
+    on the order or the pool.
 
     Returns:
-        Every job's runs (job order). The first failure is raised once running jobs end.
+        Every job's runs (job order). The first failure stops every other job and is raised.
     """
-    return run_pool(run_defer_job, jobs, lambda job: (tables[job.table],), workers, threads,
-                    on_done)
+    return JobPool.of(options).run(run_defer_job, jobs, lambda job: (tables[job.table],),
+                                   on_done)

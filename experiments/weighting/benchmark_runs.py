@@ -1,4 +1,4 @@
-"""The benchmark's runs: its tables, and one job per (table, agent, seed) or (table, seed) of
+"""The benchmark's runs: one job per (table, agent, seed) or (table, seed) of
 baselines, run in this process or in a pool of worker processes.
 
 Every job trains or fits on ``tune`` only (agents' curves are evaluated on ``tune``) and then
@@ -18,94 +18,25 @@ from agents.baselines import all_baselines
 from agents.evaluate import run_policy
 from agents.reporting import fit_and_evaluate, is_seeded, kind_of
 from agents.train import train_agent
-from experiments.common.job_pool import run_pool
+from experiments.common.job_pool import JobPool, PooledRunOptions
+from experiments.common.options import EnvOptions
 from mura_env.config import WeightingConfig
 from mura_env.logits import LogitsTable
-from mura_env.reference import load_reference_table, reference_indices, reference_table_path
 from mura_env.study_set import StudySet
-
-
-class BenchmarkInputError(ValueError):
-    """Tables the benchmark cannot compare (e.g. different valid studies)."""
-
-
-@dataclass(frozen=True)
-class TableSource:
-    """A loaded table and where it came from (``label``: its path)."""
-
-    label: str
-    table: LogitsTable
-
-
-def load_tables(paths: Sequence[Path] | None) -> list[TableSource]:
-    """The tables of ``paths``, or every shipped reference table when None.
-
-    Raises:
-        MissingLogitsError, LogitsTableError: a table is missing or corrupt; for a shipped
-            reference table the message names the file and the command that remakes it.
-    """
-    if paths:
-        return [TableSource(_shown(p), LogitsTable.load(p)) for p in paths]
-    indices = reference_indices() or [0]  # none present: table 0's error says how to make it
-    return [TableSource(_shown(reference_table_path(i)), load_reference_table(i))
-            for i in indices]
-
-
-def _shown(path: Path) -> str:
-    """``path`` relative to the working folder when inside it (as reports show it)."""
-    path = Path(path)
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
-
-
-def valid_orders(sources: Sequence[TableSource]) -> list[np.ndarray]:
-    """Per table, the positions of its valid studies in the first table's valid order.
-
-    Returns:
-        int64 ``[n]`` per table: ``valid_rows_t[order_t]`` are the first table's valid studies.
-
-    Raises:
-        BenchmarkInputError: a table without tune or valid studies, with hidden (NaN) logits,
-            or whose valid studies (ids, labels, body parts) differ from the first table's.
-    """
-    first = None
-    orders = []
-    for source in sources:
-        studies = source.table.studies
-        for split in ("tune", "valid"):
-            rows = (studies["split"] == split).to_numpy()
-            if not rows.any() or source.table.hidden_rows()[rows].any():
-                raise BenchmarkInputError(
-                    f"{source.label}: the benchmark needs {split} studies with every logit "
-                    f"known (none, or hidden logits, found).")
-        valid = studies[studies["split"] == "valid"].set_index("study_id")
-        if first is None:
-            first = valid
-        order = valid.index.get_indexer(first.index)
-        same = (len(valid) == len(first) and (order >= 0).all() and (
-            valid.iloc[order][["label", "body_part"]].to_numpy()
-            == first[["label", "body_part"]].to_numpy()).all())
-        if not same:
-            raise BenchmarkInputError(
-                f"{source.label}: its valid studies differ from those of {sources[0].label}; "
-                "the benchmark pairs runs study by study across tables, so every table needs "
-                "the same valid studies (ids, labels, body parts).")
-        orders.append(order.astype(np.int64))
-    return orders
 
 
 @dataclass(frozen=True)
 class Job:
     """One unit of work: ``method`` is an algo name, or ``"baselines"`` (every baseline at
-    ``seed``: all of them at seed 0, only the seeded ones at other seeds)."""
+    ``seed``: all of them at seed 0, only the seeded ones at other seeds); ``env``: the env
+    options agents train with and baselines map with."""
 
     table: int
     method: str
     seed: int
     steps: int = 0
     curve_points: int = 1
+    env: EnvOptions = field(default_factory=EnvOptions, hash=False)
 
 
 @dataclass
@@ -127,7 +58,7 @@ class RunResult:
 
 def run_job(job: Job, table: LogitsTable, root: Path) -> list[RunResult]:
     """Run ``job`` on ``table`` (agent run folders go under ``root/agents``)."""
-    config = WeightingConfig(logits=table)  # split: tune
+    config = WeightingConfig.from_options(job.env, logits=table)  # split: tune
     if job.method == "baselines":
         tune, valid = (StudySet.select(table, split) for split in ("tune", "valid"))
         out = []
@@ -148,16 +79,16 @@ def run_job(job: Job, table: LogitsTable, root: Path) -> list[RunResult]:
                       trained.env_steps, trained.history)]
 
 
-def run_jobs(jobs: Sequence[Job], tables: Sequence[LogitsTable], root: Path, workers: int,
-             threads: int, on_done: Callable[[Job], None] = lambda job: None
+def run_jobs(jobs: Sequence[Job], tables: Sequence[LogitsTable], root: Path,
+             options: PooledRunOptions, on_done: Callable[[Job], None] = lambda job: None
              ) -> list[RunResult]:
-    """Run every job, in this process (``workers`` <= 1) or in ``workers`` processes, each
-    with ``threads`` torch threads (:func:`experiments.common.job_pool.run_pool`). Jobs are seeded,
-    so results do not depend on the order.
+    """Run every job where ``options`` say (``workers``, ``threads``, ``ray``:
+    :class:`experiments.common.job_pool.JobPool`). Jobs are seeded, so results do not depend
+    on the order or the pool.
 
     Returns:
-        Every job's :class:`RunResult` (job order). The first failure is raised once the jobs
-        running are done; jobs not started yet are cancelled.
+        Every job's :class:`RunResult` (job order). The first failure stops every other job
+        and is raised.
     """
-    return run_pool(run_job, jobs, lambda job: (tables[job.table], root), workers, threads,
-                    on_done)
+    return JobPool.of(options).run(run_job, jobs, lambda job: (tables[job.table], root),
+                                   on_done)
