@@ -8,9 +8,9 @@ patient-level train/tune split and prints the per-split, per-body-part summary. 
 Stage ``pretrain``: ``python -m experiments.pretrain_backbones`` with its quick profile on the
 same data, into ``--pretrain-out`` (default ``runs/pretrain/<time>``).
 
-Stage ``compare``: ``python -m experiments.compare`` on that run's logits table (or, without
-the pretrain stage, the newest one), every agent over ``--seeds`` seeds and every baseline,
-into ``--compare-out`` (default ``runs/compare/<time>``).
+Stage ``compare``: ``python -m experiments.compare`` (the benchmark's pipeline on one table) on
+that run's logits table (or, without the pretrain stage, the newest one), every agent over
+``--seeds`` seeds and every baseline, into ``--compare-out`` (default ``runs/compare/<time>``).
 
 The pretrain and compare stages are a pipeline check: a small data set and one small run, whose
 figures move with the machine. Stage ``headline`` prints the project's headline comparison, the
@@ -23,13 +23,12 @@ Synthetic data: results on it say nothing about clinical performance.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from experiments.pretrain import pretrain_backbones
-from experiments.weighting import compare
 from mura_env.common.atomic import atomic_write_bytes
 from mura_env.common.config_cli import parse_config, save_config
 from mura_env.data import load_mura, summarize
@@ -64,7 +63,7 @@ class DemoConfig:
         "help": "env steps per agent run in the compare stage (a pipeline check, below the "
                 "agents' tune plateaus)"})
     compare_out: Path | None = field(default=None, metadata={
-        "help": "comparison folder (default runs/compare/<time>)"})
+        "help": "comparison folder, must not exist yet (default runs/compare/<time>)"})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         argv_pre = ["--synthetic-dir", str(cfg.data_dir), "--scale", str(cfg.scale),
                     "--seed", str(cfg.seed), "--tune-fraction", str(cfg.tune_fraction),
                     "--epochs", str(cfg.pretrain_epochs), "--out", str(pre_out)]
-        rc = pretrain_backbones.main(argv_pre)
+        rc = run_command("experiments.pretrain_backbones", argv_pre)
         if rc:
             return rc
         logits_argv = ["--logits", str(pre_out / "logits.parquet")]
@@ -109,12 +108,18 @@ def main(argv: list[str] | None = None) -> int:
         print("\nPIPELINE CHECK: a small run on the demo's own backbones; its figures move with "
               "the machine and say little."
               + (" The headline comparison follows." if "headline" in cfg.stages else ""))
-        rc = compare.main(argv_cmp)
+        rc = run_command("experiments.compare", argv_cmp)
         if rc:
             return rc
     if "headline" in cfg.stages:
         print_headline()
     return 0
+
+
+def run_command(module: str, argv: list[str]) -> int:
+    """Run the stage ``python -m <module> <argv>`` in a child process of this interpreter (as a
+    user would chain the commands); returns its exit status."""
+    return subprocess.run([sys.executable, "-m", module, *argv], check=False).returncode
 
 
 def print_headline(path: Path = HEADLINE) -> None:

@@ -2,9 +2,10 @@
 
 :func:`study_metrics` is the one function every evaluation in the project uses: accuracy,
 Cohen's kappa, AUROC, sensitivity and specificity, overall and per body part, each with a
-percentile bootstrap confidence interval (studies resampled with replacement within the group).
-Point estimates come from scikit-learn; the bootstrap replicates use the same formulas,
-vectorized over replicates (:func:`weighted_metrics`, checked against scikit-learn in the tests).
+percentile bootstrap confidence interval (studies resampled with replacement within the group;
+:func:`mura_env.statistics.interval`). Point estimates come from scikit-learn; the bootstrap
+replicates use the same formulas, vectorized over replicates
+(:func:`mura_env.resampled_metrics.weighted_metrics`, checked against scikit-learn in the tests).
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ import pandas as pd
 from sklearn.metrics import accuracy_score, cohen_kappa_score, recall_score, roc_auc_score
 
 from mura_env.constants import BODY_PARTS
+from mura_env.resampled_metrics import METRICS, weighted_metrics
+from mura_env.statistics import interval
 
-#: Metric names, in the order of the output table.
-METRICS: tuple[str, ...] = ("accuracy", "kappa", "auroc", "sensitivity", "specificity")
 #: Name of the all-studies group in the ``body_part`` column.
 OVERALL = "ALL"
 # Bootstrap replicates are processed in chunks of at most this many (replicate, study) cells.
@@ -40,61 +41,6 @@ def _as_binary(name: str, values: Any, n: int | None = None) -> np.ndarray:
     return array.astype(np.int64)
 
 
-def weighted_metrics(
-    labels: np.ndarray,
-    predictions: np.ndarray,
-    weights: np.ndarray,
-    scores: np.ndarray | None = None,
-) -> dict[str, np.ndarray]:
-    """The five metrics of ``B`` weighted resamples at once (a bootstrap replicate is the
-    study table with study ``i`` counted ``weights[b, i]`` times).
-
-    Args:
-        labels: int array ``[n]`` of 0/1 labels.
-        predictions: int array ``[n]`` of 0/1 predictions.
-        weights: float array ``[B, n]`` of non-negative counts (each row sums to the resample's
-            size).
-        scores: float array ``[n]`` of abnormality scores for AUROC, or None (AUROC is NaN).
-
-    Returns:
-        dict metric name -> float64 array ``[B]``; NaN where a metric is undefined (no abnormal
-        study for sensitivity, no normal one for specificity, one class only for AUROC, no
-        chance disagreement for kappa), as scikit-learn defines them.
-    """
-    y = labels.astype(np.float64)
-    pred = predictions.astype(np.float64)
-    cells = np.stack([y * pred, (1 - y) * (1 - pred), (1 - y) * pred, y * (1 - pred)], axis=1)
-    tp, tn, fp, fn = (weights @ cells).T
-    total = tp + tn + fp + fn
-    out: dict[str, np.ndarray] = {}
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out["accuracy"] = np.where(total > 0, (tp + tn) / total, np.nan)
-        chance = ((tn + fp) * (tp + fp) + (tp + fn) * (tn + fn)) / total  # sum w * expected
-        out["kappa"] = np.where(chance > 0, 1.0 - (fp + fn) / chance, np.nan)
-        out["sensitivity"] = np.where(tp + fn > 0, tp / (tp + fn), np.nan)
-        out["specificity"] = np.where(tn + fp > 0, tn / (tn + fp), np.nan)
-    out["auroc"] = (np.full(len(weights), np.nan) if scores is None
-                    else _weighted_auroc(np.asarray(scores, dtype=np.float64), labels, weights))
-    return {m: out[m] for m in METRICS}
-
-
-def _weighted_auroc(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Mann-Whitney AUROC (ties count 1/2) of each weighted resample: float64 ``[B]``."""
-    order = np.argsort(scores, kind="mergesort")
-    sorted_scores = scores[order]
-    y = labels[order].astype(np.float64)
-    sorted_weights = weights[:, order]
-    # Groups of tied scores.
-    starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
-    pos = np.add.reduceat(sorted_weights * y, starts, axis=1)
-    neg = np.add.reduceat(sorted_weights * (1.0 - y), starts, axis=1)
-    neg_below = np.cumsum(neg, axis=1) - neg
-    num = (pos * (neg_below + 0.5 * neg)).sum(axis=1)
-    den = pos.sum(axis=1) * neg.sum(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(den > 0, num / den, np.nan)
-
-
 def _point_metrics(y: np.ndarray, pred: np.ndarray, scores: np.ndarray | None) -> dict[str, float]:
     """scikit-learn's values, NaN where undefined (without calling it then, so no warnings)."""
     n_pos = int(y.sum())
@@ -108,17 +54,6 @@ def _point_metrics(y: np.ndarray, pred: np.ndarray, scores: np.ndarray | None) -
         "sensitivity": float(recall_score(y, pred, pos_label=1)) if n_pos else np.nan,
         "specificity": float(recall_score(y, pred, pos_label=0)) if n_neg else np.nan,
     }
-
-
-def _interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
-    """Percentile interval ``(low, high)`` covering ``confidence`` of the finite ``values``;
-    ``(nan, nan)`` when none is finite."""
-    finite = values[np.isfinite(values)]
-    if len(finite) == 0:
-        return np.nan, np.nan
-    alpha = (1.0 - confidence) / 2.0
-    low, high = np.percentile(finite, [100 * alpha, 100 * (1 - alpha)])
-    return float(low), float(high)
 
 
 def study_metrics(
@@ -280,7 +215,7 @@ def _group_records(
     replicates = _bootstrap_replicates(labels, predictions, scores, rng, n_bootstrap)
     records = []
     for metric in METRICS:
-        low, high = _interval(replicates[metric], confidence)
+        low, high = interval(replicates[metric], confidence)
         if not np.isfinite(point[metric]):
             low = high = np.nan
         records.append({"body_part": name, "metric": metric, "value": point[metric],

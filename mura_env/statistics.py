@@ -1,10 +1,18 @@
-"""The benchmark's statistics: one bootstrap that resamples runs and studies together.
+"""The project's statistics: percentile intervals, and one bootstrap that resamples runs and
+studies together, with paired differences and the probability of improvement.
 
-Data. Every method has, on the ``valid`` split of each of ``T`` reference tables, one run per
-seed (agents and seeded baselines: ``S`` runs; deterministic baselines: 1 run), each a 0/1
-prediction and an abnormality probability per valid study: :class:`MethodRuns`, arrays
-``[T, S_m, n]``. The valid studies are the same in every table (the tables differ only in the
-backbones' training seeds), so study ``i`` means the same study in every run.
+:func:`interval` is the percentile interval every figure of the project is reported with
+(:func:`mura_env.metrics.study_metrics`' intervals of one evaluation, the benchmark's and the
+deferral experiment's figures, the reference tables' structure report). The rest is the joint
+bootstrap of ``experiments.benchmark``, ``experiments.compare`` and ``experiments.defer``:
+
+Data. Every method has, on the ``valid`` split of each of ``T`` tables (the reference tables;
+compare's one table), one run per seed (agents and seeded baselines: ``S`` runs; deterministic
+baselines: 1 run), each a 0/1 prediction and an abnormality probability (or other score) per
+valid study: :class:`MethodRuns`, arrays ``[T, S_m, n]``, stacked from the experiments' run
+records by :func:`method_runs`. The valid studies are the same in every table (the tables
+differ only in the backbones' training seeds), so study ``i`` means the same study in every
+run.
 
 A method's score is the mean over its runs (tables x seeds) of the run's study-level metric.
 
@@ -17,9 +25,9 @@ resamples, with replacement and jointly for every method:
 * the studies: once per draw, stratified by body part (each part keeps its size), the same
   counts applied to every run of every method on every table.
 
-A difference between two methods is computed draw by draw on the same resample, so a method's
-run on table ``t`` is paired with the reference's run on table ``t`` and both see the same
-studies: ``uniform - uniform`` is 0 in every draw.
+A difference between two methods (:func:`difference`) is computed draw by draw on the same
+resample, so a method's run on table ``t`` is paired with the reference's run on table ``t``
+and both see the same studies: ``uniform - uniform`` is 0 in every draw.
 
 Probability of improvement (rliable's ``metrics.probability_of_improvement``): a scores
 matrix ``(runs, tasks)`` per method, with runs = seeds and tasks = (table, body part) pairs
@@ -36,16 +44,16 @@ import under pandas 3, and it could not resample the studies jointly with the ru
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 from rliable import metrics as rliable_metrics
 
 from mura_env.constants import BODY_PARTS
-from mura_env.metrics import METRICS, weighted_metrics
+from mura_env.resampled_metrics import METRICS, weighted_metrics
 
 #: Per-body-part metrics computed for every run (kappa is reported, accuracy feeds the
 #: probability of improvement).
@@ -60,13 +68,59 @@ class MethodRuns:
         name: the method's name. kind: ``"agent"``, ``"baseline"`` or ``"reference"``.
         predictions: int64 ``[T, S_m, n]`` 0/1 predictions (``S_m`` = 1 for a deterministic
             method, else the number of seeds).
-        probabilities: float64 ``[T, S_m, n]`` abnormality probabilities.
+        probabilities: float64 ``[T, S_m, n]`` abnormality probabilities (or other scores:
+            what AUROC ranks).
     """
 
     name: str
     kind: str
     predictions: np.ndarray
     probabilities: np.ndarray
+
+
+class RunRecord(Protocol):
+    """One run of one method on one table, as :func:`method_runs` reads it: the table's index,
+    the seed, the method's name and kind (its answers are read by name)."""
+
+    table: int
+    seed: int
+    method: str
+    kind: str
+
+
+def method_runs(runs: Iterable[RunRecord], orders: Sequence[np.ndarray],
+                answers: tuple[str, str] = ("predictions", "probabilities"),
+                names: Sequence[str] | None = None) -> list[MethodRuns]:
+    """Stack run records into one :class:`MethodRuns` per method.
+
+    Args:
+        runs: the records; a method's runs cover every (table, seed) pair of the tables and
+            seeds it ran on (KeyError otherwise).
+        orders: per table ``t``, int ``[n]``: the positions of its valid studies in the first
+            table's valid order.
+        answers: the attribute names of a record's 0/1 predictions (int ``[n]``) and of its
+            scores (float ``[n]``: what AUROC ranks), both in its table's valid order.
+        names: the methods to stack, in output order (default: every method, first-seen
+            order).
+
+    Returns:
+        One :class:`MethodRuns` per method, the ``kind`` of its first record: predictions
+        and scores ``[T_m, S_m, n]`` over its tables and seeds (ascending), valid studies in
+        the first table's order.
+    """
+    by_method: dict[str, list[RunRecord]] = {}
+    for run in runs:
+        by_method.setdefault(run.method, []).append(run)
+    out = []
+    for name in by_method if names is None else names:
+        mine = by_method[name]
+        by_cell = {(r.table, r.seed): r for r in mine}
+        tables, seeds = sorted({r.table for r in mine}), sorted({r.seed for r in mine})
+        prediction, score = (
+            np.stack([[getattr(by_cell[t, s], key)[orders[t]] for s in seeds] for t in tables])
+            for key in answers)
+        out.append(MethodRuns(name, mine[0].kind, prediction, score))
+    return out
 
 
 @dataclass(frozen=True)
@@ -169,13 +223,30 @@ def pooled(values: np.ndarray, resample: Resample) -> tuple[float, np.ndarray]:
 
 
 def interval(draws: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
-    """Percentile interval of the finite ``draws``; ``(nan, nan)`` when none is finite."""
+    """The percentile interval covering ``confidence`` of the finite ``draws``.
+
+    Args:
+        draws: float ``[B]`` (bootstrap draws of one figure; NaN and inf are left out).
+        confidence: the coverage, in (0, 1).
+
+    Returns:
+        ``(low, high)``: the ``50 (1 - confidence)``-th and ``100 - 50 (1 - confidence)``-th
+        percentiles (linear interpolation; 2.5th and 97.5th at 95%), floats; ``(nan, nan)``
+        when no draw is finite.
+    """
     finite = draws[np.isfinite(draws)]
     if not len(finite):
         return float("nan"), float("nan")
     alpha = 100 * (1 - confidence) / 2
     low, high = np.percentile(finite, [alpha, 100 - alpha])
     return float(low), float(high)
+
+
+def difference(score: tuple[float, np.ndarray], reference: tuple[float, np.ndarray]
+               ) -> tuple[float, np.ndarray]:
+    """A paired difference: ``score`` minus ``reference``, each ``(point, draws float [B])`` of
+    :func:`pooled` on the same resample, draw by draw. Returns ``(point, draws float [B])``."""
+    return score[0] - reference[0], score[1] - reference[1]
 
 
 def probability_of_improvement(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -241,7 +312,6 @@ def part_accuracy_stack(metrics: dict[str, np.ndarray]) -> np.ndarray:
     return np.stack([metrics[k] for k in keys], axis=2)
 
 
-
 def _with_interval(row: dict[str, Any], key: str, point: float, draws: np.ndarray,
                    confidence: float) -> None:
     row[key] = point
@@ -280,8 +350,8 @@ def summarise(methods: Sequence[MethodRuns], labels: np.ndarray, body_parts: np.
             _with_interval(row, key, *own[key], confidence)
         for ref in present:
             for metric in ("accuracy", "kappa"):
-                (p, d), (p_ref, d_ref) = own[metric], scores[ref][metric]
-                _with_interval(row, f"{metric}_vs_{ref}", p - p_ref, d - d_ref, confidence)
+                _with_interval(row, f"{metric}_vs_{ref}",
+                               *difference(own[metric], scores[ref][metric]), confidence)
             x, y = (part_accuracy_stack(per_run[name]) for name in (m.name, ref))
             poi = float(rliable_metrics.probability_of_improvement(task_scores(x),
                                                                    task_scores(y)))

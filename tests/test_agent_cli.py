@@ -85,42 +85,66 @@ def test_train_agent_reports_a_missing_table(tmp_path, capsys):
     assert "nope.parquet" in capsys.readouterr().err
 
 
-def test_compare_writes_markdown_csv_and_plots(table_path, tmp_path):
+def test_compare_is_the_benchmark_on_one_table(table_path, tmp_path, capsys):
     out = tmp_path / "cmp"
     rc = compare.main(["--logits", str(table_path), "--seeds", "2", "--algos", "softmax-pg",
                        "ppo", "--total-timesteps", "2048", "--n-bootstrap", "50",
-                       "--out", str(out)])
+                       "--workers", "1", "--no-progress", "--out", str(out)])
     assert rc == 0
-    frame = pd.read_csv(out / "comparison.csv")
+    frame = pd.read_csv(out / "benchmark.csv")
     names = [b.name for b in all_baselines()]
     assert frame["method"].tolist() == ["softmax-pg", "ppo", *names]
     agents = frame[frame.kind == "agent"]
-    assert (agents["n_seeds"] == 2).all()
-    assert ((agents["accuracy_ci_low"] <= agents["accuracy"])
-            & (agents["accuracy"] <= agents["accuracy_ci_high"])).all()
+    assert (agents["n_runs"] == 2).all()  # one table x 2 seeds
+    assert agents.set_index("method").loc["ppo", "env_steps"] == 2048
+    for key in ("accuracy", "kappa", "accuracy_vs_stacking", "poi_vs_stacking"):
+        assert ((frame[f"{key}_ci_low"] <= frame[key] + 1e-12)
+                & (frame[key] <= frame[f"{key}_ci_high"] + 1e-12)).all(), key
     assert {f"kappa_{p}" for p in BODY_PARTS} <= set(frame.columns)
-    assert {"wall_time", "env_steps", "accuracy_sd", "kappa_sd"} <= set(frame.columns)
-    uniform = frame.set_index("method").loc["uniform"]
-    assert uniform["accuracy_vs_uniform"] == 0.0
-    assert uniform["accuracy_vs_uniform_ci_low"] == uniform["accuracy_vs_uniform_ci_high"] == 0
-    stacking = frame.set_index("method").loc["stacking"]
+    methods = frame.set_index("method")
+    uniform, stacking = methods.loc["uniform"], methods.loc["stacking"]
+    assert uniform[["accuracy_vs_uniform", "accuracy_vs_uniform_ci_low",
+                    "accuracy_vs_uniform_ci_high"]].tolist() == [0.0, 0.0, 0.0]
     assert stacking["accuracy_vs_uniform"] == pytest.approx(stacking["accuracy"]
                                                             - uniform["accuracy"])
+    assert methods.loc["oracle", "kind"] == "reference"
     runs = pd.read_csv(out / "runs.csv")
-    assert len(runs) == 4
-    md = (out / "comparison.md").read_text()
-    assert "SYNTHETIC" in md and "| softmax-pg |" in md and "reward_curves.png" in md
-    kinds = frame.set_index("method")["kind"]
-    assert kinds["oracle"] == kinds["best_fixed_weights_on_valid"] == "reference"
-    assert "| oracle (upper reference) | reference |" in md
-    for png in ("reward_curves.png", "weights_heatmap.png"):
+    assert (runs["table"] == 0).all() and (runs["method"] == "ppo").sum() == 2
+    assert runs.groupby("method")["accuracy"].mean().loc["ppo"] == pytest.approx(
+        methods.loc["ppo", "accuracy"])
+    md = (out / "benchmark.md").read_text()
+    assert md.startswith(f"# {compare.TITLE}") and "1 table (" in md
+    assert "| oracle (upper reference) | reference |" in md and "synthetic data" in md
+    for png in ("accuracy.png", "kappa_per_part.png", "improvement.png", "tune_curves.png"):
         assert (out / png).read_bytes()[:8] == PNG_MAGIC
-    assert json.loads((out / "config.json").read_text())["seeds"] == 2
+    assert (out / "agents" / "table0_ppo_seed1" / "agent.json").is_file()
+    config = json.loads((out / "config.json").read_text())
+    assert config["seeds"] == 2 and config["logits"] == str(table_path)
+    assert config["steps"] == ["softmax-pg=2048", "ppo=2048"]
+    assert "SYNTHETIC" in capsys.readouterr().out
 
 
-def test_compare_refuses_an_unknown_algo(tmp_path, capsys):
-    assert compare.main(["--algos", "dqn", "--out", str(tmp_path)]) == 2
+def test_compare_takes_its_env_options_to_the_runs(table_path, tmp_path):
+    out = tmp_path / "cmp"
+    assert compare.main(["--logits", str(table_path), "--seeds", "1", "--algos", "softmax-pg",
+                         "--total-timesteps", "1024", "--n-bootstrap", "10", "--workers",
+                         "1", "--no-progress", "--reward", "signed", "--temperature", "2.0",
+                         "--out", str(out)]) == 0
+    saved = json.loads((out / "agents" / "table0_softmax-pg_seed0" / "agent.json").read_text())
+    env = json.dumps(saved)
+    assert '"reward": "signed"' in env and '"temperature": 2.0' in env
+
+
+def test_compare_refuses_an_unknown_algo_a_second_table_and_a_double_budget(tmp_path, capsys,
+                                                                            table_path):
+    assert compare.main(["--algos", "dqn", "--out", str(tmp_path / "a")]) == 2
     assert "valid: softmax-pg" in capsys.readouterr().err
+    assert compare.main(["--tables", str(table_path), "--out", str(tmp_path / "b")]) == 2
+    assert "--logits" in capsys.readouterr().err
+    assert compare.main(["--total-timesteps", "10", "--steps", "ppo=10",
+                         "--out", str(tmp_path / "c")]) == 2
+    assert "once" in capsys.readouterr().err
+    assert not any((tmp_path / name).exists() for name in "abc")
 
 
 def test_newest_pretrain_logits_is_the_newest(tmp_path):

@@ -19,7 +19,7 @@ from agents.algos import ALGOS, UnknownAlgoError, get_algo
 from agents.evaluate import evaluate_policy
 from agents.saved import AgentMismatchError, load_agent
 from agents.train import train_agent
-from experiments.weighting.compare_plots import read_scalars
+from experiments.common.tb_scalars import read_scalars
 from mura_env.config import WeightingConfig
 from mura_env.logits import LogitsTable
 from mura_env.study_set import StudySet

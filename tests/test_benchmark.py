@@ -1,4 +1,4 @@
-"""``experiments.benchmark`` end to end on small stand-in reference tables, and its statistics."""
+"""``experiments.benchmark`` end to end on small stand-in reference tables."""
 
 from __future__ import annotations
 
@@ -9,19 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from env_fixtures import studies_frame
-from rliable import metrics as rliable_metrics
 
-from agents.algos import ALGOS, plateau_step
+from agents.algos import plateau_step
 from agents.baselines import all_baselines
-from experiments.common.statistics import (
-    MethodRuns,
-    draw_resamples,
-    pooled,
-    probability_of_improvement,
-    run_metrics,
-    summarise,
-)
-from experiments.weighting import benchmark
+from experiments.weighting import benchmark, benchmark_run
+from experiments.weighting.benchmark_config import DEFAULT_ALGOS
 from mura_env.constants import BODY_PARTS
 from mura_env.logits import LogitsTable
 
@@ -73,10 +65,10 @@ def test_writes_every_file_with_every_method(finished: Path) -> None:
                  *benchmark_plots()):
         assert (finished / name).stat().st_size > 0, name
     frame = pd.read_csv(finished / "benchmark.csv")
-    assert frame["method"].tolist() == [*ALGOS, *(b.name for b in all_baselines())]
+    assert frame["method"].tolist() == [*DEFAULT_ALGOS, *(b.name for b in all_baselines())]
     kinds = dict(zip(frame["method"], frame["kind"], strict=True))
     assert kinds["oracle"] == kinds["best_fixed_weights_on_valid"] == "reference"
-    assert {kinds[a] for a in ALGOS} == {"agent"} and kinds["stacking"] == "baseline"
+    assert {kinds[a] for a in DEFAULT_ALGOS} == {"agent"} and kinds["stacking"] == "baseline"
     text = (finished / "benchmark.md").read_text()
     assert "oracle (upper reference)" in text and "P(improve over stacking)" in text
     assert "gained over the last quarter" in text and "intervals that exclude zero" in text
@@ -115,7 +107,7 @@ def test_uniform_against_itself_is_exactly_even(finished: Path) -> None:
 def test_runs_and_curves(finished: Path) -> None:
     runs = pd.read_csv(finished / "runs.csv")
     counts = runs.groupby("method").size()
-    for algo in ALGOS:
+    for algo in DEFAULT_ALGOS:
         assert counts[algo] == 2 * 2  # tables x seeds
     assert counts["supervised_gating"] == 4 and counts["uniform"] == 2
     assert counts["best_fixed_weights_on_valid"] == 2  # deterministic: one run per table
@@ -123,65 +115,8 @@ def test_runs_and_curves(finished: Path) -> None:
     means = runs.groupby("method")["accuracy"].mean()
     assert np.allclose(frame.loc[means.index, "accuracy"], means)
     curves = pd.read_csv(finished / "curves.csv")
-    assert list(dict.fromkeys(curves["method"])) == list(ALGOS)
+    assert list(dict.fromkeys(curves["method"])) == list(DEFAULT_ALGOS)
     assert curves["accuracy"].between(0, 1).all()
-
-
-def _method(name: str, predictions: np.ndarray, labels: np.ndarray) -> MethodRuns:
-    prob = np.where(predictions == 1, 0.8, 0.2) + 0.01 * labels
-    return MethodRuns(name, "agent", predictions.astype(np.int64), prob)
-
-
-def test_studies_are_resampled_jointly_across_runs() -> None:
-    rng = np.random.default_rng(0)
-    parts = np.array([BODY_PARTS[i % 7] for i in range(140)], dtype=object)
-    labels = rng.integers(0, 2, 140)
-    right = rng.random(140) < 0.5
-    # table 0 is right exactly where table 1 is wrong: whenever both tables are drawn once,
-    # the mean accuracy over the two runs is 1/2 on any resample of the studies, but only if
-    # both runs see the same resample.
-    runs = np.stack([np.where(right, labels, 1 - labels), np.where(right, 1 - labels, labels)])
-    method = _method("mirror", runs[:, None, :], labels)
-    resample = draw_resamples(parts, 2, 1, 300, seed=1)
-    _, draws = pooled(run_metrics(labels, parts, method, resample.counts)["accuracy"],
-                      resample)
-    both = np.sort(resample.tables, axis=1).tolist()
-    one_each = np.array([b == [0, 1] for b in both])
-    assert one_each.sum() > 50
-    assert np.allclose(draws[one_each], 0.5)
-    assert draws[~one_each].std() > 0.01
-
-
-def test_paired_difference_of_a_copy_is_zero_and_of_a_near_copy_is_narrow() -> None:
-    rng = np.random.default_rng(1)
-    parts = np.array([BODY_PARTS[i % 7] for i in range(210)], dtype=object)
-    labels = rng.integers(0, 2, 210)
-    pred = np.where(rng.random((2, 3, 210)) < 0.75, labels, 1 - labels)
-    worse = pred.copy()
-    worse[:, :, 0] = 1 - labels[0]  # one study wrong where it may have been right
-    methods = [_method("uniform", pred, labels), _method("copy", pred.copy(), labels),
-               _method("worse", worse, labels)]
-    frame = summarise(methods, labels, parts, draw_resamples(parts, 2, 3, 400, seed=0),
-                      ["uniform"]).set_index("method")
-    copy = frame.loc["copy"]
-    assert copy[["accuracy_vs_uniform_ci_low", "accuracy_vs_uniform_ci_high"]].tolist() == [0, 0]
-    width = frame.loc["worse", "accuracy_vs_uniform_ci_high"] - frame.loc[
-        "worse", "accuracy_vs_uniform_ci_low"]
-    assert width <= 4 / 210  # independent resamples would give about +-0.05
-
-
-def test_stratified_counts_and_rliable_probability_of_improvement() -> None:
-    parts = np.array([BODY_PARTS[i % 5] for i in range(103)], dtype=object)
-    resample = draw_resamples(parts, 3, 2, 50, seed=3)
-    for part in set(parts):
-        assert (resample.counts[:, parts == part].sum(axis=1) == (parts == part).sum()).all()
-    assert np.array_equal(resample.counts, draw_resamples(parts, 3, 2, 50, seed=3).counts)
-    rng = np.random.default_rng(2)
-    for shape_x, shape_y in (((3, 21), (1, 21)), ((4, 7), (3, 7)), ((2, 5), (2, 5))):
-        x = rng.integers(0, 4, shape_x).astype(float)
-        y = rng.integers(0, 4, shape_y).astype(float)
-        assert np.isclose(probability_of_improvement(x, y),
-                          rliable_metrics.probability_of_improvement(x, y))
 
 
 @pytest.mark.parametrize("stage", ["baseline fit", "report"])
@@ -195,7 +130,7 @@ def test_a_failure_partway_leaves_no_output(stage: str, tables: list[Path], tmp_
     if stage == "baseline fit":
         monkeypatch.setattr(KnoraEliminate, "fit", broken)
     else:  # after the CSVs, plots and agent runs are written
-        monkeypatch.setattr(benchmark, "to_markdown", broken)
+        monkeypatch.setattr(benchmark_run, "to_markdown", broken)
     out = tmp_path / "parent" / "run"
     with pytest.raises(RuntimeError, match=f"{stage} broke"):
         benchmark.main(_args(tables, out, "--seeds", "1", "--algos", "softmax-pg"))

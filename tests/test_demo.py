@@ -36,16 +36,13 @@ def test_demo_chains_pretrain_into_compare(tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     runs: list[tuple[str, list[str]]] = []  # (stage, argv) of every stage run, in order
 
-    def fake_pretrain_main(argv: list[str]) -> int:
-        runs.append(("pretrain", argv))
+    stages = {"experiments.pretrain_backbones": "pretrain", "experiments.compare": "compare"}
+
+    def fake_run_command(module: str, argv: list[str]) -> int:
+        runs.append((stages[module], argv))
         return 0
 
-    def fake_compare_main(argv: list[str]) -> int:
-        runs.append(("compare", argv))
-        return 0
-
-    monkeypatch.setattr(demo.pretrain_backbones, "main", fake_pretrain_main)
-    monkeypatch.setattr(demo.compare, "main", fake_compare_main)
+    monkeypatch.setattr(demo, "run_command", fake_run_command)
     pre = tmp_path / "pre"
     argv = ["--data-dir", str(tmp_path / "data"), "--scale", "0.002", "--workers", "1",
             "--out", str(tmp_path / "run"), "--pretrain-out", str(pre), "--seeds", "2",

@@ -7,12 +7,7 @@ import pytest
 from env_fixtures import hand_mapping, tiny_table
 
 from agents.baselines import UniformAverage
-from agents.evaluate import (
-    evaluate_baseline,
-    evaluate_policy,
-    mean_weights_per_part,
-    seed_mean_interval,
-)
+from agents.evaluate import evaluate_baseline, evaluate_policy, mean_weights_per_part
 from mura_env.config import WeightingConfig
 from mura_env.metrics import OVERALL, study_metrics
 from mura_env.study_set import StudySet
@@ -76,30 +71,3 @@ def test_mean_weights_per_part():
     np.testing.assert_allclose(df.loc["HAND"], [0.5, 0.5])
     np.testing.assert_allclose(df.loc[OVERALL], [0.5, 0.5])
 
-
-def test_seed_mean_interval():
-    rng = np.random.default_rng(0)
-    y = rng.integers(0, 2, 200)
-    good = np.where(rng.random(200) < 0.85, y, 1 - y)
-    one = seed_mean_interval(y, good[None], n_bootstrap=300)
-    same = seed_mean_interval(y, np.stack([good, good, good]), n_bootstrap=300)
-    for m in one:  # identical runs: the interval of one run
-        np.testing.assert_allclose(one[m], same[m], rtol=1e-12)
-    acc = (good == y).mean()
-    assert one["accuracy"][0] < acc < one["accuracy"][1]
-    assert one["accuracy"][1] - one["accuracy"][0] < 0.15
-    assert np.isnan(seed_mean_interval(y, good[None], n_bootstrap=0)["kappa"][0])
-
-
-def test_paired_difference_interval():
-    rng = np.random.default_rng(1)
-    y = rng.integers(0, 2, 300)
-    good = np.where(rng.random(300) < 0.9, y, 1 - y)
-    worse = good.copy()
-    flip = rng.choice(300, 30, replace=False)
-    worse[flip] = 1 - y[flip]  # 30 more mistakes, nothing else changed
-    diff = seed_mean_interval(y, good[None], n_bootstrap=500, reference=worse[None])
-    point = (good == y).mean() - (worse == y).mean()
-    assert 0 < diff["accuracy"][0] <= point <= diff["accuracy"][1]
-    same = seed_mean_interval(y, good[None], n_bootstrap=200, reference=good[None])
-    assert same["accuracy"] == (0.0, 0.0)

@@ -45,8 +45,6 @@ def test_the_check_sees_a_heavy_module_when_one_is_loaded() -> None:
 
 # ---------------------------------------------------------------------------- the import graph
 REPO = Path(__file__).resolve().parents[1]
-#: Command-line modules still allowed to import another command-line module.
-COMMAND_IMPORT_ALLOWED = frozenset({"experiments.demo", "experiments.weighting.benchmark"})
 
 
 def _modules(package: str) -> dict[str, Path]:
@@ -161,7 +159,7 @@ def test_no_command_line_module_imports_another() -> None:
     runnable = {name for name, path in modules.items() if _runnable(path)}
     offences = {name: sorted((_imports(name, path, modules) & runnable) - {name})
                 for name, path in modules.items()
-                if _is_command(path) and name not in COMMAND_IMPORT_ALLOWED}
+                if _is_command(path)}
     assert {name: found for name, found in offences.items() if found} == {}
 
 

@@ -1,2 +1,3 @@
-"""What several experiments share: the job pool, tables and logits sources, provenance,
-statistics."""
+"""What several experiments share: the job pool, tables and logits sources, command-line
+option groups, provenance, report formatting and TensorBoard scalars (the statistics are
+:mod:`mura_env.statistics`)."""

@@ -7,13 +7,13 @@ of deferral costs, on every reference table.
 For each table (default: every shipped reference table; each carries the simulated reader
 ``reader_simulated``) and each ``defer_cost``, every classical method
 (:mod:`agents.deferral_methods`) is fitted on ``tune`` and every RL agent
-(:mod:`agents.deferral_train`: softmax-pg with a Bernoulli defer head, SB3 PPO) trains
+(:func:`agents.train.train_agent`: softmax-pg with a Bernoulli defer head, SB3 PPO) trains
 ``--seeds`` times on ``MuraDeferral-v0``'s ``tune`` split; then every run decides once for
 each ``valid`` study (valid is read for those final decisions only). Each RL run gets a twin:
 the global confidence threshold fitted on tune to defer the same share of tune studies
 (``global_threshold@<agent>``), the comparison at equal deferral rate.
 
-Statistics: per cost, :func:`experiments.common.statistics.summarise` (tables, seeds and valid
+Statistics: per cost, :func:`mura_env.statistics.summarise` (tables, seeds and valid
 studies resampled jointly; percentile 95% intervals). Report:
 :mod:`experiments.deferral.defer_report`.
 Writes into ``--out`` (default ``runs/defer/<time>``), all at once (a hidden folder renamed at
@@ -34,17 +34,18 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from agents.deferral_train import DEFERRAL_AGENT_STEPS
-from experiments.common.job_pool import PooledRunOptions, run_staged
+from agents.algos import DEFERRAL, UnknownAlgoError, budgets, parse_steps
+from experiments.common.job_pool import PooledRunOptions, new_output_folder, run_staged
+from experiments.common.options import BudgetOptions
 from experiments.common.provenance import machine_description
-from experiments.common.statistics import MethodRuns, draw_resamples, summarise
+from experiments.common.tables import TableSetError, load_tables, valid_orders
 from experiments.deferral.defer_report import to_markdown, write_plots
 from experiments.deferral.defer_runs import CLASSICAL, DeferJob, DeferRun, run_defer_jobs
-from experiments.weighting.benchmark_runs import BenchmarkInputError, load_tables, valid_orders
 from mura_env.common.config_cli import parse_config, save_config
 from mura_env.constants import BODY_PARTS
 from mura_env.logits import LogitsTableError, MissingLogitsError
 from mura_env.readers import resolve_reader
+from mura_env.statistics import draw_resamples, method_runs, summarise
 
 #: Which split each step uses (recorded in config.json).
 SPLIT_USE = {"fit_and_train": "tune",
@@ -52,14 +53,16 @@ SPLIT_USE = {"fit_and_train": "tune",
                               "reference table 0, PPO's the weighting benchmark's",
              "matched_thresholds": "tune (deferral rate)", "scores": "valid"}
 #: What ``--quick`` sets: a smoke test of the whole pipeline, not a result.
-QUICK_SETTINGS = {"costs": (0.0, 0.2), "seeds": 2, "softmax_pg_steps": 8192,
-                  "ppo_steps": 1024, "n_bootstrap": 100}
+QUICK_SETTINGS = {"costs": (0.0, 0.2), "seeds": 2, "steps": ("softmax-pg=8192", "ppo=1024"),
+                  "n_bootstrap": 100}
+#: The RL agents the experiment trains by default.
+DEFAULT_AGENTS = ("softmax-pg", "ppo")
 #: Comparisons every method gets (when present): the reader alone and the ensemble alone.
 ALONE = ("always_defer", "never_defer")
 
 
 @dataclass
-class DeferConfig(PooledRunOptions):
+class DeferConfig(BudgetOptions, PooledRunOptions):
     """Every deferral method over a grid of deferral costs on every reference table."""
 
     tables: tuple[Path, ...] | None = field(default=None, metadata={
@@ -70,12 +73,8 @@ class DeferConfig(PooledRunOptions):
         "help": "reader id (column reader_<id>) deferred studies go to (default: the tables' "
                 "only reader)"})
     seeds: int = field(default=3, metadata={"help": "seeds per RL agent"})
-    agents: tuple[str, ...] = field(default=tuple(DEFERRAL_AGENT_STEPS), metadata={
-        "help": "RL agents to train"})
-    softmax_pg_steps: int = field(default=DEFERRAL_AGENT_STEPS["softmax-pg"], metadata={
-        "help": "softmax-pg env steps per run"})
-    ppo_steps: int = field(default=DEFERRAL_AGENT_STEPS["ppo"], metadata={
-        "help": "PPO env steps per run"})
+    agents: tuple[str, ...] = field(default=DEFAULT_AGENTS, metadata={
+        "help": "RL agents to train (any of agents.algos.ALGOS)"})
     out: Path | None = field(default=None, metadata={
         "help": "output folder, must not exist yet (default runs/defer/<time>)"})
 
@@ -91,10 +90,10 @@ def resolve(cfg: DeferConfig) -> DeferConfig:
         raise ValueError(f"--costs must be finite numbers >= 0, got {list(cfg.costs)}.")
     if cfg.quick:
         cfg = replace(cfg, **QUICK_SETTINGS)
-    unknown = sorted(set(cfg.agents) - set(DEFERRAL_AGENT_STEPS))
-    if unknown:
-        raise ValueError(f"unknown agent(s) {unknown}; expected some of "
-                         f"{sorted(DEFERRAL_AGENT_STEPS)}.")
+    try:
+        budgets(cfg.agents, DEFERRAL, parse_steps(cfg.steps, cfg.agents))
+    except UnknownAlgoError as e:
+        raise ValueError(str(e)) from None
     if cfg.seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {cfg.seeds}.")
     return replace(cfg, costs=tuple(sorted({float(c) for c in cfg.costs})))
@@ -102,29 +101,12 @@ def resolve(cfg: DeferConfig) -> DeferConfig:
 
 def make_jobs(cfg: DeferConfig, n_tables: int) -> list[DeferJob]:
     """Every job, the slowest (PPO) first."""
-    steps = {"softmax-pg": cfg.softmax_pg_steps, "ppo": cfg.ppo_steps}
+    steps = budgets(cfg.agents, DEFERRAL, parse_steps(cfg.steps))
     jobs = [DeferJob(t, agent, seed, cost, steps[agent], cfg.reader) for agent in sorted(
         cfg.agents, key=lambda a: a != "ppo") for t in range(n_tables)
         for seed in range(cfg.seeds) for cost in cfg.costs]
     return jobs + [DeferJob(t, CLASSICAL, 0, cost, reader=cfg.reader) for t in range(n_tables)
                    for cost in cfg.costs]
-
-
-def method_runs(runs: list[DeferRun], cost: float, orders: list[np.ndarray]
-                ) -> list[MethodRuns]:
-    """The runs of one cost as :class:`~experiments.common.statistics.MethodRuns` (team
-    predictions, valid studies in the first table's order), methods in first-seen order."""
-    chosen = [r for r in runs if r.cost == cost]
-    out = []
-    for name in dict.fromkeys(r.method for r in chosen):
-        mine = [r for r in chosen if r.method == name]
-        tables = sorted({r.table for r in mine})
-        seeds = sorted({r.seed for r in mine})
-        by = {(r.table, r.seed): r for r in mine}
-        pred = np.stack([[by[t, s].prediction[orders[t]] for s in seeds] for t in tables])
-        score = np.stack([[by[t, s].score[orders[t]] for s in seeds] for t in tables])
-        out.append(MethodRuns(name, mine[0].kind, pred, score))
-    return out
 
 
 def run_frame(runs: list[DeferRun], labels_of: list[np.ndarray], parts_of: list[np.ndarray]
@@ -154,7 +136,8 @@ def summary_frame(cfg: DeferConfig, runs: list[DeferRun], orders: list[np.ndarra
                               cfg.bootstrap_seed)
     frames = []
     for cost in cfg.costs:
-        methods = method_runs(runs, cost, orders)
+        methods = method_runs([r for r in runs if r.cost == cost], orders,
+                              ("prediction", "score"))
         references = [*ALONE, *(f"global_threshold@{a}" for a in cfg.agents)]
         frame = summarise(methods, labels, parts, resample, references)
         rates = per_run[per_run["cost"] == cost].groupby("method").mean(numeric_only=True)
@@ -172,7 +155,7 @@ def run_defer(cfg: DeferConfig, sources: list, orders: list[np.ndarray], staging
     tables = [s.table for s in sources]
     jobs = make_jobs(cfg, len(tables))
     bar = tqdm(total=len(jobs), desc="defer", disable=not cfg.progress)
-    runs = run_defer_jobs(jobs, tables, cfg.workers, cfg.threads, lambda job: bar.update())
+    runs = run_defer_jobs(jobs, tables, cfg, lambda job: bar.update())
     bar.close()
     valid = [t.studies[t.studies["split"] == "valid"] for t in tables]
     per_run = run_frame(runs, [v["label"].to_numpy() for v in valid],
@@ -204,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = resolve(parse_config(DeferConfig, argv, __doc__))
         sources = load_tables(cfg.tables)
         orders = valid_orders(sources)
+        out = new_output_folder(cfg.out, "runs/defer")
         readers = [resolve_reader(s.table.reader_ids, cfg.reader) for s in sources]
         if len(set(readers)) > 1:
             raise KeyError(f"the tables' readers differ ({readers}); pick one with --reader.")
@@ -211,12 +195,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e.args[0]} (for a table file: `python -m experiments.attach_reader "
               "--table PATH`)", file=sys.stderr)
         return 2
-    except (ValueError, MissingLogitsError, LogitsTableError, BenchmarkInputError) as e:
+    except (ValueError, MissingLogitsError, LogitsTableError, TableSetError) as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
-    out = cfg.out or Path("runs/defer") / time.strftime("%Y%m%d-%H%M%S")
-    if out.exists():
-        print(f"error: {out} exists already; pass a new --out.", file=sys.stderr)
         return 2
     resolved = replace(cfg, out=out, reader=readers[0])
     run_staged(out, cfg.threads,

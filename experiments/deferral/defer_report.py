@@ -1,20 +1,23 @@
 """The deferral experiment's report: ``defer.md`` and its PNG plots, from the per-cost figures
-of :func:`experiments.common.statistics.summarise` (one row per method and cost)."""
+of :func:`mura_env.statistics.summarise` (one row per method and cost)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from experiments.weighting.benchmark_report import _ci, _fmt, _save, _table, label  # noqa: E402
-from mura_env.constants import BODY_PARTS  # noqa: E402
+from experiments.common.report import (
+    ci,
+    fmt,
+    label,
+    markdown_table,
+    save_figure,
+)
+from mura_env.constants import BODY_PARTS
 
 PLOTS = {"coverage_accuracy.png": "team accuracy against deferral rate",
          "coverage_kappa.png": "team kappa against deferral rate"}
@@ -50,20 +53,20 @@ def team_beats_both(frame: pd.DataFrame) -> list[str]:
     good = rows[(rows["accuracy_vs_always_defer_ci_low"] > 0)
                 & (rows["accuracy_vs_never_defer_ci_low"] > 0)]
     return [f"{r.method} at cost {r.cost:g} (defers {100 * r.deferral_rate:.1f}%: "
-            f"{_ci(r._asdict(), 'accuracy_vs_always_defer', 1, 100, '+')} points over the "
-            f"reader, {_ci(r._asdict(), 'accuracy_vs_never_defer', 1, 100, '+')} over the "
+            f"{ci(r._asdict(), 'accuracy_vs_always_defer', 1, 100, '+')} points over the "
+            f"reader, {ci(r._asdict(), 'accuracy_vs_never_defer', 1, 100, '+')} over the "
             "ensemble)" for r in good.itertuples()]
 
 
 def _coverage_table(frame: pd.DataFrame) -> list[str]:
     rows = []
     for _, r in frame[~frame["method"].map(is_twin)].iterrows():
-        rows.append([f"{r['cost']:g}", label(r), _fmt(r["deferral_rate"], 1, 100),
-                     _ci(r, "accuracy"), _ci(r, "kappa"),
-                     _ci(r, "accuracy_vs_always_defer", 1, 100, "+"),
-                     _ci(r, "accuracy_vs_never_defer", 1, 100, "+")])
-    return _table(["cost", "method", "deferred %", "accuracy", "kappa",
-                   "vs reader alone (points)", "vs ensemble alone (points)"], rows)
+        rows.append([f"{r['cost']:g}", label(r), fmt(r["deferral_rate"], 1, 100),
+                     ci(r, "accuracy"), ci(r, "kappa"),
+                     ci(r, "accuracy_vs_always_defer", 1, 100, "+"),
+                     ci(r, "accuracy_vs_never_defer", 1, 100, "+")])
+    return markdown_table(["cost", "method", "deferred %", "accuracy", "kappa",
+                           "vs reader alone (points)", "vs ensemble alone (points)"], rows)
 
 
 def _matched_table(frame: pd.DataFrame, agents: list[str]) -> list[str]:
@@ -72,22 +75,22 @@ def _matched_table(frame: pd.DataFrame, agents: list[str]) -> list[str]:
         twin = f"global_threshold@{agent}"
         for _, r in frame[frame["method"] == agent].iterrows():
             t = frame[(frame["method"] == twin) & (frame["cost"] == r["cost"])].iloc[0]
-            rows.append([agent, f"{r['cost']:g}", _fmt(r["deferral_rate"], 1, 100),
-                         _fmt(t["deferral_rate"], 1, 100),
-                         _ci(r, f"accuracy_vs_{twin}", 1, 100, "+"),
-                         _ci(r, f"kappa_vs_{twin}", 3, 1, "+"),
-                         _ci(r, f"poi_vs_{twin}", 2)])
-    return _table(["agent", "cost", "agent deferred %", "threshold deferred %",
-                   "accuracy difference (points)", "kappa difference", "P(agent better)"],
-                  rows)
+            rows.append([agent, f"{r['cost']:g}", fmt(r["deferral_rate"], 1, 100),
+                         fmt(t["deferral_rate"], 1, 100),
+                         ci(r, f"accuracy_vs_{twin}", 1, 100, "+"),
+                         ci(r, f"kappa_vs_{twin}", 3, 1, "+"),
+                         ci(r, f"poi_vs_{twin}", 2)])
+    return markdown_table(["agent", "cost", "agent deferred %", "threshold deferred %",
+                           "accuracy difference (points)", "kappa difference",
+                           "P(agent better)"], rows)
 
 
 def _part_table(frame: pd.DataFrame) -> list[str]:
-    rows = [[f"{r['cost']:g}", label(r), *(_fmt(r[f"deferral_rate_{p}"], 0, 100)
+    rows = [[f"{r['cost']:g}", label(r), *(fmt(r[f"deferral_rate_{p}"], 0, 100)
                                           for p in BODY_PARTS)]
             for _, r in frame[~frame["method"].map(is_twin)].iterrows()
             if r["method"] not in ALONE_LABELS]
-    return _table(["cost", "method", *BODY_PARTS], rows)
+    return markdown_table(["cost", "method", *BODY_PARTS], rows)
 
 
 def reader_sentence(info: dict[str, Any]) -> str:
@@ -124,7 +127,8 @@ def to_markdown(frame: pd.DataFrame, info: dict[str, Any]) -> str:
         "tune to defer the same share of tune studies as the agent.", "",
         *_matched_table(frame, agents), "",
         "## Area under the accuracy-coverage curve", "",
-        *_table(["method", "area"], [[m, _fmt(coverage_area(frame, m))] for m in methods]),
+        *markdown_table(["method", "area"],
+                        [[m, fmt(coverage_area(frame, m))] for m in methods]),
         "", "Trapezoids over each method's cost points (mean deferral rate, mean accuracy), "
         "anchored by the reader alone at coverage 0 and the ensemble alone at coverage 1.", "",
         "## Deferral rate per body part (%)", "", *_part_table(frame), "",
@@ -154,7 +158,7 @@ def plot_coverage(frame: pd.DataFrame, key: str, path: Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     ax.set_title(f"Team {key} against deferral rate (one point per cost; 95% CIs)", fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def write_plots(frame: pd.DataFrame, out: Path) -> None:

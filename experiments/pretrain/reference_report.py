@@ -35,6 +35,7 @@ from backbones.ensemble_report import diversity_report
 from mura_env.common.atomic import atomic_write_bytes
 from mura_env.common.config_cli import parse_config
 from mura_env.logits import LogitsTable
+from mura_env.statistics import interval
 from mura_env.study_set import StudySet
 
 #: The bars each reference table's valid split must meet.
@@ -50,11 +51,12 @@ BARS: dict[str, tuple[float, float]] = {
 def paired_difference(a_correct: np.ndarray, b_correct: np.ndarray, n_bootstrap: int,
                       seed: int) -> tuple[float, float, float]:
     """Accuracy of A minus accuracy of B on the same studies, in points, with a paired
-    bootstrap 95% CI: ``(difference, low, high)``. ``a_correct``, ``b_correct``: bool ``(n,)``."""
+    bootstrap 95% CI (:func:`mura_env.statistics.interval` of ``n_bootstrap`` resamples of the
+    studies): ``(difference, low, high)``. ``a_correct``, ``b_correct``: bool ``(n,)``."""
     diff = a_correct.astype(np.float64) - b_correct.astype(np.float64)
     rng = np.random.default_rng(seed)
     draws = diff[rng.integers(len(diff), size=(n_bootstrap, len(diff)))].mean(axis=1)
-    low, high = np.percentile(draws, [2.5, 97.5])
+    low, high = interval(draws)
     return 100 * float(diff.mean()), 100 * float(low), 100 * float(high)
 
 

@@ -1,5 +1,5 @@
 """The benchmark's report: ``benchmark.md`` and its PNG plots, from the figures of
-:func:`experiments.common.statistics.summarise`."""
+:func:`mura_env.statistics.summarise`."""
 
 from __future__ import annotations
 
@@ -7,44 +7,26 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from experiments.common.report import (
+    ci,
+    fmt,
+    label,
+    markdown_table,
+    save_figure,
+)
+from mura_env.constants import BODY_PARTS
 
-from mura_env.constants import BODY_PARTS  # noqa: E402
-
+#: The heading of ``benchmark.md`` on the reference tables.
+TITLE = "Benchmark: weighting agents vs. baselines over the reference tables"
 KIND_COLOURS = {"agent": "tab:blue", "baseline": "tab:orange", "reference": "tab:gray"}
 PLOTS = {"accuracy.png": "accuracy and kappa per method",
          "kappa_per_part.png": "kappa per body part",
          "improvement.png": "probability of improvement over uniform and stacking",
          "tune_curves.png": "agents' tune accuracy during training (tune only)"}
-
-
-def _save(fig: plt.Figure, path: Path) -> Path:
-    fig.savefig(path, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return path
-
-
-def _fmt(v: Any, digits: int = 3, scale: float = 1.0, sign: str = "") -> str:
-    if v is None or not np.isfinite(v):
-        return "n/a"
-    return f"{scale * v:{sign}.{digits}f}"
-
-
-def _ci(row: Any, key: str, digits: int = 3, scale: float = 1.0, sign: str = "") -> str:
-    """``value [low, high]`` of ``key`` in ``row``."""
-    low, value, high = (_fmt(row[k], digits, scale, sign)
-                        for k in (f"{key}_ci_low", key, f"{key}_ci_high"))
-    return f"{value} [{low}, {high}]"
-
-
-def label(row: Any) -> str:
-    """A method's name as the tables show it: upper references say so."""
-    return f"{row['method']} (upper reference)" if row["kind"] == "reference" else row["method"]
 
 
 def excluding_zero(frame: pd.DataFrame, key: str) -> tuple[list[str], list[str]]:
@@ -85,16 +67,12 @@ def tune_gain_check(curves: pd.DataFrame) -> str:
             "max] over runs, points): " + "; ".join(parts) + ".")
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-            *("| " + " | ".join(r) + " |" for r in rows)]
-
-
-def to_markdown(frame: pd.DataFrame, info: dict[str, Any], references: Sequence[str]) -> str:
-    """``benchmark.md``.
+def to_markdown(frame: pd.DataFrame, info: dict[str, Any], references: Sequence[str],
+                title: str = TITLE) -> str:
+    """``benchmark.md``, headed ``title``.
 
     Args:
-        frame: :func:`~experiments.common.statistics.summarise`'s table plus ``train_time`` and
+        frame: :func:`~mura_env.statistics.summarise`'s table plus ``train_time`` and
             ``env_steps`` columns.
         info: ``tables`` (labels), ``seeds``, ``n_tune`` (list per table), ``n_valid``,
             ``n_valid_abnormal``, ``budgets`` (algo -> env steps), ``budget_note``,
@@ -108,36 +86,37 @@ def to_markdown(frame: pd.DataFrame, info: dict[str, Any], references: Sequence[
         header += [f"accuracy vs {ref}, points [95% CI]", f"P(improve over {ref}) [95% CI]"]
     rows = []
     for _, r in frame.iterrows():
-        cells = [label(r), r["kind"], _ci(r, "accuracy"), _ci(r, "kappa")]
+        cells = [label(r), r["kind"], ci(r, "accuracy"), ci(r, "kappa")]
         for ref in refs:
-            cells += [_ci(r, f"accuracy_vs_{ref}", 1, 100.0, "+"), _ci(r, f"poi_vs_{ref}", 2)]
+            cells += [ci(r, f"accuracy_vs_{ref}", 1, 100.0, "+"), ci(r, f"poi_vs_{ref}", 2)]
         rows.append(cells)
     tables = ", ".join(f"`{t}`" for t in info["tables"])
     lines = [
-        "# Benchmark: weighting agents vs. baselines over the reference tables", "",
-        f"**Sizes.** {len(info['tables'])} tables ({tables}) x {info['seeds']} seeds; tune "
+        f"# {title}", "",
+        f"**Sizes.** {len(info['tables'])} table{'s' * (len(info['tables']) != 1)} ({tables}) "
+        f"x {info['seeds']} seeds; tune "
         f"studies per table: {', '.join(f'{n:,}' for n in info['n_tune'])}; valid: "
         f"{info['n_valid']:,} studies ({info['n_valid_abnormal']:,} abnormal), the same in "
         "every table. Agents train on `tune` (curves on `tune`), baselines fit on `tune`; "
         "`valid` is read only for these final scores. Upper references are not competitors: "
         "the oracle knows the label, the best fixed weights are searched on valid itself. "
         "Results on synthetic data say nothing about clinical performance.", "",
-        *_table(header, rows), "",
+        *markdown_table(header, rows), "",
         _zero_sentence(frame, refs), "",
         f"**Statistics.** {info['design']}", "",
         "## More figures", "",
     ]
     more = ["method", "AUROC", "sensitivity", "specificity",
             *(f"kappa vs {ref}" for ref in refs), "train/fit time (s)", "env steps"]
-    lines += _table(more, [[label(r), _ci(r, "auroc"), _ci(r, "sensitivity"),
-                            _ci(r, "specificity"), *(_ci(r, f"kappa_vs_{ref}", 3, 1.0, "+")
-                                                     for ref in refs),
-                            _fmt(r["train_time"], 2), f"{int(r['env_steps']):,}"]
-                           for _, r in frame.iterrows()])
+    lines += markdown_table(more, [
+        [label(r), ci(r, "auroc"), ci(r, "sensitivity"), ci(r, "specificity"),
+         *(ci(r, f"kappa_vs_{ref}", 3, 1.0, "+") for ref in refs), fmt(r["train_time"], 2),
+         f"{int(r['env_steps']):,}"] for _, r in frame.iterrows()])
     parts = [p for p in BODY_PARTS if f"kappa_{p}" in frame]
     lines += ["", "Kappa per body part [95% CI]:", "",
-              *_table(["method", *parts], [[label(r), *(_ci(r, f"kappa_{p}") for p in parts)]
-                                           for _, r in frame.iterrows()])]
+              *markdown_table(["method", *parts],
+                              [[label(r), *(ci(r, f"kappa_{p}") for p in parts)]
+                               for _, r in frame.iterrows()])]
     budgets = ", ".join(f"{a} {n:,}" for a, n in info["budgets"].items())
     timings = ", ".join(f"{k} {v:.0f} s" for k, v in info["timings"].items())
     lines += ["", f"**Agent budgets** (env steps per run): {budgets}. {info['budget_note']}",
@@ -177,7 +156,7 @@ def plot_intervals(frame: pd.DataFrame, keys: Sequence[tuple[str, str]], path: P
     fig.tight_layout()
     fig.legend(*axes[0][0].get_legend_handles_labels(), loc="upper center", ncol=3,
                fontsize=8, bbox_to_anchor=(0.5, 0.0))
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_tune_curves(curves: pd.DataFrame, path: Path) -> Path:
@@ -199,7 +178,7 @@ def plot_tune_curves(curves: pd.DataFrame, path: Path) -> Path:
     fig.suptitle("Agents' tune accuracy during training (colour: table; tune split only)",
                  fontsize=10)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def write_plots(frame: pd.DataFrame, curves: pd.DataFrame, out: Path,
