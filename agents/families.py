@@ -33,6 +33,7 @@ Checkpoint = Callable[[Any, int], None]
 Evaluate = Callable[[Any], dict[str, float]]
 
 
+@dataclasses.dataclass(frozen=True)
 class AgentFamily:
     """Base class of a family: hyper-parameters, training, saving, loading.
 
@@ -42,9 +43,9 @@ class AgentFamily:
         default_n_envs: env copies when neither the registry nor the user says.
     """
 
-    name = "family"
-    model_file = "model"
-    default_n_envs = 1
+    name: str
+    model_file: str
+    default_n_envs: int
 
     def algorithm_settings(self, spec: AlgoSpec, config: WeightingConfig, n_envs: int,
                            learning_rate: float | None, native: SoftmaxPGConfig | None
@@ -151,10 +152,6 @@ class NativeFamily(AgentFamily):
 class SB3Family(AgentFamily):
     """Stable-Baselines3 algorithms with ``MlpPolicy`` (:mod:`agents.sb3`)."""
 
-    name = "sb3"
-    model_file = "model.zip"
-    default_n_envs = 8
-
     def algorithm_settings(self, spec: AlgoSpec, config: WeightingConfig, n_envs: int,
                            learning_rate: float | None, native: SoftmaxPGConfig | None
                            ) -> dict[str, Any]:
@@ -187,5 +184,5 @@ class SB3Family(AgentFamily):
         return load_sb3(spec, path)
 
 
-NATIVE = NativeFamily()
-SB3 = SB3Family()
+NATIVE = NativeFamily("native", "model.pt", 4096)
+SB3 = SB3Family("sb3", "model.zip", 8)
