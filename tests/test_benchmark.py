@@ -12,7 +12,7 @@ from env_fixtures import studies_frame
 
 from agents.algos import plateau_step
 from agents.baselines import all_baselines
-from experiments.weighting import benchmark, benchmark_run
+from experiments.weighting import benchmark, benchmark_pipeline
 from experiments.weighting.benchmark_config import DEFAULT_ALGOS
 from mura_env.constants import BODY_PARTS
 from mura_env.logits import LogitsTable
@@ -130,7 +130,7 @@ def test_a_failure_partway_leaves_no_output(stage: str, tables: list[Path], tmp_
     if stage == "baseline fit":
         monkeypatch.setattr(KnoraEliminate, "fit", broken)
     else:  # after the CSVs, plots and agent runs are written
-        monkeypatch.setattr(benchmark_run, "to_markdown", broken)
+        monkeypatch.setattr(benchmark_pipeline, "to_markdown", broken)
     out = tmp_path / "parent" / "run"
     with pytest.raises(RuntimeError, match=f"{stage} broke"):
         benchmark.main(_args(tables, out, "--seeds", "1", "--algos", "softmax-pg"))

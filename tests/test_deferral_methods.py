@@ -20,10 +20,11 @@ from agents.deferral_methods import (
     OracleDeferral,
     PerPartThreshold,
     best_prefix_threshold,
+    policy_decision,
 )
 from agents.deferral_pg import DeferralPGAgent, DeferralPGConfig
-from agents.deferral_train import policy_decision, train_deferral_agent
 from agents.softmax_pg import train_softmax_pg
+from agents.train import train_agent
 from experiments.deferral.defer_runs import matched_threshold
 from mura_env.constants import BODY_PARTS
 from mura_env.deferral.config import DeferralConfig
@@ -134,10 +135,11 @@ def test_agents_train_and_decide_on_the_tune_split() -> None:
     table = finger_table(n=140)
     config = DeferralConfig(logits=table, defer_cost=0.1)
     for algo in ("softmax-pg", "ppo"):
-        policy = train_deferral_agent(algo, config, seed=0, total_timesteps=2048)
+        policy = train_agent(algo, config, None, seed=0, total_timesteps=2048).model
         decision = policy_decision(policy, config, "tune")
         assert decision.deferred.shape == (140,) and decision.probability.shape == (140,)
-        again = policy_decision(train_deferral_agent(algo, config, 0, 2048), config, "tune")
+        again = policy_decision(train_agent(algo, config, None, seed=0,
+                                            total_timesteps=2048).model, config, "tune")
         np.testing.assert_array_equal(decision.deferred, again.deferred)  # seeded
 
 

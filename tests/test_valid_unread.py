@@ -17,6 +17,7 @@ import torch
 from agents.algos import ALGOS
 from agents.baselines import all_baselines
 from agents.evaluate import evaluate_baseline, evaluate_policy
+from agents.families import NATIVE
 from agents.reporting import baseline_evaluations
 from agents.softmax_pg import SoftmaxPGAgent
 from agents.train import train_agent
@@ -26,14 +27,18 @@ from mura_env.logits import LogitsTable
 from mura_env.reference import load_reference_table
 from mura_env.study_set import StudySet
 
-#: Tiny budgets (env steps, n_envs, eval_every) per agent: at least one update and two
-#: evaluations on tune each.
-BUDGETS: dict[str, tuple[int, int, int]] = {
-    "softmax-pg": (512, 64, 256),
-    "ppo": (512, 1, 256),
-    "a2c": (64, 1, 32),
-    "sac": (520, 1, 260),  # SAC starts learning after 500 steps
-}
+
+def tiny_budget(algo: str) -> tuple[int, int, int]:
+    """``(env steps, env copies, eval_every)`` of a tiny run with at least two evaluations:
+    softmax-pg on 64 envs; an SB3 agent on one env, for two rollouts or past its warm-up."""
+    spec = ALGOS[algo]
+    if spec.family is NATIVE:
+        return 512, 64, 256
+    kwargs = spec.sb3_kwargs
+    steps = max(64, 2 * kwargs.get("n_steps", 0), kwargs.get("learning_starts", 0) + 20)
+    return steps, 1, steps // 2
+
+
 HIDDEN = "valid logits are NaN in"
 
 
@@ -99,7 +104,7 @@ def _parameters(model: Any) -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize("algo", list(ALGOS))
 def test_every_agent_trains_identically_without_valid(algo: str, tables, tmp_path: Path
                                                       ) -> None:
-    steps, n_envs, every = BUDGETS[algo]
+    steps, n_envs, every = tiny_budget(algo)
     trained = {
         name: train_agent(algo, WeightingConfig(logits=table), tmp_path / name,
                           total_timesteps=steps, seed=3, eval_split="tune", eval_every=every,

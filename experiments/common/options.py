@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from agents.algos import budgets, parse_steps
 from mura_env.mapping import DEFAULT_ACTION_SCALE, DEFAULT_TEMPERATURE
 from mura_env.rewards import REWARDS
 
@@ -31,6 +33,18 @@ class BudgetOptions:
     steps: tuple[str, ...] = field(default=(), metadata={
         "help": "env steps per training run, as ALGO=N (e.g. ppo=32768; several allowed); "
                 "default: the registry's budget of each agent on the env it trains on"})
+
+    def budgets(self, algos: Sequence[str], env_id: str,
+                defaults: Mapping[str, int] | None = None) -> dict[str, int]:
+        """Env steps per run of each of ``algos`` on ``env_id``: ``--steps`` where it names
+        the agent, else ``defaults`` (a command's own, e.g. a cap or its ``--quick``
+        budgets), else the registry's.
+
+        Raises:
+            ValueError: a malformed entry, or one for an agent not in ``algos``.
+            UnknownAlgoError: an unknown agent.
+        """
+        return budgets(algos, env_id, {**(defaults or {}), **parse_steps(self.steps, algos)})
 
 
 @dataclass

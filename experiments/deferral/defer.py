@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from agents.algos import DEFERRAL, UnknownAlgoError, budgets, parse_steps
+from agents.algos import DEFERRAL, UnknownAlgoError
 from experiments.common.job_pool import PooledRunOptions, new_output_folder, run_staged
 from experiments.common.options import BudgetOptions
 from experiments.common.provenance import machine_description
@@ -53,8 +53,10 @@ SPLIT_USE = {"fit_and_train": "tune",
                               "reference table 0, PPO's the weighting benchmark's",
              "matched_thresholds": "tune (deferral rate)", "scores": "valid"}
 #: What ``--quick`` sets: a smoke test of the whole pipeline, not a result.
-QUICK_SETTINGS = {"costs": (0.0, 0.2), "seeds": 2, "steps": ("softmax-pg=8192", "ppo=1024"),
-                  "n_bootstrap": 100}
+QUICK_SETTINGS = {"costs": (0.0, 0.2), "seeds": 2, "n_bootstrap": 100}
+#: ``--quick`` budgets (``--steps`` still overrides them), and that of any other agent.
+QUICK_STEPS = {"softmax-pg": 8192, "ppo": 1024}
+QUICK_OTHER_STEPS = 1024
 #: The RL agents the experiment trains by default.
 DEFAULT_AGENTS = ("softmax-pg", "ppo")
 #: Comparisons every method gets (when present): the reader alone and the ensemble alone.
@@ -91,7 +93,7 @@ def resolve(cfg: DeferConfig) -> DeferConfig:
     if cfg.quick:
         cfg = replace(cfg, **QUICK_SETTINGS)
     try:
-        budgets(cfg.agents, DEFERRAL, parse_steps(cfg.steps, cfg.agents))
+        agent_budgets(cfg)
     except UnknownAlgoError as e:
         raise ValueError(str(e)) from None
     if cfg.seeds < 1:
@@ -99,9 +101,18 @@ def resolve(cfg: DeferConfig) -> DeferConfig:
     return replace(cfg, costs=tuple(sorted({float(c) for c in cfg.costs})))
 
 
+def agent_budgets(cfg: DeferConfig) -> dict[str, int]:
+    """Env steps per run of each RL agent: ``--steps`` where it names the agent, else the
+    ``--quick`` budgets (:data:`QUICK_STEPS`) with ``--quick``, else the registry's on
+    ``MuraDeferral-v0``."""
+    defaults = ({a: QUICK_STEPS.get(a, QUICK_OTHER_STEPS) for a in cfg.agents} if cfg.quick
+                else {})
+    return cfg.budgets(cfg.agents, DEFERRAL, defaults)
+
+
 def make_jobs(cfg: DeferConfig, n_tables: int) -> list[DeferJob]:
     """Every job, the slowest (PPO) first."""
-    steps = budgets(cfg.agents, DEFERRAL, parse_steps(cfg.steps))
+    steps = agent_budgets(cfg)
     jobs = [DeferJob(t, agent, seed, cost, steps[agent], cfg.reader) for agent in sorted(
         cfg.agents, key=lambda a: a != "ppo") for t in range(n_tables)
         for seed in range(cfg.seeds) for cost in cfg.costs]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-from agents.algos import ALGOS, WEIGHTING, budgets, get_algo, parse_steps
+from agents.algos import ALGOS, WEIGHTING, get_algo
 from experiments.common.job_pool import PooledRunOptions
 from experiments.common.options import BudgetOptions, EnvOptions
 from experiments.weighting.benchmark_runs import Job
@@ -29,8 +29,10 @@ BUDGET_RULE = (
     f"{ALGOS['sac'].default_timesteps():,}, so that the whole benchmark runs in about 5 minutes "
     "on 2 CPU cores; its row is not at its plateau.")
 #: What ``--quick`` sets: a smoke test of the whole pipeline, not a result.
-QUICK_SETTINGS = {"steps": ("softmax-pg=8192", "ppo=2048", "a2c=400", "sac=300"),
-                  "curve_points": 2, "n_bootstrap": 200}
+QUICK_SETTINGS = {"curve_points": 2, "n_bootstrap": 200}
+#: ``--quick`` budgets (``--steps`` still overrides them), and that of any other agent.
+QUICK_STEPS = {"softmax-pg": 8192, "ppo": 2048, "a2c": 400, "sac": 300}
+QUICK_OTHER_STEPS = 2048
 #: Rough relative cost per job, to start the longest jobs first.
 _COST = {"sac": 4, "a2c": 3, "ppo": 2, "baselines": 1, "softmax-pg": 0}
 
@@ -80,12 +82,12 @@ def make_jobs(cfg: BenchmarkConfig, n_tables: int) -> list[Job]:
 
 def agent_budgets(cfg: BenchmarkConfig) -> dict[str, int]:
     """Env steps per run of each agent of ``cfg.algos``: ``--steps`` where it names the agent,
-    else SAC's cap (:data:`SAC_BENCHMARK_STEPS`), else the registry's budget; entries for
-    agents not run are ignored.
+    else the ``--quick`` budgets (:data:`QUICK_STEPS`) with ``--quick``, else SAC's cap
+    (:data:`SAC_BENCHMARK_STEPS`) and the registry's budgets.
 
     Raises:
         ValueError: a malformed ``--steps`` entry. UnknownAlgoError: an unknown agent.
     """
-    return budgets(cfg.algos, WEIGHTING,
-                   {"sac": SAC_BENCHMARK_STEPS, **parse_steps(cfg.steps)})
-
+    defaults = ({a: QUICK_STEPS.get(a, QUICK_OTHER_STEPS) for a in cfg.algos} if cfg.quick
+                else {"sac": SAC_BENCHMARK_STEPS})
+    return cfg.budgets(cfg.algos, WEIGHTING, defaults)
