@@ -7,7 +7,7 @@ turned into the arrays the env observes and the baselines fit on.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -130,6 +130,13 @@ class StudySet:
     def n_models(self) -> int:
         """``K``, the number of members."""
         return len(self.model_names)
+
+    def rows(self, index: np.ndarray) -> StudySet:
+        """The studies at ``index`` (int positions or a bool mask ``[n]``), in that order."""
+        taken = {name: _read_only(np.ascontiguousarray(getattr(self, name)[index]))
+                 for name in ("observations", "probabilities", "labels", "body_part_index",
+                              "body_parts", "study_ids")}
+        return replace(self, **taken)
 
     def member_correct(self, threshold: float) -> np.ndarray:
         """bool ``[n, K]``: member k's own prediction (``q > threshold``) is right on study i."""

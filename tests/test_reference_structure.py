@@ -1,5 +1,5 @@
 """The shipped reference tables' sizes and provenance, and the structure report that measures
-their designed weighting problem (``python -m experiments.reference_report``)."""
+their designed weighting problem on tune (``python -m experiments.reference_report``)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,18 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from agent_fixtures import specialist_table
 
 from experiments.pretrain import reference_report
-from experiments.pretrain.reference_report import failed_bars, paired_difference, structure_figures
+from experiments.pretrain.reference_report import (
+    failed_bars,
+    paired_difference,
+    patient_halves,
+    tune_figures,
+    valid_figures,
+)
+from mura_env.logits import LogitsTable
 from mura_env.reference import load_reference_table, reference_indices
 from mura_env.synthetic.plan import REAL_COUNTS
 
@@ -42,7 +50,8 @@ def test_three_mura_size_tables_share_their_valid_studies() -> None:
 
 def test_structure_report_finds_the_specialists() -> None:
     table = specialist_table(per_cell=12)  # member k right exactly on body part k
-    figures = structure_figures(table, n_bootstrap=200)
+    figures = tune_figures(table, n_bootstrap=200)
+    assert figures["split"] == "tune" and figures["n_studies"] == 7 * 24
     assert figures["distinct_best_members"] == 7
     assert figures["per_part_accuracy"] == 1.0 and figures["uniform_accuracy"] == 0.0
     assert figures["per_part_minus_uniform"] == 100.0
@@ -50,6 +59,40 @@ def test_structure_report_finds_the_specialists() -> None:
     assert figures["disagreement"] == 1.0
     # each member is right on 1 part in 7: its kappa is far below the bar
     assert any("kappa" in fail for fail in failed_bars(figures))
+
+
+def _hidden_valid(table: LogitsTable) -> LogitsTable:
+    """``table`` with every valid logit NaN and every valid label flipped."""
+    valid = table.studies["split"].eq("valid").to_numpy()
+    logits = np.array(table.logits)
+    logits[valid] = np.nan
+    studies = table.studies.copy()
+    studies.loc[valid, "label"] = 1 - studies.loc[valid, "label"]
+    return LogitsTable.from_arrays(studies, table.model_names, logits)
+
+
+def test_the_design_bars_read_no_valid_row() -> None:
+    table = specialist_table(per_cell=10, seed=3)
+    rng = np.random.default_rng(0)  # noisy members, so that the figures are not all extremes
+    noisy = LogitsTable.from_arrays(table.studies, table.model_names,
+                                    table.logits + rng.normal(0, 2.5, table.logits.shape))
+    hidden = _hidden_valid(noisy)
+    figures = tune_figures(noisy, n_bootstrap=300, seed=1)
+    assert 0 < figures["per_part_minus_uniform"] < 100 and figures["split"] == "tune"
+    assert tune_figures(hidden, n_bootstrap=300, seed=1) == figures
+    assert valid_figures(noisy, n_bootstrap=300)["split"] == "valid"
+    with pytest.raises(ValueError, match="valid"):
+        valid_figures(hidden, n_bootstrap=300)
+
+
+def test_patient_halves_keep_each_patients_studies_together() -> None:
+    patients = np.array(["p1", "p2", "p1", "p3", "p4", "p2", "p5", "p6"])
+    half = patient_halves(patients, seed=4)
+    assert half.sum() > 0 and (~half).sum() > 0
+    for patient in np.unique(patients):
+        assert len(set(half[patients == patient].tolist())) == 1
+    assert len(np.unique(patients[half])) == 3  # half of the 6 patients
+    np.testing.assert_array_equal(half, patient_halves(patients, seed=4))
 
 
 def test_paired_difference_resamples_studies_jointly() -> None:
@@ -65,6 +108,12 @@ def test_reference_report_command_writes_its_files(tmp_path: Path) -> None:
     out = tmp_path / "report"
     status = reference_report.main(["--tables", "0", "--out", str(out), "--n-bootstrap", "100"])
     payload = json.loads((out / "structure.json").read_text())
-    assert list(payload["tables"]) == ["0"]
+    assert list(payload["tune"]) == ["0"] and "valid" not in payload
+    assert payload["tune"]["0"]["split"] == "tune"
     assert (out / "structure.csv").read_text().startswith("table,")
-    assert status == (1 if failed_bars(payload["tables"]["0"]) else 0)
+    assert status == (1 if failed_bars(payload["tune"]["0"]) else 0)
+    checked = tmp_path / "checked"
+    assert reference_report.main(["--tables", "0", "--out", str(checked), "--n-bootstrap",
+                                  "100", "--valid-check"]) == status
+    payload = json.loads((checked / "structure.json").read_text())
+    assert payload["valid"]["0"]["split"] == "valid" and payload["valid"]["0"]["n_studies"] == 1199
