@@ -117,3 +117,13 @@ def test_reference_report_command_writes_its_files(tmp_path: Path) -> None:
                                   "100", "--valid-check"]) == status
     payload = json.loads((checked / "structure.json").read_text())
     assert payload["valid"]["0"]["split"] == "valid" and payload["valid"]["0"]["n_studies"] == 1199
+
+
+def test_reference_report_measures_any_table_given_by_path(tmp_path: Path) -> None:
+    path = specialist_table(per_cell=8).save(tmp_path / "trial.parquet")
+    out = tmp_path / "report"
+    assert reference_report.main(["--logits", str(path), "--out", str(out),
+                                  "--n-bootstrap", "50"]) == 1  # specialists: kappa too low
+    payload = json.loads((out / "structure.json").read_text())
+    assert list(payload["tune"]) == [str(path)]
+    assert payload["tune"][str(path)]["distinct_best_members"] == 7

@@ -18,7 +18,8 @@ split agents and baselines learn on; a profile is judged on these figures only):
 whole of tune): the final check of a profile already adopted on its tune figures, never a
 reason to change it.
 
-    python -m experiments.reference_report [--tables 0 1 2] [--valid-check] [--out DIR]
+    python -m experiments.reference_report [--tables 0 1 2 | --logits PATH ...] [--valid-check]
+        [--out DIR]
 
 Writes ``structure.csv`` (one row per table and split) and ``structure.json`` (resolved config
 included) to ``--out`` and prints the table. Synthetic data: the structure is built into the
@@ -185,6 +186,9 @@ class ReportConfig:
 
     tables: tuple[int, ...] | None = field(default=None, metadata={
         "help": "reference table indices (default: every shipped one)"})
+    logits: tuple[Path, ...] = field(default=(), metadata={
+        "help": "logits tables to measure instead, e.g. a profile trial's "
+                "runs/pretrain/<run>/logits.parquet"})
     valid_check: bool = field(default=False, metadata={
         "help": "also print the figures on valid: the final check of an adopted profile"})
     out: Path = field(default=Path("runs/reference_report"), metadata={"help": "output folder"})
@@ -196,12 +200,16 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m experiments.reference_report``; returns 0 when every table meets every bar
     on tune, 1 otherwise (the failures are printed)."""
     cfg = parse_config(ReportConfig, argv)
-    indices = list(cfg.tables) if cfg.tables is not None else reference_indices()
-    if not indices:
-        raise SystemExit("no reference tables to measure: make them with "
-                         "python -m experiments.pretrain_backbones --profile reference "
-                         "--seed N --export-reference N")
-    tables = {i: load_reference_table(i) for i in indices}
+    if cfg.logits:
+        tables: dict[Any, LogitsTable] = {str(p): LogitsTable.load(p) for p in cfg.logits}
+    else:
+        indices = list(cfg.tables) if cfg.tables is not None else reference_indices()
+        if not indices:
+            raise SystemExit("no reference tables to measure: make them with "
+                             "python -m experiments.pretrain_backbones --profile reference "
+                             "--seed N --export-reference N")
+        tables = {i: load_reference_table(i) for i in indices}
+    indices = list(tables)
     figures = {i: tune_figures(t, cfg.n_bootstrap, cfg.seed) for i, t in tables.items()}
     rows = [figures_row(i, f) for i, f in figures.items()]
     payload: dict[str, Any] = {
