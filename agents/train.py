@@ -209,7 +209,7 @@ def start_manifest(spec: AlgoSpec, config: WeightingConfig, table: LogitsTable, 
                 "models_digest": table_digest(selected), "env_id": config.env_id,
                 "env_config": config.to_dict(), "train_split": config.split, "seed": seed,
                 "hyperparameters": settings, "env_steps": 0, "finished": False}
-    reader = getattr(config.problem_class()(config), "reader", None)
+    reader = config.problem_class()(config).reader
     if reader is not None:  # the reader it defers to, checked when loaded
         manifest.update(reader=reader, reads_digest=reads_digest(table, reader))
     return manifest

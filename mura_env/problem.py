@@ -42,6 +42,8 @@ class WeightingProblem:
 
     #: The configuration class this problem is built from.
     config_class: type[WeightingConfig] = WeightingConfig
+    #: The id of the reader a deferred study goes to (None: this problem defers nothing).
+    reader: str | None = None
 
     def __init__(self, config: WeightingConfig | None = None, **kwargs: Any) -> None:
         """Resolve ``config`` with ``kwargs`` (:meth:`WeightingConfig.build`): load the table
