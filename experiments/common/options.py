@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from agents.algos import budgets, parse_steps
 from mura_env.mapping import DEFAULT_ACTION_SCALE, DEFAULT_TEMPERATURE
@@ -23,6 +24,16 @@ class EnvOptions:
     temperature: float = field(default=DEFAULT_TEMPERATURE, metadata={
         "help": "env softmax temperature"})
     studies_per_episode: int = field(default=1, metadata={"help": "studies per episode"})
+
+
+@dataclass
+class LogitsOptions:
+    """The one logits table a command works on
+    (:func:`experiments.common.logits_source.resolve_table` resolves it)."""
+
+    logits: Path | None = field(default=None, metadata={
+        "help": "logits table (default: newest runs/pretrain/*/logits.parquet, else "
+                "reference table 0)"})
 
 
 @dataclass

@@ -41,7 +41,12 @@ from agents.reporting import SPLIT_USE, baseline_evaluations, kind_of, summary_r
 from agents.softmax_pg import SoftmaxPGConfig
 from agents.train import policy_scores, resolve_hyperparameters, train_agent
 from experiments.common.logits_source import resolve_table
-from experiments.common.options import BudgetOptions, EnvOptions, ReportOptions
+from experiments.common.options import (
+    BudgetOptions,
+    EnvOptions,
+    LogitsOptions,
+    ReportOptions,
+)
 from mura_env.common.atomic import atomic_write_bytes
 from mura_env.common.config_cli import parse_config, save_config
 from mura_env.config import WeightingConfig
@@ -50,14 +55,11 @@ from mura_env.logits import LogitsTableError, MissingLogitsError
 
 
 @dataclass
-class TrainAgentConfig(EnvOptions, BudgetOptions, ReportOptions):
+class TrainAgentConfig(LogitsOptions, EnvOptions, BudgetOptions, ReportOptions):
     """Train a weighting agent on MuraWeighting-v0 and compare it with the baselines."""
 
     algo: str = field(default="softmax-pg", metadata={
         "help": "agent to train", "choices": tuple(ALGOS)})
-    logits: Path | None = field(default=None, metadata={
-        "help": "logits table (default: newest runs/pretrain/*/logits.parquet, else "
-                "reference table 0)"})
     total_timesteps: int | None = field(default=None, metadata={
         "help": "env steps (answered studies) of this run (the same as --steps ALGO=N); "
                 "default: the registry's budget of the algo on its env"})

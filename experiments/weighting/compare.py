@@ -29,6 +29,7 @@ from pathlib import Path
 
 from experiments.common.job_pool import new_output_folder
 from experiments.common.logits_source import resolve_table
+from experiments.common.options import LogitsOptions
 from experiments.common.tables import INPUT_ERRORS, TableSource, valid_orders
 from experiments.weighting.benchmark_config import BenchmarkConfig, resolve
 from experiments.weighting.benchmark_pipeline import run_and_show
@@ -39,7 +40,7 @@ TITLE = "Weighting agents vs. baselines on one table"
 
 
 @dataclass
-class CompareConfig(BenchmarkConfig):
+class CompareConfig(LogitsOptions, BenchmarkConfig):
     """Compare every weighting agent (over seeds) with every baseline on one logits table."""
 
     tables: tuple[Path, ...] | None = field(default=None, metadata={
@@ -47,9 +48,6 @@ class CompareConfig(BenchmarkConfig):
                 "several)"})
     out: Path | None = field(default=None, metadata={
         "help": "output folder, must not exist yet (default runs/compare/<time>)"})
-    logits: Path | None = field(default=None, metadata={
-        "help": "logits table (default: newest runs/pretrain/*/logits.parquet, else "
-                "reference table 0)"})
     total_timesteps: int | None = field(default=None, metadata={
         "help": "env steps per run of every agent (the same as --steps ALGO=N for each); "
                 "default: the benchmark's budgets"})
