@@ -32,6 +32,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from agents.baselines import Stacking
+from agents.evaluate import sweep_answers
 from agents.reporting import kind_of
 from mura_env.deferral.config import DeferralConfig
 from mura_env.deferral.problem import defer_reward, team_answer, team_scores
@@ -289,10 +290,7 @@ def policy_decision(policy: Any, config: DeferralConfig, split: str) -> Decision
         :class:`Decision`: the ensemble probability of the policy's weights, its defer
         decisions and the ensemble's exact predictions (float64, bool, int64 ``[n]``).
     """
-    problem = config.problem_class()(config.sweep(split))
-    n = problem.n_studies
-    actions, _ = policy.predict(problem.studies.observations, deterministic=True)
-    out = problem.evaluate(np.arange(n), problem.check_actions(np.asarray(actions), n))
+    _, out = sweep_answers(policy, config, split)
     return Decision(out["probability"].astype(np.float64), out["deferred"].copy(),
                     out["ensemble_prediction"].astype(np.int64))
 

@@ -21,6 +21,7 @@ import pandas as pd
 from mura_env.config import WeightingConfig
 from mura_env.constants import BODY_PARTS
 from mura_env.metrics import OVERALL, study_metrics
+from mura_env.problem import WeightingProblem
 from mura_env.study_set import StudySet
 from mura_env.vector_env import MuraWeightingVectorEnv
 
@@ -170,6 +171,27 @@ def run_policy(policy: Policy, config: WeightingConfig, split: str = "valid") ->
     answers = {key: np.asarray(final_info[key])[order]
                for key in ("weights", "probability", "prediction", "correct")}
     return PolicyRun(studies=env.problem.studies, observations=obs[order], **answers)
+
+
+def sweep_answers(policy: Any, config: WeightingConfig, split: str
+                  ) -> tuple[WeightingProblem, dict[str, np.ndarray]]:
+    """Every study of ``split`` answered once, in table order, with ``policy``'s deterministic
+    actions, by the problem of ``config``'s env (:meth:`WeightingConfig.problem_class`: the
+    team's answers for a deferral env).
+
+    Args:
+        policy: anything with SB3's ``predict(obs [n, 2K + 7], deterministic=True)``.
+        config: the env configuration it was trained with (table, mapping, cost...).
+        split: the split to answer.
+
+    Returns:
+        ``(problem, answers)``: the problem of the sweep and its
+        :meth:`~mura_env.problem.WeightingProblem.evaluate` output (arrays ``[n]``).
+    """
+    problem = config.problem_class()(config.sweep(split))
+    n = problem.n_studies
+    actions, _ = policy.predict(problem.studies.observations, deterministic=True)
+    return problem, problem.evaluate(np.arange(n), problem.check_actions(np.asarray(actions), n))
 
 
 def evaluate_policy(policy: Policy, config: WeightingConfig, split: str = "valid",

@@ -17,10 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from agents.algos import ALGOS, AlgoSpec, get_algo
-from agents.evaluate import Policy
+from agents.evaluate import Policy, sweep_answers
 from agents.saved import MANIFEST, SavedAgent, reads_digest, table_digest, write_manifest
 from agents.softmax_pg import SoftmaxPGConfig
 from mura_env.config import WeightingConfig
@@ -217,12 +215,11 @@ def start_manifest(spec: AlgoSpec, config: WeightingConfig, table: LogitsTable, 
 
 def policy_scores(policy: Any, config: WeightingConfig, split: str) -> dict[str, float]:
     """The scores of a deterministic ``policy`` (an object with SB3's ``predict``) answering
-    every study of ``split`` once: ``accuracy`` and ``kappa``, and for a deferral env the
-    team's, with its ``deferral_rate`` (the problem's
-    :meth:`~mura_env.problem.WeightingProblem.sweep_scores`)."""
-    problem = config.problem_class()(config.sweep(split))
-    actions, _ = policy.predict(problem.studies.observations, deterministic=True)
-    return problem.sweep_scores(np.asarray(actions))
+    every study of ``split`` once (:func:`agents.evaluate.sweep_answers`): ``accuracy`` and
+    ``kappa``, and for a deferral env the team's, with its ``deferral_rate`` (the problem's
+    :meth:`~mura_env.problem.WeightingProblem.answer_scores`)."""
+    problem, answers = sweep_answers(policy, config, split)
+    return problem.answer_scores(answers)
 
 
 @dataclass

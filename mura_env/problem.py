@@ -150,10 +150,3 @@ class WeightingProblem:
         label, prediction = answers["label"], answers["prediction"]
         return {"accuracy": float((prediction == label).mean()),
                 "kappa": float(cohen_kappa_score(label, prediction))}
-
-    def sweep_scores(self, actions: Any) -> dict[str, float]:
-        """The scores (:meth:`answer_scores`) of answering every selected study once, in
-        order, with ``actions`` (float ``[n_studies, ...]``, as the action space; checked)."""
-        n = self.n_studies
-        return self.answer_scores(self.evaluate(np.arange(n), self.check_actions(actions, n)))
-
