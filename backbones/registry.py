@@ -93,6 +93,8 @@ REGISTRY: dict[str, BackboneSpec] = {
                      "features", "features.0.0", 128, "efficientnet_b0"),
         BackboneSpec("mobilenet_v3_small", _torchvision("mobilenet_v3_small", "features.0.0"),
                      "features", "features.0.0", 160, "mobilenet_v3_small"),
+        BackboneSpec("shufflenet_v2_x1_0", _torchvision("shufflenet_v2_x1_0", "conv1.0"),
+                     "conv5", "conv1.0", 96, "shufflenet_v2_x1_0"),
     )
 }
 

@@ -122,8 +122,8 @@ class MuraWeightingEnv(gym.Env[np.ndarray, np.ndarray]):
     |-----------------------|--------------|--------------------------------------------------|
     | logits                | None         | LogitsTable or path of a saved one; None: the    |
     |                       |              | shipped reference table ``reference_table``      |
-    | reference_table       | 0            | which reference table (0, 1, 2: backbones        |
-    |                       |              | pretrained with seeds 0, 1, 2) ``logits=None``   |
+    | reference_table       | 0            | which reference table (0..5: backbone seed       |
+    |                       |              | i // 2 on data draw i % 2) ``logits=None``       |
     |                       |              | loads; ignored when ``logits`` is given          |
     | split                 | "tune"       | "train", "tune", "valid", a list, or None (all)  |
     | models                | None (all)   | model names to use, in order (K = their count)   |

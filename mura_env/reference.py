@@ -2,11 +2,16 @@
 is given no ``logits=``.
 
 Each reference table is a :class:`~mura_env.logits.LogitsTable` (Parquet file and manifest)
-of the ``tune`` and ``valid`` studies (the same studies in every table), made by a backbone
-pretraining run with its own training seed, and stored as
-``mura_env/assets/reference/reference_{i}.parquet`` (``i`` = 0, 1, ...). Its manifest's
-``provenance`` says how it was made; :func:`remake_command` gives the command that makes it
-again. ``gymnasium.make("MuraWeighting-v0", reference_table=i)`` picks one (default 0).
+of the ``tune`` and ``valid`` studies of one synthetic data draw, scored by the members of one
+backbone seed, stored as ``mura_env/assets/reference/reference_{i}.parquet`` (``i`` = 0, 1,
+...). A backbone seed's members train once, on the ``train`` split of the first draw
+(generator seed ``REFERENCE_DATA_SEEDS[0]``), and score the ``tune`` and ``valid`` studies of
+every draw of :data:`REFERENCE_DATA_SEEDS` by inference only: table ``i`` is backbone seed
+``i // len(REFERENCE_DATA_SEEDS)`` on draw ``REFERENCE_DATA_SEEDS[i % len(REFERENCE_DATA_SEEDS)]``
+(:func:`reference_origin`). Tables of one draw share their studies; tables of different draws
+do not. Its manifest's ``provenance`` says how it was made; :func:`remake_command` gives the
+command that makes it again (with the other tables of its backbone seed).
+``gymnasium.make("MuraWeighting-v0", reference_table=i)`` picks one (default 0).
 """
 
 from __future__ import annotations
@@ -19,13 +24,42 @@ import numpy as np
 
 from mura_env.logits import LogitsTable, LogitsTableError, MissingLogitsError, manifest_path
 
-__all__ = ["REFERENCE_DIR", "check_reference_index", "load_reference_table",
-           "reference_indices", "reference_table_path", "remake_command", "resolve_logits"]
+__all__ = ["REFERENCE_DATA_SEEDS", "REFERENCE_DIR", "check_reference_index",
+           "load_reference_table", "reference_index", "reference_indices", "reference_origin",
+           "reference_table_path", "remake_command", "resolve_logits"]
 
 #: The folder of the shipped reference tables.
 REFERENCE_DIR = Path(__file__).resolve().parent / "assets" / "reference"
 
 _NAME = re.compile(r"reference_(\d+)\.parquet")
+
+#: The synthetic generator seeds of the data draws every backbone seed is scored on; its
+#: members train on the ``train`` split of the first.
+REFERENCE_DATA_SEEDS: tuple[int, ...] = (0, 1)
+
+
+def reference_index(backbone_seed: int, draw: int) -> int:
+    """The number of the reference table of ``backbone_seed`` scored on draw ``draw`` (the
+    position in :data:`REFERENCE_DATA_SEEDS`, not the generator seed).
+
+    Raises:
+        ValueError: a negative seed, or a draw outside ``range(len(REFERENCE_DATA_SEEDS))``.
+    """
+    if backbone_seed < 0 or not 0 <= draw < len(REFERENCE_DATA_SEEDS):
+        raise ValueError(f"no reference table for backbone seed {backbone_seed}, draw {draw} "
+                         f"(seeds >= 0, draws 0..{len(REFERENCE_DATA_SEEDS) - 1})")
+    return backbone_seed * len(REFERENCE_DATA_SEEDS) + draw
+
+
+def reference_origin(index: int) -> tuple[int, int]:
+    """``(backbone seed, data seed)`` of reference table ``index``: the training seed of its
+    members and the generator seed of the draw whose studies it holds.
+
+    Raises:
+        ValueError: ``index`` is not an integer >= 0.
+    """
+    backbone_seed, draw = divmod(check_reference_index(index), len(REFERENCE_DATA_SEEDS))
+    return backbone_seed, REFERENCE_DATA_SEEDS[draw]
 
 
 def reference_table_path(index: int) -> Path:
@@ -48,14 +82,15 @@ def reference_indices() -> list[int]:
 
 
 def remake_command(index: int) -> str:
-    """The shell command that (re)makes reference table ``index`` from the repository root.
+    """The shell command that (re)makes reference table ``index`` from the repository root
+    (it makes every table of the table's backbone seed, one per data draw).
 
     Raises:
         ValueError: ``index`` is not an integer >= 0.
     """
-    index = check_reference_index(index)
-    return (f"python -m experiments.pretrain_backbones --profile reference --seed {index} "
-            f"--export-reference {index}")
+    backbone_seed, _ = reference_origin(index)
+    return (f"python -m experiments.pretrain_backbones --profile reference --seed "
+            f"{backbone_seed} --export-reference")
 
 
 def load_reference_table(index: int = 0) -> LogitsTable:
@@ -65,7 +100,8 @@ def load_reference_table(index: int = 0) -> LogitsTable:
         index: the table's number (0, 1, ...; see :func:`reference_indices`).
 
     Returns:
-        The :class:`~mura_env.logits.LogitsTable` (``tune`` and ``valid`` studies).
+        The :class:`~mura_env.logits.LogitsTable` (``tune`` and ``valid`` studies of its
+        data draw).
 
     Raises:
         ValueError: ``index`` is not an integer >= 0.

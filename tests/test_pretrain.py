@@ -15,12 +15,15 @@ from experiments.pretrain import pretrain_backbones
 from mura_env.constants import BODY_PARTS
 from mura_env.data import load_mura
 from mura_env.logits import LogitsTable
+from mura_env.reference import REFERENCE_DATA_SEEDS
 
 
 @pytest.fixture(scope="module")
-def run(_mini_source: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run on a tiny synthetic draw (generator seed 3) that also scores a second draw (4)."""
     out = tmp_path_factory.mktemp("pretrain") / "run"
-    argv = ["--data-root", str(_mini_source), "--out", str(out),
+    argv = ["--synthetic-dir", str(out.parent / "syn"), "--scale", "0.001",
+            "--data-seed", "3", "--score-data-seeds", "3", "4", "--out", str(out),
             "--models", "attention_resnet", "resnet18", "--image-size", "32", "48",
             "--epochs", "1", "--batch-size", "16",
             "--cache-dir", str(out.parent / "cache"), "--no-progress"]
@@ -43,9 +46,9 @@ def test_run_folder_has_every_output(run: Path) -> None:
     assert "tune" not in config["splits"]["checkpoint"]
 
 
-def test_logits_for_every_study_of_tune_and_valid(run: Path, _mini_source: Path) -> None:
+def test_logits_for_every_study_of_tune_and_valid(run: Path) -> None:
     table = LogitsTable.load(run / "logits.parquet")
-    data = load_mura(_mini_source)
+    data = load_mura(run.parent / "syn", seed=3)
     scored = data.studies[data.studies["split"].isin(["tune", "valid"])]
     assert list(table.model_names) == ["attention_resnet", "resnet18"]
     assert table.logits.shape == (len(scored), 2, 2)
@@ -55,6 +58,37 @@ def test_logits_for_every_study_of_tune_and_valid(run: Path, _mini_source: Path)
     configs = table.model_configs
     assert configs["resnet18"]["image_size"] == 48
     assert len(configs["resnet18"]["checkpoint_sha256"]) == 64
+
+
+def test_another_draw_is_scored_by_the_same_members_without_training(run: Path) -> None:
+    trained_on = LogitsTable.load(run / "logits.parquet")
+    folder = run / "draws" / "data_seed_4"
+    other = LogitsTable.load(folder / "logits.parquet")
+    data = load_mura(run.parent / "syn_seed4", seed=4)  # generated beside the training draw
+    scored = data.studies[data.studies["split"].isin(["tune", "valid"])]
+    assert list(other.studies["study_id"]) == list(scored["study_id"])
+    assert other.data_fingerprint == data.fingerprint != trained_on.data_fingerprint
+    assert other.model_configs == trained_on.model_configs  # same checkpoints
+    for name in ("metrics.csv", "diversity.json", "provenance.json"):
+        assert (folder / name).is_file(), name
+    for table_folder, data_seed in ((run, 3), (folder, 4)):
+        provenance = json.loads((table_folder / "provenance.json").read_text())
+        assert (provenance["seed"], provenance["data_seed"]) == (0, data_seed)
+        assert provenance["train_data_seed"] == 3
+    # the other draw's decode caches hold its tune and valid images only
+    n_scored_images = int(data.images["split"].isin(["tune", "valid"]).sum())
+    cached = [json.loads(p.read_text()) for p in (run.parent / "cache").glob("*.json")]
+    assert sorted(len(c["paths"]) for c in cached if "syn_seed4" in c["paths"][0]) == [
+        n_scored_images] * 2
+
+
+def test_scored_draws_must_include_the_training_draw(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="must include the draw the members train on"):
+        pretrain_backbones.resolve_profile(pretrain_backbones.PretrainConfig(
+            data_seed=1, score_data_seeds=(2, 3), out=tmp_path))
+    with pytest.raises(ValueError, match="real MURA"):
+        pretrain_backbones.resolve_profile(pretrain_backbones.PretrainConfig(
+            data_root=tmp_path, score_data_seeds=(0, 1), out=tmp_path))
 
 
 def test_metrics_table(run: Path) -> None:
@@ -97,10 +131,11 @@ def test_member_training_config(tmp_path: Path) -> None:
     assert pretrain_backbones.train_config(cfg, tmp_path, "resnet18", 48, 3).resume is None
 
 
-def test_reference_profile_makes_specialists_on_shared_data(tmp_path: Path) -> None:
+def test_reference_profile_makes_specialists_scored_on_every_draw(tmp_path: Path) -> None:
     cfg = pretrain_backbones.resolve_profile(pretrain_backbones.PretrainConfig(
         profile="reference", seed=2, out=tmp_path / "run"))
-    assert cfg.data_seed == 0  # every reference table shares its data, tune and valid
+    assert cfg.data_seed == REFERENCE_DATA_SEEDS[0]  # every backbone seed trains on draw 0
+    assert cfg.score_data_seeds == REFERENCE_DATA_SEEDS and len(REFERENCE_DATA_SEEDS) >= 2
     assert cfg.scale == 1.0 and cfg.train_studies is not None
     members = {m: pretrain_backbones.train_config(cfg, tmp_path, m, 64, 1)
                for m in cfg.models or ()}
@@ -122,10 +157,11 @@ def test_focus_flag_is_checked(tmp_path: Path) -> None:
 
 
 def test_export_reference_takes_only_the_reference_profiles_settings(tmp_path: Path) -> None:
-    cfg = pretrain_backbones.PretrainConfig(profile="reference", export_reference=0,
+    cfg = pretrain_backbones.PretrainConfig(profile="reference", export_reference=True,
                                             out=tmp_path)
-    assert pretrain_backbones.resolve_profile(cfg).export_reference == 0
-    for change in ({"epochs": (3,)}, {"train_studies": 100}, {"profile": "quick"}):
+    assert pretrain_backbones.resolve_profile(cfg).export_reference
+    for change in ({"epochs": (3,)}, {"train_studies": 100}, {"profile": "quick"},
+                   {"score_data_seeds": (0,)}):
         with pytest.raises(ValueError, match="--export-reference"):
             pretrain_backbones.resolve_profile(replace(cfg, **change))
 

@@ -19,14 +19,22 @@ from experiments.pretrain.reference_report import (
     valid_figures,
 )
 from mura_env.logits import LogitsTable
-from mura_env.reference import load_reference_table, reference_indices
+from mura_env.reference import (
+    REFERENCE_DATA_SEEDS,
+    load_reference_table,
+    reference_indices,
+    reference_origin,
+    reference_table_path,
+    remake_command,
+)
 from mura_env.synthetic.plan import REAL_COUNTS
 
 
-def test_three_mura_size_tables_share_their_valid_studies() -> None:
+def test_mura_size_tables_over_backbone_seeds_and_data_draws() -> None:
     indices = reference_indices()
-    assert len(indices) >= 3
-    valid_ids = None
+    assert len(indices) >= 6 and indices == list(range(len(indices)))
+    valid_ids: dict[int, list[str]] = {}
+    fingerprints: dict[int, set[str]] = {}
     for index in indices:
         table = load_reference_table(index)
         valid = table.studies[table.studies["split"] == "valid"]
@@ -37,15 +45,25 @@ def test_three_mura_size_tables_share_their_valid_studies() -> None:
                 assert (counts[(part, 0)], counts[(part, 1)]) == (normal, abnormal), part
         assert (table.studies["split"] == "tune").sum() >= 2500
         assert set(table.studies["split"]) == {"tune", "valid"}
-        ids = valid["study_id"].tolist()
-        assert valid_ids is None or ids == valid_ids
-        valid_ids = ids
         provenance = table.provenance
-        assert provenance["seed"] == index and provenance["profile"] == "reference"
-        assert f"--seed {index} --export-reference {index}" in provenance["remake_command"]
+        backbone_seed, data_seed = reference_origin(index)
+        assert (provenance["seed"], provenance["data_seed"]) == (backbone_seed, data_seed)
+        assert provenance["train_data_seed"] == REFERENCE_DATA_SEEDS[0]
+        assert provenance["profile"] == "reference"
+        assert provenance["remake_command"] == remake_command(index)
+        assert not provenance["commit"].endswith("+dirty")
         for key in ("commit", "machine", "wall_seconds", "sizes", "members"):
             assert key in provenance, key
         assert set(provenance["members"]) == set(table.model_names)
+        ids = valid["study_id"].tolist()
+        assert valid_ids.setdefault(data_seed, ids) == ids  # one draw: the same studies
+        fingerprints.setdefault(data_seed, set()).add(table.data_fingerprint)
+    assert len(valid_ids) >= 2  # at least two data draws ...
+    assert all(len(f) == 1 for f in fingerprints.values())
+    assert len(set().union(*fingerprints.values())) == len(fingerprints)  # ... that differ
+    assert len({reference_origin(i)[0] for i in indices}) >= 3  # at least 3 backbone seeds
+    size = sum(reference_table_path(i).stat().st_size for i in indices)
+    assert size < 5_000_000  # the shipped tables stay compact
 
 
 def test_structure_report_finds_the_specialists() -> None:

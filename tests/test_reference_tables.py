@@ -18,8 +18,11 @@ from mura_env.env import MuraWeightingEnv
 from mura_env.logits import LogitsTable, LogitsTableError, MissingLogitsError, manifest_path
 from mura_env.problem import WeightingProblem
 from mura_env.reference import (
+    REFERENCE_DATA_SEEDS,
     load_reference_table,
+    reference_index,
     reference_indices,
+    reference_origin,
     reference_table_path,
     remake_command,
 )
@@ -44,8 +47,18 @@ def test_paths_indices_and_remake_command(reference_dir: Path) -> None:
     assert reference_table_path(2) == reference_dir / "reference_2.parquet"
     (reference_dir / "reference_x.parquet").write_bytes(b"")  # not a reference table name
     assert reference_indices() == [0, 2]
-    assert remake_command(1) == ("python -m experiments.pretrain_backbones --profile reference "
-                                 "--seed 1 --export-reference 1")
+    n_draws = len(REFERENCE_DATA_SEEDS)
+    for backbone_seed in (0, 1, 4):
+        for draw, data_seed in enumerate(REFERENCE_DATA_SEEDS):
+            index = reference_index(backbone_seed, draw)
+            assert reference_origin(index) == (backbone_seed, data_seed)
+            assert remake_command(index) == (
+                "python -m experiments.pretrain_backbones --profile reference "
+                f"--seed {backbone_seed} --export-reference")
+    assert sorted(reference_index(s, d) for s in range(3) for d in range(n_draws)) == list(
+        range(3 * n_draws))  # one table number per (backbone seed, draw), none left out
+    with pytest.raises(ValueError, match="no reference table"):
+        reference_index(0, n_draws)
 
 
 @pytest.mark.parametrize("bad", [-1, 1.0, "0", True, None])
@@ -112,12 +125,13 @@ def test_a_corrupt_table_names_the_file_and_the_command(reference_dir: Path) -> 
         load_reference_table(0)
     msg = str(err.value)
     assert str(path) in msg and remake_command(0) in msg and "corrupt" in msg
-    with pytest.raises(LogitsTableError, match="--export-reference 0"):
+    with pytest.raises(LogitsTableError, match="--seed 0 --export-reference"):
         gym.make("MuraWeighting-v0")
 
     path = reference_dir / "reference_2.parquet"
     manifest_path(path).write_text("{broken json")
-    with pytest.raises(LogitsTableError, match="--export-reference 2"):
+    with pytest.raises(LogitsTableError, match=f"--seed {reference_origin(2)[0]} "
+                                               "--export-reference"):
         load_reference_table(2)
 
 

@@ -16,7 +16,7 @@ import torch
 from backbones.distributed import resolve_device
 from experiments.deferral.reader_columns import with_simulated_reader
 from mura_env.logits import LogitsTable
-from mura_env.reference import reference_table_path, remake_command
+from mura_env.reference import reference_index, reference_table_path, remake_command
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -85,7 +85,7 @@ class PretrainSettings(Protocol):
     """The settings of a pretraining run that its provenance records (a
     ``python -m experiments.pretrain_backbones`` configuration, its profile resolved)."""
 
-    export_reference: int | None
+    export_reference: bool
     profile: str
     seed: int
     data_seed: int | None
@@ -97,17 +97,22 @@ class PretrainSettings(Protocol):
 
 
 def run_provenance(cfg: PretrainSettings, argv: list[str], table: LogitsTable,
-                   metrics: pd.DataFrame, report: dict[str, Any]) -> dict[str, Any]:
-    """Where the run's logits come from (``provenance.json``, and a reference table's
-    manifest): commit, the command as run, the command that remakes the reference table
-    (when ``--export-reference`` is given), profile, seeds, machine and wall time, the split
-    sizes (per body part and label), each member's tune and valid accuracy and kappa, and the
-    valid split's diversity figures."""
+                   metrics: pd.DataFrame, report: dict[str, Any], data_seed: int | None
+                   ) -> dict[str, Any]:
+    """Where one logits table of a run comes from (its ``provenance.json``, and a reference
+    table's manifest): commit, the command as run, the command that remakes the reference
+    table (under ``--export-reference``), profile, the backbone seed (``seed``), the data seed
+    of the draw whose studies the table holds (``data_seed``) and of the draw the members
+    trained on (``train_data_seed``), machine and the run's wall time, the split sizes (per
+    body part and label), each member's tune and valid accuracy and kappa, and the valid
+    split's diversity figures (``report`` of
+    :func:`backbones.ensemble_report.diversity_report`, with ``wall_seconds``)."""
     command = "python -m experiments.pretrain_backbones " + " ".join(map(shlex.quote, argv))
     return {"commit": git_commit(), "command": command.strip(),
-            "remake_command": remake_command(cfg.export_reference)
-            if cfg.export_reference is not None else command.strip(),
-            "profile": cfg.profile, "seed": cfg.seed, "data_seed": cfg.data_seed,
+            "remake_command": remake_command(reference_index(cfg.seed, 0))
+            if cfg.export_reference else command.strip(),
+            "profile": cfg.profile, "seed": cfg.seed, "data_seed": data_seed,
+            "train_data_seed": cfg.data_seed,
             "scale": cfg.scale, "train_studies_per_member": cfg.train_studies,
             "focus": list(cfg.focus or ()), "focus_share": cfg.focus_share,
             "machine": machine_description(str(resolve_device(cfg.device))),

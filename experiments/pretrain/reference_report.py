@@ -18,7 +18,7 @@ split agents and baselines learn on; a profile is judged on these figures only):
 whole of tune): the final check of a profile already adopted on its tune figures, never a
 reason to change it.
 
-    python -m experiments.reference_report [--tables 0 1 2 | --logits PATH ...] [--valid-check]
+    python -m experiments.reference_report [--tables 0 1 ... | --logits PATH ...] [--valid-check]
         [--out DIR]
 
 Writes ``structure.csv`` (one row per table and split) and ``structure.json`` (resolved config
@@ -48,7 +48,7 @@ from mura_env.reference import load_reference_table, reference_indices
 from mura_env.statistics import interval
 from mura_env.study_set import StudySet
 
-#: The bars each reference table's valid split must meet.
+#: The bars each reference table's tune split must meet (cross-fitted where a choice is made).
 BARS: dict[str, tuple[float, float]] = {
     "member_kappa": (0.35, 0.85),  # every member's kappa in this range
     "disagreement": (0.15, 1.0),  # share of studies
@@ -163,10 +163,14 @@ def failed_bars(figures: dict[str, Any]) -> list[str]:
     return failed
 
 
-def figures_row(index: int | str, figures: dict[str, Any]) -> dict[str, Any]:
-    """One flat CSV row of ``figures`` for table ``index``."""
-    row: dict[str, Any] = {"table": index, "split": figures["split"],
-                           "n_studies": figures["n_studies"]}
+def figures_row(index: int | str, figures: dict[str, Any],
+                provenance: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One flat CSV row of ``figures`` for table ``index``, with the backbone seed and the
+    data seed of the table's ``provenance`` (its manifest's; empty when unknown)."""
+    provenance = provenance or {}
+    row: dict[str, Any] = {"table": index, "backbone_seed": provenance.get("seed", ""),
+                           "data_seed": provenance.get("data_seed", ""),
+                           "split": figures["split"], "n_studies": figures["n_studies"]}
     row.update({f"kappa_{m}": round(k, 3) for m, k in figures["member_kappa"].items()})
     row.update({k: round(float(figures[k]), 3) for k in (
         "disagreement", "uniform_accuracy", "oracle_accuracy", "oracle_minus_uniform",
@@ -207,11 +211,11 @@ def main(argv: list[str] | None = None) -> int:
         if not indices:
             raise SystemExit("no reference tables to measure: make them with "
                              "python -m experiments.pretrain_backbones --profile reference "
-                             "--seed N --export-reference N")
+                             "--seed N --export-reference")
         tables = {i: load_reference_table(i) for i in indices}
     indices = list(tables)
     figures = {i: tune_figures(t, cfg.n_bootstrap, cfg.seed) for i, t in tables.items()}
-    rows = [figures_row(i, f) for i, f in figures.items()]
+    rows = [figures_row(i, f, tables[i].provenance) for i, f in figures.items()]
     payload: dict[str, Any] = {
         "config": {"tables": indices, "n_bootstrap": cfg.n_bootstrap, "seed": cfg.seed,
                    "valid_check": cfg.valid_check},
@@ -224,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"table {i}: {fail}")
     if cfg.valid_check:
         checks = {i: valid_figures(t, cfg.n_bootstrap, cfg.seed) for i, t in tables.items()}
-        valid_rows = [figures_row(i, f) for i, f in checks.items()]
+        valid_rows = [figures_row(i, f, tables[i].provenance) for i, f in checks.items()]
         rows += valid_rows
         payload["valid"] = {str(i): f for i, f in checks.items()}
         print("\nValid check (final scores of the adopted profile; changes nothing):")
