@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from env_fixtures import studies_frame
+from scipy.stats import t as t_dist
 
 from agents.algos import plateau_step
 from agents.baselines import all_baselines
@@ -20,32 +21,44 @@ from mura_env.logits import LogitsTable
 FIGURES = ("accuracy", "kappa", "auroc", "sensitivity", "specificity")
 
 
-def standin_table(table_seed: int, tune_per_part: int = 24, valid_per_part: int = 20
-                  ) -> LogitsTable:
+def standin_table(table_seed: int, tune_per_part: int = 24, valid_per_part: int = 20,
+                  draw: int = 0) -> LogitsTable:
     """A small reference-like table: tune and valid studies over the 7 body parts (the same
     studies whatever ``table_seed``), 3 members, member ``k`` good on body parts ``k``,
-    ``k + 3``, ``k + 6``; ``table_seed`` draws the logits (another backbone training)."""
+    ``k + 3``, ``k + 6``; ``table_seed`` draws the logits (another backbone training).
+    ``draw`` > 0 stands for another synthetic data draw: other valid studies (other ids,
+    labels flipped where ``draw`` is odd: the same counts per part and label). Provenance:
+    ``seed`` = ``table_seed``, ``data_seed`` = ``draw``."""
     parts, labels, splits = [], [], []
     for split, per_part in (("tune", tune_per_part), ("valid", valid_per_part)):
         for part in BODY_PARTS:
             parts += [part] * per_part
-            labels += [i % 2 for i in range(per_part)]
+            labels += [(i + draw * (split == "valid")) % 2 for i in range(per_part)]
             splits += [split] * per_part
-    rng = np.random.default_rng([7, table_seed])
+    rng = np.random.default_rng([7, table_seed] if not draw else [7, table_seed, draw])
     part_index = np.array([BODY_PARTS.index(p) for p in parts])
     sign = np.where(np.array(labels) == 1, 1.0, -1.0)
     logits = np.zeros((len(parts), 3, 2), dtype=np.float32)
     for k in range(3):
         good = part_index % 3 == k
         logits[:, k, 1] = sign * (np.where(good, 1.5, 0.3) + rng.normal(0, 1.2, len(parts)))
-    return LogitsTable.from_arrays(studies_frame(parts, labels, splits),
-                                   [f"backbone{k}" for k in range(3)], logits)
+    studies = studies_frame(parts, labels, splits)
+    if draw:
+        valid = studies["split"] == "valid"
+        studies.loc[valid, "study_id"] = f"draw{draw}/" + studies.loc[valid, "study_id"]
+    return LogitsTable.from_arrays(studies, [f"backbone{k}" for k in range(3)], logits,
+                                   provenance={"seed": table_seed, "data_seed": draw})
+
+
+#: The stand-in tables: backbone seeds 0 and 1 on data draw 0, seed 2 on data draw 1.
+STANDIN = ((0, 0), (1, 0), (2, 1))
 
 
 @pytest.fixture(scope="module")
 def tables(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     folder = tmp_path_factory.mktemp("standin_tables")
-    return [standin_table(t).save(folder / f"reference_{t}.parquet") for t in range(2)]
+    return [standin_table(t, draw=d).save(folder / f"reference_{t}.parquet")
+            for t, d in STANDIN]
 
 
 def _args(tables: list[Path], out: Path, *extra: str) -> list[str]:
@@ -61,7 +74,8 @@ def finished(tables: list[Path], tmp_path_factory: pytest.TempPathFactory) -> Pa
 
 
 def test_writes_every_file_with_every_method(finished: Path) -> None:
-    for name in ("benchmark.md", "benchmark.csv", "runs.csv", "curves.csv", "config.json",
+    for name in ("benchmark.md", "benchmark.csv", "per_table.csv", "runs.csv", "curves.csv",
+                 "config.json",
                  *benchmark_plots()):
         assert (finished / name).stat().st_size > 0, name
     frame = pd.read_csv(finished / "benchmark.csv")
@@ -75,7 +89,9 @@ def test_writes_every_file_with_every_method(finished: Path) -> None:
     config = json.loads((finished / "config.json").read_text())
     assert config["splits"]["final_scores"] == "valid"
     assert {v for k, v in config["splits"].items() if k != "final_scores"} == {"tune"}
-    assert config["sizes"]["n_valid"] == 7 * 20 and config["sizes"]["n_tune"] == [7 * 24] * 2
+    assert config["sizes"]["n_valid"] == 7 * 20 and config["sizes"]["n_tune"] == [7 * 24] * 3
+    assert config["sizes"]["study_sets"] == [0, 0, 1]
+    assert "2 study sets" in text and "table-level 95% CI" in text and "## Per table" in text
     assert not [p for p in finished.parent.iterdir() if p.name.startswith(".")]
 
 
@@ -108,9 +124,9 @@ def test_runs_and_curves(finished: Path) -> None:
     runs = pd.read_csv(finished / "runs.csv")
     counts = runs.groupby("method").size()
     for algo in DEFAULT_ALGOS:
-        assert counts[algo] == 2 * 2  # tables x seeds
-    assert counts["supervised_gating"] == 4 and counts["uniform"] == 2
-    assert counts["best_fixed_weights_on_valid"] == 2  # deterministic: one run per table
+        assert counts[algo] == 3 * 2  # tables x seeds
+    assert counts["supervised_gating"] == 6 and counts["uniform"] == 3
+    assert counts["best_fixed_weights_on_valid"] == 3  # deterministic: one run per table
     frame = pd.read_csv(finished / "benchmark.csv").set_index("method")
     means = runs.groupby("method")["accuracy"].mean()
     assert np.allclose(frame.loc[means.index, "accuracy"], means)
@@ -166,10 +182,60 @@ def test_tables_with_other_valid_studies_are_refused(tables: list[Path], tmp_pat
                                                      capsys) -> None:
     other = standin_table(1, valid_per_part=19).save(tmp_path / "other.parquet")
     assert benchmark.main(_args([tables[0], other], tmp_path / "run")) == 2
-    assert "valid studies differ" in capsys.readouterr().err
+    assert "same number of valid studies" in capsys.readouterr().err
+    relabelled = standin_table(1).studies.copy()
+    relabelled["label"] = np.where(relabelled["split"] == "valid", 1 - relabelled["label"],
+                                   relabelled["label"])
+    same_ids = LogitsTable.from_arrays(relabelled, ["backbone0", "backbone1", "backbone2"],
+                                       standin_table(1).logits).save(tmp_path / "same.parquet")
+    assert benchmark.main(_args([tables[0], same_ids], tmp_path / "run")) == 2
+    assert "other labels or body parts" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
     (tmp_path / "taken").mkdir()
     assert benchmark.main(_args(tables, tmp_path / "taken")) == 2
     assert "exists already" in capsys.readouterr().err
+
+
+def test_per_table_rows_and_table_level_intervals(finished: Path) -> None:
+    frame = pd.read_csv(finished / "benchmark.csv").set_index("method")
+    per_table = pd.read_csv(finished / "per_table.csv")
+    methods = [*DEFAULT_ALGOS, *(b.name for b in all_baselines())]
+    assert len(per_table) == len(methods) * 3  # one row per method x table
+    assert per_table["method"].tolist() == [m for m in methods for _ in range(3)]
+    assert per_table["table"].tolist() == [0, 1, 2] * len(methods)
+    assert per_table.columns[:6].tolist() == ["method", "kind", "table", "table_label",
+                                              "table_seed", "data_seed"]
+    first = per_table.drop_duplicates("table")
+    assert first["table_label"].str.endswith(
+        ("reference_0.parquet", "reference_1.parquet", "reference_2.parquet")).all()
+    assert first["table_seed"].tolist() == [t for t, _ in STANDIN]
+    assert first["data_seed"].tolist() == [d for _, d in STANDIN]
+    assert first["study_set"].tolist() == [0, 0, 1]
+    for key in ("accuracy", "kappa", "accuracy_vs_uniform", "kappa_vs_stacking"):
+        ok = ((per_table[f"{key}_ci_low"] <= per_table[key] + 1e-12)
+              & (per_table[key] <= per_table[f"{key}_ci_high"] + 1e-12))
+        assert ok.all(), key
+    runs = pd.read_csv(finished / "runs.csv")
+    means = runs.groupby(["method", "table"])["accuracy"].mean()
+    got = per_table.set_index(["method", "table"])["accuracy"]
+    np.testing.assert_allclose(got.loc[means.index], means)
+    # the table-level interval: a t interval over the three table means
+    for method in ("ppo", "stacking"):
+        table_means = got.loc[method].to_numpy()
+        half = t_dist.ppf(0.975, 2) * table_means.std(ddof=1) / np.sqrt(3)
+        assert frame.loc[method, "accuracy_table_ci_low"] == pytest.approx(
+            table_means.mean() - half)
+        assert frame.loc[method, "accuracy_table_ci_high"] == pytest.approx(
+            table_means.mean() + half)
+        diff = per_table[per_table["method"] == method]["accuracy_vs_uniform"].to_numpy()
+        half = t_dist.ppf(0.975, 2) * diff.std(ddof=1) / np.sqrt(3)
+        assert frame.loc[method, "accuracy_vs_uniform_table_ci_high"] == pytest.approx(
+            diff.mean() + half)
+    assert (frame.loc["uniform", ["accuracy_vs_uniform_table_ci_low",
+                                  "accuracy_vs_uniform_table_ci_high"]] == 0).all()
+    uniform = per_table[per_table["method"] == "uniform"]
+    assert (uniform[["accuracy_vs_uniform", "accuracy_vs_uniform_ci_low",
+                     "accuracy_vs_uniform_ci_high"]] == 0).all().all()
 
 
 def test_plateau_step_is_the_first_evaluation_near_the_best() -> None:

@@ -1,5 +1,6 @@
-"""mura_env.statistics: percentile intervals, the joint bootstrap over runs and studies, paired
-differences, the probability of improvement and the stacking of runs."""
+"""mura_env.statistics: percentile intervals, the joint bootstrap over runs and studies (one
+study set, or several from different data draws), paired differences, the table-level t
+interval, per-table figures, the probability of improvement and the stacking of runs."""
 
 from __future__ import annotations
 
@@ -8,18 +9,24 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 from rliable import metrics as rliable_metrics
+from scipy import stats as scipy_stats
 
 from mura_env.constants import BODY_PARTS
+from mura_env.resampled_metrics import weighted_metrics
 from mura_env.statistics import (
     MethodRuns,
+    ValidSets,
     difference,
     draw_resamples,
     interval,
+    method_metrics,
     method_runs,
     pooled,
     probability_of_improvement,
     run_metrics,
     summarise,
+    summarise_tables,
+    t_interval,
 )
 
 
@@ -52,9 +59,10 @@ def test_summarise_reports_95_percent_percentile_intervals_of_the_pooled_draws()
     labels = rng.integers(0, 2, 140)
     pred = np.where(rng.random((2, 3, 140)) < 0.7, labels, 1 - labels)
     method = _method("m", pred, labels)
-    resample = draw_resamples(parts, 2, 3, 500, seed=4)
-    row = summarise([method], labels, parts, resample, []).iloc[0]
-    values = run_metrics(labels, parts, method, resample.counts)
+    valid = ValidSets.shared(labels, parts, 2)
+    resample = draw_resamples(valid, 3, 500, seed=4)
+    row = summarise([method], valid, resample, []).iloc[0]
+    values = run_metrics(valid, method, resample.counts)
     for key in ("accuracy", "kappa", "kappa_WRIST"):
         point, draws = pooled(values[key], resample)
         assert row[key] == point
@@ -74,9 +82,9 @@ def test_studies_are_resampled_jointly_across_runs() -> None:
     # both runs see the same resample.
     runs = np.stack([np.where(right, labels, 1 - labels), np.where(right, 1 - labels, labels)])
     method = _method("mirror", runs[:, None, :], labels)
-    resample = draw_resamples(parts, 2, 1, 300, seed=1)
-    _, draws = pooled(run_metrics(labels, parts, method, resample.counts)["accuracy"],
-                      resample)
+    valid = ValidSets.shared(labels, parts, 2)
+    resample = draw_resamples(valid, 1, 300, seed=1)
+    _, draws = pooled(run_metrics(valid, method, resample.counts)["accuracy"], resample)
     both = np.sort(resample.tables, axis=1).tolist()
     one_each = np.array([b == [0, 1] for b in both])
     assert one_each.sum() > 50
@@ -93,7 +101,8 @@ def test_paired_difference_of_a_copy_is_zero_and_of_a_near_copy_is_narrow() -> N
     worse[:, :, 0] = 1 - labels[0]  # one study wrong where it may have been right
     methods = [_method("uniform", pred, labels), _method("copy", pred.copy(), labels),
                _method("worse", worse, labels)]
-    frame = summarise(methods, labels, parts, draw_resamples(parts, 2, 3, 400, seed=0),
+    valid = ValidSets.shared(labels, parts, 2)
+    frame = summarise(methods, valid, draw_resamples(valid, 3, 400, seed=0),
                       ["uniform"]).set_index("method")
     copy = frame.loc["copy"]
     assert copy[["accuracy_vs_uniform_ci_low", "accuracy_vs_uniform_ci_high"]].tolist() == [0, 0]
@@ -104,10 +113,12 @@ def test_paired_difference_of_a_copy_is_zero_and_of_a_near_copy_is_narrow() -> N
 
 def test_stratified_counts_and_rliable_probability_of_improvement() -> None:
     parts = np.array([BODY_PARTS[i % 5] for i in range(103)], dtype=object)
-    resample = draw_resamples(parts, 3, 2, 50, seed=3)
+    valid = ValidSets.shared(np.zeros(103), parts, 3)
+    resample = draw_resamples(valid, 2, 50, seed=3)
+    assert resample.counts.shape == (50, 1, 103)
     for part in set(parts):
-        assert (resample.counts[:, parts == part].sum(axis=1) == (parts == part).sum()).all()
-    assert np.array_equal(resample.counts, draw_resamples(parts, 3, 2, 50, seed=3).counts)
+        assert (resample.counts[:, 0, parts == part].sum(axis=1) == (parts == part).sum()).all()
+    assert np.array_equal(resample.counts, draw_resamples(valid, 2, 50, seed=3).counts)
     rng = np.random.default_rng(2)
     for shape_x, shape_y in (((3, 21), (1, 21)), ((4, 7), (3, 7)), ((2, 5), (2, 5))):
         x = rng.integers(0, 4, shape_x).astype(float)
@@ -155,3 +166,214 @@ def test_method_runs_stacks_every_table_and_seed_in_the_first_tables_order() -> 
                                         names=["fixed", "agent_a"])] == ["fixed", "agent_a"]
     with pytest.raises(KeyError):  # a missing (table, seed) run
         method_runs(runs[1:], orders, ("prediction", "score"))
+
+
+# --- tables from several data draws, the table-level interval, per-table figures ---------
+
+
+def _two_draws(n: int = 70, seed: int = 5) -> ValidSets:
+    """Four tables: 0 and 2 from data draw 0, 1 and 3 from draw 1 (other labels, other body
+    part order, the same size and per-part counts)."""
+    rng = np.random.default_rng(seed)
+    parts0 = np.array([BODY_PARTS[i % 7] for i in range(n)], dtype=object)
+    parts1 = rng.permutation(parts0)
+    labels0, labels1 = rng.integers(0, 2, n), rng.integers(0, 2, n)
+    return ValidSets(np.stack([labels0, labels1, labels0, labels1]),
+                     np.stack([parts0, parts1, parts0, parts1]), np.array([0, 1, 0, 1]))
+
+
+def _old_draw_resamples(body_parts: np.ndarray, n_tables: int, n_seeds: int,
+                        n_bootstrap: int, seed: int) -> tuple[np.ndarray, ...]:
+    """The single-set bootstrap before study sets (a copy of the former code)."""
+    rng = np.random.default_rng(seed)
+    parts = np.asarray(body_parts, dtype=object)
+    counts = np.zeros((n_bootstrap, len(parts)))
+    offsets = (np.arange(n_bootstrap) * len(parts))[:, None]
+    for part in BODY_PARTS:
+        rows = np.flatnonzero(parts == part)
+        if len(rows):
+            idx = rows[rng.integers(0, len(rows), size=(n_bootstrap, len(rows)))]
+            counts += np.bincount((idx + offsets).ravel(),
+                                  minlength=counts.size).reshape(counts.shape)
+    tables = rng.integers(0, n_tables, size=(n_bootstrap, n_tables))
+    seeds = rng.integers(0, n_seeds, size=(n_bootstrap, n_tables, n_seeds))
+    return counts, tables, seeds
+
+
+def test_one_study_set_gives_the_former_draws_and_metrics() -> None:
+    rng = np.random.default_rng(11)
+    parts = np.array([BODY_PARTS[i % 6] for i in range(90)], dtype=object)
+    labels = rng.integers(0, 2, 90)
+    valid = ValidSets.shared(labels, parts, 3)
+    resample = draw_resamples(valid, 2, 200, seed=9)
+    counts, tables, seeds = _old_draw_resamples(parts, 3, 2, 200, seed=9)
+    assert np.array_equal(resample.counts[:, 0], counts)
+    assert np.array_equal(resample.tables, tables) and np.array_equal(resample.seeds, seeds)
+    pred = np.where(rng.random((3, 2, 90)) < 0.7, labels, 1 - labels)
+    method = _method("m", pred, labels)
+    values = run_metrics(valid, method, resample.counts)
+    # the former run_metrics: every run scored on the one set of weights
+    weights = np.vstack([np.ones((1, 90)), counts])
+    for t, s in np.ndindex(3, 2):
+        former = weighted_metrics(labels, pred[t, s], weights, method.probabilities[t, s])
+        for key, v in former.items():
+            assert np.array_equal(values[key][t, s], v, equal_nan=True), key
+        rows = parts == "ELBOW"
+        former_part = weighted_metrics(labels[rows], pred[t, s][rows], weights[:, rows])
+        assert np.array_equal(values["kappa_ELBOW"][t, s], former_part["kappa"])
+    assert "kappa_WRIST" not in values  # no WRIST study here
+    # the former pooled accuracy, written out draw by draw
+    correct = (pred == labels).astype(float)
+    expected = np.array([np.mean([correct[tables[b, j], seeds[b, j, k]] @ counts[b] / 90
+                                  for j in range(3) for k in range(2)]) for b in range(200)])
+    point, draws = pooled(values["accuracy"], resample)
+    np.testing.assert_allclose(draws, expected, rtol=1e-12)
+    assert point == pytest.approx(correct.mean(), rel=1e-12)
+
+
+def test_each_study_set_is_resampled_on_its_own_and_shared_by_its_tables() -> None:
+    valid = _two_draws()
+    assert (valid.n_tables, valid.n_sets, valid.n_studies) == (4, 2, 70)
+    assert valid.first_tables() == [0, 1]
+    resample = draw_resamples(valid, 3, 400, seed=2)
+    assert resample.counts.shape == (400, 2, 70)
+    for g, t in enumerate(valid.first_tables()):
+        parts = valid.body_parts[t]
+        for part in BODY_PARTS:
+            rows = parts == part
+            assert (resample.counts[:, g, rows].sum(axis=1) == rows.sum()).all()
+    # set 1's draws are not set 0's (independent, not a copy through the same positions)
+    same_position = np.mean([np.corrcoef(resample.counts[:, 0, i], resample.counts[:, 1, i])[0, 1]
+                             for i in range(70)])
+    assert abs(same_position) < 0.1
+    assert not np.array_equal(resample.counts[:, 0], resample.counts[:, 1])
+    np.testing.assert_array_equal(resample.table_counts(2), resample.counts[:, 0])
+    np.testing.assert_array_equal(resample.table_counts(3), resample.counts[:, 1])
+    # one method answering the same on every table: tables of one set score the same in
+    # every draw, tables of the other set use their own labels and counts
+    rng = np.random.default_rng(3)
+    answers = rng.integers(0, 2, 70)
+    pred = np.tile(answers, (4, 1, 1))
+    method = MethodRuns("same", "baseline", pred, pred.astype(float))
+    acc = run_metrics(valid, method, resample.counts)["accuracy"]
+    np.testing.assert_array_equal(acc[0], acc[2])
+    np.testing.assert_array_equal(acc[1], acc[3])
+    for t in range(4):
+        correct = (answers == valid.labels[t]).astype(float)
+        expected = resample.table_counts(t) @ correct / 70
+        np.testing.assert_allclose(acc[t, 0, 1:], expected, rtol=1e-12)
+        assert acc[t, 0, 0] == pytest.approx(correct.mean(), rel=1e-12)
+
+
+def test_a_copy_of_the_reference_differs_by_exactly_zero_across_study_sets() -> None:
+    valid = _two_draws()
+    rng = np.random.default_rng(4)
+    pred = np.where(rng.random((4, 2, 70)) < 0.7, valid.labels[:, None, :],
+                    1 - valid.labels[:, None, :])
+    methods = [MethodRuns("ref", "baseline", pred, pred + 0.1 * rng.random(pred.shape)),
+               MethodRuns("copy", "agent", pred.copy(), pred + 0.1 * rng.random(pred.shape))]
+    resample = draw_resamples(valid, 2, 300, seed=6)
+    metrics = method_metrics(methods, valid, resample)
+    copy = summarise(methods, valid, resample, ["ref"], metrics=metrics).set_index(
+        "method").loc["copy"]
+    for metric in ("accuracy", "kappa"):
+        key = f"{metric}_vs_ref"
+        assert copy[[key, f"{key}_ci_low", f"{key}_ci_high", f"{key}_table_ci_low",
+                     f"{key}_table_ci_high"]].tolist() == [0.0] * 5
+        for name in ("ref", "copy"):
+            draws = pooled(metrics[name][metric], resample)[1]
+            assert np.ptp(draws) > 0  # the figures themselves do vary
+    tables = summarise_tables(methods, valid, resample, ["ref"], metrics=metrics)
+    mine = tables[tables["method"] == "copy"]
+    assert mine["table"].tolist() == [0, 1, 2, 3] and mine["study_set"].tolist() == [0, 1, 0, 1]
+    assert (mine[["accuracy_vs_ref", "accuracy_vs_ref_ci_low", "accuracy_vs_ref_ci_high",
+                  "kappa_vs_ref_ci_low", "kappa_vs_ref_ci_high"]] == 0).all().all()
+
+
+def test_table_level_interval_is_the_t_interval_of_the_table_means() -> None:
+    rng = np.random.default_rng(8)
+    parts = np.array([BODY_PARTS[i % 7] for i in range(84)], dtype=object)
+    labels = rng.integers(0, 2, 84)
+    valid = ValidSets.shared(labels, parts, 4)
+    quality = np.array([0.6, 0.7, 0.8, 0.75])[:, None, None]  # tables differ in difficulty
+    agent = np.where(rng.random((4, 3, 84)) < quality, labels, 1 - labels)
+    fixed = np.where(rng.random((4, 1, 84)) < 0.7, labels, 1 - labels)
+    methods = [_method("agent", agent, labels), _method("fixed", fixed, labels)]
+    frame = summarise(methods, valid, draw_resamples(valid, 3, 100, seed=0),
+                      ["fixed"]).set_index("method")
+    # by hand, from the runs: per table the mean accuracy over its seeds
+    agent_means = (agent == labels).mean(axis=2).mean(axis=1)
+    fixed_means = (fixed == labels).mean(axis=2).mean(axis=1)
+    crit = scipy_stats.t.ppf(0.975, 3)
+    for name, means in (("agent", agent_means), ("fixed", fixed_means)):
+        half = crit * means.std(ddof=1) / 2  # sqrt(4) tables
+        row = frame.loc[name]
+        assert row["accuracy"] == pytest.approx(means.mean(), rel=1e-12)
+        assert row["accuracy_table_ci_low"] == pytest.approx(means.mean() - half, rel=1e-12)
+        assert row["accuracy_table_ci_high"] == pytest.approx(means.mean() + half, rel=1e-12)
+    diff = agent_means - fixed_means
+    half = crit * diff.std(ddof=1) / 2
+    row = frame.loc["agent"]
+    assert row["accuracy_vs_fixed_table_ci_low"] == pytest.approx(diff.mean() - half, rel=1e-12)
+    assert row["accuracy_vs_fixed_table_ci_high"] == pytest.approx(diff.mean() + half,
+                                                                   rel=1e-12)
+    for key in ("kappa", "auroc", "sensitivity", "specificity", "kappa_vs_fixed"):
+        assert row[f"{key}_table_ci_low"] <= row[key] <= row[f"{key}_table_ci_high"]
+    assert "kappa_WRIST_table_ci_low" not in frame and "poi_vs_fixed_table_ci_low" not in frame
+    assert t_interval(np.array([0.5, 0.7]), 0.9) == pytest.approx(
+        (0.6 - scipy_stats.t.ppf(0.95, 1) * 0.1, 0.6 + scipy_stats.t.ppf(0.95, 1) * 0.1))
+
+
+def test_table_level_interval_is_nan_with_one_table() -> None:
+    rng = np.random.default_rng(9)
+    parts = np.array([BODY_PARTS[i % 7] for i in range(70)], dtype=object)
+    labels = rng.integers(0, 2, 70)
+    valid = ValidSets.shared(labels, parts, 1)
+    pred = np.where(rng.random((1, 2, 70)) < 0.7, labels, 1 - labels)
+    methods = [_method("a", pred, labels), _method("b", 1 - pred, labels)]
+    row = summarise(methods, valid, draw_resamples(valid, 2, 50, seed=1), ["b"]).iloc[0]
+    for key in ("accuracy", "kappa", "accuracy_vs_b", "kappa_vs_b"):
+        assert np.isnan(row[f"{key}_table_ci_low"]) and np.isnan(row[f"{key}_table_ci_high"])
+        assert np.isfinite(row[f"{key}_ci_low"])
+    assert np.isnan(t_interval(np.array([0.5]))).all()
+    assert np.isnan(t_interval(np.array([0.5, np.nan, 0.7]))).all()
+
+
+def test_per_table_figures_resample_only_that_tables_seeds_and_studies() -> None:
+    valid = _two_draws()
+    rng = np.random.default_rng(12)
+    agent = np.where(rng.random((4, 3, 70)) < 0.75, valid.labels[:, None, :],
+                     1 - valid.labels[:, None, :])
+    fixed = np.where(rng.random((4, 1, 70)) < 0.65, valid.labels[:, None, :],
+                     1 - valid.labels[:, None, :])
+    methods = [MethodRuns("agent", "agent", agent, agent.astype(float)),
+               MethodRuns("fixed", "baseline", fixed, fixed.astype(float))]
+    resample = draw_resamples(valid, 3, 300, seed=3)
+    frame = summarise_tables(methods, valid, resample, ["fixed"])
+    assert len(frame) == 2 * 4
+    assert frame["n_runs"].tolist() == [3] * 4 + [1] * 4
+    correct = (agent == valid.labels[:, None, :]).astype(float)
+    ref_correct = (fixed == valid.labels[:, None, :]).astype(float)
+    for t in range(4):
+        row = frame[(frame["method"] == "agent") & (frame["table"] == t)].iloc[0]
+        counts = resample.table_counts(t)  # [B, n]
+        seeds = resample.seeds[:, t, :]  # [B, S]
+        draws = np.array([np.mean([correct[t, s] @ counts[b] / 70 for s in seeds[b]])
+                          for b in range(300)])
+        ref_draws = ref_correct[t, 0] @ counts.T / 70
+        assert row["accuracy"] == pytest.approx(correct[t].mean(), rel=1e-12)
+        assert (row["accuracy_ci_low"], row["accuracy_ci_high"]) == pytest.approx(
+            interval(draws), rel=1e-12)
+        assert row["accuracy_vs_fixed"] == pytest.approx(correct[t].mean()
+                                                         - ref_correct[t].mean(), rel=1e-12)
+        assert (row["accuracy_vs_fixed_ci_low"], row["accuracy_vs_fixed_ci_high"]) == (
+            pytest.approx(interval(draws - ref_draws), rel=1e-9, abs=1e-12))
+    for column in ("kappa", "kappa_ci_low", "kappa_vs_fixed_ci_high"):
+        assert frame[column].notna().all()
+
+
+def test_valid_sets_checks_its_shapes() -> None:
+    with pytest.raises(ValueError, match=r"\[T, n\]"):
+        ValidSets(np.zeros((2, 3)), np.zeros((2, 4), dtype=object), np.zeros(2))
+    with pytest.raises(ValueError, match="0..G-1"):
+        ValidSets(np.zeros((2, 3)), np.zeros((2, 3), dtype=object), np.array([0, 2]))

@@ -1,6 +1,7 @@
 """The logits tables a pooled experiment compares (the shipped reference tables by default),
-loaded and checked: every table needs tune and valid studies with known logits, and the same
-valid studies, so that runs pair study by study across tables."""
+loaded and checked: every table needs tune and valid studies with known logits and the same
+number of valid studies. Tables of one synthetic data draw share their valid studies (a study
+set: runs on them pair study by study); tables of different draws have their own."""
 
 from __future__ import annotations
 
@@ -9,13 +10,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from mura_env.logits import LogitsTable, LogitsTableError, MissingLogitsError
 from mura_env.reference import load_reference_table, reference_indices, reference_table_path
+from mura_env.statistics import ValidSets
 
 
 class TableSetError(ValueError):
-    """Tables the benchmark cannot compare (e.g. different valid studies)."""
+    """Tables the benchmark cannot compare (e.g. different numbers of valid studies)."""
 
 
 @dataclass(frozen=True)
@@ -49,18 +52,43 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-def valid_orders(sources: Sequence[TableSource]) -> list[np.ndarray]:
-    """Per table, the positions of its valid studies in the first table's valid order.
+@dataclass(frozen=True)
+class AlignedValid:
+    """The valid studies of a list of tables, grouped into study sets (:func:`valid_sets`).
 
-    Returns:
-        int64 ``[n]`` per table: ``valid_rows_t[order_t]`` are the first table's valid studies.
+    Attributes:
+        sets: per table, its valid labels and body parts (in the order of the first table of
+            its study set) and its study set (:class:`mura_env.statistics.ValidSets`).
+        orders: per table ``t``, int64 ``[n]``: ``valid_rows_t[orders[t]]`` are the valid
+            studies of the first table of its set, in that table's order (what
+            :func:`mura_env.statistics.method_runs` aligns run answers with).
+    """
+
+    sets: ValidSets
+    orders: tuple[np.ndarray, ...]
+
+    @property
+    def n_studies(self) -> int:
+        """Valid studies per table."""
+        return self.sets.n_studies
+
+
+def valid_sets(sources: Sequence[TableSource]) -> AlignedValid:
+    """Check the tables and group them by their valid studies.
+
+    A study set is identified by the set of ``(study_id, label, body_part)`` of a table's valid
+    rows: tables of one synthetic data draw share theirs (their runs pair study by study),
+    tables of different draws have their own (set numbers in first-seen order).
 
     Raises:
-        TableSetError: a table without tune or valid studies, with hidden (NaN) logits,
-            or whose valid studies (ids, labels, body parts) differ from the first table's.
+        TableSetError: a table without tune or valid studies, with hidden (NaN) logits, with a
+            repeated valid study id, with another number of valid studies than the first
+            table, or with the same valid study ids as an earlier table but other labels or
+            body parts.
     """
-    first = None
-    orders = []
+    firsts: list[tuple[TableSource, pd.DataFrame]] = []  # per set: its first table, valid rows
+    study_set: list[int] = []
+    orders: list[np.ndarray] = []
     for source in sources:
         studies = source.table.studies
         for split in ("tune", "valid"):
@@ -70,19 +98,74 @@ def valid_orders(sources: Sequence[TableSource]) -> list[np.ndarray]:
                     f"{source.label}: the benchmark needs {split} studies with every logit "
                     f"known (none, or hidden logits, found).")
         valid = studies[studies["split"] == "valid"].set_index("study_id")
-        if first is None:
-            first = valid
-        order = valid.index.get_indexer(first.index)
-        same = (len(valid) == len(first) and (order >= 0).all() and (
-            valid.iloc[order][["label", "body_part"]].to_numpy()
-            == first[["label", "body_part"]].to_numpy()).all())
-        if not same:
+        if not valid.index.is_unique:
+            raise TableSetError(f"{source.label}: a valid study id appears twice.")
+        if firsts and len(valid) != len(firsts[0][1]):
             raise TableSetError(
-                f"{source.label}: its valid studies differ from those of {sources[0].label}; "
-                "the benchmark pairs runs study by study across tables, so every table needs "
-                "the same valid studies (ids, labels, body parts).")
+                f"{source.label}: {len(valid):,} valid studies, {firsts[0][0].label}: "
+                f"{len(firsts[0][1]):,}; every table needs the same number of valid studies "
+                "(tables of one data draw share them, other draws have as many).")
+        match = _same_studies(source, valid, firsts)
+        if match is None:
+            match = len(firsts), np.arange(len(valid))
+            firsts.append((source, valid))
+        g, order = match
+        study_set.append(g)
         orders.append(order.astype(np.int64))
-    return orders
+    aligned = [firsts[g][1] for g in study_set]
+    sets = ValidSets(np.stack([v["label"].to_numpy(np.int64) for v in aligned]),
+                     np.stack([v["body_part"].to_numpy(object) for v in aligned]),
+                     np.asarray(study_set, dtype=np.int64))
+    return AlignedValid(sets, tuple(orders))
+
+
+def _same_studies(source: TableSource, valid: pd.DataFrame,
+                  firsts: Sequence[tuple[TableSource, pd.DataFrame]]
+                  ) -> tuple[int, np.ndarray] | None:
+    """The study set whose first table has the valid study ids of ``valid`` (indexed by id),
+    and the order aligning ``valid`` with it; None for a new set. Raises TableSetError for
+    the same ids with other labels or body parts."""
+    columns = ["label", "body_part"]
+    for g, (first_source, first) in enumerate(firsts):
+        order = valid.index.get_indexer(first.index)
+        if not (order >= 0).all():
+            continue
+        if not (valid.iloc[order][columns].to_numpy() == first[columns].to_numpy()).all():
+            raise TableSetError(
+                f"{source.label}: the same valid study ids as {first_source.label}, but "
+                "other labels or body parts; tables that share their valid studies need the "
+                "same ids, labels and body parts.")
+        return g, order
+    return None
+
+
+def valid_orders(sources: Sequence[TableSource]) -> list[np.ndarray]:
+    """Per table, the positions of its valid studies in the order of the first table of its
+    study set (:attr:`AlignedValid.orders` of :func:`valid_sets`, which raises
+    :class:`TableSetError` as it does)."""
+    return list(valid_sets(sources).orders)
+
+
+def table_info(sources: Sequence[TableSource]) -> pd.DataFrame:
+    """One row per table: ``table`` (index), ``table_label`` (its source label),
+    ``table_seed`` and ``data_seed`` (its provenance's ``seed`` and ``data_seed``; None when
+    absent, an empty cell in a CSV)."""
+    provenance = [s.table.provenance or {} for s in sources]
+    return pd.DataFrame({
+        "table": range(len(sources)), "table_label": [s.label for s in sources],
+        "table_seed": pd.Series([p.get("seed") for p in provenance], dtype=object),
+        "data_seed": pd.Series([p.get("data_seed") for p in provenance], dtype=object)})
+
+
+def with_table_info(frame: pd.DataFrame, sources: Sequence[TableSource]) -> pd.DataFrame:
+    """``frame`` (with a ``table`` index column) with :func:`table_info`'s ``table_label``,
+    ``table_seed`` and ``data_seed`` inserted after its ``table`` column."""
+    info = table_info(sources)
+    added = [c for c in info.columns if c != "table"]
+    columns = [c for c in frame.columns if c not in added]
+    at = columns.index("table") + 1
+    out = frame.merge(info, on="table", how="left")
+    return out[[*columns[:at], *added, *columns[at:]]]
 
 
 #: What a command catches to print ``error: ...`` and exit with status 2: bad settings, a

@@ -14,11 +14,16 @@ the global confidence threshold fitted on tune to defer the same share of tune s
 (``global_threshold@<agent>``), the comparison at equal deferral rate.
 
 Statistics: per cost, :func:`mura_env.statistics.summarise` (tables, seeds and valid
-studies resampled jointly; percentile 95% intervals). Report:
+studies resampled jointly, studies within each data draw; percentile 95% intervals; a
+table-level Student-t interval over the tables' means) and
+:func:`~mura_env.statistics.summarise_tables` (each table on its own). Report:
 :mod:`experiments.deferral.defer_report`.
 Writes into ``--out`` (default ``runs/defer/<time>``), all at once (a hidden folder renamed at
-the end): ``defer.md``, ``defer.csv`` (one row per method and cost), ``runs.csv`` (one row per
-run, with its deferral rate per body part), ``config.json`` and the plots.
+the end): ``defer.md``, ``defer.csv`` (one row per method and cost), ``per_table.csv`` (one row
+per cost x method x table: team accuracy, kappa, differences from the references with 95%
+intervals over that table's seeds and studies, deferral rate; the table's label, backbone seed
+and data seed), ``runs.csv`` (one row per run, with its deferral rate per body part),
+``config.json`` and the plots.
 """
 
 from __future__ import annotations
@@ -38,14 +43,27 @@ from agents.algos import DEFERRAL, UnknownAlgoError
 from experiments.common.job_pool import PooledRunOptions, new_output_folder, run_staged
 from experiments.common.options import BudgetOptions
 from experiments.common.provenance import machine_description
-from experiments.common.tables import TableSetError, load_tables, valid_orders
+from experiments.common.tables import (
+    AlignedValid,
+    TableSetError,
+    TableSource,
+    load_tables,
+    valid_sets,
+    with_table_info,
+)
 from experiments.deferral.defer_report import to_markdown, write_plots
 from experiments.deferral.defer_runs import CLASSICAL, DeferJob, DeferRun, run_defer_jobs
 from mura_env.common.config_cli import parse_config, save_config
 from mura_env.constants import BODY_PARTS
 from mura_env.logits import LogitsTableError, MissingLogitsError
 from mura_env.readers import resolve_reader
-from mura_env.statistics import draw_resamples, method_runs, summarise
+from mura_env.statistics import (
+    draw_resamples,
+    method_metrics,
+    method_runs,
+    summarise,
+    summarise_tables,
+)
 
 #: Which split each step uses (recorded in config.json).
 SPLIT_USE = {"fit_and_train": "tune",
@@ -139,43 +157,54 @@ def run_frame(runs: list[DeferRun], labels_of: list[np.ndarray], parts_of: list[
     return pd.DataFrame(rows)
 
 
-def summary_frame(cfg: DeferConfig, runs: list[DeferRun], orders: list[np.ndarray],
-                  labels: np.ndarray, parts: np.ndarray, per_run: pd.DataFrame) -> pd.DataFrame:
+def summary_frames(cfg: DeferConfig, runs: list[DeferRun], valid: AlignedValid,
+                   per_run: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per cost, every method's figures with intervals (:func:`summarise`), its mean deferral
-    rate overall and per body part; rows ordered by cost."""
-    resample = draw_resamples(parts, len(orders), cfg.seeds, cfg.n_bootstrap,
-                              cfg.bootstrap_seed)
-    frames = []
+    rate overall and per body part (rows ordered by cost); and per cost, method and table, its
+    figures on that table alone (:func:`summarise_tables`) with its mean deferral rate there.
+    One set of bootstrap draws serves every cost."""
+    resample = draw_resamples(valid.sets, cfg.seeds, cfg.n_bootstrap, cfg.bootstrap_seed)
+    references = [*ALONE, *(f"global_threshold@{a}" for a in cfg.agents)]
+    frames, tables = [], []
     for cost in cfg.costs:
-        methods = method_runs([r for r in runs if r.cost == cost], orders,
+        methods = method_runs([r for r in runs if r.cost == cost], valid.orders,
                               ("prediction", "score"))
-        references = [*ALONE, *(f"global_threshold@{a}" for a in cfg.agents)]
-        frame = summarise(methods, labels, parts, resample, references)
-        rates = per_run[per_run["cost"] == cost].groupby("method").mean(numeric_only=True)
+        metrics = method_metrics(methods, valid.sets, resample)
+        frame = summarise(methods, valid.sets, resample, references, metrics=metrics)
+        at_cost = per_run[per_run["cost"] == cost]
+        rates = at_cost.groupby("method").mean(numeric_only=True)
         columns = ["deferral_rate", *(f"deferral_rate_{p}" for p in BODY_PARTS)]
         frame = frame.join(rates[columns], on="method")
         frame.insert(0, "cost", cost)
         frames.append(frame)
-    return pd.concat(frames, ignore_index=True)
+        per_table = summarise_tables(methods, valid.sets, resample, references,
+                                     metrics=metrics)
+        table_rates = at_cost.groupby(["method", "table"])["deferral_rate"].mean()
+        per_table = per_table.join(table_rates, on=["method", "table"])
+        per_table.insert(0, "cost", cost)
+        tables.append(per_table)
+    return pd.concat(frames, ignore_index=True), pd.concat(tables, ignore_index=True)
 
 
-def run_defer(cfg: DeferConfig, sources: list, orders: list[np.ndarray], staging: Path,
-              started: float) -> pd.DataFrame:
-    """Run every job, summarise, write every output into ``staging``; returns the summary."""
+def run_defer(cfg: DeferConfig, sources: list[TableSource], aligned: AlignedValid,
+              staging: Path, started: float) -> pd.DataFrame:
+    """Run every job, summarise, write every output into ``staging``; returns the summary
+    (``aligned``: the tables' valid studies and orders,
+    :func:`~experiments.common.tables.valid_sets`)."""
     load_at_start = os.getloadavg()[0]
     tables = [s.table for s in sources]
     jobs = make_jobs(cfg, len(tables))
     bar = tqdm(total=len(jobs), desc="defer", disable=not cfg.progress)
     runs = run_defer_jobs(jobs, tables, cfg, lambda job: bar.update())
     bar.close()
-    valid = [t.studies[t.studies["split"] == "valid"] for t in tables]
-    per_run = run_frame(runs, [v["label"].to_numpy() for v in valid],
-                        [v["body_part"].to_numpy() for v in valid])
-    first = valid[0]
-    frame = summary_frame(cfg, runs, orders, first["label"].to_numpy(),
-                          first["body_part"].to_numpy(dtype=object), per_run)
+    valid_rows = [t.studies[t.studies["split"] == "valid"] for t in tables]
+    per_run = run_frame(runs, [v["label"].to_numpy() for v in valid_rows],
+                        [v["body_part"].to_numpy() for v in valid_rows])
+    frame, per_table = summary_frames(cfg, runs, aligned, per_run)
+    per_table = with_table_info(per_table, sources)
     info = {"tables": [s.label for s in sources], "n_tune": int(
-        (tables[0].studies["split"] == "tune").sum()), "n_valid": len(first),
+        (tables[0].studies["split"] == "tune").sum()), "n_valid": aligned.n_studies,
+        "study_sets": aligned.sets.study_set.tolist(),
         "seeds": cfg.seeds, "costs": list(cfg.costs), "agents": list(cfg.agents),
         "split_use": SPLIT_USE, "wall_seconds": round(time.perf_counter() - started, 1),
         "quick": cfg.quick, "reader": cfg.reader,
@@ -184,8 +213,9 @@ def run_defer(cfg: DeferConfig, sources: list, orders: list[np.ndarray], staging
                     f"1-minute load average {load_at_start:.2f} at the start, "
                     f"{os.getloadavg()[0]:.2f} at the end")}
     frame.to_csv(staging / "defer.csv", index=False)
+    per_table.to_csv(staging / "per_table.csv", index=False)
     per_run.to_csv(staging / "runs.csv", index=False)
-    (staging / "defer.md").write_text(to_markdown(frame, info))
+    (staging / "defer.md").write_text(to_markdown(frame, info, per_table))
     write_plots(frame, staging)
     save_config(cfg, staging / "config.json", {"resolved": info})
     return frame
@@ -197,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = resolve(parse_config(DeferConfig, argv, __doc__))
         sources = load_tables(cfg.tables)
-        orders = valid_orders(sources)
+        valid = valid_sets(sources)
         out = new_output_folder(cfg.out, "runs/defer")
         readers = [resolve_reader(s.table.reader_ids, cfg.reader) for s in sources]
         if len(set(readers)) > 1:
@@ -211,9 +241,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     resolved = replace(cfg, out=out, reader=readers[0])
     run_staged(out, cfg.threads,
-               lambda staging: run_defer(resolved, sources, orders, staging, started))
+               lambda staging: run_defer(resolved, sources, valid, staging, started))
     print((out / "defer.md").read_text().split("\n## ")[0])
-    print(f"wrote {out}/defer.md, defer.csv, runs.csv, config.json, plots in "
+    print(f"wrote {out}/defer.md, defer.csv, per_table.csv, runs.csv, config.json, plots in "
           f"{time.perf_counter() - started:.0f} s")
     return 0
 

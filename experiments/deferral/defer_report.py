@@ -1,5 +1,6 @@
 """The deferral experiment's report: ``defer.md`` and its PNG plots, from the per-cost figures
-of :func:`mura_env.statistics.summarise` (one row per method and cost)."""
+of :func:`mura_env.statistics.summarise` (one row per method and cost) and the per-table ones
+of :func:`mura_env.statistics.summarise_tables`."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from experiments.common.report import (
     markdown_table,
     save_figure,
 )
+from experiments.weighting.benchmark_report import per_table_lines, table_ci, table_legend
 from mura_env.constants import BODY_PARTS
+from mura_env.statistics import coverage_note
 
 PLOTS = {"coverage_accuracy.png": "team accuracy against deferral rate",
          "coverage_kappa.png": "team kappa against deferral rate"}
@@ -62,11 +65,15 @@ def _coverage_table(frame: pd.DataFrame) -> list[str]:
     rows = []
     for _, r in frame[~frame["method"].map(is_twin)].iterrows():
         rows.append([f"{r['cost']:g}", label(r), fmt(r["deferral_rate"], 1, 100),
-                     ci(r, "accuracy"), ci(r, "kappa"),
+                     ci(r, "accuracy"), table_ci(r, "accuracy"), ci(r, "kappa"),
                      ci(r, "accuracy_vs_always_defer", 1, 100, "+"),
-                     ci(r, "accuracy_vs_never_defer", 1, 100, "+")])
-    return markdown_table(["cost", "method", "deferred %", "accuracy", "kappa",
-                           "vs reader alone (points)", "vs ensemble alone (points)"], rows)
+                     table_ci(r, "accuracy_vs_always_defer", 1, 100, "+"),
+                     ci(r, "accuracy_vs_never_defer", 1, 100, "+"),
+                     table_ci(r, "accuracy_vs_never_defer", 1, 100, "+")])
+    return markdown_table(["cost", "method", "deferred %", "accuracy [95% CI]",
+                           "accuracy, table-level 95% CI", "kappa [95% CI]",
+                           "vs reader alone (points) [95% CI]", "table-level 95% CI",
+                           "vs ensemble alone (points) [95% CI]", "table-level 95% CI"], rows)
 
 
 def _matched_table(frame: pd.DataFrame, agents: list[str]) -> list[str]:
@@ -78,11 +85,12 @@ def _matched_table(frame: pd.DataFrame, agents: list[str]) -> list[str]:
             rows.append([agent, f"{r['cost']:g}", fmt(r["deferral_rate"], 1, 100),
                          fmt(t["deferral_rate"], 1, 100),
                          ci(r, f"accuracy_vs_{twin}", 1, 100, "+"),
+                         table_ci(r, f"accuracy_vs_{twin}", 1, 100, "+"),
                          ci(r, f"kappa_vs_{twin}", 3, 1, "+"),
                          ci(r, f"poi_vs_{twin}", 2)])
     return markdown_table(["agent", "cost", "agent deferred %", "threshold deferred %",
-                           "accuracy difference (points)", "kappa difference",
-                           "P(agent better)"], rows)
+                           "accuracy difference (points) [95% CI]", "table-level 95% CI",
+                           "kappa difference", "P(agent better)"], rows)
 
 
 def _part_table(frame: pd.DataFrame) -> list[str]:
@@ -91,6 +99,40 @@ def _part_table(frame: pd.DataFrame) -> list[str]:
             for _, r in frame[~frame["method"].map(is_twin)].iterrows()
             if r["method"] not in ALONE_LABELS]
     return markdown_table(["cost", "method", *BODY_PARTS], rows)
+
+
+def _per_table_section(per_table: pd.DataFrame, agents: list[str]) -> list[str]:
+    """``## Per table``: the team accuracy of every method at every cost per table, and each
+    RL agent's accuracy difference from its matched-rate threshold per table."""
+    shown = per_table[~per_table["method"].map(is_twin)]
+    lines = ["## Per table", "",
+             table_legend(per_table) + " Mean over the table's seeds; differences in points "
+             "with a 95% interval from the same bootstrap draws restricted to that table (its "
+             "seeds and its valid studies). Every value is in `per_table.csv`.", "",
+             "Team accuracy:", "",
+             *per_table_lines(shown, lambda r: fmt(r["accuracy"]), ("cost", "method"),
+                              lambda r: [f"{r['cost']:g}", label(r)])]
+    mine = per_table[per_table["method"].isin(agents)]
+    if len(mine):
+        lines += ["", "RL agent vs its matched-rate threshold, accuracy points [95% CI]:", "",
+                  *per_table_lines(
+                      mine, lambda r: ci(r, f"accuracy_vs_global_threshold@{r['method']}",
+                                         1, 100, "+"),
+                      ("method", "cost"), lambda r: [r["method"], f"{r['cost']:g}"])]
+    return lines + [""]
+
+
+def _valid_sentence(info: dict[str, Any]) -> str:
+    """The valid size and which tables share their valid studies."""
+    sets = info.get("study_sets") or [0] * len(info["tables"])
+    text = f"valid {info['n_valid']:,} studies per table (final scores only"
+    if len(set(sets)) > 1:
+        groups: dict[int, list[str]] = {}
+        for t, g in enumerate(sets):
+            groups.setdefault(g, []).append(f"t{t}")
+        text += (f"; {len(groups)} study sets, one per data draw, shared by the tables of a "
+                 "set: " + "; ".join(", ".join(ts) for ts in groups.values()))
+    return text + ")"
 
 
 def reader_sentence(info: dict[str, Any]) -> str:
@@ -103,9 +145,11 @@ def reader_sentence(info: dict[str, Any]) -> str:
     return f"The reader is the tables' column `reader_{info['reader']}`."
 
 
-def to_markdown(frame: pd.DataFrame, info: dict[str, Any]) -> str:
+def to_markdown(frame: pd.DataFrame, info: dict[str, Any],
+                per_table: pd.DataFrame | None = None) -> str:
     """The report: sizes, the coverage-accuracy table, where the team beats both alone, the
-    agents against thresholding at equal deferral rate, areas and per-part deferral rates."""
+    agents against thresholding at equal deferral rate, areas, per-part deferral rates and
+    (with ``per_table``, ``per_table.csv``'s rows) the per-table figures."""
     agents = [a for a in info["agents"] if a in set(frame["method"])]
     methods = [m for m in dict.fromkeys(frame["method"]) if not is_twin(m)
                and m not in ALONE_LABELS]
@@ -113,10 +157,12 @@ def to_markdown(frame: pd.DataFrame, info: dict[str, Any]) -> str:
     lines = [
         "# When to hand a study to the reader: deferral on the reference tables", "",
         f"{len(info['tables'])} tables x {info['seeds']} seeds per RL agent; tune "
-        f"{info['n_tune']:,} studies (fitting and training), valid {info['n_valid']:,} "
-        f"studies (final scores only). {reader_sentence(info)} A study scores 1 when "
-        "the answer that counts is right; deferring costs `cost`. Intervals: 95%, tables, "
-        "seeds and valid studies resampled jointly. Synthetic data: nothing here is clinical.",
+        f"{info['n_tune']:,} studies (fitting and training), {_valid_sentence(info)}. "
+        f"{reader_sentence(info)} A study scores 1 when the answer that counts is right; "
+        "deferring costs `cost`. Synthetic data: nothing here is clinical.", "",
+        "**Intervals.** "
+        + coverage_note(len(info["tables"]),
+                        len(set(info.get("study_sets") or [0]))),
         "" if not info.get("quick") else "\n**--quick: a smoke test, not a result.**\n",
         "## Coverage and accuracy", "", *_coverage_table(frame), "",
         "## Does the team beat both the reader alone and the ensemble alone?", "",
@@ -132,6 +178,8 @@ def to_markdown(frame: pd.DataFrame, info: dict[str, Any]) -> str:
         "", "Trapezoids over each method's cost points (mean deferral rate, mean accuracy), "
         "anchored by the reader alone at coverage 0 and the ensemble alone at coverage 1.", "",
         "## Deferral rate per body part (%)", "", *_part_table(frame), "",
+        *(_per_table_section(per_table, agents) if per_table is not None and len(per_table)
+          else []),
         "## Plots", "", *(f"![{text}]({name})" for name, text in PLOTS.items()), ""]
     return "\n".join(lines)
 

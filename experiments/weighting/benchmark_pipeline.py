@@ -1,5 +1,6 @@
 """The benchmark's run on the tables it is given: every job, the statistics
-(:mod:`mura_env.statistics`: runs and studies resampled jointly) and every output.
+(:mod:`mura_env.statistics`: runs and studies resampled jointly, and the table-level interval)
+and every output.
 :mod:`experiments.weighting.benchmark` runs it on the reference tables,
 :mod:`experiments.weighting.compare` on one table."""
 
@@ -18,7 +19,7 @@ from tqdm import tqdm
 from agents.baselines import all_baselines
 from agents.reporting import SPLIT_USE
 from experiments.common.job_pool import run_staged
-from experiments.common.tables import TableSource
+from experiments.common.tables import AlignedValid, TableSource, with_table_info
 from experiments.weighting.benchmark_config import (
     BUDGET_RULE,
     BenchmarkConfig,
@@ -35,25 +36,28 @@ from experiments.weighting.benchmark_runs import RunResult, run_jobs
 from mura_env.common.config_cli import save_config
 from mura_env.statistics import (
     MethodRuns,
+    ValidSets,
+    coverage_note,
     draw_resamples,
+    method_metrics,
     method_runs,
     run_metrics,
     summarise,
+    summarise_tables,
 )
 
 #: Methods every other one is compared with, paired on the same bootstrap resamples.
 DIFFERENCE_REFERENCES = ("uniform", "stacking")
 
 
-def run_frames(results: list[RunResult], methods: list[MethodRuns], labels: np.ndarray,
-               body_parts: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
+def run_frames(results: list[RunResult], methods: list[MethodRuns], valid: ValidSets
+               ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``runs.csv`` (one row per table x seed x method: valid metrics, time, env steps) and
     ``curves.csv`` (every tune evaluation of every agent run)."""
     times = {(r.method, r.table, r.seed): (r.train_time, r.env_steps) for r in results}
-    no_draws = np.zeros((0, len(labels)))
     rows = []
     for m in methods:
-        values = run_metrics(labels, body_parts, m, no_draws)
+        values = run_metrics(valid, m)
         for t, s in np.ndindex(*m.predictions.shape[:2]):
             train_time, steps = times[(m.name, t, s)]
             rows.append({"table": t, "seed": s, "method": m.name, "kind": m.kind,
@@ -67,14 +71,14 @@ def run_frames(results: list[RunResult], methods: list[MethodRuns], labels: np.n
     return pd.DataFrame(rows), pd.DataFrame(curves)
 
 
-def run_benchmark(cfg: BenchmarkConfig, sources: list[TableSource], orders: list[np.ndarray],
+def run_benchmark(cfg: BenchmarkConfig, sources: list[TableSource], valid: AlignedValid,
                   staging: Path, started: float, title: str = TITLE) -> pd.DataFrame:
     """Run every job and write every output into ``staging``.
 
     Args:
         cfg: the resolved settings (:func:`~experiments.weighting.benchmark_config.resolve`).
-        sources: the tables; orders: their valid orders
-            (:func:`~experiments.weighting.benchmark_runs.valid_orders`).
+        sources: the tables; valid: their valid studies and orders
+            (:func:`~experiments.common.tables.valid_sets`).
         staging: the folder every output goes to.
         started: the command's ``time.perf_counter()`` at its start, for the total wall time.
         title: the heading of ``benchmark.md``.
@@ -92,83 +96,97 @@ def run_benchmark(cfg: BenchmarkConfig, sources: list[TableSource], orders: list
                            on_done=lambda job: bar.update())
     timings["runs"] = time.perf_counter() - start
     start = time.perf_counter()
-    valid = sources[0].table.studies.query("split == 'valid'")
-    labels, parts = valid["label"].to_numpy(np.int64), valid["body_part"].to_numpy(object)
     names = [*cfg.algos, *(b.name for b in all_baselines())]
-    methods = method_runs(results, orders, names=names)
-    resample = draw_resamples(parts, len(sources), cfg.seeds, cfg.n_bootstrap,
-                              cfg.bootstrap_seed)
-    frame = summarise(methods, labels, parts, resample, DIFFERENCE_REFERENCES)
-    runs, curves = run_frames(results, methods, labels, parts)
+    methods = method_runs(results, valid.orders, names=names)
+    resample = draw_resamples(valid.sets, cfg.seeds, cfg.n_bootstrap, cfg.bootstrap_seed)
+    metrics = method_metrics(methods, valid.sets, resample)
+    frame = summarise(methods, valid.sets, resample, DIFFERENCE_REFERENCES, metrics=metrics)
+    per_table = with_table_info(summarise_tables(
+        methods, valid.sets, resample, DIFFERENCE_REFERENCES, metrics=metrics), sources)
+    runs, curves = run_frames(results, methods, valid.sets)
     means = runs.groupby("method", sort=False)[["train_time", "env_steps"]].mean()
     frame = frame.join(means, on="method")
     timings["statistics"] = time.perf_counter() - start
     start = time.perf_counter()
     frame.to_csv(staging / "benchmark.csv", index=False)
+    per_table.to_csv(staging / "per_table.csv", index=False)
     runs.to_csv(staging / "runs.csv", index=False)
     curves.to_csv(staging / "curves.csv", index=False)
     write_plots(frame, curves, staging, DIFFERENCE_REFERENCES)
     timings["report"] = time.perf_counter() - start
     timings["total"] = time.perf_counter() - started
-    info = _info(cfg, sources, labels, timings, load_at_start)
+    info = _info(cfg, sources, valid.sets, timings, load_at_start)
     info["tune_gain_check"] = tune_gain_check(curves)
     (staging / "benchmark.md").write_text(to_markdown(frame, info, DIFFERENCE_REFERENCES,
-                                                      title))
+                                                      title, per_table))
     save_config(cfg, staging / "config.json", {
         "splits": {**SPLIT_USE, "agent_budgets_chosen_on": "tune"},
         "resolved_tables": info["tables"], "budgets": info["budgets"],
-        "sizes": {k: info[k] for k in ("seeds", "n_tune", "n_valid", "n_valid_abnormal")},
+        "sizes": {k: info[k] for k in ("seeds", "n_tune", "n_valid", "n_valid_abnormal",
+                                       "study_sets")},
         "statistics": info["design"], "timings_s": timings, "machine": info["machine"]})
     return frame
 
 
-def _info(cfg: BenchmarkConfig, sources: list[TableSource], labels: np.ndarray,
+def valid_abnormal(valid: ValidSets) -> int | list[int]:
+    """The abnormal valid studies per study set: one number when every set has as many, else
+    one per set."""
+    counts = [int(valid.labels[t].sum()) for t in valid.first_tables()]
+    return counts[0] if len(set(counts)) == 1 else counts
+
+
+def _info(cfg: BenchmarkConfig, sources: list[TableSource], valid: ValidSets,
           timings: dict[str, float], load_at_start: float) -> dict[str, Any]:
     """What the report says about sizes, budgets, design, time and the machine (its 1-minute
     load average at the start and at the end: other work slows the benchmark down)."""
     return {
         "tables": [s.label for s in sources], "seeds": cfg.seeds,
         "n_tune": [int((s.table.studies["split"] == "tune").sum()) for s in sources],
-        "n_valid": len(labels), "n_valid_abnormal": int(labels.sum()),
+        "n_valid": valid.n_studies, "n_valid_abnormal": valid_abnormal(valid),
+        "study_sets": valid.study_set.tolist(),
         "budgets": agent_budgets(cfg),
         "budget_note": BUDGET_RULE, "n_bootstrap": cfg.n_bootstrap,
-        "design": design_note(cfg, len(sources)), "timings": timings,
+        "design": design_note(cfg, len(sources), valid.n_sets), "timings": timings,
         "machine": (f"{os.cpu_count()} CPUs ({platform.machine()}), {cfg.workers} worker "
                     f"process(es), 1-minute load average {load_at_start:.2f} at the start, "
                     f"{os.getloadavg()[0]:.2f} at the end"),
     }
 
 
-def design_note(cfg: BenchmarkConfig, n_tables: int) -> str:
-    """One paragraph: what the intervals and the probability of improvement are."""
+def design_note(cfg: BenchmarkConfig, n_tables: int, n_sets: int = 1) -> str:
+    """One paragraph: what the intervals and the probability of improvement are, and what each
+    interval covers (:func:`~mura_env.statistics.coverage_note`)."""
     return (
         f"A method's score is its mean over runs (tables x seeds; a deterministic baseline has "
         f"one run per table). 95% percentile intervals from {cfg.n_bootstrap:,} seeded "
         f"bootstrap draws (seed {cfg.bootstrap_seed}) that each resample the {n_tables} "
         f"tables, the {cfg.seeds} seeds within each table, and the valid studies (within each "
-        "body part), the same draw for every method and every run; differences pair each run "
-        "with the reference's run on the same table and the same resampled studies. "
-        "P(improve) is rliable's probability of improvement on a (runs, tasks) matrix with "
-        "runs = seeds and tasks = table x body part, score = the run's accuracy on that part "
-        "(Mann-Whitney, ties 1/2, averaged over tasks); its interval comes from the same draws.")
+        "data draw's study set and body part), the same draw for every method and every run; "
+        "differences pair each run with the reference's run on the same table and the same "
+        "resampled studies. P(improve) is rliable's probability of improvement on a (runs, "
+        "tasks) matrix with runs = seeds and tasks = table x body part, score = the run's "
+        "accuracy on that part (Mann-Whitney, ties 1/2, averaged over tasks); its interval "
+        "comes from the same draws. " + coverage_note(n_tables, n_sets))
 
 
 #: The columns of ``benchmark.csv`` a command prints when it ends.
-SHOWN_COLUMNS = ["method", "kind", "accuracy", "accuracy_ci_low", "accuracy_ci_high", "kappa",
+SHOWN_COLUMNS = ["method", "kind", "accuracy", "accuracy_ci_low", "accuracy_ci_high",
+                 "accuracy_table_ci_low", "accuracy_table_ci_high", "kappa",
                  "accuracy_vs_uniform", "poi_vs_uniform", "train_time", "env_steps"]
 
 
-def run_and_show(cfg: BenchmarkConfig, sources: list[TableSource], orders: list[np.ndarray],
+def run_and_show(cfg: BenchmarkConfig, sources: list[TableSource], valid: AlignedValid,
                  started: float, title: str = TITLE) -> int:
     """Run the benchmark into ``cfg.out`` (staged: written all at once, nothing left when
     stopped; :func:`experiments.common.job_pool.run_staged`), then print the method table
     (:data:`SHOWN_COLUMNS`) and what was written. Returns the exit status 0."""
     frame = run_staged(cfg.out, cfg.threads, lambda staging: run_benchmark(
-        cfg, sources, orders, staging, started, title))
-    print(f"valid split, {len(orders[0])} studies per table, {len(sources)} table(s) "
-          "(SYNTHETIC data; nothing clinical):")
+        cfg, sources, valid, staging, started, title))
+    print(f"valid split, {valid.n_studies} studies per table, {len(sources)} table(s), "
+          f"{valid.sets.n_sets} study set(s) (SYNTHETIC data; nothing clinical):")
     print(frame[SHOWN_COLUMNS].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print(f"wrote {cfg.out}/benchmark.md, benchmark.csv, runs.csv, curves.csv, config.json, "
+    print(f"wrote {cfg.out}/benchmark.md, benchmark.csv, per_table.csv, runs.csv, curves.csv, "
+          "config.json, "
           f"plots in {time.perf_counter() - started:.0f} s")
     return 0
 

@@ -13,7 +13,8 @@ the valid studies jointly (:mod:`mura_env.statistics`). Nothing is tuned on vali
 
 Writes into ``--out`` (default ``runs/compare/<time>``), all at once: ``benchmark.md``,
 ``benchmark.csv`` (one row per method, every figure with its 95% interval, differences from
-uniform and stacking, probability of improvement), ``runs.csv`` (one row per seed x method),
+uniform and stacking, probability of improvement; the table-level intervals are NaN with one
+table), ``per_table.csv`` (one row per method), ``runs.csv`` (one row per seed x method),
 ``curves.csv`` (the agents' tune curves), ``config.json``, the PNG plots and
 ``agents/table0_<algo>_seed<s>/`` (the agent runs, see ``train_agent``).
 
@@ -30,7 +31,7 @@ from pathlib import Path
 from experiments.common.job_pool import new_output_folder
 from experiments.common.logits_source import resolve_table
 from experiments.common.options import LogitsOptions
-from experiments.common.tables import INPUT_ERRORS, TableSource, valid_orders
+from experiments.common.tables import INPUT_ERRORS, TableSource, valid_sets
 from experiments.weighting.benchmark_config import BenchmarkConfig, resolve
 from experiments.weighting.benchmark_pipeline import run_and_show
 from mura_env.common.config_cli import parse_config
@@ -82,12 +83,12 @@ def main(argv: list[str] | None = None) -> int:
         cfg = resolve_compare(parse_config(CompareConfig, argv))
         table, path = resolve_table(cfg.logits)
         sources = [TableSource(str(path), table)]
-        orders = valid_orders(sources)
+        valid = valid_sets(sources)
         out = new_output_folder(cfg.out, "runs/compare")
     except INPUT_ERRORS as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    return run_and_show(replace(cfg, out=out, logits=path), sources, orders, started, TITLE)
+    return run_and_show(replace(cfg, out=out, logits=path), sources, valid, started, TITLE)
 
 if __name__ == "__main__":
     sys.exit(main())
