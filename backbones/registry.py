@@ -81,6 +81,12 @@ REGISTRY: dict[str, BackboneSpec] = {
     for spec in (
         BackboneSpec("attention_resnet", lambda n: AttentionResNet(num_classes=n),
                      "layer4", "stem.0", 128),
+        BackboneSpec("attention_resnet_small",
+                     lambda n: AttentionResNet(num_classes=n, widths=(12, 24, 48, 96)),
+                     "layer4", "stem.0", 128),
+        BackboneSpec("attention_resnet_large",
+                     lambda n: AttentionResNet(num_classes=n, widths=(20, 40, 80, 160)),
+                     "layer4", "stem.0", 128),
         BackboneSpec("resnet18", _torchvision("resnet18", "conv1"), "layer4", "conv1", 96,
                      "resnet18"),
         BackboneSpec("resnet50", _torchvision("resnet50", "conv1"), "layer4", "conv1", 128,
@@ -93,8 +99,6 @@ REGISTRY: dict[str, BackboneSpec] = {
                      "features", "features.0.0", 128, "efficientnet_b0"),
         BackboneSpec("mobilenet_v3_small", _torchvision("mobilenet_v3_small", "features.0.0"),
                      "features", "features.0.0", 160, "mobilenet_v3_small"),
-        BackboneSpec("shufflenet_v2_x1_0", _torchvision("shufflenet_v2_x1_0", "conv1.0"),
-                     "conv5", "conv1.0", 96, "shufflenet_v2_x1_0"),
     )
 }
 

@@ -68,9 +68,10 @@ from mura_env.synthetic import generate
 #: ``reference`` builds the weighting problem on purpose: each member is a specialist that
 #: trains mostly (``focus_share``) on its own body parts, the way a model from one clinic's
 #: case mix would, so the best member differs by body part and the observation (body part and
-#: member logits) says which one to trust. Its members are small and their inputs small, so
-#: that one backbone seed's remake (training and the logits of both data draws) takes at most
-#: 20 minutes on 2 CPU cores.
+#: member logits) says which one to trust. Its members are attention ResNets of three widths
+#: (the seed model's family: a stride-2 stem keeps detail at 64 px, where torchvision's
+#: stride-4 stems lose it) at 64 px, so that one backbone seed's remake (training and the
+#: logits of both data draws) takes at most 20 minutes on 2 CPU cores.
 PROFILES: dict[str, dict[str, Any]] = {
     "quick": {"models": {"attention_resnet": (96, 13), "resnet18": (64, 10),
                          "mobilenet_v3_small": (96, 14)},
@@ -78,9 +79,9 @@ PROFILES: dict[str, dict[str, Any]] = {
               "focus_share": 0.8, "synthetic_dir": Path("data/synthetic"), "data_seed": None,
               "score_data_seeds": None},
     "reference": {"models": {
-        "attention_resnet": (64, 10, ("SHOULDER", "HUMERUS", "ELBOW")),
-        "shufflenet_v2_x1_0": (64, 10, ("WRIST", "FOREARM")),
-        "mobilenet_v3_small": (96, 8, ("HAND", "FINGER"))},
+        "attention_resnet_small": (64, 10, ("SHOULDER", "HUMERUS", "ELBOW")),
+        "attention_resnet": (64, 10, ("WRIST", "FOREARM")),
+        "attention_resnet_large": (64, 9, ("HAND", "FINGER"))},
         "batch_size": 64, "lr": 4e-3, "scale": 1.0, "train_studies": 2500, "focus_share": 0.9,
         "synthetic_dir": Path("data/synthetic_full"), "data_seed": REFERENCE_DATA_SEEDS[0],
         "score_data_seeds": REFERENCE_DATA_SEEDS},
