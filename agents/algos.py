@@ -9,8 +9,8 @@ entry in :data:`ALGOS`. ``--steps ALGO=N`` on every command overrides a budget
 
 Default budgets (:meth:`AlgoSpec.default_timesteps`) come from tune curves only, never from
 ``valid``: each
-agent trained longer than needed on the three shipped reference tables (2,691 tune studies,
-3 members; :mod:`mura_env.reference`) with seeds 0 and 1 (softmax-pg 400k env steps, PPO
+agent trained longer than needed on the three reference tables of an earlier reference profile
+(2,691 tune studies, 3 members; one data draw) with seeds 0 and 1 (softmax-pg 400k env steps, PPO
 41k, A2C 150k; SAC, the slowest, 100k with seed 0 on tables 0 and 2), its deterministic
 policy scored on ``tune`` every 2,048 to 10,240 env steps. A run's plateau is
 :func:`plateau_step` (the first evaluation within 0.5 accuracy points of the run's best tune

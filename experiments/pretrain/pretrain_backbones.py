@@ -82,7 +82,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "attention_resnet_small": (64, 10, ("SHOULDER", "HUMERUS", "ELBOW")),
         "attention_resnet": (64, 10, ("WRIST", "FOREARM")),
         "attention_resnet_large": (64, 9, ("HAND", "FINGER"))},
-        "batch_size": 64, "lr": 4e-3, "scale": 1.0, "train_studies": 2500, "focus_share": 0.9,
+        "batch_size": 64, "lr": 4e-3, "scale": 1.0, "train_studies": 2500, "focus_share": 0.85,
         "synthetic_dir": Path("data/synthetic_full"), "data_seed": REFERENCE_DATA_SEEDS[0],
         "score_data_seeds": REFERENCE_DATA_SEEDS},
     "full": {"models": {"densenet169": (320, 30), "resnet50": (320, 30),
