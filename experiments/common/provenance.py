@@ -97,8 +97,8 @@ class PretrainSettings(Protocol):
 
 
 def run_provenance(cfg: PretrainSettings, argv: list[str], table: LogitsTable,
-                   metrics: pd.DataFrame, report: dict[str, Any], data_seed: int | None
-                   ) -> dict[str, Any]:
+                   metrics: pd.DataFrame, report: dict[str, Any], data_seed: int | None,
+                   commit: str | None = None) -> dict[str, Any]:
     """Where one logits table of a run comes from (its ``provenance.json``, and a reference
     table's manifest): commit, the command as run, the command that remakes the reference
     table (under ``--export-reference``), profile, the backbone seed (``seed``), the data seed
@@ -106,9 +106,10 @@ def run_provenance(cfg: PretrainSettings, argv: list[str], table: LogitsTable,
     trained on (``train_data_seed``), machine and the run's wall time, the split sizes (per
     body part and label), each member's tune and valid accuracy and kappa, and the valid
     split's diversity figures (``report`` of
-    :func:`backbones.ensemble_report.diversity_report`, with ``wall_seconds``)."""
+    :func:`backbones.ensemble_report.diversity_report`, with ``wall_seconds``). ``commit``: the
+    commit the run started from (default: :func:`git_commit` now)."""
     command = "python -m experiments.pretrain_backbones " + " ".join(map(shlex.quote, argv))
-    return {"commit": git_commit(), "command": command.strip(),
+    return {"commit": commit or git_commit(), "command": command.strip(),
             "remake_command": remake_command(reference_index(cfg.seed, 0))
             if cfg.export_reference else command.strip(),
             "profile": cfg.profile, "seed": cfg.seed, "data_seed": data_seed,

@@ -450,10 +450,11 @@ def score_other_draw(cfg: PretrainConfig, data_seed: int, members: list[Member],
 
 
 def write_draw(cfg: PretrainConfig, argv: list[str], draw: DrawResult,
-               wall_seconds: float, model_seconds: dict[str, float]) -> None:
+               wall_seconds: float, model_seconds: dict[str, float], commit: str) -> None:
     """Write one draw's ``logits.parquet`` (+ manifest), ``metrics.csv``, ``diversity.json``
-    and ``provenance.json`` into ``draw.folder``; under ``--export-reference`` also install its
-    table as reference table :func:`mura_env.reference.reference_index` (``--seed``, draw)."""
+    and ``provenance.json`` (recording ``commit``, the code the run started from) into
+    ``draw.folder``; under ``--export-reference`` also install its table as reference table
+    :func:`mura_env.reference.reference_index` (``--seed``, draw)."""
     draw.folder.mkdir(parents=True, exist_ok=True)
     draw.table.save(draw.folder / RUN_LOGITS)
     atomic_write_bytes(draw.folder / "metrics.csv", draw.metrics.to_csv(index=False).encode())
@@ -461,7 +462,8 @@ def write_draw(cfg: PretrainConfig, argv: list[str], draw: DrawResult,
               "logits_seconds": draw.seconds}
     atomic_write_bytes(draw.folder / "diversity.json",
                        (json.dumps(report, indent=2) + "\n").encode())
-    provenance = run_provenance(cfg, argv, draw.table, draw.metrics, report, draw.data_seed)
+    provenance = run_provenance(cfg, argv, draw.table, draw.metrics, report, draw.data_seed,
+                                commit)
     atomic_write_bytes(draw.folder / "provenance.json",
                        (json.dumps(provenance, indent=2) + "\n").encode())
     if cfg.export_reference:
@@ -479,7 +481,8 @@ def main(argv: list[str] | None = None) -> int:
     assert cfg.out is not None and cfg.models is not None and cfg.data_seed is not None
     assert cfg.image_size is not None and cfg.epochs is not None
     assert cfg.score_data_seeds is not None
-    if cfg.export_reference and git_commit().endswith("+dirty"):
+    commit = git_commit()  # before any table is installed (installing one changes the tree)
+    if cfg.export_reference and commit.endswith("+dirty"):
         raise SystemExit("error: --export-reference records the commit that made the tables, "
                          "and tracked files differ from it: commit (or stash) them first")
     start_run_folder(cfg)
@@ -497,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
     model_seconds = {m.name: m.seconds for m in members}
     for draw in draws:
         write_draw(cfg, sys.argv[1:] if argv is None else argv, draw, wall_seconds,
-                   model_seconds)
+                   model_seconds, commit)
     for draw in draws:
         print_summary(draw.folder, cfg, draw.metrics, {**draw.report,
                                                        "wall_seconds": wall_seconds})
