@@ -71,10 +71,13 @@ def test_another_draw_is_scored_by_the_same_members_without_training(run: Path) 
     assert other.model_configs == trained_on.model_configs  # same checkpoints
     for name in ("metrics.csv", "diversity.json", "provenance.json"):
         assert (folder / name).is_file(), name
+    commits = set()
     for table_folder, data_seed in ((run, 3), (folder, 4)):
         provenance = json.loads((table_folder / "provenance.json").read_text())
         assert (provenance["seed"], provenance["data_seed"]) == (0, data_seed)
         assert provenance["train_data_seed"] == 3
+        commits.add(provenance["commit"])
+    assert len(commits) == 1  # the commit the run started from, for every table it wrote
     # the other draw's decode caches hold its tune and valid images only
     n_scored_images = int(data.images["split"].isin(["tune", "valid"]).sum())
     cached = [json.loads(p.read_text()) for p in (run.parent / "cache").glob("*.json")]
