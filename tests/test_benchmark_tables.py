@@ -12,7 +12,6 @@ from experiments.common.tables import (
     TableSetError,
     TableSource,
     table_info,
-    valid_orders,
     valid_sets,
     with_table_info,
 )
@@ -58,7 +57,6 @@ def test_tables_are_grouped_by_data_draw_and_aligned_with_their_sets_first_table
     np.testing.assert_array_equal(sets.labels[1], valid1["label"])
     assert (sets.labels[0] != sets.labels[1]).all()  # another draw: other studies
     np.testing.assert_array_equal(sets.body_parts[3], valid1["body_part"])
-    assert [o.tolist() for o in valid_orders(sources)] == [o.tolist() for o in aligned.orders]
 
 
 def test_one_table_or_tables_of_one_draw_make_one_set() -> None:

@@ -38,6 +38,15 @@ def label(row: Mapping[str, Any]) -> str:
     return f"{row['method']} (upper reference)" if row["kind"] == "reference" else row["method"]
 
 
+def study_set_groups(study_sets: Sequence[int]) -> str:
+    """The tables of each study set, ``"t0, t2; t1, t3"`` (sets in first-seen order), from
+    each table's study set number (``study_sets[t]``)."""
+    groups: dict[int, list[str]] = {}
+    for t, g in enumerate(study_sets):
+        groups.setdefault(g, []).append(f"t{t}")
+    return "; ".join(", ".join(ts) for ts in groups.values())
+
+
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     """A markdown table, one string per line: the header, the rule, one line per row."""
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),

@@ -139,13 +139,6 @@ def _same_studies(source: TableSource, valid: pd.DataFrame,
     return None
 
 
-def valid_orders(sources: Sequence[TableSource]) -> list[np.ndarray]:
-    """Per table, the positions of its valid studies in the order of the first table of its
-    study set (:attr:`AlignedValid.orders` of :func:`valid_sets`, which raises
-    :class:`TableSetError` as it does)."""
-    return list(valid_sets(sources).orders)
-
-
 def table_info(sources: Sequence[TableSource]) -> pd.DataFrame:
     """One row per table: ``table`` (index), ``table_label`` (its source label),
     ``table_seed`` and ``data_seed`` (its provenance's ``seed`` and ``data_seed``; None when

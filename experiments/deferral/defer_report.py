@@ -17,6 +17,7 @@ from experiments.common.report import (
     label,
     markdown_table,
     save_figure,
+    study_set_groups,
 )
 from experiments.weighting.benchmark_report import per_table_lines, table_ci, table_legend
 from mura_env.constants import BODY_PARTS
@@ -127,11 +128,8 @@ def _valid_sentence(info: dict[str, Any]) -> str:
     sets = info.get("study_sets") or [0] * len(info["tables"])
     text = f"valid {info['n_valid']:,} studies per table (final scores only"
     if len(set(sets)) > 1:
-        groups: dict[int, list[str]] = {}
-        for t, g in enumerate(sets):
-            groups.setdefault(g, []).append(f"t{t}")
-        text += (f"; {len(groups)} study sets, one per data draw, shared by the tables of a "
-                 "set: " + "; ".join(", ".join(ts) for ts in groups.values()))
+        text += (f"; {len(set(sets))} study sets, one per data draw, shared by the tables "
+                 "of a set: " + study_set_groups(sets))
     return text + ")"
 
 

@@ -18,6 +18,7 @@ from experiments.common.report import (
     label,
     markdown_table,
     save_figure,
+    study_set_groups,
 )
 from mura_env.constants import BODY_PARTS
 
@@ -128,12 +129,8 @@ def _valid_sentence(info: dict[str, Any]) -> str:
     elif len(set(sets)) == 1:
         shared = ", the same in every table"
     else:
-        groups = {}
-        for t, g in enumerate(sets):
-            groups.setdefault(g, []).append(f"t{t}")
-        shared = (f" per table; {len(groups)} study sets (one per data draw; tables of a set "
-                  "share their valid studies): "
-                  + "; ".join(", ".join(ts) for ts in groups.values()))
+        shared = (f" per table; {len(set(sets))} study sets (one per data draw; tables of a "
+                  "set share their valid studies): " + study_set_groups(sets))
     return f"valid: {info['n_valid']:,} studies ({abnormal} abnormal){shared}."
 
 
