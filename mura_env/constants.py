@@ -29,3 +29,8 @@ SPLITS: tuple[str, ...] = ("train", "tune", "valid")
 STUDY_COLUMNS: tuple[str, ...] = (
     "study_id", "patient_id", "body_part", "label", "split", "n_images",
 )
+
+#: Optional study column of a logits table: how hard the study is to read, in [0, 1] (the
+#: share of studies of its body part and label that are easier; the synthetic generator's
+#: latent, :mod:`mura_env.synthetic.difficulty`). Simulated readers share it.
+DIFFICULTY_COLUMN = "difficulty"

@@ -5,34 +5,43 @@ A *read* is one reader's 0/1 call (1 = abnormal) on one study. Reads come either
 per study) or from a CSV of real reads (:func:`load_reader_csv`); :func:`attach_reads` adds
 them to a study table as one ``reader_<id>`` column per reader.
 
-Default reader and where its numbers come from
-----------------------------------------------
+The three radiologists of the MURA paper
+----------------------------------------
 The MURA paper (Rajpurkar et al. 2017, "MURA: Large Dataset for Abnormality Detection in
-Musculoskeletal Radiographs", arXiv:1712.06957) reports, per body part, the Cohen's kappa of
-three radiologists and of its model against a gold standard (majority vote of three other
-radiologists) on a 207-study test set. What could be checked against public copies:
+Musculoskeletal Radiographs", arXiv:1712.06957; the kappa figure, also on
+stanfordmlgroup.github.io/competitions/mura) gives, per body part, the Cohen's kappa of three
+radiologists (and of its model) against the majority vote of three other radiologists on 207
+test studies. :data:`RADIOLOGIST_KAPPAS` holds those figures; :data:`READER_PROFILES` turns each
+radiologist into per-part rates: equal sensitivity and specificity, solved by bisection
+(:func:`equal_rate_for_kappa`) so that the expected kappa (:func:`kappa_for`) at the part's
+abnormal prevalence in the real MURA-v1.1 valid split (:data:`VALID_PREVALENCE`) is the
+paper's. FINGER is hard for every radiologist; the paper's model beats radiologist 1 on HAND;
+which reader to ask, per part, is a real question. The default reader
+(:data:`DEFAULT_READER`) is radiologist 3, the best overall (kappa 0.778).
 
-* the model's kappas: elbow 0.710, finger 0.389, forearm 0.737, hand 0.851, humerus 0.600,
-  shoulder 0.729, wrist 0.931, overall 0.705;
-* the best radiologist's *overall* kappa, 0.778 (the MURA leaderboard's "Best Radiologist
-  Performance" row, stanfordmlgroup.github.io/competitions/mura);
-* the abstract's summary: the model is comparable to the best radiologist on finger and wrist
-  studies and below it on elbow, forearm, hand, humerus and shoulder studies.
+Shared difficulty
+-----------------
+Real radiologists and models miss the same subtle findings. A simulated reader's errors share
+the study's *difficulty* (a number in [0, 1], uniform within each body part and label: the
+share of such studies that are easier; the synthetic generator's latent,
+:mod:`mura_env.synthetic.difficulty`, stored as the ``difficulty`` column of a logits table)
+through one parameter, ``sharing`` (rho, in [0, 1)). With z = Phi^-1(difficulty) and e =
+Phi^-1(u) (u the reader's own uniform for the study, :func:`study_uniforms`), the read is wrong
+when ``rho * z + sqrt(1 - rho^2) * e > Phi^-1(1 - error rate)``: rho = 0 is an independent
+reader, rho -> 1 misses exactly the hardest studies. rho z + sqrt(1 - rho^2) e is standard
+normal for every rho, so each (part, label)'s error rate, and so the per-part kappa, stays the
+profile's (calibrated). :data:`DEFAULT_SHARING` is the default; a study table without a
+``difficulty`` column (real MURA: there is no latent) falls back to rho = 0 with a warning.
 
-The per-body-part radiologist cells of that table were **not** found in any source that could
-be checked, so no per-part radiologist kappa is used here. :data:`TARGET_KAPPA` is a
-**stand-in**: the best radiologist's overall kappa, 0.778, for every body part. Each part's
-default reader has equal sensitivity and specificity, solved by bisection
-(:func:`equal_rate_for_kappa`) so that its expected kappa (:func:`kappa_for`) at the part's
-abnormal prevalence in the real MURA-v1.1 valid split (:data:`VALID_PREVALENCE`) equals the
-target. Pass your own rates to :class:`SimulatedReader` to use other numbers.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import math
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,8 +49,9 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+from scipy.stats import norm
 
-from mura_env.constants import BODY_PARTS, MURA_DIRNAME
+from mura_env.constants import BODY_PARTS, DIFFICULTY_COLUMN, MURA_DIRNAME
 
 #: Real MURA-v1.1 valid split, body part -> (normal studies, abnormal studies); the same
 #: counts as ``mura_env.synthetic.plan.REAL_COUNTS`` (copied so this module stays light).
@@ -55,12 +65,26 @@ VALID_PREVALENCE: dict[str, float] = {
     part: VALID_STUDY_COUNTS[part][1] / sum(VALID_STUDY_COUNTS[part]) for part in BODY_PARTS
 }
 
-#: The best radiologist's overall kappa in the MURA paper (0.778).
-BEST_RADIOLOGIST_OVERALL_KAPPA = 0.778
-
-#: Body part -> target kappa of the default reader. A stand-in: the best radiologist's
-#: overall kappa for every part (the per-part radiologist kappas could not be verified).
-TARGET_KAPPA: dict[str, float] = {part: BEST_RADIOLOGIST_OVERALL_KAPPA for part in BODY_PARTS}
+#: Per-part Cohen's kappa of the three radiologists of the MURA paper (Rajpurkar et al. 2017,
+#: arXiv:1712.06957, the kappa figure; stanfordmlgroup.github.io/competitions/mura) against
+#: the majority vote of three other radiologists; ``overall`` is the whole test set.
+RADIOLOGIST_KAPPAS: dict[str, dict[str, float]] = {
+    "radiologist_1": {"ELBOW": 0.850, "FINGER": 0.304, "FOREARM": 0.796, "HAND": 0.661,
+                      "HUMERUS": 0.867, "SHOULDER": 0.864, "WRIST": 0.791, "overall": 0.731},
+    "radiologist_2": {"ELBOW": 0.710, "FINGER": 0.403, "FOREARM": 0.802, "HAND": 0.927,
+                      "HUMERUS": 0.733, "SHOULDER": 0.791, "WRIST": 0.931, "overall": 0.763},
+    "radiologist_3": {"ELBOW": 0.719, "FINGER": 0.410, "FOREARM": 0.798, "HAND": 0.789,
+                      "HUMERUS": 0.933, "SHOULDER": 0.864, "WRIST": 0.931, "overall": 0.778},
+}
+#: The same figure's kappas of the paper's model, for comparison.
+MURA_MODEL_KAPPAS: dict[str, float] = {
+    "ELBOW": 0.710, "FINGER": 0.389, "FOREARM": 0.737, "HAND": 0.851, "HUMERUS": 0.600,
+    "SHOULDER": 0.729, "WRIST": 0.931, "overall": 0.705,
+}
+#: The reader a deferral uses when a table has several and none is named: the best overall.
+DEFAULT_READER = "radiologist_3"
+#: Default ``sharing`` of the simulated readers (see the module docstring).
+DEFAULT_SHARING = 0.7
 
 #: Columns of a reads table (:func:`load_reader_csv`, input of :func:`attach_reads`).
 READ_COLUMNS: tuple[str, ...] = ("study_id", "reader_id", "read")
@@ -131,47 +155,84 @@ def equal_rate_for_kappa(kappa: float, prevalence: float, tol: float = 1e-12) ->
     return 0.5 * (low + high)
 
 
-#: Body part -> default simulated radiologist's :class:`Rates` (equal sensitivity and
-#: specificity giving :data:`TARGET_KAPPA` at :data:`VALID_PREVALENCE`; see module docstring).
-READER_DEFAULTS: dict[str, Rates] = {
-    part: Rates(rate, rate)
-    for part in BODY_PARTS
-    for rate in [equal_rate_for_kappa(TARGET_KAPPA[part], VALID_PREVALENCE[part])]
+#: Reader profile -> body part -> :class:`Rates` (equal sensitivity and specificity giving
+#: the profile's :data:`RADIOLOGIST_KAPPAS` at :data:`VALID_PREVALENCE`).
+READER_PROFILES: dict[str, dict[str, Rates]] = {
+    name: {part: Rates(rate, rate) for part in BODY_PARTS
+           for rate in [equal_rate_for_kappa(kappas[part], VALID_PREVALENCE[part])]}
+    for name, kappas in RADIOLOGIST_KAPPAS.items()
 }
 
 
-def study_uniforms(study_ids: pd.Series | list[str], seed: int) -> np.ndarray:
-    """One uniform in [0, 1) per study, fixed by (seed, study_id) alone.
+def study_uniforms(study_ids: pd.Series | list[str], seed: int, stream: str = "") -> np.ndarray:
+    """One uniform in (0, 1) per study, fixed by (seed, stream, study_id) alone.
 
     Args:
         study_ids: study ids (str).
         seed: int.
+        stream: a name giving another, independent sequence (e.g. a reader's id); "" for
+            ``sha256(f"{seed}/{study_id}")``, else ``sha256(f"{seed}/{stream}/{study_id}")``.
 
     Returns:
-        float64 array (n,): the first 8 bytes of sha256(f"{seed}/{study_id}") over 2**64.
+        float64 array (n,): (the first 8 bytes of the hash + 0.5) over 2**64.
     """
+    prefix = f"{seed}/" if not stream else f"{seed}/{stream}/"
     return np.array(
-        [int.from_bytes(hashlib.sha256(f"{seed}/{sid}".encode()).digest()[:8], "big") / 2.0**64
-         for sid in study_ids],
+        [(int.from_bytes(hashlib.sha256(f"{prefix}{sid}".encode()).digest()[:8], "big") + 0.5)
+         / 2.0**64 for sid in study_ids],
         dtype=np.float64,
     )
 
 
+def error_events(error_rate: np.ndarray, noise: np.ndarray, difficulty: np.ndarray | None,
+                 sharing: float) -> np.ndarray:
+    """Which reads are wrong, with errors that share the studies' difficulty.
+
+    Args:
+        error_rate: float ``[n]``, each study's error probability (1 - sensitivity for an
+            abnormal study, 1 - specificity for a normal one).
+        noise: float ``[n]`` in (0, 1), the reader's own uniform per study.
+        difficulty: float ``[n]`` in [0, 1], uniform within each (body part, label); None
+            with ``sharing`` 0.
+        sharing: rho in [0, 1).
+
+    Returns:
+        bool ``[n]``: ``rho z + sqrt(1 - rho^2) Phi^-1(noise) > Phi^-1(1 - error_rate)``,
+        with z = Phi^-1(difficulty) (clipped to 1e-9 of 0 and 1). The left side is standard
+        normal, so P(wrong) is ``error_rate`` over uniform difficulties, whatever rho.
+    """
+    if not 0.0 <= sharing < 1.0:
+        raise ValueError(f"sharing must lie in [0, 1), got {sharing!r}")
+    rate = np.asarray(error_rate, dtype=np.float64)
+    if sharing == 0.0:
+        return np.asarray(noise) >= 1.0 - rate
+    if difficulty is None:
+        raise ValueError("sharing > 0 needs the studies' difficulty")
+    z = norm.ppf(np.clip(np.asarray(difficulty, dtype=np.float64), 1e-9, 1.0 - 1e-9))
+    latent = sharing * z + math.sqrt(1.0 - sharing * sharing) * norm.ppf(noise)
+    return latent > norm.ppf(1.0 - rate)
+
+
 @dataclass(frozen=True)
 class SimulatedReader:
-    """A simulated radiologist: per-body-part sensitivity and specificity.
+    """A simulated radiologist: per-body-part sensitivity and specificity, and errors that
+    share the studies' difficulty.
 
     Attributes:
         sensitivity: body part -> P(read 1 | label 1).
         specificity: body part -> P(read 0 | label 0).
-        seed: reads are drawn from (seed, study_id); another seed is another reader.
+        seed: reads are drawn from (seed, reader_id, study_id); another seed is another
+            reader with the same rates.
         reader_id: name of the reader (column ``reader_<id>`` after :func:`attach_reads`).
+        sharing: rho in [0, 1), how much the reader's errors follow the studies'
+            ``difficulty`` (module docstring); 0 for independent errors.
     """
 
     sensitivity: Mapping[str, float]
     specificity: Mapping[str, float]
     seed: int = 0
     reader_id: str = "simulated"
+    sharing: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("sensitivity", "specificity"):
@@ -184,31 +245,53 @@ class SimulatedReader:
                     raise ValueError(f"{name}[{part!r}] must lie in [0, 1], got {value!r}")
         if set(self.sensitivity) != set(self.specificity):
             raise ValueError("sensitivity and specificity must name the same body parts")
+        if not 0.0 <= float(self.sharing) < 1.0:
+            raise ValueError(f"sharing must lie in [0, 1), got {self.sharing!r}")
 
     @classmethod
-    def default(cls, seed: int = 0, reader_id: str = "simulated") -> SimulatedReader:
-        """The reader with :data:`READER_DEFAULTS` rates for every body part."""
-        return cls(
-            sensitivity={part: rates.sensitivity for part, rates in READER_DEFAULTS.items()},
-            specificity={part: rates.specificity for part, rates in READER_DEFAULTS.items()},
-            seed=seed, reader_id=reader_id,
-        )
+    def profile(cls, name: str = DEFAULT_READER, seed: int = 0,
+                sharing: float = DEFAULT_SHARING) -> SimulatedReader:
+        """The reader of profile ``name`` (a key of :data:`READER_PROFILES`), with that id.
+
+        Raises:
+            KeyError: an unknown profile (the message lists them).
+        """
+        if name not in READER_PROFILES:
+            raise KeyError(f"unknown reader profile {name!r}; expected one of "
+                           f"{list(READER_PROFILES)}")
+        rates = READER_PROFILES[name]
+        return cls(sensitivity={p: r.sensitivity for p, r in rates.items()},
+                   specificity={p: r.specificity for p, r in rates.items()},
+                   seed=seed, reader_id=name, sharing=sharing)
+
+    @classmethod
+    def default(cls, seed: int = 0, sharing: float = DEFAULT_SHARING) -> SimulatedReader:
+        """The default reader: profile :data:`DEFAULT_READER` (radiologist 3)."""
+        return cls.profile(DEFAULT_READER, seed=seed, sharing=sharing)
 
     def expected_kappa(self, part: str, prevalence: float) -> float:
         """This reader's expected kappa on ``part`` at this abnormal ``prevalence`` (float)."""
         return kappa_for(self.sensitivity[part], self.specificity[part], prevalence)
 
+    def shares_difficulty(self, studies: pd.DataFrame) -> bool:
+        """Whether reads of ``studies`` follow their difficulty: ``sharing`` > 0 and a
+        ``difficulty`` column."""
+        return self.sharing > 0.0 and DIFFICULTY_COLUMN in studies.columns
+
     def reads(self, studies: pd.DataFrame) -> np.ndarray:
         """This reader's read of each study.
 
         Args:
-            studies: columns ``study_id`` (str), ``body_part`` (str), ``label`` (0/1).
+            studies: columns ``study_id`` (str), ``body_part`` (str), ``label`` (0/1) and,
+                for ``sharing`` > 0, ``difficulty`` (float in [0, 1]). Without it (real
+                MURA has no latent) the reads are independent of difficulty (sharing 0) and
+                a warning says so.
 
         Returns:
-            int8 array (n,), in the table's row order. Study i's read is its label when its
-            uniform u (:func:`study_uniforms`) is below the part's sensitivity (label 1) or
-            specificity (label 0), else the other label; the same (seed, study_id) always
-            gets the same read, whatever the table or row order.
+            int8 array (n,), in the table's row order: the label, or the other label where
+            :func:`error_events` says the read is wrong (error rate 1 - sensitivity for
+            label 1, 1 - specificity for label 0). The same (seed, reader_id, study_id,
+            difficulty) always gets the same read, whatever the table or row order.
         """
         missing = [c for c in ("study_id", "body_part", "label") if c not in studies.columns]
         if missing:
@@ -222,8 +305,20 @@ class SimulatedReader:
         parts = studies["body_part"]
         hit_rate = np.where(labels == 1, parts.map(self.sensitivity).to_numpy(dtype=float),
                             parts.map(self.specificity).to_numpy(dtype=float))
-        correct = study_uniforms(studies["study_id"], self.seed) < hit_rate
-        return np.where(correct, labels, 1 - labels).astype(np.int8)
+        sharing, difficulty = float(self.sharing), None
+        if sharing > 0.0 and not self.shares_difficulty(studies):
+            warnings.warn(f"reader {self.reader_id!r}: the studies have no {DIFFICULTY_COLUMN!r} "
+                          "column (real MURA has no latent difficulty), so its errors are "
+                          "independent of difficulty (sharing 0).", stacklevel=2)
+            sharing = 0.0
+        elif sharing > 0.0:
+            difficulty = studies[DIFFICULTY_COLUMN].to_numpy(dtype=np.float64)
+            if not (np.isfinite(difficulty).all() and (difficulty >= 0).all()
+                    and (difficulty <= 1).all()):
+                raise ValueError(f"studies' {DIFFICULTY_COLUMN!r} must lie in [0, 1]")
+        noise = study_uniforms(studies["study_id"], self.seed, self.reader_id)
+        wrong = error_events(1.0 - hit_rate, noise, difficulty, sharing)
+        return np.where(wrong, 1 - labels, labels).astype(np.int8)
 
 
 def normalise_study(raw: str) -> str | None:
@@ -371,20 +466,25 @@ def missing_reader_message(reader_ids: tuple[str, ...], reader_id: str | None) -
     return (f"The logits table has {what} (readers: {have or 'none'}). Add reads in one of two "
             "ways: table.with_reads(mura_env.readers.load_reader_csv('reads.csv')) for real "
             "reads (CSV columns study,reader,read), or table.with_simulated_reader() for a "
-            "simulated reader (mura_env.readers.SimulatedReader).")
+            "simulated radiologist (mura_env.readers.SimulatedReader; python -m "
+            "experiments.attach_reader adds all three).")
 
 
 def resolve_reader(reader_ids: tuple[str, ...], reader: str | None) -> str:
-    """The reader a deferral uses: ``reader``, or the table's only reader when None.
+    """The reader a deferral uses: ``reader``; when None, :data:`DEFAULT_READER` if the table
+    has it, else the table's only reader.
 
     Args:
         reader_ids: the table's readers (``LogitsTable.reader_ids``).
         reader: the reader asked for, or None.
 
     Raises:
-        KeyError: no reader column, several and ``reader`` is None, or none named ``reader``
-            (the message says how to add reads or which ids there are).
+        KeyError: no reader column, several (none of them the default) and ``reader`` is
+            None, or none named ``reader`` (the message says how to add reads or which ids
+            there are).
     """
+    if reader is None and DEFAULT_READER in reader_ids:
+        return DEFAULT_READER
     if reader is None and len(reader_ids) > 1:
         raise KeyError(f"The logits table has several readers {list(reader_ids)}; pick one "
                        "(reader=<id>, or --reader <id> on the command line).")
@@ -392,3 +492,28 @@ def resolve_reader(reader_ids: tuple[str, ...], reader: str | None) -> str:
     if chosen not in reader_ids:
         raise KeyError(missing_reader_message(reader_ids, chosen))
     return chosen
+
+
+def error_correlation(reader_wrong: np.ndarray, other_wrong: np.ndarray,
+                      groups: np.ndarray) -> float:
+    """Correlation between two sets of errors on the same studies, within groups.
+
+    Args:
+        reader_wrong: bool ``[n]``, a reader's wrong reads.
+        other_wrong: bool ``[n]``, another's (e.g. an ensemble member's) wrong answers.
+        groups: ``[n]`` labels (e.g. body parts); each error indicator is centred on its
+            group's mean first, so that a reader who is weak on FINGER and a member that is
+            strong there do not count as errors that avoid each other.
+
+    Returns:
+        Pearson's r of the centred indicators (float; NaN when either is constant).
+    """
+    a = np.asarray(reader_wrong, dtype=np.float64).copy()
+    b = np.asarray(other_wrong, dtype=np.float64).copy()
+    groups = np.asarray(groups)
+    for group in np.unique(groups):
+        rows = groups == group
+        a[rows] -= a[rows].mean()
+        b[rows] -= b[rows].mean()
+    scale = math.sqrt(float(a @ a) * float(b @ b))
+    return float(a @ b / scale) if scale > 0 else float("nan")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -15,13 +16,22 @@ from experiments.deferral import attach_reader, defer
 from experiments.deferral.defer_report import coverage_area
 from mura_env.constants import BODY_PARTS
 from mura_env.logits import LogitsTable
-from mura_env.readers import SimulatedReader
+from mura_env.readers import DEFAULT_SHARING, READER_PROFILES, SimulatedReader
+
+READERS = tuple(READER_PROFILES)
+
+
+def with_difficulty(table: LogitsTable) -> LogitsTable:
+    """``table`` with a ``difficulty`` column: a uniform draw fixed by each study's id."""
+    ids = table.studies["study_id"]
+    values = [np.random.default_rng(zlib.crc32(s.encode())).random() for s in ids]
+    return table.with_difficulty(pd.DataFrame({"study_id": ids, "difficulty": values}))
 
 
 @pytest.fixture(scope="module")
 def tables(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     folder = tmp_path_factory.mktemp("defer_tables")
-    paths = [standin_table(t, draw=d).save(folder / f"reference_{t}.parquet")
+    paths = [with_difficulty(standin_table(t, draw=d)).save(folder / f"reference_{t}.parquet")
              for t, d in STANDIN]  # tables 0 and 1 share their valid studies, 2 has others
     assert attach_reader.main(["--table", *map(str, paths)]) == 0
     return paths
@@ -39,31 +49,52 @@ def finished(tables: list[Path], tmp_path_factory: pytest.TempPathFactory) -> Pa
     return out
 
 
-def test_attach_reader_adds_the_deterministic_simulated_reads(tables: list[Path]) -> None:
+def test_attach_reader_adds_the_three_deterministic_radiologists(tables: list[Path]) -> None:
     table = LogitsTable.load(tables[0])
-    assert table.reader_ids == ("simulated",)
-    expected = SimulatedReader.default().reads(table.studies)
-    np.testing.assert_array_equal(table.reads("simulated"), expected)
-    assert table.provenance["reader"]["kind"] == "simulated"
+    assert table.reader_ids == READERS
+    for reader in READERS:
+        expected = SimulatedReader.profile(reader).reads(table.studies)
+        np.testing.assert_array_equal(table.reads(reader), expected)
+        record = table.provenance["readers"][reader]
+        assert record["kind"] == "simulated" and record["sharing"] == DEFAULT_SHARING
+        assert "arXiv:1712.06957" in record["source"]
     assert attach_reader.main(["--table", str(tables[0])]) == 2  # already there: --replace
     assert attach_reader.main(["--table", str(tables[0]), "--replace"]) == 0
-    np.testing.assert_array_equal(LogitsTable.load(tables[0]).reads("simulated"), expected)
+    again = LogitsTable.load(tables[0])
+    np.testing.assert_array_equal(again.reads("radiologist_3"), table.reads("radiologist_3"))
+
+
+def test_attach_reader_without_difficulty_records_the_fallback(tmp_path: Path) -> None:
+    path = standin_table(0).save(tmp_path / "plain.parquet")
+    assert attach_reader.main(["--table", str(path), "--profiles", "radiologist_1"]) == 0
+    table = LogitsTable.load(path)
+    record = table.provenance["readers"]["radiologist_1"]
+    assert record["sharing"] == 0.0 and "no difficulty column" in record["fallback"]
+    np.testing.assert_array_equal(
+        table.reads("radiologist_1"),
+        SimulatedReader.profile("radiologist_1", sharing=0.0).reads(table.studies))
 
 
 def test_writes_every_file_with_every_method_and_cost(finished: Path) -> None:
-    for name in ("defer.md", "defer.csv", "per_table.csv", "runs.csv", "config.json",
-                 "coverage_accuracy.png",
-                 "coverage_kappa.png"):
+    for name in ("defer.md", "defer.csv", "per_table.csv", "runs.csv", "readers.csv",
+                 "sensitivity.csv", "config.json", "coverage_accuracy.png",
+                 "coverage_kappa.png", "sensitivity.png"):
         assert (finished / name).stat().st_size > 0, name
     frame = pd.read_csv(finished / "defer.csv")
     methods = {"never_defer", "always_defer", "global_threshold", "per_part_threshold",
-               "gain_predictor", "oracle_deferral", "softmax-pg", "ppo",
-               "global_threshold@softmax-pg", "global_threshold@ppo"}
+               "gain_predictor", "oracle_deferral", "softmax-pg", "global_threshold@softmax-pg"}
     assert set(frame["method"]) == methods
     assert sorted(frame["cost"].unique()) == [0.0, 0.2]
+    assert tuple(frame["reader"].unique()) == READERS
     runs = pd.read_csv(finished / "runs.csv")
-    agent_runs = runs[runs["method"] == "ppo"]
-    assert len(agent_runs) == 3 * 2 * 2  # tables x seeds x costs
+    own = runs[runs["sharing"] == DEFAULT_SHARING]
+    agent_runs = own[own["method"] == "softmax-pg"]
+    assert len(agent_runs) == 3 * 3 * 2 * 2  # readers x tables x seeds x costs
+    # the sensitivity study: radiologist_3 at cost 0 on reads made at each other sharing
+    other = runs[runs["sharing"] != DEFAULT_SHARING]
+    assert set(other["sharing"]) == {0.0, 0.9} and set(other["reader"]) == {"radiologist_3"}
+    assert set(other["cost"]) == {0.0}
+    assert len(other[other["method"] == "softmax-pg"]) == 2 * 3 * 2  # sharing x tables x seeds
     assert (runs.loc[runs["method"] == "always_defer", "deferral_rate"] == 1.0).all()
     per_part = runs.loc[runs["method"] == "always_defer",
                         [f"deferral_rate_{p}" for p in BODY_PARTS]]
@@ -76,6 +107,33 @@ def test_writes_every_file_with_every_method_and_cost(finished: Path) -> None:
     config = json.loads((finished / "config.json").read_text())
     assert config["resolved"]["split_use"]["scores"] == "valid"
     assert config["resolved"]["study_sets"] == [0, 0, 1]
+    assert config["resolved"]["sensitivity"]["sharing"] == [DEFAULT_SHARING, 0.0, 0.9]
+
+
+def test_reader_figures_and_the_sensitivity_study(finished: Path) -> None:
+    readers = pd.read_csv(finished / "readers.csv")
+    own = readers[readers["sharing"] == DEFAULT_SHARING]
+    assert tuple(own["reader"]) == READERS
+    assert readers[["members_tune", "stacking_valid"]].abs().le(1).all().all()
+    sensitivity = pd.read_csv(finished / "sensitivity.csv")
+    config = json.loads((finished / "config.json").read_text())["resolved"]["sensitivity"]
+    assert set(sensitivity["method"]) == {config["method"], "oracle_deferral", "always_defer",
+                                          "never_defer"}
+    assert sorted(sensitivity["sharing"].unique()) == [0.0, DEFAULT_SHARING, 0.9]
+    # the method was picked on tune: the best tune team accuracy at the tables' own sharing
+    frame = pd.read_csv(finished / "defer.csv")
+    own_rows = frame[(frame["reader"] == "radiologist_3") & (frame["cost"] == 0.0)
+                     & (frame["sharing"] == DEFAULT_SHARING) & (frame["kind"] != "reference")
+                     & ~frame["method"].str.contains("@")
+                     & ~frame["method"].isin(["always_defer", "never_defer"])]
+    assert config["method"] == own_rows.sort_values("tune_accuracy")["method"].iloc[-1]
+    # the reader alone keeps its accuracy level across sharing (same kappas, other studies)
+    alone = sensitivity[sensitivity["method"] == "always_defer"]["accuracy"]
+    assert alone.max() - alone.min() < 0.1
+    text = (finished / "defer.md").read_text()
+    for heading in ("## The readers", "## Every reader at cost 0",
+                    "## Sensitivity to shared difficulty", "## Reader `radiologist_1`"):
+        assert heading in text, heading
 
 
 def test_intervals_and_comparisons_are_consistent(finished: Path) -> None:
@@ -98,29 +156,31 @@ def test_intervals_and_comparisons_are_consistent(finished: Path) -> None:
 def test_per_table_rows_and_table_level_intervals(finished: Path) -> None:
     frame = pd.read_csv(finished / "defer.csv")
     per_table = pd.read_csv(finished / "per_table.csv")
-    assert len(per_table) == len(frame) * 3  # one row per cost x method x table
-    assert per_table.groupby(["cost", "method"]).size().eq(3).all()
-    assert per_table.columns[:7].tolist() == ["cost", "method", "kind", "table", "table_label",
+    assert len(per_table) == len(frame) * 3  # one row per scenario x cost x method x table
+    scenario = ["reader", "sharing", "cost", "method"]
+    assert per_table.groupby(scenario).size().eq(3).all()
+    assert per_table.columns[:9].tolist() == [*scenario, "kind", "table", "table_label",
                                               "table_seed", "data_seed"]
     first = per_table.drop_duplicates("table").sort_values("table")
     assert first["table_seed"].tolist() == [t for t, _ in STANDIN]
     assert first["data_seed"].tolist() == [d for _, d in STANDIN]
     assert first["study_set"].tolist() == [0, 0, 1]
     runs = pd.read_csv(finished / "runs.csv")
-    cells = ["cost", "method", "table"]
+    cells = [*scenario, "table"]
     means = runs.groupby(cells)[["accuracy", "deferral_rate"]].mean()
     got = per_table.set_index(cells)
     np.testing.assert_allclose(got.loc[means.index, "accuracy"], means["accuracy"])
     np.testing.assert_allclose(got.loc[means.index, "deferral_rate"], means["deferral_rate"])
-    for key in ("accuracy", "accuracy_vs_never_defer", "accuracy_vs_global_threshold@ppo"):
+    for key in ("accuracy", "accuracy_vs_never_defer",
+                "accuracy_vs_global_threshold@softmax-pg"):
         rows = per_table[per_table[key].notna()]
         assert ((rows[f"{key}_ci_low"] <= rows[key] + 1e-12)
                 & (rows[key] <= rows[f"{key}_ci_high"] + 1e-12)).all(), key
     reader = per_table[per_table["method"] == "always_defer"]
     assert (reader[["accuracy_vs_always_defer", "accuracy_vs_always_defer_ci_low",
                     "accuracy_vs_always_defer_ci_high"]] == 0).all().all()
-    for (cost, method), rows in per_table.groupby(["cost", "method"]):
-        row = frame[(frame["cost"] == cost) & (frame["method"] == method)].iloc[0]
+    for key, rows in per_table.groupby(scenario):
+        row = frame.set_index(scenario).loc[key]
         values = rows.sort_values("table")["accuracy"].to_numpy()
         half = t_dist.ppf(0.975, 2) * values.std(ddof=1) / np.sqrt(3)
         assert row["accuracy_table_ci_low"] == pytest.approx(values.mean() - half)
@@ -139,4 +199,4 @@ def test_refuses_tables_without_a_reader_and_an_existing_out(tmp_path: Path,
     taken.mkdir()
     assert defer.main(_args(tables, taken)) == 2
     assert defer.main(_args(tables, tmp_path / "y", "--costs", "-1")) == 2
-    assert defer.main(_args(tables, tmp_path / "z", "--reader", "nobody")) == 2
+    assert defer.main(_args(tables, tmp_path / "z", "--readers", "nobody")) == 2

@@ -1,7 +1,9 @@
-"""Deferral methods and the deferral agent: thresholds by hand, the oracle, rate matching, and
-softmax-pg learning the hand-built FINGER rule."""
+"""Deferral methods and the deferral agent: thresholds by hand, the oracle, cross-fitted
+stacking, the agents' threshold twins, and softmax-pg learning the hand-built FINGER rule."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import gymnasium as gym
 import numpy as np
@@ -9,8 +11,12 @@ import pandas as pd
 import pytest
 import torch
 from env_fixtures import tiny_table
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 import mura_env  # noqa: F401  (registers MuraDeferral-v0)
+from agents.baselines import Stacking
 from agents.deferral_methods import (
     AlwaysDefer,
     DeferralData,
@@ -19,13 +25,25 @@ from agents.deferral_methods import (
     NeverDefer,
     OracleDeferral,
     PerPartThreshold,
+    assign_folds,
     best_prefix_threshold,
+    count_threshold,
+    deferral_gain,
+    fit_deferral_methods,
+    fold_strata,
+    out_of_fold_probabilities,
     policy_decision,
 )
 from agents.deferral_pg import DeferralPGAgent, DeferralPGConfig
 from agents.softmax_pg import train_softmax_pg
 from agents.train import train_agent
-from experiments.deferral.defer_runs import matched_threshold
+from experiments.deferral.defer_runs import (
+    DeferJob,
+    agent_runs,
+    run_defer_job,
+    threshold_twin,
+    train_job_agent,
+)
 from mura_env.constants import BODY_PARTS
 from mura_env.deferral.config import DeferralConfig
 from mura_env.logits import LogitsTable
@@ -76,11 +94,120 @@ def test_best_prefix_threshold_by_hand() -> None:
 
 
 @pytest.fixture(scope="module")
-def data() -> tuple[DeferralData, DeferralData]:
+def reader_table() -> LogitsTable:
+    """A random table (140 tune, 70 valid studies, 3 members) with one simulated reader."""
     reader = SimulatedReader({p: 0.9 for p in BODY_PARTS}, {p: 0.85 for p in BODY_PARTS},
                              seed=1)
-    table = tiny_table(n_tune=140, n_valid=70, k=3, seed=2).with_simulated_reader(reader)
-    return DeferralData.from_table(table, "tune"), DeferralData.from_table(table, "valid")
+    return tiny_table(n_tune=140, n_valid=70, k=3, seed=2).with_simulated_reader(reader)
+
+
+@pytest.fixture(scope="module")
+def data(reader_table: LogitsTable) -> tuple[DeferralData, DeferralData]:
+    return (DeferralData.from_table(reader_table, "tune"),
+            DeferralData.from_table(reader_table, "valid"))
+
+
+@pytest.fixture(scope="module")
+def patients(data) -> DeferralData:
+    """The tune studies of ``data`` with patients holding 1 to 4 studies each."""
+    tune, _ = data
+    n = tune.studies.n_studies
+    sizes = np.random.default_rng(5).integers(1, 5, n)
+    ids = np.repeat([f"p{i}" for i in range(n)], sizes)[:n].astype(object)
+    assert len(set(ids)) < n
+    return replace(tune, patient_ids=ids)
+
+
+def test_deferral_data_carries_the_patients(reader_table: LogitsTable, data) -> None:
+    tune, _ = data
+    rows = reader_table.studies["split"] == "tune"
+    np.testing.assert_array_equal(tune.patient_ids,
+                                  reader_table.studies.loc[rows, "patient_id"].to_numpy())
+    bare = DeferralData(tune.studies, tune.reads)
+    np.testing.assert_array_equal(bare.groups(), np.arange(tune.studies.n_studies))
+
+
+def test_out_of_fold_stacking_never_scores_a_study_with_a_model_fitted_on_it(patients) -> None:
+    studies, groups = patients.studies, patients.groups()
+    oof = out_of_fold_probabilities(studies, groups, n_folds=5, seed=0)
+    n = studies.n_studies
+    assert oof.probabilities.shape == (n,) and oof.probabilities.dtype == np.float64
+    assert oof.fold.dtype == np.int64 and oof.n_folds == 5
+    scored = [np.flatnonzero(oof.fold == k) for k in range(5)]
+    # every study is scored in exactly one fold, and trained on in every other one
+    np.testing.assert_array_equal(np.sort(np.concatenate(scored)), np.arange(n))
+    in_training = np.zeros(n, dtype=int)
+    for k in range(5):
+        train = oof.train_index[k]
+        in_training[train] += 1
+        assert len(scored[k]) > 0
+        assert not np.intersect1d(train, scored[k]).size
+        assert not set(groups[train]) & set(groups[scored[k]]), k  # no patient on both sides
+        fold_model = Stacking().fit(studies.rows(train))
+        np.testing.assert_array_equal(oof.probabilities[scored[k]],
+                                      fold_model.predict(studies.rows(scored[k]))[0])
+        # stratified: every body part is scored in every fold
+        assert set(studies.body_part_index[scored[k]]) == set(range(7))
+    np.testing.assert_array_equal(in_training, np.full(n, 4))
+    in_sample = Stacking().fit(studies).predict(studies)[0]
+    assert not np.allclose(oof.probabilities, in_sample)
+    again = out_of_fold_probabilities(studies, groups, n_folds=5, seed=0)  # seeded
+    np.testing.assert_array_equal(again.fold, oof.fold)
+    other = out_of_fold_probabilities(studies, groups, n_folds=5, seed=1)
+    assert not np.array_equal(other.fold, oof.fold)
+
+
+def test_folds_stratify_as_finely_as_the_studies_allow() -> None:
+    labels, parts = np.arange(70) % 2, np.arange(70) % 7  # 14 strata of 5 studies
+    np.testing.assert_array_equal(fold_strata(labels, parts, 5), 2 * parts + labels)
+    np.testing.assert_array_equal(fold_strata(labels, parts, 6), labels)  # too few per part
+    few = (np.arange(70) < 4).astype(int)  # four abnormal studies: no stratum
+    np.testing.assert_array_equal(fold_strata(few, parts, 5), np.zeros(70))
+    fold = assign_folds(labels[:42], parts[:42], np.arange(42) // 2, n_folds=5)
+    for k in range(5):  # label-stratified: both labels in every fold
+        assert set(labels[:42][fold == k]) == {0, 1}
+        assert not set(np.flatnonzero(fold == k) // 2) & set(np.flatnonzero(fold != k) // 2)
+    with pytest.raises(ValueError, match="n_folds"):
+        assign_folds(labels[:8], parts[:8], np.arange(8) // 2, n_folds=5)
+
+
+def test_rules_are_fitted_on_out_of_fold_probabilities(patients, data) -> None:
+    tune, (_, valid) = patients, data
+    oof = out_of_fold_probabilities(tune.studies, tune.groups())
+    margin = np.abs(oof.probabilities - 0.5)
+    full = Stacking().fit(tune.studies)
+    in_sample = full.predict(tune.studies)[0]
+    differs = []
+    for cost in (0.02, 0.1, 0.3):
+        methods = {m.name: m for m in fit_deferral_methods(tune, cost)}
+        assert len({id(m.out_of_fold) for m in methods.values()}) == 1  # shared
+        assert len({id(m.ensemble) for m in methods.values()}) == 1
+        np.testing.assert_array_equal(methods["never_defer"].out_of_fold.probabilities,
+                                      oof.probabilities)
+        gain = deferral_gain(tune, oof.probabilities, cost)
+        glob = methods["global_threshold"]
+        assert glob.threshold == best_prefix_threshold(margin, gain)
+        differs.append(glob.threshold != best_prefix_threshold(
+            np.abs(in_sample - 0.5), deferral_gain(tune, in_sample, cost)))
+        parts = tune.studies.body_part_index
+        expected = [best_prefix_threshold(margin[parts == b], gain[parts == b])
+                    for b in range(7)]
+        np.testing.assert_array_equal(methods["per_part_threshold"].thresholds, expected)
+        expected_model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(
+            GainPredictor._features(tune.studies, oof.probabilities),
+            np.rint(gain + cost).astype(int))
+        np.testing.assert_array_equal(methods["gain_predictor"].model[-1].coef_,
+                                      expected_model[-1].coef_)
+        d = glob.decide_out_of_fold(tune)
+        np.testing.assert_array_equal(d.probability, oof.probabilities)
+        np.testing.assert_array_equal(d.deferred, margin < glob.threshold)
+        # decisions on new studies use the stacking fitted on all of tune
+        expected_p = full.predict(valid.studies)[0]
+        for method in methods.values():
+            np.testing.assert_array_equal(method.decide(valid).probability, expected_p)
+        np.testing.assert_array_equal(glob.decide(valid).deferred,
+                                      np.abs(expected_p - 0.5) < glob.threshold)
+    assert any(differs)  # in-sample probabilities would have given other thresholds
 
 
 def test_classical_methods_decide_as_documented(data) -> None:
@@ -124,11 +251,15 @@ def test_learned_methods_find_the_hand_built_rule_on_tune() -> None:
                                   finger)
 
 
-def test_matched_threshold_defers_the_rate_asked_on_tune(data) -> None:
-    tune, _ = data
-    for rate in (0.0, 0.25, 0.6, 1.0):
-        got = matched_threshold(tune, rate).decide(tune).deferred.mean()
-        assert abs(got - rate) <= 1.5 / tune.studies.n_studies
+def test_count_threshold_defers_the_count_asked() -> None:
+    margin = np.array([0.3, 0.05, 0.2, 0.4, 0.1])
+    for k in range(6):
+        assert (margin < count_threshold(margin, k)).sum() == k
+    assert count_threshold(margin, 0) == 0.0 and count_threshold(margin, 5) == np.inf
+    assert count_threshold(margin, 2) == pytest.approx(0.15)
+    # tied margins go together, to the nearest cut (the smaller on a tie)
+    tied = np.array([0.1, 0.2, 0.2, 0.2, 0.3])
+    assert [(tied < count_threshold(tied, k)).sum() for k in range(6)] == [0, 1, 1, 4, 4, 5]
 
 
 def test_agents_train_and_decide_on_the_tune_split() -> None:
@@ -159,3 +290,66 @@ def test_deferral_agent_saves_loads_and_scores_its_actions(tmp_path) -> None:
     assert set(action[:, -1].tolist()) <= {-1.0, 1.0}
     _, again, _, _ = agent.get_action_and_value(obs, action)
     torch.testing.assert_close(again, logp, rtol=1e-4, atol=1e-4)
+
+
+class StubDeferralPolicy:
+    """A fixed deferral policy on ``K`` members: leans on member 0 (preferences ``[1, -1,
+    ...]``) and defers when member 1's logit margin is under 1 in size."""
+
+    def predict(self, obs: np.ndarray, deterministic: bool = True) -> tuple[np.ndarray, None]:
+        """Actions float32 ``[n, K + 1]`` for observations ``[n, 2K + 7]``."""
+        k = (obs.shape[1] - 7) // 2
+        actions = -np.ones((len(obs), k + 1), dtype=np.float32)
+        actions[:, 0] = 1.0
+        actions[:, k] = np.where(np.abs(obs[:, 3] - obs[:, 2]) < 1.0, 1.0, -1.0)
+        return actions, None
+
+
+def test_threshold_twin_uses_the_agents_own_ensemble(reader_table: LogitsTable, data) -> None:
+    tune, valid = data
+    config = DeferralConfig(logits=reader_table, defer_cost=0.1)
+    policy = StubDeferralPolicy()
+    agent_tune, agent_valid = (policy_decision(policy, config, s) for s in ("tune", "valid"))
+    assert 0.1 < agent_tune.deferred.mean() < 0.6
+    twin_tune, twin_valid = threshold_twin(agent_tune, agent_valid)
+    for twin, agent in ((twin_tune, agent_tune), (twin_valid, agent_valid)):
+        np.testing.assert_array_equal(twin.probability, agent.probability)
+        np.testing.assert_array_equal(twin.ensemble_prediction, agent.ensemble_prediction)
+    assert abs(int(twin_tune.deferred.sum()) - int(agent_tune.deferred.sum())) <= 1
+    margin = np.abs(agent_tune.probability - 0.5)  # the twin defers the least sure
+    assert margin[twin_tune.deferred].max() < margin[~twin_tune.deferred].min()
+    stacking = Stacking().fit(tune.studies).predict(valid.studies)[0]
+    assert np.abs(agent_valid.probability - stacking).max() > 0.05  # not stacking's ensemble
+
+    agent_run, twin_run = agent_runs(DeferJob(0, "stub", 0, 0.1), policy, config, tune, valid,
+                                     0.0)
+    assert (agent_run.method, twin_run.method) == ("stub", "global_threshold@stub")
+    assert agent_run.tune_deferral_rate == agent_tune.deferred.mean()
+    assert twin_run.tune_deferral_rate == twin_tune.deferred.mean()
+    labels = tune.studies.labels
+    assert agent_run.tune_accuracy == (agent_tune.team_prediction(tune.reads) == labels).mean()
+    assert twin_run.tune_accuracy == (twin_tune.team_prediction(tune.reads) == labels).mean()
+    np.testing.assert_array_equal(agent_run.deferred, agent_valid.deferred)
+    np.testing.assert_array_equal(twin_run.deferred, twin_valid.deferred)
+    kept = ~twin_valid.deferred
+    np.testing.assert_array_equal(twin_run.score[kept], agent_valid.probability[kept])
+    np.testing.assert_array_equal(twin_run.prediction[kept],
+                                  agent_valid.ensemble_prediction[kept])
+    np.testing.assert_array_equal(twin_run.prediction[~kept], valid.reads[~kept])
+
+
+def test_a_trained_agents_twin_answers_with_the_agents_weights() -> None:
+    table = finger_table(n=280, with_valid=True)
+    job = DeferJob(0, "softmax-pg", 0, 0.1, steps=2048)
+    agent_run, twin_run = run_defer_job(job, table)
+    trained = train_job_agent(job, table)  # seeded: the same agent again
+    config = trained.agent.config.replace(logits=table)
+    agent_tune, agent_valid = (policy_decision(trained.model, config, s)
+                               for s in ("tune", "valid"))
+    np.testing.assert_array_equal(agent_run.deferred, agent_valid.deferred)
+    kept = ~twin_run.deferred
+    np.testing.assert_array_equal(twin_run.score[kept], agent_valid.probability[kept])
+    n_tune = len(agent_tune.deferred)
+    assert 0 < agent_run.tune_deferral_rate < 1
+    assert abs(twin_run.tune_deferral_rate - agent_run.tune_deferral_rate) <= 1 / n_tune + 1e-12
+    assert agent_run.tune_deferral_rate == agent_tune.deferred.mean()

@@ -42,7 +42,7 @@ def test_a_deferral_agent_shows_which_studies_it_defers(tiny_run: Path,  # noqa:
     studies = StudySet.select(table)
     rows = [list(studies.study_ids).index(s) for s in panels["study_id"]]
     deferred = agent.deferred(studies.observations[rows])
-    reads = table.reads("simulated")[rows]
+    reads = table.reads("radiologist_3")[rows]
     for note, d, read in zip(panels["deferral"], deferred, reads, strict=True):
         expected = (f"deferred to the reader (read: {'abnormal' if read else 'normal'}"
                     if d else "kept by the ensemble")

@@ -11,8 +11,10 @@ from sklearn.metrics import cohen_kappa_score
 
 from mura_env.constants import BODY_PARTS, MURA_DIRNAME
 from mura_env.readers import (
-    READER_DEFAULTS,
-    TARGET_KAPPA,
+    DEFAULT_READER,
+    DEFAULT_SHARING,
+    RADIOLOGIST_KAPPAS,
+    READER_PROFILES,
     VALID_PREVALENCE,
     VALID_STUDY_COUNTS,
     ReaderFormatError,
@@ -24,16 +26,20 @@ from mura_env.readers import (
 )
 
 
-def _studies(n_per_part: int, prevalence: float = 0.5, seed: int = 0) -> pd.DataFrame:
-    """A study table with ``n_per_part`` studies per body part, labels drawn at ``prevalence``."""
+def _studies(n_per_part: int, prevalence: float | None = 0.5, seed: int = 0) -> pd.DataFrame:
+    """A study table with ``n_per_part`` studies per body part, labels drawn at ``prevalence``
+    (None: the part's MURA valid prevalence) and a uniform ``difficulty``."""
     rng = np.random.default_rng(seed)
     rows = []
     for part in BODY_PARTS:
-        labels = (rng.random(n_per_part) < prevalence).astype(np.int64)
+        share = VALID_PREVALENCE[part] if prevalence is None else prevalence
+        labels = (rng.random(n_per_part) < share).astype(np.int64)
         for i, label in enumerate(labels):
             kind = "positive" if label else "negative"
             rows.append((f"valid/XR_{part}/patient{i:06d}/study1_{kind}", part, int(label)))
-    return pd.DataFrame(rows, columns=["study_id", "body_part", "label"])
+    studies = pd.DataFrame(rows, columns=["study_id", "body_part", "label"])
+    studies["difficulty"] = rng.random(len(studies))
+    return studies
 
 
 def _reader(sens: float, spec: float, seed: int = 0) -> SimulatedReader:
@@ -80,16 +86,33 @@ def test_valid_counts_are_the_real_mura_counts() -> None:
         assert VALID_PREVALENCE[part] == pytest.approx(n_abn / (n_norm + n_abn))
 
 
-def test_default_reader_reaches_its_documented_target_kappa() -> None:
-    assert list(READER_DEFAULTS) == list(BODY_PARTS)
-    reader = SimulatedReader.default()
-    for part in BODY_PARTS:
-        sens, spec = READER_DEFAULTS[part]
-        assert sens == spec
-        assert kappa_for(sens, spec, VALID_PREVALENCE[part]) == pytest.approx(TARGET_KAPPA[part],
-                                                                                abs=1e-6)
-        assert reader.expected_kappa(part, VALID_PREVALENCE[part]) == pytest.approx(
-            TARGET_KAPPA[part], abs=1e-6)
+def test_profiles_reach_the_papers_kappas_in_expectation() -> None:
+    assert set(READER_PROFILES) == {"radiologist_1", "radiologist_2", "radiologist_3"}
+    assert DEFAULT_READER == "radiologist_3"
+    for name, rates in READER_PROFILES.items():
+        assert list(rates) == list(BODY_PARTS)
+        reader = SimulatedReader.profile(name)
+        assert reader.reader_id == name
+        for part in BODY_PARTS:
+            sens, spec = rates[part]
+            assert sens == spec
+            assert reader.expected_kappa(part, VALID_PREVALENCE[part]) == pytest.approx(
+                RADIOLOGIST_KAPPAS[name][part], abs=1e-6)
+    with pytest.raises(KeyError, match="radiologist_1"):
+        SimulatedReader.profile("radiologist_9")
+
+
+@pytest.mark.parametrize("sharing", [0.0, DEFAULT_SHARING])
+def test_each_profile_reaches_its_per_part_kappa_on_20000_studies(sharing: float) -> None:
+    studies = _studies(20_000, prevalence=None, seed=7)
+    labels = studies["label"].to_numpy()
+    for name in READER_PROFILES:
+        reads = SimulatedReader.profile(name, seed=1, sharing=sharing).reads(studies)
+        for part in BODY_PARTS:
+            rows = (studies["body_part"] == part).to_numpy()
+            observed = cohen_kappa_score(labels[rows], reads[rows])
+            assert observed == pytest.approx(RADIOLOGIST_KAPPAS[name][part], abs=0.03), \
+                (name, part, sharing)
 
 
 # --- simulated reads ----------------------------------------------------------------------
@@ -112,6 +135,10 @@ def test_reads_are_deterministic_per_study_and_seed() -> None:
 
     other = SimulatedReader.default(seed=4).reads(studies)
     assert (other != reads).mean() > 0.05
+    # another profile draws from its own stream: its errors are not the same studies'
+    profiles = [SimulatedReader.profile(name, seed=3, sharing=0.0).reads(studies) != labels
+                for name in READER_PROFILES for labels in [studies["label"].to_numpy()]]
+    assert (profiles[0] & profiles[2]).mean() < 0.5 * min(profiles[0].mean(), profiles[2].mean())
 
 
 def test_reads_follow_configured_rates_per_part() -> None:
@@ -225,11 +252,12 @@ def test_attach_reads_lists_studies_without_a_read() -> None:
 
 def test_attach_reads_of_a_simulated_reader() -> None:
     studies = _studies(50, seed=4).set_index(pd.RangeIndex(100, 100 + 50 * len(BODY_PARTS)))
-    reader = SimulatedReader.default(seed=9, reader_id="sim")
+    reader = SimulatedReader.profile("radiologist_1", seed=9)
     reads = pd.DataFrame({"study_id": studies["study_id"], "reader_id": reader.reader_id,
                           "read": reader.reads(studies)})
     joined = attach_reads(studies, reads.iloc[::-1])
-    np.testing.assert_array_equal(joined["reader_sim"].to_numpy(), reader.reads(studies))
+    np.testing.assert_array_equal(joined["reader_radiologist_1"].to_numpy(),
+                                  reader.reads(studies))
     assert joined.index.equals(studies.index)
     with pytest.raises(ValueError, match="repeated"):
         attach_reads(studies, pd.concat([reads, reads.iloc[:1]]))

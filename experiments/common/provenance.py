@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 
 from backbones.distributed import resolve_device
-from experiments.deferral.reader_columns import with_simulated_reader
+from experiments.deferral.reader_columns import with_simulated_readers
 from mura_env.logits import LogitsTable
 from mura_env.reference import reference_index, reference_table_path, remake_command
 
@@ -126,14 +126,15 @@ def run_provenance(cfg: PretrainSettings, argv: list[str], table: LogitsTable,
 
 def export_reference(index: int, table: LogitsTable, provenance: dict[str, Any]) -> Path:
     """Install ``table`` as the package's reference table ``index``, with ``provenance``
-    (see :func:`run_provenance`) in its manifest and the default simulated reader's column
-    (:func:`experiments.deferral.reader_columns.with_simulated_reader`); returns its path."""
+    (see :func:`run_provenance`) in its manifest, the studies' difficulty and the simulated
+    radiologists' columns (:func:`experiments.deferral.reader_columns.with_simulated_readers`);
+    returns its path."""
     path = reference_table_path(index)
     path.parent.mkdir(parents=True, exist_ok=True)
     installed = LogitsTable.from_arrays(table.studies, list(table.model_names), table.logits,
                                         model_configs=table.model_configs,
                                         data_fingerprint=table.data_fingerprint,
                                         provenance=provenance)
-    with_simulated_reader(installed, replace=True).save(path)
+    with_simulated_readers(installed, replace=True).save(path)
     print(f"installed reference table {index}: {path}")
     return path

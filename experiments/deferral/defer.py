@@ -1,29 +1,40 @@
 """When should the ensemble hand a study to a radiologist? Every deferral method, over a grid
-of deferral costs, on every reference table.
+of deferral costs, for every reader, on every reference table; and how the answer moves when the
+reader's errors share the ensemble's hard cases.
 
-``python -m experiments.defer [--tables PATH ...] [--costs 0 0.05 0.1 0.2 0.3] [--seeds 3]
-[--out DIR] [--quick]``
+``python -m experiments.defer [--tables PATH ...] [--costs 0 0.05 0.1 0.2 0.3] [--readers ID ...]
+[--sharing 0 0.4 0.7 0.9] [--seeds 3] [--out DIR] [--quick]``
 
-For each table (default: every shipped reference table; each carries the simulated reader
-``reader_simulated``) and each ``defer_cost``, every classical method
-(:mod:`agents.deferral_methods`) is fitted on ``tune`` and every RL agent
-(:func:`agents.train.train_agent`: softmax-pg with a Bernoulli defer head, SB3 PPO) trains
-``--seeds`` times on ``MuraDeferral-v0``'s ``tune`` split; then every run decides once for
-each ``valid`` study (valid is read for those final decisions only). Each RL run gets a twin:
-the global confidence threshold fitted on tune to defer the same share of tune studies
-(``global_threshold@<agent>``), the comparison at equal deferral rate.
+For each table (default: every shipped reference table; each carries the three simulated
+radiologists ``radiologist_1..3``, the MURA paper's per-part kappas, their errors sharing the
+studies' difficulty), each reader and each ``defer_cost``, every classical method
+(:mod:`agents.deferral_methods`; its rule fitted on out-of-fold tune predictions of a
+cross-fitted stacking ensemble) is fitted on ``tune`` and every RL agent
+(:func:`agents.train.train_agent`: softmax-pg with a Bernoulli defer head by default, SB3 PPO
+with ``--agents softmax-pg ppo``) trains ``--seeds`` times on ``MuraDeferral-v0``'s ``tune``
+split; then every run decides once for each ``valid`` study (valid is read for those final
+decisions only). Each RL run gets a threshold twin: the agent's own ensemble deferring its
+least sure studies, as many on tune as the agent (``global_threshold@<agent>``).
 
-Statistics: per cost, :func:`mura_env.statistics.summarise` (tables, seeds and valid
-studies resampled jointly, studies within each data draw; percentile 95% intervals; a
+**Sensitivity to shared difficulty.** For ``--sensitivity-reader`` (default radiologist 3) at
+``--sensitivity-cost`` (default 0), the reads are made again at each ``--sharing`` value (same
+reader, same per-part kappas; 0 = errors independent of the ensemble's) and every method runs
+again; the method shown is the deployable one with the best *tune* team accuracy at the
+tables' own sharing. Tables without a ``difficulty`` column (real MURA) skip it.
+
+Statistics: per reader, sharing and cost, :func:`mura_env.statistics.summarise` (tables, seeds
+and valid studies resampled jointly, studies within each data draw; percentile 95% intervals; a
 table-level Student-t interval over the tables' means) and
 :func:`~mura_env.statistics.summarise_tables` (each table on its own). Report:
 :mod:`experiments.deferral.defer_report`.
 Writes into ``--out`` (default ``runs/defer/<time>``), all at once (a hidden folder renamed at
-the end): ``defer.md``, ``defer.csv`` (one row per method and cost), ``per_table.csv`` (one row
-per cost x method x table: team accuracy, kappa, differences from the references with 95%
-intervals over that table's seeds and studies, deferral rate; the table's label, backbone seed
-and data seed), ``runs.csv`` (one row per run, with its deferral rate per body part),
-``config.json`` and the plots.
+the end): ``defer.md``, ``defer.csv`` (one row per reader, sharing, cost and method),
+``per_table.csv`` (one row per reader x sharing x cost x method x table: team accuracy, kappa,
+differences from the references with 95% intervals over that table's seeds and studies,
+deferral rate; the table's label, backbone seed and data seed), ``runs.csv`` (one row per run,
+with its tune accuracy and its deferral rate per body part), ``readers.csv`` (each reader's
+error correlation with the members and with stacking), ``sensitivity.csv``, ``config.json``
+and the plots.
 """
 
 from __future__ import annotations
@@ -51,12 +62,13 @@ from experiments.common.tables import (
     valid_sets,
     with_table_info,
 )
-from experiments.deferral.defer_report import to_markdown, write_plots
+from experiments.deferral.defer_report import ALONE_LABELS, is_twin, to_markdown, write_plots
 from experiments.deferral.defer_runs import CLASSICAL, DeferJob, DeferRun, run_defer_jobs
+from experiments.deferral.reader_columns import with_simulated_readers, without_readers
 from mura_env.common.config_cli import parse_config, save_config
 from mura_env.constants import BODY_PARTS
-from mura_env.logits import LogitsTableError, MissingLogitsError
-from mura_env.readers import resolve_reader
+from mura_env.logits import LogitsTable, LogitsTableError, MissingLogitsError
+from mura_env.readers import DEFAULT_READER, READER_PROFILES, error_correlation
 from mura_env.statistics import (
     draw_resamples,
     method_metrics,
@@ -66,35 +78,47 @@ from mura_env.statistics import (
 )
 
 #: Which split each step uses (recorded in config.json).
-SPLIT_USE = {"fit_and_train": "tune",
+SPLIT_USE = {"fit_and_train": "tune (classical rules: on out-of-fold tune predictions)",
              "agent_budgets": "fixed beforehand: softmax-pg's from its tune team accuracy on "
                               "reference table 0, PPO's the weighting benchmark's",
-             "matched_thresholds": "tune (deferral rate)", "scores": "valid"}
+             "matched_thresholds": "tune (deferral count)",
+             "sensitivity_method": "tune (best tune team accuracy at the tables' sharing)",
+             "scores": "valid"}
 #: What ``--quick`` sets: a smoke test of the whole pipeline, not a result.
-QUICK_SETTINGS = {"costs": (0.0, 0.2), "seeds": 2, "n_bootstrap": 100}
+QUICK_SETTINGS = {"costs": (0.0, 0.2), "seeds": 2, "n_bootstrap": 100, "sharing": (0.0, 0.9)}
 #: ``--quick`` budgets (``--steps`` still overrides them), and that of any other agent.
 QUICK_STEPS = {"softmax-pg": 8192, "ppo": 1024}
 QUICK_OTHER_STEPS = 1024
 #: The RL agents the experiment trains by default.
-DEFAULT_AGENTS = ("softmax-pg", "ppo")
+DEFAULT_AGENTS = ("softmax-pg",)
 #: Comparisons every method gets (when present): the reader alone and the ensemble alone.
 ALONE = ("always_defer", "never_defer")
+#: Sharing values of the sensitivity study.
+SHARING_GRID = (0.0, 0.4, 0.7, 0.9)
 
 
 @dataclass
 class DeferConfig(BudgetOptions, PooledRunOptions):
-    """Every deferral method over a grid of deferral costs on every reference table."""
+    """Every deferral method over a grid of deferral costs, for every reader, on every
+    reference table."""
 
     tables: tuple[Path, ...] | None = field(default=None, metadata={
-        "help": "logits tables with a reader column (default: the shipped reference tables)"})
+        "help": "logits tables with reader columns (default: the shipped reference tables)"})
     costs: tuple[float, ...] = field(default=(0.0, 0.05, 0.1, 0.2, 0.3), metadata={
         "help": "deferral costs (reward given up per deferred study)"})
-    reader: str | None = field(default=None, metadata={
-        "help": "reader id (column reader_<id>) deferred studies go to (default: the tables' "
-                "only reader)"})
+    readers: tuple[str, ...] | None = field(default=None, metadata={
+        "help": "reader ids (columns reader_<id>) to hand deferred studies to, one analysis "
+                "each (default: every reader the tables share)"})
     seeds: int = field(default=3, metadata={"help": "seeds per RL agent"})
     agents: tuple[str, ...] = field(default=DEFAULT_AGENTS, metadata={
         "help": "RL agents to train (any of agents.algos.ALGOS)"})
+    sharing: tuple[float, ...] = field(default=SHARING_GRID, metadata={
+        "help": "difficulty-sharing values of the sensitivity study (the sensitivity reader's "
+                "reads made again at each; none: skip it)"})
+    sensitivity_reader: str = field(default=DEFAULT_READER, metadata={
+        "help": "the simulated reader of the sensitivity study"})
+    sensitivity_cost: float = field(default=0.0, metadata={
+        "help": "the deferral cost of the sensitivity study"})
     out: Path | None = field(default=None, metadata={
         "help": "output folder, must not exist yet (default runs/defer/<time>)"})
 
@@ -103,11 +127,14 @@ def resolve(cfg: DeferConfig) -> DeferConfig:
     """``cfg`` with ``--quick`` applied and checked.
 
     Raises:
-        ValueError: an unknown agent, no cost, a negative or non-finite cost, seeds < 1.
+        ValueError: an unknown agent, no cost, a negative or non-finite cost, seeds < 1, a
+            sharing value outside [0, 1).
     """
     costs = np.asarray(cfg.costs, dtype=float)
     if not len(costs) or not (np.isfinite(costs).all() and (costs >= 0).all()):
         raise ValueError(f"--costs must be finite numbers >= 0, got {list(cfg.costs)}.")
+    if not (np.isfinite(cfg.sensitivity_cost) and cfg.sensitivity_cost >= 0):
+        raise ValueError(f"--sensitivity-cost must be >= 0, got {cfg.sensitivity_cost}.")
     if cfg.quick:
         cfg = replace(cfg, **QUICK_SETTINGS)
     try:
@@ -116,7 +143,10 @@ def resolve(cfg: DeferConfig) -> DeferConfig:
         raise ValueError(str(e)) from None
     if cfg.seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {cfg.seeds}.")
-    return replace(cfg, costs=tuple(sorted({float(c) for c in cfg.costs})))
+    if not all(0.0 <= x < 1.0 for x in cfg.sharing):
+        raise ValueError(f"--sharing values must lie in [0, 1), got {list(cfg.sharing)}.")
+    return replace(cfg, costs=tuple(sorted({float(c) for c in cfg.costs})),
+                   sharing=tuple(sorted({float(x) for x in cfg.sharing})))
 
 
 def agent_budgets(cfg: DeferConfig) -> dict[str, int]:
@@ -128,28 +158,112 @@ def agent_budgets(cfg: DeferConfig) -> dict[str, int]:
     return cfg.budgets(cfg.agents, DEFERRAL, defaults)
 
 
-def make_jobs(cfg: DeferConfig, n_tables: int) -> list[DeferJob]:
-    """Every job, the slowest (PPO) first."""
+# ---------------------------------------------------------------------- readers and variants
+
+
+def shared_readers(tables: list[LogitsTable], wanted: tuple[str, ...] | None) -> list[str]:
+    """The readers to analyse: ``wanted``, or every reader all ``tables`` carry (the
+    simulated radiologists first, in profile order).
+
+    Raises:
+        KeyError: a table lacks a wanted reader, or the tables share no reader (the message
+            says how to add reads).
+    """
+    common = [r for r in tables[0].reader_ids if all(r in t.reader_ids for t in tables)]
+    if wanted:
+        missing = [r for r in wanted if r not in common]
+        if missing:
+            raise KeyError(f"not every table has the reader(s) {missing} (shared: {common}).")
+        return list(wanted)
+    if not common:
+        have = [list(t.reader_ids) for t in tables]
+        raise KeyError(f"the tables share no reader column (readers per table: {have}).")
+    order = list(READER_PROFILES)
+    return sorted(common, key=lambda r: (order.index(r) if r in order else len(order), r))
+
+
+def own_sharing(table: LogitsTable, reader: str) -> float | None:
+    """The difficulty sharing of ``reader``'s column in ``table`` as its provenance records it
+    (0 when it fell back to independent reads), or None when not a simulated reader."""
+    record = ((table.provenance or {}).get("readers") or {}).get(reader) or {}
+    return float(record["sharing"]) if record.get("kind") == "simulated" else None
+
+
+@dataclass(frozen=True)
+class Variants:
+    """The sensitivity study's table variants: ``sharing[v]`` is the difficulty sharing of the
+    tables ``v * T .. v * T + T - 1`` of the extended list (``T`` tables; v = 0: the tables'
+    own reads); ``skipped``: why there is no study, or ""."""
+
+    sharing: tuple[float | None, ...]
+    skipped: str = ""
+
+
+def sensitivity_variants(cfg: DeferConfig, tables: list[LogitsTable]
+                         ) -> tuple[Variants, list[LogitsTable]]:
+    """The extended table list: ``tables``, then for each ``--sharing`` value other than the
+    tables' own a copy of every table with the sensitivity reader's reads made again at that
+    sharing (:func:`experiments.deferral.reader_columns.with_simulated_readers`)."""
+    reader = cfg.sensitivity_reader
+    own = [own_sharing(t, reader) for t in tables]
+    base = own[0] if len(set(own)) == 1 else None
+    why = ""
+    if not cfg.sharing:
+        why = "no --sharing values"
+    elif any(t.difficulty is None for t in tables):
+        why = "the tables have no difficulty column (no latent, as for real MURA)"
+    elif reader not in READER_PROFILES or any(x is None for x in own) or base is None:
+        why = (f"{reader!r} is not a simulated radiologist with one sharing in every table "
+               f"(sharing per table: {own})")
+    if why:
+        return Variants((base,), why), list(tables)
+    extended, values = list(tables), [base]
+    for value in cfg.sharing:
+        if np.isclose(value, base):
+            continue
+        seeds = [((t.provenance or {}).get("readers") or {})[reader].get("seed", 0)
+                 for t in tables]
+        extended += [with_simulated_readers(without_readers(t, [reader]), [reader], seed,
+                                            value) for t, seed in zip(tables, seeds, strict=True)]
+        values.append(value)
+    return Variants(tuple(values)), extended
+
+
+def make_jobs(cfg: DeferConfig, n_tables: int, readers: list[str], variants: Variants
+              ) -> list[DeferJob]:
+    """Every job, the slowest (PPO) first: every reader at every cost on the tables' own
+    reads, then the sensitivity reader at the sensitivity cost on each other variant."""
     steps = agent_budgets(cfg)
-    jobs = [DeferJob(t, agent, seed, cost, steps[agent], cfg.reader) for agent in sorted(
-        cfg.agents, key=lambda a: a != "ppo") for t in range(n_tables)
-        for seed in range(cfg.seeds) for cost in cfg.costs]
-    return jobs + [DeferJob(t, CLASSICAL, 0, cost, reader=cfg.reader) for t in range(n_tables)
-                   for cost in cfg.costs]
+    cells = [(t, reader, cost) for reader in readers for t in range(n_tables)
+             for cost in cfg.costs]
+    cells += [(v * n_tables + t, cfg.sensitivity_reader, cfg.sensitivity_cost)
+              for v in range(1, len(variants.sharing)) for t in range(n_tables)]
+    jobs = [DeferJob(t, agent, seed, cost, steps[agent], reader)
+            for agent in sorted(cfg.agents, key=lambda a: a != "ppo")
+            for t, reader, cost in cells for seed in range(cfg.seeds)]
+    return jobs + [DeferJob(t, CLASSICAL, 0, cost, reader=reader) for t, reader, cost in cells]
 
 
-def run_frame(runs: list[DeferRun], labels_of: list[np.ndarray], parts_of: list[np.ndarray]
-              ) -> pd.DataFrame:
-    """One row per run: method, kind, cost, table, seed, valid and tune deferral rates, valid
-    accuracy, the deferral rate per body part and the training seconds."""
+# ---------------------------------------------------------------------- frames
+
+
+def run_frame(runs: list[DeferRun], labels_of: list[np.ndarray], parts_of: list[np.ndarray],
+              variants: Variants) -> pd.DataFrame:
+    """One row per run: reader, sharing, method, kind, cost, table (of the base list),
+    seed, valid and tune deferral rates, valid and tune accuracy, the deferral rate per body
+    part and the training seconds."""
+    n_tables = len(labels_of)
     rows = []
     for r in runs:
-        parts, labels = parts_of[r.table], labels_of[r.table]
+        table = r.table % n_tables
+        parts, labels = parts_of[table], labels_of[table]
         row: dict[str, Any] = {
-            "method": r.method, "kind": r.kind, "cost": r.cost, "table": r.table,
+            "reader": r.reader, "sharing": variants.sharing[r.table // n_tables],
+            "method": r.method, "kind": r.kind, "cost": r.cost, "table": table,
             "seed": r.seed, "deferral_rate": float(r.deferred.mean()),
             "tune_deferral_rate": r.tune_deferral_rate,
-            "accuracy": float((r.prediction == labels).mean()), "train_seconds": r.train_time}
+            "accuracy": float((r.prediction == labels).mean()),
+            "tune_accuracy": r.tune_accuracy, "train_seconds": r.train_time}
         for part in BODY_PARTS:
             rows_part = parts == part
             row[f"deferral_rate_{part}"] = float(r.deferred[rows_part].mean())
@@ -158,32 +272,111 @@ def run_frame(runs: list[DeferRun], labels_of: list[np.ndarray], parts_of: list[
 
 
 def summary_frames(cfg: DeferConfig, runs: list[DeferRun], valid: AlignedValid,
-                   per_run: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per cost, every method's figures with intervals (:func:`summarise`), its mean deferral
-    rate overall and per body part (rows ordered by cost); and per cost, method and table, its
-    figures on that table alone (:func:`summarise_tables`) with its mean deferral rate there.
-    One set of bootstrap draws serves every cost."""
-    resample = draw_resamples(valid.sets, cfg.seeds, cfg.n_bootstrap, cfg.bootstrap_seed)
+                   per_run: pd.DataFrame, resample: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """For one reader and sharing (``runs`` and ``per_run`` of it alone, tables numbered in
+    the base list): per cost, every method's figures with intervals (:func:`summarise`), its
+    mean deferral rates (valid, tune) overall and per body part (rows ordered by cost); and per
+    cost, method and table, its figures on that table alone (:func:`summarise_tables`) with
+    its mean deferral rate there."""
     references = [*ALONE, *(f"global_threshold@{a}" for a in cfg.agents)]
     frames, tables = [], []
-    for cost in cfg.costs:
+    for cost in sorted({r.cost for r in runs}):
         methods = method_runs([r for r in runs if r.cost == cost], valid.orders,
                               ("prediction", "score"))
         metrics = method_metrics(methods, valid.sets, resample)
-        frame = summarise(methods, valid.sets, resample, references, metrics=metrics)
+        present = [m for m in references if any(x.name == m for x in methods)]
+        frame = summarise(methods, valid.sets, resample, present, metrics=metrics)
         at_cost = per_run[per_run["cost"] == cost]
         rates = at_cost.groupby("method").mean(numeric_only=True)
-        columns = ["deferral_rate", *(f"deferral_rate_{p}" for p in BODY_PARTS)]
+        columns = ["deferral_rate", "tune_deferral_rate", "tune_accuracy",
+                   *(f"deferral_rate_{p}" for p in BODY_PARTS)]
         frame = frame.join(rates[columns], on="method")
         frame.insert(0, "cost", cost)
         frames.append(frame)
-        per_table = summarise_tables(methods, valid.sets, resample, references,
-                                     metrics=metrics)
+        per_table = summarise_tables(methods, valid.sets, resample, present, metrics=metrics)
         table_rates = at_cost.groupby(["method", "table"])["deferral_rate"].mean()
         per_table = per_table.join(table_rates, on=["method", "table"])
         per_table.insert(0, "cost", cost)
         tables.append(per_table)
     return pd.concat(frames, ignore_index=True), pd.concat(tables, ignore_index=True)
+
+
+def scenario_frames(cfg: DeferConfig, runs: list[DeferRun], aligned: AlignedValid,
+                    per_run: pd.DataFrame, variants: Variants
+                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`summary_frames` for every (reader, sharing) the runs cover, with those two
+    columns first; one set of bootstrap draws serves every one."""
+    resample = draw_resamples(aligned.sets, cfg.seeds, cfg.n_bootstrap, cfg.bootstrap_seed)
+    n_tables = aligned.sets.n_tables
+    frames, tables = [], []
+    keys = dict.fromkeys((r.reader, r.table // n_tables) for r in runs)
+    for reader, v in keys:
+        mine = [replace(r, table=r.table % n_tables) for r in runs
+                if r.reader == reader and r.table // n_tables == v]
+        sharing = variants.sharing[v]
+        rows = per_run[(per_run["reader"] == reader) & (per_run["sharing"].isna()
+                        if sharing is None else per_run["sharing"] == sharing)]
+        frame, per_table = summary_frames(cfg, mine, aligned, rows, resample)
+        for out in (frame, per_table):
+            out.insert(0, "sharing", sharing)
+            out.insert(0, "reader", reader)
+        frames.append(frame)
+        tables.append(per_table)
+    return pd.concat(frames, ignore_index=True), pd.concat(tables, ignore_index=True)
+
+
+def reader_correlations(tables: list[LogitsTable], runs: list[DeferRun], variants: Variants
+                        ) -> pd.DataFrame:
+    """How each reader's errors go with the ensemble's, per (reader, sharing): the mean over
+    tables of the within-body-part correlation (:func:`mura_env.readers.error_correlation`)
+    between the reader's wrong reads and each member's wrong answers on tune
+    (``members_tune``, mean over members), and stacking's (``never_defer``) on valid
+    (``stacking_valid``); the reader's tune accuracy."""
+    n_tables = len(tables) // len(variants.sharing)
+    rows = []
+    for reader, v in dict.fromkeys((r.reader, r.table // n_tables) for r in runs):
+        members, stacking, accuracy = [], [], []
+        for t in range(n_tables):
+            table = tables[v * n_tables + t]
+            for split in ("tune", "valid"):
+                part = table.select(split=split)
+                labels = part.studies["label"].to_numpy()
+                groups = part.studies["body_part"].to_numpy()
+                wrong = part.reads(reader) != labels
+                if split == "tune":
+                    accuracy.append(1.0 - wrong.mean())
+                    member_wrong = part.logits.argmax(axis=2) != labels[:, None]
+                    members.append(np.mean([error_correlation(wrong, member_wrong[:, k], groups)
+                                            for k in range(part.n_models)]))
+                    continue
+                ensemble = next(r for r in runs if r.reader == reader and r.method == "never_defer"
+                                and r.table == v * n_tables + t)
+                stacking.append(error_correlation(wrong, ensemble.prediction != labels, groups))
+        rows.append({"reader": reader, "sharing": variants.sharing[v],
+                     "reader_tune_accuracy": float(np.mean(accuracy)),
+                     "members_tune": float(np.mean(members)),
+                     "stacking_valid": float(np.nanmean(stacking))})
+    return pd.DataFrame(rows)
+
+
+def sensitivity_frame(frame: pd.DataFrame, cfg: DeferConfig) -> tuple[pd.DataFrame, str]:
+    """The sensitivity study's rows of ``frame`` (the sensitivity reader at the sensitivity
+    cost, every sharing): the deployable method with the best tune team accuracy at the
+    tables' own sharing (the first variant), the oracle, the reader alone and the ensemble
+    alone; and that method's name ("" without a study)."""
+    rows = frame[(frame["reader"] == cfg.sensitivity_reader)
+                 & np.isclose(frame["cost"], cfg.sensitivity_cost)]
+    if rows["sharing"].nunique() < 2:
+        return rows.iloc[:0], ""
+    own = rows[rows["sharing"] == rows["sharing"].iloc[0]]
+    deployable = own[(own["kind"] != "reference") & ~own["method"].map(is_twin)
+                     & ~own["method"].isin(list(ALONE_LABELS))]
+    best = str(deployable.sort_values("tune_accuracy", ascending=False)["method"].iloc[0])
+    shown = rows[rows["method"].isin([best, "oracle_deferral", *ALONE_LABELS])]
+    return shown.sort_values(["method", "sharing"]).reset_index(drop=True), best
+
+
+# ---------------------------------------------------------------------- the run
 
 
 def run_defer(cfg: DeferConfig, sources: list[TableSource], aligned: AlignedValid,
@@ -193,30 +386,41 @@ def run_defer(cfg: DeferConfig, sources: list[TableSource], aligned: AlignedVali
     :func:`~experiments.common.tables.valid_sets`)."""
     load_at_start = os.getloadavg()[0]
     tables = [s.table for s in sources]
-    jobs = make_jobs(cfg, len(tables))
+    variants, extended = sensitivity_variants(cfg, tables)
+    jobs = make_jobs(cfg, len(tables), list(cfg.readers), variants)
     bar = tqdm(total=len(jobs), desc="defer", disable=not cfg.progress)
-    runs = run_defer_jobs(jobs, tables, cfg, lambda job: bar.update())
+    runs = run_defer_jobs(jobs, extended, cfg, lambda job: bar.update())
     bar.close()
     valid_rows = [t.studies[t.studies["split"] == "valid"] for t in tables]
     per_run = run_frame(runs, [v["label"].to_numpy() for v in valid_rows],
-                        [v["body_part"].to_numpy() for v in valid_rows])
-    frame, per_table = summary_frames(cfg, runs, aligned, per_run)
+                        [v["body_part"].to_numpy() for v in valid_rows], variants)
+    frame, per_table = scenario_frames(cfg, runs, aligned, per_run, variants)
     per_table = with_table_info(per_table, sources)
+    correlations = reader_correlations(extended, runs, variants)
+    sensitivity, best = sensitivity_frame(frame, cfg)
+    provenance = (tables[0].provenance or {}).get("readers") or {}
     info = {"tables": [s.label for s in sources], "n_tune": int(
         (tables[0].studies["split"] == "tune").sum()), "n_valid": aligned.n_studies,
         "study_sets": aligned.sets.study_set.tolist(),
         "seeds": cfg.seeds, "costs": list(cfg.costs), "agents": list(cfg.agents),
         "split_use": SPLIT_USE, "wall_seconds": round(time.perf_counter() - started, 1),
-        "quick": cfg.quick, "reader": cfg.reader,
-        "reader_provenance": (tables[0].provenance or {}).get("reader"),
+        "quick": cfg.quick, "readers": list(cfg.readers),
+        "reader_sharing": {r: own_sharing(tables[0], r) for r in cfg.readers},
+        "reader_provenance": {r: provenance.get(r) for r in cfg.readers},
+        "sensitivity": {"reader": cfg.sensitivity_reader, "cost": cfg.sensitivity_cost,
+                        "sharing": [x for x in variants.sharing if x is not None],
+                        "method": best, "skipped": variants.skipped},
         "machine": (f"{machine_description('cpu')}, {cfg.workers} worker process(es), "
                     f"1-minute load average {load_at_start:.2f} at the start, "
                     f"{os.getloadavg()[0]:.2f} at the end")}
     frame.to_csv(staging / "defer.csv", index=False)
     per_table.to_csv(staging / "per_table.csv", index=False)
     per_run.to_csv(staging / "runs.csv", index=False)
-    (staging / "defer.md").write_text(to_markdown(frame, info, per_table))
-    write_plots(frame, staging)
+    correlations.to_csv(staging / "readers.csv", index=False)
+    sensitivity.to_csv(staging / "sensitivity.csv", index=False)
+    (staging / "defer.md").write_text(to_markdown(frame, info, per_table, correlations,
+                                                  sensitivity))
+    write_plots(frame, staging, info, sensitivity)
     save_config(cfg, staging / "config.json", {"resolved": info})
     return frame
 
@@ -228,10 +432,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg = resolve(parse_config(DeferConfig, argv, __doc__))
         sources = load_tables(cfg.tables)
         valid = valid_sets(sources)
+        readers = shared_readers([s.table for s in sources], cfg.readers)
         out = new_output_folder(cfg.out, "runs/defer")
-        readers = [resolve_reader(s.table.reader_ids, cfg.reader) for s in sources]
-        if len(set(readers)) > 1:
-            raise KeyError(f"the tables' readers differ ({readers}); pick one with --reader.")
     except KeyError as e:
         print(f"error: {e.args[0]} (for a table file: `python -m experiments.attach_reader "
               "--table PATH`)", file=sys.stderr)
@@ -239,12 +441,15 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, MissingLogitsError, LogitsTableError, TableSetError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    resolved = replace(cfg, out=out, reader=readers[0])
+    sensitivity_reader = (cfg.sensitivity_reader if cfg.sensitivity_reader in readers
+                          else readers[-1])
+    resolved = replace(cfg, out=out, readers=tuple(readers),
+                       sensitivity_reader=sensitivity_reader)
     run_staged(out, cfg.threads,
                lambda staging: run_defer(resolved, sources, valid, staging, started))
     print((out / "defer.md").read_text().split("\n## ")[0])
-    print(f"wrote {out}/defer.md, defer.csv, per_table.csv, runs.csv, config.json, plots in "
-          f"{time.perf_counter() - started:.0f} s")
+    print(f"wrote {out}/defer.md, defer.csv, per_table.csv, runs.csv, readers.csv, "
+          f"sensitivity.csv, config.json, plots in {time.perf_counter() - started:.0f} s")
     return 0
 
 

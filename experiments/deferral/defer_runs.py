@@ -2,22 +2,23 @@
 (table, agent, seed, cost) for the RL agents, run in this process or in worker processes.
 
 Every job fits or trains on ``tune`` only and then decides once for every ``valid`` study;
-those decisions are its only use of ``valid``. An RL job also fits the global confidence
-threshold whose *tune* deferral rate equals the agent's (``global_threshold@<agent>``), the
-comparison at equal deferral rate.
+those decisions are its only use of ``valid``. An RL job also makes the agent's threshold twin
+(``global_threshold@<agent>``, :func:`threshold_twin`), the comparison at equal deferral rate:
+the agent's own ensemble, deferring its least sure studies instead of those the agent picks.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from agents.deferral_methods import (
     Decision,
     DeferralData,
-    GlobalThreshold,
+    count_threshold,
     fit_deferral_methods,
     policy_decision,
 )
@@ -34,7 +35,7 @@ CLASSICAL = "classical"
 class DeferJob:
     """One unit of work: ``method`` is :data:`CLASSICAL` (every classical method) or an RL
     agent name, trained for ``steps`` env steps with ``seed``; deferred studies go to
-    ``reader`` (None: the table's only reader)."""
+    ``reader`` (None: :func:`mura_env.readers.resolve_reader`'s choice)."""
 
     table: int
     method: str
@@ -52,7 +53,11 @@ class DeferRun:
         deferred: bool ``[n]``; prediction: int64 ``[n]``, the answer that counts (the read
             where deferred); score: float64 ``[n]``, the read where deferred, else the
             ensemble probability (what AUROC ranks).
-        tune_deferral_rate: the share of tune studies it defers.
+        tune_deferral_rate: the share of tune studies it defers (a classical method: with
+            the out-of-fold probabilities its rule was fitted on).
+        tune_accuracy: the team's accuracy on tune (same decisions), what picks a method
+            without reading valid.
+        reader: the reader deferred studies went to.
     """
 
     table: int
@@ -65,32 +70,54 @@ class DeferRun:
     score: np.ndarray
     tune_deferral_rate: float
     train_time: float
+    tune_accuracy: float = float("nan")
+    reader: str = ""
 
 
-def matched_threshold(tune: DeferralData, rate: float) -> GlobalThreshold:
-    """A :class:`GlobalThreshold` (stacking ensemble fitted on tune) whose threshold defers
-    the share ``rate`` of tune studies: the least sure ones."""
-    method = GlobalThreshold().fit(tune, 0.0)
-    margin = np.abs(method.ensemble.predict(tune.studies)[0] - 0.5)
-    method.threshold = (0.0 if rate <= 0 else np.inf if rate >= 1
-                        else float(np.quantile(margin, rate)))
-    return method
+def threshold_twin(agent_tune: Decision, agent_valid: Decision, center: float = 0.5
+                   ) -> tuple[Decision, Decision]:
+    """An agent's threshold twin: the agent's own ensemble (its probabilities and
+    predictions), deferring the studies where that probability is least sure.
+
+    Args:
+        agent_tune, agent_valid: the agent's decisions on tune and valid
+            (:func:`agents.deferral_methods.policy_decision`).
+        center: the ensemble's decision threshold (the env's ``threshold``); a study's
+            margin is ``|probability - center|``.
+
+    Returns:
+        ``(tune, valid)`` :class:`~agents.deferral_methods.Decision` of the twin: the agent's
+        ``probability`` and ``ensemble_prediction``, and ``deferred`` = margin below one
+        threshold, chosen so that the twin defers as many tune studies as the agent (to the
+        nearest cut between distinct margins, :func:`agents.deferral_methods.count_threshold`).
+    """
+    margin = np.abs(agent_tune.probability - center)
+    threshold = count_threshold(margin, int(np.count_nonzero(agent_tune.deferred)))
+
+    def twin(agent: Decision) -> Decision:
+        deferred = np.abs(agent.probability - center) < threshold
+        return Decision(agent.probability, deferred, agent.ensemble_prediction)
+
+    return twin(agent_tune), twin(agent_valid)
 
 
 def _run(job: DeferJob, name: str, kind: str, valid: DeferralData, decision: Decision,
-         tune_rate: float, seconds: float) -> DeferRun:
-    """A :class:`DeferRun` from a valid ``decision``."""
+         tune: DeferralData, tune_decision: Decision, seconds: float) -> DeferRun:
+    """A :class:`DeferRun` from a valid ``decision`` and the same rule's ``tune_decision``."""
     prediction = decision.team_prediction(valid.reads).astype(np.int64)
     score = np.where(decision.deferred, valid.reads, decision.probability).astype(np.float64)
+    tune_scores = tune_decision.scores(tune.studies.labels, tune.reads)
     return DeferRun(job.table, job.seed, name, kind, job.cost, decision.deferred.copy(),
-                    prediction, score, float(tune_rate), seconds)
+                    prediction, score, tune_scores["deferral_rate"], seconds,
+                    tune_accuracy=tune_scores["accuracy"], reader=valid.reader)
 
 
 def _classical(job: DeferJob, tune: DeferralData, valid: DeferralData) -> list[DeferRun]:
     """Every classical method at ``job.cost`` (:func:`agents.deferral_methods.
-    fit_deferral_methods`: one stacking ensemble, its fitting time in the first method's)."""
-    return [_run(job, method.name, method.kind, valid, method.decide(valid),
-                 method.decide(tune).deferred.mean(), method.fit_time)
+    fit_deferral_methods`: one stacking ensemble and one cross-fitting, their fitting time in
+    the first method's); tune figures from the out-of-fold decisions its rule was fitted on."""
+    return [_run(job, method.name, method.kind, valid, method.decide(valid), tune,
+                 method.decide_out_of_fold(tune), method.fit_time)
             for method in fit_deferral_methods(tune, job.cost)]
 
 
@@ -109,14 +136,30 @@ def run_defer_job(job: DeferJob, table: LogitsTable) -> list[DeferRun]:
     if job.method == CLASSICAL:
         return _classical(job, tune, valid)
     trained = train_job_agent(job, table)
-    config, policy = trained.agent.config.replace(logits=table), trained.model
-    tune_rate = float(policy_decision(policy, config, "tune").deferred.mean())
-    agent = _run(job, job.method, "agent", valid, policy_decision(policy, config, "valid"),
-                 tune_rate, trained.wall_time)
-    matched = matched_threshold(tune, tune_rate)
-    twin = _run(job, f"global_threshold@{job.method}", "baseline", valid,
-                matched.decide(valid), matched.decide(tune).deferred.mean(), 0.0)
-    return [agent, twin]
+    config = trained.agent.config.replace(logits=table)
+    return agent_runs(job, trained.model, config, tune, valid, trained.wall_time)
+
+
+def agent_runs(job: DeferJob, policy: Any, config: DeferralConfig, tune: DeferralData,
+               valid: DeferralData, seconds: float) -> list[DeferRun]:
+    """The runs of a trained deferral ``policy`` (``predict(obs, deterministic=True)``, as
+    :func:`agents.deferral_methods.policy_decision` takes) and of its threshold twin
+    (:func:`threshold_twin`), each with its tune deferral rate.
+
+    Args:
+        job: the job trained; config: the env configuration trained with (its table holds
+            tune and valid); tune, valid: the studies and reads of each split; seconds:
+            training time.
+
+    Returns:
+        ``[agent run, twin run (global_threshold@<agent>)]``.
+    """
+    agent_tune, agent_valid = (policy_decision(policy, config, split)
+                               for split in ("tune", "valid"))
+    twin_tune, twin_valid = threshold_twin(agent_tune, agent_valid, config.threshold)
+    return [_run(job, job.method, "agent", valid, agent_valid, tune, agent_tune, seconds),
+            _run(job, f"global_threshold@{job.method}", "baseline", valid, twin_valid, tune,
+                 twin_tune, 0.0)]
 
 
 def run_defer_jobs(jobs: Sequence[DeferJob], tables: Sequence[LogitsTable],

@@ -34,7 +34,8 @@ class DeferralConfig(WeightingConfig):
     Attributes:
         defer_cost: subtracted from the reward of every deferred study (finite, >= 0).
         reader: id of the reader a deferred study goes to (the table's column
-            ``reader_<id>``); None: the table's only reader.
+            ``reader_<id>``); None: ``radiologist_3`` (:data:`mura_env.readers.
+            DEFAULT_READER`) when the table has it, else the table's only reader.
 
     Raises:
         ValueError: any argument outside its range (the message names it).

@@ -84,9 +84,12 @@ class MuraDeferralEnv(MuraWeightingEnv):
     | Argument    | Default | Meaning                                                     |
     |-------------|---------|-------------------------------------------------------------|
     | defer_cost  | 0.1     | subtracted from a deferred study's reward (finite, >= 0)    |
-    | reader      | None    | reader id (column ``reader_<id>``); None: the only reader   |
+    | reader      | None    | reader id (column ``reader_<id>``); None: radiologist_3 if  |
+    |             |         | the table has it, else the table's only reader              |
 
-    The shipped reference tables carry the simulated reader ``reader_simulated``. A table
+    The shipped reference tables carry three simulated radiologists, ``radiologist_1``,
+    ``radiologist_2`` and ``radiologist_3`` (the MURA paper's per-part kappas; their errors
+    share the studies' difficulty, :mod:`mura_env.readers`). A table
     without a reader column raises ``KeyError`` naming the two ways to add one
     (``table.with_reads(load_reader_csv(path))``, ``table.with_simulated_reader()``); a
     negative or non-finite ``defer_cost`` raises ``ValueError``.

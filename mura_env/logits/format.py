@@ -11,7 +11,9 @@
 * the optional provenance (:func:`normalize_provenance`): a JSON object.
 
 * reader columns (:func:`normalize_reader_columns`): optional ``reader_<id>`` study columns,
-  one radiologist's 0/1 read of every study (see :mod:`mura_env.readers`).
+  one radiologist's 0/1 read of every study (see :mod:`mura_env.readers`);
+* the optional ``difficulty`` study column (:func:`normalize_difficulty`): how hard each study
+  is to read, in [0, 1] (synthetic data only; simulated readers share it).
 
 On disk a table is one Parquet file and a JSON manifest beside it (:func:`manifest_path`),
 written and read back by :mod:`mura_env.logits.parquet`, which checks each against the other.
@@ -30,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from mura_env.common.atomic import file_sha256
-from mura_env.constants import BODY_PARTS, SPLITS, STUDY_COLUMNS
+from mura_env.constants import BODY_PARTS, DIFFICULTY_COLUMN, SPLITS, STUDY_COLUMNS
 
 #: Format name and version written to (and required in) every manifest.
 MANIFEST_FORMAT = "mura-rl/logits-table"
@@ -80,21 +82,46 @@ def normalize_studies(studies: pd.DataFrame, where: str) -> pd.DataFrame:
     Returns:
         A new DataFrame with the ``STUDY_COLUMNS``, in that order, index ``0..n-1``: str
         ``study_id``, ``patient_id``, ``body_part``, ``split``; int64 ``label``, ``n_images``;
+        then float64 ``difficulty`` when ``studies`` has it (:func:`normalize_difficulty`),
         then the reader columns of ``studies`` (:func:`normalize_reader_columns`). Other
         columns are dropped.
 
     Raises:
         LogitsTableError: not a DataFrame, a missing column, a missing value, non-integer
             label or n_images, label not in {0, 1}, unknown body part or split, negative
-            n_images, duplicate study_id, a reader column with a value other than 0 or 1.
+            n_images, duplicate study_id, a reader column with a value other than 0 or 1, a
+            difficulty outside [0, 1].
     """
     selected = _select_study_columns(studies, where)
     cleaned = _cast_study_columns(selected, where)
     _check_study_values(cleaned, where)
+    difficulty = normalize_difficulty(studies, where)
+    if difficulty is not None:
+        cleaned[DIFFICULTY_COLUMN] = difficulty
     reads = normalize_reader_columns(studies, where)
     for column, values in reads.items():
         cleaned[column] = values
     return cleaned
+
+
+def normalize_difficulty(studies: pd.DataFrame, where: str) -> np.ndarray | None:
+    """The ``difficulty`` column of ``studies`` as float64 ``[n]``, or None without one.
+
+    Raises:
+        LogitsTableError: a missing value or a value outside [0, 1].
+    """
+    if DIFFICULTY_COLUMN not in studies.columns:
+        return None
+    try:
+        values = studies[DIFFICULTY_COLUMN].to_numpy(dtype=np.float64)
+        ok = bool(np.isfinite(values).all() and (values >= 0).all() and (values <= 1).all())
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise LogitsTableError(
+            f"{where}: column {DIFFICULTY_COLUMN!r} must hold one number in [0, 1] per study "
+            "(the share of studies of its body part and label that are easier), none missing.")
+    return values
 
 
 def reader_column_names(columns: Iterable[str]) -> list[str]:

@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mura_env.constants import STUDY_COLUMNS
+from mura_env.constants import DIFFICULTY_COLUMN, STUDY_COLUMNS
 from mura_env.logits.format import (
     INT_COLUMNS,
     READER_PREFIX,
@@ -38,7 +38,8 @@ def to_arrow(studies: pd.DataFrame, model_names: Sequence[str], logits: np.ndarr
         logits: float32 ``[n, K, 2]``.
 
     Returns:
-        The study columns, the logit columns and the reader columns, in that order.
+        The study columns, the logit columns, ``difficulty`` (float64, when the table has it)
+        and the reader columns, in that order.
     """
     columns: dict[str, Any] = {
         column: pa.array(studies[column].to_numpy(dtype=object), type=pa.string())
@@ -50,10 +51,14 @@ def to_arrow(studies: pd.DataFrame, model_names: Sequence[str], logits: np.ndarr
     flat = logits.reshape(len(studies), 2 * len(model_names))
     for position, name in enumerate(names):
         columns[name] = pa.array(np.ascontiguousarray(flat[:, position]), type=pa.float32())
+    latent = [DIFFICULTY_COLUMN] if DIFFICULTY_COLUMN in studies.columns else []
+    for column in latent:
+        columns[column] = pa.array(studies[column].to_numpy(dtype=np.float64), type=pa.float64())
     readers = reader_column_names(studies.columns)
     for column in readers:
         columns[column] = pa.array(studies[column].to_numpy(dtype=np.int8), type=pa.int8())
-    return pa.table({column: columns[column] for column in (*STUDY_COLUMNS, *names, *readers)})
+    return pa.table({column: columns[column]
+                     for column in (*STUDY_COLUMNS, *names, *latent, *readers)})
 
 
 def manifest_readers(manifest: dict[str, Any]) -> list[str]:
@@ -89,10 +94,11 @@ def read_arrays(path: Path, manifest: dict[str, Any],
         arrow = pq.read_table(path)
     except (OSError, pa.ArrowException) as e:
         raise LogitsTableError(f"{where}: not a readable Parquet file ({e}).") from e
+    latent = [DIFFICULTY_COLUMN] if manifest.get(DIFFICULTY_COLUMN) else []
     readers = [READER_PREFIX + r for r in manifest_readers(manifest)]
-    _check_arrow_shape(arrow, manifest, model_names, readers, where)
-    studies = pd.DataFrame(
-        {column: arrow.column(column).to_pandas() for column in (*STUDY_COLUMNS, *readers)})
+    _check_arrow_shape(arrow, manifest, model_names, [*latent, *readers], where)
+    studies = pd.DataFrame({column: arrow.column(column).to_pandas()
+                            for column in (*STUDY_COLUMNS, *latent, *readers)})
     if arrow.num_rows:
         flat = np.column_stack([arrow.column(column).to_numpy().astype(np.float32)
                                 for column in logit_columns(model_names)])
@@ -107,8 +113,8 @@ def read_arrays(path: Path, manifest: dict[str, Any],
 def _check_arrow_shape(arrow: pa.Table, manifest: dict[str, Any], model_names: tuple[str, ...],
                        readers: list[str], where: str) -> None:
     """Raise :class:`LogitsTableError` unless ``arrow`` has the study columns, the models'
-    logit columns and the ``readers`` columns, in order, and as many rows as the manifest
-    says."""
+    logit columns and the ``readers`` columns (with ``difficulty`` first when the manifest
+    lists it), in order, and as many rows as the manifest says."""
     expected = [*STUDY_COLUMNS, *logit_columns(model_names), *readers]
     if arrow.column_names != expected:
         missing = [column for column in expected if column not in arrow.column_names]

@@ -36,7 +36,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from mura_env.common.atomic import atomic_write, file_sha256
-from mura_env.constants import BODY_PARTS, SPLITS
+from mura_env.constants import BODY_PARTS, DIFFICULTY_COLUMN, SPLITS
 from mura_env.logits.format import (
     MANIFEST_FORMAT,
     MANIFEST_VERSION,
@@ -77,8 +77,8 @@ class LogitsTable:
         studies: DataFrame, one row per study, the columns of
             :data:`~mura_env.constants.STUDY_COLUMNS` (``study_id``, ``patient_id``,
             ``body_part``, ``split`` as strings; ``label`` 0/1 and ``n_images`` as int64),
-            then any reader columns ``reader_<id>`` (int8 0/1), index ``0..n-1``. Treat it
-            as read-only.
+            then ``difficulty`` (float64 in [0, 1]) when the table has it, then any reader
+            columns ``reader_<id>`` (int8 0/1), index ``0..n-1``. Treat it as read-only.
         model_names: tuple of the ``K`` model names, in the order of ``logits``' second axis.
         logits: read-only float32 array ``[n, K, 2]``; index 1 of the last axis is "abnormal".
         model_configs: dict model name -> JSON-able config (may be empty dicts).
@@ -203,9 +203,40 @@ class LogitsTable:
                            data_fingerprint=self.data_fingerprint, created_at=self.created_at,
                            package_version=self.package_version, provenance=self.provenance)
 
+    @property
+    def difficulty(self) -> np.ndarray | None:
+        """float64 ``[n]``: how hard each study is to read (share of studies of its body part
+        and label that are easier; :mod:`mura_env.synthetic.difficulty`), or None when the
+        table has no ``difficulty`` column (e.g. real MURA)."""
+        if DIFFICULTY_COLUMN not in self.studies.columns:
+            return None
+        return self.studies[DIFFICULTY_COLUMN].to_numpy(dtype=np.float64)
+
+    def with_difficulty(self, difficulty: pd.DataFrame) -> LogitsTable:
+        """A copy whose ``difficulty`` column comes from ``difficulty`` (columns ``study_id``
+        and ``difficulty``, e.g. :func:`mura_env.synthetic.difficulty.plan_difficulty`), which
+        must hold every study of the table; an existing column is replaced.
+
+        Raises:
+            ValueError: a study of the table has no difficulty (the message names some).
+        """
+        by_study = difficulty.drop_duplicates("study_id").set_index("study_id")[DIFFICULTY_COLUMN]
+        values = self.studies["study_id"].map(by_study)
+        if values.isna().any():
+            absent = self.studies.loc[values.isna(), "study_id"].tolist()
+            raise ValueError(f"no difficulty for {len(absent)} study(ies) of the table, e.g. "
+                             f"{absent[:3]}; was it made from another data set?")
+        studies = self.studies.copy()
+        studies[DIFFICULTY_COLUMN] = values.to_numpy(dtype=np.float64)
+        return LogitsTable(studies, self.model_names, self.logits,
+                           model_configs=self.model_configs,
+                           data_fingerprint=self.data_fingerprint, created_at=self.created_at,
+                           package_version=self.package_version, provenance=self.provenance)
+
     def with_simulated_reader(self, reader: Any = None) -> LogitsTable:
         """A copy with the reads of a :class:`mura_env.readers.SimulatedReader` (default:
-        ``SimulatedReader.default()``, column ``reader_simulated``) as a reader column."""
+        ``SimulatedReader.default()``, radiologist 3, column ``reader_radiologist_3``) as a
+        reader column; its errors share the table's ``difficulty`` when it has one."""
 
         reader = SimulatedReader.default() if reader is None else reader
         return self.with_reads(pd.DataFrame({"study_id": self.studies["study_id"],
@@ -304,6 +335,7 @@ class LogitsTable:
             "package_version": self.package_version,
             "provenance": self.provenance,
             "readers": list(self.reader_ids),
+            DIFFICULTY_COLUMN: self.difficulty is not None,
             "split_counts": {split: int(count) for split, count in
                              self.studies["split"].value_counts().sort_index().items()},
         }

@@ -20,7 +20,7 @@ import shutil
 import struct
 import zlib
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -59,6 +59,18 @@ FINDING_MIX: dict[str, dict[str, float]] = {
     "WRIST": {"fracture": 0.3, "osteopenia": 0.25, "swelling": 0.2, "hardware": 0.15,
               "narrowing": 0.1},
 }
+#: Ranges of the uniform draws that set how plain a finding is (low, high).
+NORMAL_GAP = (1.0, 1.4)  # joint-space scale of a study without narrowing
+NARROWING_GAP = (-0.5, 0.05)  # joint-space scale of a narrowing (lower: narrower)
+SWELLING_GROW = (1.7, 2.1)  # soft-tissue widening of a swelling
+OSTEOPENIA_THIN = (0.3, 0.45)  # bone density factor of an osteopenia (lower: thinner)
+FRACTURE_WIDTH = (8.0, 14.0)  # fracture gap, pixels at full size
+FRACTURE_ANGLE = 0.6  # the fracture line's tilt is uniform in +-this (radians)
+FRACTURE_OFFSET = (0.5, 1.1)  # displacement of a displaced fracture, bone radii
+UNDISPLACED_P = 0.3  # share of fractures without displacement
+LESION_DEPTH = (0.85, 1.0)  # a lytic lesion's contrast
+LESION_SIZE = (1.0, 1.6)  # a lytic lesion's radius, bone radii
+HARDWARE_T = (0.35, 0.65)  # where along the bone hardware is centred
 VIEW_SQUASH = (1.0, 0.45, 0.75)  # AP, lateral, oblique
 SHOW_FINDING_P = 1.0  # chance that a view of an abnormal study shows its finding
 GROWTH_PLATE_P = 0.2
@@ -67,13 +79,20 @@ _PNG_TEXT = b"Source\x00mura-rl synthetic MURA-format data (not a radiograph of 
 
 @dataclass
 class StudySpec:
-    """What a study looks like: its anatomy, findings, which views show them, its laterality."""
+    """What a study looks like: its anatomy, findings, which views show them, its laterality.
+
+    ``draws`` keeps the drawn numbers that change the anatomy rather than add a finding:
+    ``gap`` (joint-space scale; below 0.1 for ``narrowing``, 1.0-1.4 otherwise), ``grow``
+    (soft-tissue widening of a ``swelling``) and ``thin`` (bone density factor of an
+    ``osteopenia``), each present only when drawn.
+    """
 
     kind: str  # "normal" or the finding kind
     anatomy: Anatomy
     findings: list[Finding]
     shows: list[bool]  # per view: does it show the (non-anatomical) finding?
     marker: str
+    draws: dict[str, float] = field(default_factory=dict)
 
 
 def _swollen(shape: Shape, grow: float) -> Shape:
@@ -104,13 +123,16 @@ def sample_study(part: str, label: int, n_images: int, seed: int, study_index: i
         kinds = list(FINDING_MIX[part])
         shares = np.array([FINDING_MIX[part][finding] for finding in kinds])
         kind = kinds[int(rng.choice(len(kinds), p=shares / shares.sum()))]
-    gap = rng.uniform(-0.5, 0.05) if kind == "narrowing" else rng.uniform(1.0, 1.4)
+    gap = rng.uniform(*NARROWING_GAP) if kind == "narrowing" else rng.uniform(*NORMAL_GAP)
     anatomy = TEMPLATES[part](rng, gap)
+    draws = {"gap": float(gap)}
     if kind == "swelling":
-        grow = rng.uniform(1.7, 2.1)
+        grow = rng.uniform(*SWELLING_GROW)
+        draws["grow"] = float(grow)
         anatomy.soft = [_swollen(shape, grow) for shape in anatomy.soft]
     elif kind == "osteopenia":
-        thin = rng.uniform(0.3, 0.45)
+        thin = rng.uniform(*OSTEOPENIA_THIN)
+        draws["thin"] = float(thin)
         anatomy.bones = [replace(bone, density=bone.density * thin, cortex=bone.cortex * 0.6)
                          for bone in anatomy.bones]
     findings: list[Finding] = []
@@ -118,16 +140,18 @@ def sample_study(part: str, label: int, n_images: int, seed: int, study_index: i
         bone = int(rng.choice(anatomy.long_bones))
         if kind == "fracture":
             findings.append(Finding(
-                "fracture", bone, t=rng.uniform(0.25, 0.75), angle=rng.uniform(-0.6, 0.6),
-                width=rng.uniform(8.0, 14.0),
-                offset=0.0 if rng.random() < 0.3 else rng.uniform(0.5, 1.1) * rng.choice([-1, 1])))
+                "fracture", bone, t=rng.uniform(0.25, 0.75),
+                angle=rng.uniform(-FRACTURE_ANGLE, FRACTURE_ANGLE),
+                width=rng.uniform(*FRACTURE_WIDTH),
+                offset=0.0 if rng.random() < UNDISPLACED_P
+                else rng.uniform(*FRACTURE_OFFSET) * rng.choice([-1, 1])))
         elif kind == "lesion":
             findings.append(Finding(
-                "lesion", bone, t=rng.uniform(0.25, 0.75), depth=rng.uniform(0.85, 1.0),
-                size=rng.uniform(1.0, 1.6), side=rng.uniform(-0.2, 0.2)))
+                "lesion", bone, t=rng.uniform(0.25, 0.75), depth=rng.uniform(*LESION_DEPTH),
+                size=rng.uniform(*LESION_SIZE), side=rng.uniform(-0.2, 0.2)))
         else:
             findings.append(Finding(
-                "hardware", bone, t=rng.uniform(0.35, 0.65), side=rng.choice([-1.0, 1.0]),
+                "hardware", bone, t=rng.uniform(*HARDWARE_T), side=rng.choice([-1.0, 1.0]),
                 variant=int(rng.random() < 0.3)))
     shows = [True] * n_images
     if kind in ("fracture", "lesion"):
@@ -139,7 +163,8 @@ def sample_study(part: str, label: int, n_images: int, seed: int, study_index: i
                                replace=False):
             findings.append(Finding("growth_plate", int(bone), t=rng.choice([0.1, 0.9]),
                                     width=1.5))
-    return StudySpec(kind, anatomy, findings, shows, marker="L" if rng.random() < 0.5 else "R")
+    return StudySpec(kind, anatomy, findings, shows, marker="L" if rng.random() < 0.5 else "R",
+                     draws=draws)
 
 
 def sample_view(view_index: int, marker: str, rng: np.random.Generator) -> View:
