@@ -478,6 +478,9 @@ def resolve_reader(reader_ids: tuple[str, ...], reader: str | None) -> str:
         reader_ids: the table's readers (``LogitsTable.reader_ids``).
         reader: the reader asked for, or None.
 
+    Returns:
+        The chosen reader id (str), one of ``reader_ids``.
+
     Raises:
         KeyError: no reader column, several (none of them the default) and ``reader`` is
             None, or none named ``reader`` (the message says how to add reads or which ids

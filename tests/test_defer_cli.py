@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -117,13 +118,14 @@ def test_reader_figures_and_the_sensitivity_study(finished: Path) -> None:
     assert readers[["members_tune", "stacking_valid"]].abs().le(1).all().all()
     sensitivity = pd.read_csv(finished / "sensitivity.csv")
     config = json.loads((finished / "config.json").read_text())["resolved"]["sensitivity"]
-    assert set(sensitivity["method"]) == {config["method"], "oracle_deferral", "always_defer",
-                                          "never_defer"}
+    assert set(sensitivity["method"]) == {config["method"], "softmax-pg", "oracle_deferral",
+                                          "always_defer", "never_defer"}
     assert sorted(sensitivity["sharing"].unique()) == [0.0, DEFAULT_SHARING, 0.9]
-    # the method was picked on tune: the best tune team accuracy at the tables' own sharing
+    # the classical method was picked on tune: the best out-of-fold tune team accuracy at the
+    # tables' own sharing
     frame = pd.read_csv(finished / "defer.csv")
     own_rows = frame[(frame["reader"] == "radiologist_3") & (frame["cost"] == 0.0)
-                     & (frame["sharing"] == DEFAULT_SHARING) & (frame["kind"] != "reference")
+                     & (frame["sharing"] == DEFAULT_SHARING) & (frame["kind"] == "baseline")
                      & ~frame["method"].str.contains("@")
                      & ~frame["method"].isin(["always_defer", "never_defer"])]
     assert config["method"] == own_rows.sort_values("tune_accuracy")["method"].iloc[-1]
@@ -134,6 +136,28 @@ def test_reader_figures_and_the_sensitivity_study(finished: Path) -> None:
     for heading in ("## The readers", "## Every reader at cost 0",
                     "## Sensitivity to shared difficulty", "## Reader `radiologist_1`"):
         assert heading in text, heading
+
+
+def test_the_sensitivity_study_runs_the_tables_own_reads_at_its_cost(tables: list[Path]) -> None:
+    loaded = [LogitsTable.load(p) for p in tables]
+    cfg = defer.resolve(defer.DeferConfig(costs=(0.1, 0.2), sharing=(0.0, 0.9), seeds=1,
+                                          readers=READERS))
+    variants, extended = defer.sensitivity_variants(cfg, loaded)
+    assert variants.sharing == (DEFAULT_SHARING, 0.0, 0.9) and len(extended) == 9
+    assert variants.own == {r: DEFAULT_SHARING for r in READERS}
+    np.testing.assert_array_equal(  # a variant: the same reader made again at another sharing
+        extended[3].reads("radiologist_3"),
+        SimulatedReader.profile("radiologist_3", sharing=0.0).reads(loaded[0].studies))
+    np.testing.assert_array_equal(extended[3].reads("radiologist_1"),
+                                  loaded[0].reads("radiologist_1"))
+    jobs = defer.make_jobs(cfg, 3, list(READERS), variants)
+    at_zero = {(j.table, j.reader) for j in jobs if j.cost == 0.0}
+    assert {(t, "radiologist_3") for t in range(9)} == at_zero  # own reads included
+    skipped, same = defer.sensitivity_variants(replace(cfg, readers=("radiologist_1",)), loaded)
+    assert "not among the readers" in skipped.skipped and len(same) == 3
+    bare = [standin_table(0)]
+    none, _ = defer.sensitivity_variants(cfg, bare)
+    assert none.skipped
 
 
 def test_intervals_and_comparisons_are_consistent(finished: Path) -> None:

@@ -172,6 +172,19 @@ def test_a_table_with_several_readers_needs_the_reader_named(table) -> None:
     assert info["reader_correct"] and reward == 1.0
 
 
+def test_the_shipped_tables_default_to_radiologist_3_and_take_any_of_the_three() -> None:
+    env = gym.make("MuraDeferral-v0", defer_cost=0.0, split="tune")
+    problem = env.unwrapped.problem
+    table = problem.table
+    assert table.reader_ids == ("radiologist_1", "radiologist_2", "radiologist_3")
+    assert problem.reader == "radiologist_3"
+    tune = table.select(split="tune")
+    np.testing.assert_array_equal(problem.reads, tune.reads("radiologist_3"))
+    other = gym.make("MuraDeferral-v0", reader="radiologist_1", split="tune").unwrapped.problem
+    np.testing.assert_array_equal(other.reads, tune.reads("radiologist_1"))
+    assert (other.reads != problem.reads).any()
+
+
 def test_a_saved_deferral_agent_loads_and_checks_its_reader(table, tmp_path) -> None:
     from agents.saved import AgentMismatchError, load_agent
     from agents.train import train_agent

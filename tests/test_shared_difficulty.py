@@ -134,3 +134,26 @@ def test_difficulty_column_round_trips_and_is_checked(tmp_path: Path) -> None:
                         table.logits)
     assert plain.difficulty is None
     assert LogitsTable.load(plain.save(tmp_path / "plain.parquet")).difficulty is None
+
+
+def test_reader_columns_use_the_generator_only_for_synthetic_studies() -> None:
+    from experiments.deferral.reader_columns import generator_origin, with_simulated_readers
+
+    table = load_reference_table(0).select(split="valid")
+    bare = table.studies.drop(columns=["difficulty", *(f"reader_{r}" for r in table.reader_ids)])
+    plain = LogitsTable(bare, table.model_names, table.logits,
+                        provenance={"scale": 1.0, "data_seed": 0})
+    assert generator_origin(plain) == (1.0, 0)
+    added = with_simulated_readers(plain, ["radiologist_2"])
+    np.testing.assert_array_equal(added.difficulty, table.difficulty)  # from the plan
+    np.testing.assert_array_equal(added.reads("radiologist_2"), table.reads("radiologist_2"))
+    real = LogitsTable(plain.studies, plain.model_names, plain.logits,
+                       provenance={"scale": 1.0, "data_seed": 0, "synthetic": False})
+    assert generator_origin(real) is None
+    assert with_simulated_readers(real, ["radiologist_2"]).difficulty is None
+    elsewhere = LogitsTable(plain.studies, plain.model_names, plain.logits,
+                            provenance={"scale": 1.0, "data_seed": 5})  # another draw
+    with pytest.warns(UserWarning, match="no difficulty"):
+        out = with_simulated_readers(elsewhere, ["radiologist_2"])
+    assert out.difficulty is None
+    assert out.provenance["readers"]["radiologist_2"]["sharing"] == 0.0

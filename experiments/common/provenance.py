@@ -94,6 +94,7 @@ class PretrainSettings(Protocol):
     focus: tuple[str, ...] | None
     focus_share: float | None
     device: str
+    data_root: Path | None
 
 
 def run_provenance(cfg: PretrainSettings, argv: list[str], table: LogitsTable,
@@ -103,8 +104,9 @@ def run_provenance(cfg: PretrainSettings, argv: list[str], table: LogitsTable,
     table's manifest): commit, the command as run, the command that remakes the reference
     table (under ``--export-reference``), profile, the backbone seed (``seed``), the data seed
     of the draw whose studies the table holds (``data_seed``) and of the draw the members
-    trained on (``train_data_seed``), machine and the run's wall time, the split sizes (per
-    body part and label), each member's tune and valid accuracy and kappa, and the valid
+    trained on (``train_data_seed``), whether the data is the built-in synthetic set
+    (``synthetic``: False for ``--data-root``), machine and the run's wall time, the split
+    sizes (per body part and label), each member's tune and valid accuracy and kappa, and the valid
     split's diversity figures (``report`` of
     :func:`backbones.ensemble_report.diversity_report`, with ``wall_seconds``). ``commit``: the
     commit the run started from (default: :func:`git_commit` now)."""
@@ -113,6 +115,7 @@ def run_provenance(cfg: PretrainSettings, argv: list[str], table: LogitsTable,
             "remake_command": remake_command(reference_index(cfg.seed, 0))
             if cfg.export_reference else command.strip(),
             "profile": cfg.profile, "seed": cfg.seed, "data_seed": data_seed,
+            "synthetic": cfg.data_root is None,
             "train_data_seed": cfg.data_seed,
             "scale": cfg.scale, "train_studies_per_member": cfg.train_studies,
             "focus": list(cfg.focus or ()), "focus_share": cfg.focus_share,

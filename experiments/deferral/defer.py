@@ -16,11 +16,13 @@ split; then every run decides once for each ``valid`` study (valid is read for t
 decisions only). Each RL run gets a threshold twin: the agent's own ensemble deferring its
 least sure studies, as many on tune as the agent (``global_threshold@<agent>``).
 
-**Sensitivity to shared difficulty.** For ``--sensitivity-reader`` (default radiologist 3) at
+**Sensitivity to shared difficulty** (``--no-sensitivity`` skips it). For
+``--sensitivity-reader`` (default radiologist 3; it must be one of the readers analysed) at
 ``--sensitivity-cost`` (default 0), the reads are made again at each ``--sharing`` value (same
 reader, same per-part kappas; 0 = errors independent of the ensemble's) and every method runs
-again; the method shown is the deployable one with the best *tune* team accuracy at the
-tables' own sharing. Tables without a ``difficulty`` column (real MURA) skip it.
+again; the classical method shown is the one with the best *tune* team accuracy at the
+tables' own sharing (on the out-of-fold predictions its rule was fitted on), beside the RL
+agents. Tables without a ``difficulty`` column (real MURA) skip it.
 
 Statistics: per reader, sharing and cost, :func:`mura_env.statistics.summarise` (tables, seeds
 and valid studies resampled jointly, studies within each data draw; percentile 95% intervals; a
@@ -82,7 +84,8 @@ SPLIT_USE = {"fit_and_train": "tune (classical rules: on out-of-fold tune predic
              "agent_budgets": "fixed beforehand: softmax-pg's from its tune team accuracy on "
                               "reference table 0, PPO's the weighting benchmark's",
              "matched_thresholds": "tune (deferral count)",
-             "sensitivity_method": "tune (best tune team accuracy at the tables' sharing)",
+             "sensitivity_method": "tune (the classical method with the best out-of-fold "
+                                   "tune team accuracy at the tables' own sharing)",
              "scores": "valid"}
 #: What ``--quick`` sets: a smoke test of the whole pipeline, not a result.
 QUICK_SETTINGS = {"costs": (0.0, 0.2), "seeds": 2, "n_bootstrap": 100, "sharing": (0.0, 0.9)}
@@ -112,9 +115,11 @@ class DeferConfig(BudgetOptions, PooledRunOptions):
     seeds: int = field(default=3, metadata={"help": "seeds per RL agent"})
     agents: tuple[str, ...] = field(default=DEFAULT_AGENTS, metadata={
         "help": "RL agents to train (any of agents.algos.ALGOS)"})
+    sensitivity: bool = field(default=True, metadata={
+        "help": "run the sensitivity study over difficulty sharing"})
     sharing: tuple[float, ...] = field(default=SHARING_GRID, metadata={
         "help": "difficulty-sharing values of the sensitivity study (the sensitivity reader's "
-                "reads made again at each; none: skip it)"})
+                "reads made again at each)"})
     sensitivity_reader: str = field(default=DEFAULT_READER, metadata={
         "help": "the simulated reader of the sensitivity study"})
     sensitivity_cost: float = field(default=0.0, metadata={
@@ -174,7 +179,7 @@ def shared_readers(tables: list[LogitsTable], wanted: tuple[str, ...] | None) ->
         missing = [r for r in wanted if r not in common]
         if missing:
             raise KeyError(f"not every table has the reader(s) {missing} (shared: {common}).")
-        return list(wanted)
+        return list(dict.fromkeys(wanted))
     if not common:
         have = [list(t.reader_ids) for t in tables]
         raise KeyError(f"the tables share no reader column (readers per table: {have}).")
@@ -191,32 +196,53 @@ def own_sharing(table: LogitsTable, reader: str) -> float | None:
 
 @dataclass(frozen=True)
 class Variants:
-    """The sensitivity study's table variants: ``sharing[v]`` is the difficulty sharing of the
-    tables ``v * T .. v * T + T - 1`` of the extended list (``T`` tables; v = 0: the tables'
-    own reads); ``skipped``: why there is no study, or ""."""
+    """The sensitivity study's table variants: ``sharing[v]`` is the sensitivity reader's
+    difficulty sharing in the tables ``v * T .. v * T + T - 1`` of the extended list (``T``
+    tables; v = 0: the tables' own reads); ``own``: each analysed reader's sharing in the
+    tables' own reads (None: not one simulated sharing); ``skipped``: why there is no study,
+    or ""."""
 
     sharing: tuple[float | None, ...]
+    own: dict[str, float | None]
     skipped: str = ""
+
+    def of(self, reader: str, variant: int) -> float | None:
+        """The sharing of ``reader``'s reads in variant ``variant``."""
+        return self.own.get(reader) if variant == 0 else self.sharing[variant]
 
 
 def sensitivity_variants(cfg: DeferConfig, tables: list[LogitsTable]
                          ) -> tuple[Variants, list[LogitsTable]]:
-    """The extended table list: ``tables``, then for each ``--sharing`` value other than the
-    tables' own a copy of every table with the sensitivity reader's reads made again at that
-    sharing (:func:`experiments.deferral.reader_columns.with_simulated_readers`)."""
+    """The study's variants and the extended table list: ``tables``, then for each
+    ``--sharing`` value other than the tables' own a copy of every table with the sensitivity
+    reader's reads made again at that sharing
+    (:func:`experiments.deferral.reader_columns.with_simulated_readers`).
+
+    Returns:
+        ``(variants, extended)``; with a reason in ``variants.skipped`` (no study wanted, no
+        difficulty column, the sensitivity reader not analysed or not simulated) the extended
+        list is ``tables`` alone.
+    """
     reader = cfg.sensitivity_reader
+    own_by_reader = {}
+    for name in cfg.readers or ():
+        values = {own_sharing(t, name) for t in tables}
+        own_by_reader[name] = values.pop() if len(values) == 1 else None
     own = [own_sharing(t, reader) for t in tables]
     base = own[0] if len(set(own)) == 1 else None
     why = ""
-    if not cfg.sharing:
-        why = "no --sharing values"
+    if not cfg.sensitivity or not cfg.sharing:
+        why = "--no-sensitivity"
+    elif reader not in (cfg.readers or ()):
+        why = (f"the sensitivity reader {reader!r} is not among the readers analysed "
+               f"({list(cfg.readers or ())}); pass --sensitivity-reader")
     elif any(t.difficulty is None for t in tables):
         why = "the tables have no difficulty column (no latent, as for real MURA)"
     elif reader not in READER_PROFILES or any(x is None for x in own) or base is None:
         why = (f"{reader!r} is not a simulated radiologist with one sharing in every table "
                f"(sharing per table: {own})")
     if why:
-        return Variants((base,), why), list(tables)
+        return Variants((base,), own_by_reader, why), list(tables)
     extended, values = list(tables), [base]
     for value in cfg.sharing:
         if np.isclose(value, base):
@@ -226,16 +252,26 @@ def sensitivity_variants(cfg: DeferConfig, tables: list[LogitsTable]
         extended += [with_simulated_readers(without_readers(t, [reader]), [reader], seed,
                                             value) for t, seed in zip(tables, seeds, strict=True)]
         values.append(value)
-    return Variants(tuple(values)), extended
+    return Variants(tuple(values), own_by_reader), extended
 
 
 def make_jobs(cfg: DeferConfig, n_tables: int, readers: list[str], variants: Variants
               ) -> list[DeferJob]:
     """Every job, the slowest (PPO) first: every reader at every cost on the tables' own
-    reads, then the sensitivity reader at the sensitivity cost on each other variant."""
+    reads (and the sensitivity reader at the sensitivity cost, when that cost is not in the
+    grid and there is a study), then the sensitivity reader at the sensitivity cost on each
+    other variant.
+
+    Returns:
+        The :class:`~experiments.deferral.defer_runs.DeferJob` list; a job's ``table``
+        indexes the extended table list (:func:`sensitivity_variants`).
+    """
     steps = agent_budgets(cfg)
     cells = [(t, reader, cost) for reader in readers for t in range(n_tables)
              for cost in cfg.costs]
+    study = len(variants.sharing) > 1
+    if study and not any(np.isclose(cfg.sensitivity_cost, c) for c in cfg.costs):
+        cells += [(t, cfg.sensitivity_reader, cfg.sensitivity_cost) for t in range(n_tables)]
     cells += [(v * n_tables + t, cfg.sensitivity_reader, cfg.sensitivity_cost)
               for v in range(1, len(variants.sharing)) for t in range(n_tables)]
     jobs = [DeferJob(t, agent, seed, cost, steps[agent], reader)
@@ -258,7 +294,7 @@ def run_frame(runs: list[DeferRun], labels_of: list[np.ndarray], parts_of: list[
         table = r.table % n_tables
         parts, labels = parts_of[table], labels_of[table]
         row: dict[str, Any] = {
-            "reader": r.reader, "sharing": variants.sharing[r.table // n_tables],
+            "reader": r.reader, "sharing": variants.of(r.reader, r.table // n_tables),
             "method": r.method, "kind": r.kind, "cost": r.cost, "table": table,
             "seed": r.seed, "deferral_rate": float(r.deferred.mean()),
             "tune_deferral_rate": r.tune_deferral_rate,
@@ -313,7 +349,7 @@ def scenario_frames(cfg: DeferConfig, runs: list[DeferRun], aligned: AlignedVali
     for reader, v in keys:
         mine = [replace(r, table=r.table % n_tables) for r in runs
                 if r.reader == reader and r.table // n_tables == v]
-        sharing = variants.sharing[v]
+        sharing = variants.of(reader, v)
         rows = per_run[(per_run["reader"] == reader) & (per_run["sharing"].isna()
                         if sharing is None else per_run["sharing"] == sharing)]
         frame, per_table = summary_frames(cfg, mine, aligned, rows, resample)
@@ -352,27 +388,30 @@ def reader_correlations(tables: list[LogitsTable], runs: list[DeferRun], variant
                 ensemble = next(r for r in runs if r.reader == reader and r.method == "never_defer"
                                 and r.table == v * n_tables + t)
                 stacking.append(error_correlation(wrong, ensemble.prediction != labels, groups))
-        rows.append({"reader": reader, "sharing": variants.sharing[v],
+        rows.append({"reader": reader, "sharing": variants.of(reader, v),
                      "reader_tune_accuracy": float(np.mean(accuracy)),
-                     "members_tune": float(np.mean(members)),
+                     "members_tune": float(np.nanmean(members)),
                      "stacking_valid": float(np.nanmean(stacking))})
     return pd.DataFrame(rows)
 
 
-def sensitivity_frame(frame: pd.DataFrame, cfg: DeferConfig) -> tuple[pd.DataFrame, str]:
+def sensitivity_frame(frame: pd.DataFrame, cfg: DeferConfig, variants: Variants
+                      ) -> tuple[pd.DataFrame, str]:
     """The sensitivity study's rows of ``frame`` (the sensitivity reader at the sensitivity
-    cost, every sharing): the deployable method with the best tune team accuracy at the
-    tables' own sharing (the first variant), the oracle, the reader alone and the ensemble
-    alone; and that method's name ("" without a study)."""
+    cost, every sharing): the classical method with the best tune team accuracy at the tables'
+    own sharing (``variants.sharing[0]``; classical tune figures come from the out-of-fold
+    predictions their rules were fitted on, where an agent's tune figures are in-sample), the
+    RL agents, the oracle, the reader alone and the ensemble alone; and that method's name
+    ("" without a study)."""
+    if len(variants.sharing) < 2:
+        return frame.iloc[:0], ""
     rows = frame[(frame["reader"] == cfg.sensitivity_reader)
                  & np.isclose(frame["cost"], cfg.sensitivity_cost)]
-    if rows["sharing"].nunique() < 2:
-        return rows.iloc[:0], ""
-    own = rows[rows["sharing"] == rows["sharing"].iloc[0]]
-    deployable = own[(own["kind"] != "reference") & ~own["method"].map(is_twin)
-                     & ~own["method"].isin(list(ALONE_LABELS))]
-    best = str(deployable.sort_values("tune_accuracy", ascending=False)["method"].iloc[0])
-    shown = rows[rows["method"].isin([best, "oracle_deferral", *ALONE_LABELS])]
+    own = rows[np.isclose(rows["sharing"].astype(float), float(variants.sharing[0]))]
+    classical = own[(own["kind"] == "baseline") & ~own["method"].map(is_twin)
+                    & ~own["method"].isin(list(ALONE_LABELS))]
+    best = str(classical.sort_values("tune_accuracy", ascending=False)["method"].iloc[0])
+    shown = rows[rows["method"].isin([best, *cfg.agents, "oracle_deferral", *ALONE_LABELS])]
     return shown.sort_values(["method", "sharing"]).reset_index(drop=True), best
 
 
@@ -397,7 +436,7 @@ def run_defer(cfg: DeferConfig, sources: list[TableSource], aligned: AlignedVali
     frame, per_table = scenario_frames(cfg, runs, aligned, per_run, variants)
     per_table = with_table_info(per_table, sources)
     correlations = reader_correlations(extended, runs, variants)
-    sensitivity, best = sensitivity_frame(frame, cfg)
+    sensitivity, best = sensitivity_frame(frame, cfg, variants)
     provenance = (tables[0].provenance or {}).get("readers") or {}
     info = {"tables": [s.label for s in sources], "n_tune": int(
         (tables[0].studies["split"] == "tune").sum()), "n_valid": aligned.n_studies,
@@ -405,7 +444,7 @@ def run_defer(cfg: DeferConfig, sources: list[TableSource], aligned: AlignedVali
         "seeds": cfg.seeds, "costs": list(cfg.costs), "agents": list(cfg.agents),
         "split_use": SPLIT_USE, "wall_seconds": round(time.perf_counter() - started, 1),
         "quick": cfg.quick, "readers": list(cfg.readers),
-        "reader_sharing": {r: own_sharing(tables[0], r) for r in cfg.readers},
+        "reader_sharing": variants.own,
         "reader_provenance": {r: provenance.get(r) for r in cfg.readers},
         "sensitivity": {"reader": cfg.sensitivity_reader, "cost": cfg.sensitivity_cost,
                         "sharing": [x for x in variants.sharing if x is not None],
@@ -441,10 +480,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, MissingLogitsError, LogitsTableError, TableSetError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    sensitivity_reader = (cfg.sensitivity_reader if cfg.sensitivity_reader in readers
-                          else readers[-1])
-    resolved = replace(cfg, out=out, readers=tuple(readers),
-                       sensitivity_reader=sensitivity_reader)
+    resolved = replace(cfg, out=out, readers=tuple(readers))
     run_staged(out, cfg.threads,
                lambda staging: run_defer(resolved, sources, valid, staging, started))
     print((out / "defer.md").read_text().split("\n## ")[0])

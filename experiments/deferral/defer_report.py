@@ -240,21 +240,25 @@ def _sensitivity_section(sensitivity: pd.DataFrame, info: dict[str, Any]) -> lis
     lines += [
         f"Reader `{study['reader']}` at cost {study['cost']:g}; its reads made again at each "
         "sharing (same per-part kappas; 0: errors independent of the ensemble's), every "
-        "method refitted and retrained on them. The method shown, "
-        f"`{study['method']}`, is the deployable one with the best *tune* team accuracy at the "
-        "tables' own sharing; the oracle, the reader alone and the ensemble alone for scale.",
-        ""]
+        f"method refitted and retrained on them. The classical method shown, `{study['method']}`,"
+        " is the one with the best *tune* team accuracy at the tables' own sharing (on the "
+        "out-of-fold predictions its rule was fitted on); the RL agents beside it, and the "
+        "oracle, the reader alone and the ensemble alone for scale.", ""]
     values = sorted(sensitivity["sharing"].unique())
     rows = []
     for method in dict.fromkeys(sensitivity["method"]):
         mine = sensitivity[sensitivity["method"] == method].set_index("sharing")
         name = ALONE_LABELS.get(method, method)
         rows.append([name, *(ci(mine.loc[x], "accuracy") for x in values)])
-    best = sensitivity[sensitivity["method"] == study["method"]].set_index("sharing")
-    rows.append([f"{study['method']} vs reader alone (points)",
-                 *(ci(best.loc[x], "accuracy_vs_always_defer", 1, 100, "+") for x in values)])
-    rows.append([f"{study['method']} deferred %",
-                 *(fmt(best.loc[x, "deferral_rate"], 1, 100) for x in values)])
+    deployable = [m for m in dict.fromkeys(sensitivity["method"])
+                  if m not in ALONE_LABELS and not m.startswith("oracle")]
+    for method in deployable:
+        mine = sensitivity[sensitivity["method"] == method].set_index("sharing")
+        rows.append([f"{method} vs reader alone (points)",
+                     *(ci(mine.loc[x], "accuracy_vs_always_defer", 1, 100, "+")
+                       for x in values)])
+        rows.append([f"{method} deferred %",
+                     *(fmt(mine.loc[x, "deferral_rate"], 1, 100) for x in values)])
     return lines + markdown_table(["team accuracy [95% CI] at sharing", *(f"{x:g}"
                                                                           for x in values)],
                                   rows) + ["", "![team accuracy against sharing]"
@@ -328,7 +332,9 @@ def to_markdown(frame: pd.DataFrame, info: dict[str, Any],
                                & _same_sharing(per_table, sharing)]
         lines += [f"## Reader `{reader}` (sharing {_sharing_text(sharing)})", "",
                   *reader_sections(mine, tables, list(info["agents"]))]
-    lines += ["## Plots", "", *(f"![{text}]({name})" for name, text in PLOTS.items()), ""]
+    plots = {name: text for name, text in PLOTS.items()
+             if name != "sensitivity.png" or (sensitivity is not None and len(sensitivity))}
+    lines += ["## Plots", "", *(f"![{text}]({name})" for name, text in plots.items()), ""]
     return "\n".join(lines)
 
 

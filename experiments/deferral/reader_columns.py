@@ -39,10 +39,11 @@ def simulated_reader_provenance(reader: SimulatedReader, shares: bool) -> dict[s
 
 def generator_origin(table: LogitsTable) -> tuple[float, int] | None:
     """``(scale, data seed)`` of the synthetic data set the table's studies come from, as its
-    provenance records them (``scale``, ``data_seed``), or None when it does not say."""
+    provenance records them (``scale``, ``data_seed``), or None when it does not say or says
+    the data was not synthetic (``synthetic``: False, e.g. real MURA)."""
     provenance = table.provenance or {}
     scale, seed = provenance.get("scale"), provenance.get("data_seed")
-    if scale is None or seed is None:
+    if scale is None or seed is None or provenance.get("synthetic") is False:
         return None
     return float(scale), int(seed)
 
@@ -79,11 +80,16 @@ def with_simulated_readers(table: LogitsTable, profiles: Sequence[str] = tuple(R
 
     A table without a ``difficulty`` column whose provenance names its synthetic data set
     gets one first (:func:`with_generator_difficulty`); a table with no known difficulty
-    (real MURA) gets independent reads (sharing 0), and its provenance says so.
-    ``replace`` drops columns of those readers already there (else adding one again raises).
+    (real MURA, or studies that are not in that data set: a warning says so) gets independent
+    reads (sharing 0), and its provenance says so. ``replace`` drops columns of those readers
+    already there (else adding one again raises).
     """
     if table.difficulty is None and generator_origin(table) is not None:
-        table = with_generator_difficulty(table)
+        try:
+            table = with_generator_difficulty(table)
+        except ValueError as e:
+            warnings.warn(f"no difficulty for the table's studies ({e}); the simulated "
+                          "readers' errors will be independent of difficulty.", stacklevel=2)
     if replace:
         table = _without(table, list(profiles))
     records = dict((table.provenance or {}).get("readers") or {})

@@ -111,11 +111,11 @@ def read_arrays(path: Path, manifest: dict[str, Any],
 
 
 def _check_arrow_shape(arrow: pa.Table, manifest: dict[str, Any], model_names: tuple[str, ...],
-                       readers: list[str], where: str) -> None:
+                       extra_columns: list[str], where: str) -> None:
     """Raise :class:`LogitsTableError` unless ``arrow`` has the study columns, the models'
-    logit columns and the ``readers`` columns (with ``difficulty`` first when the manifest
-    lists it), in order, and as many rows as the manifest says."""
-    expected = [*STUDY_COLUMNS, *logit_columns(model_names), *readers]
+    logit columns and the ``extra_columns`` (``difficulty`` when the manifest lists it, then
+    the reader columns), in order, and as many rows as the manifest says."""
+    expected = [*STUDY_COLUMNS, *logit_columns(model_names), *extra_columns]
     if arrow.column_names != expected:
         missing = [column for column in expected if column not in arrow.column_names]
         raise LogitsTableError(

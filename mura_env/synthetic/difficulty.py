@@ -128,7 +128,15 @@ def within_band(spec: StudySpec) -> tuple[str, float]:
 
 
 def band_shares(part: str, label: int) -> dict[str, float]:
-    """The generator's share of each band among studies of ``part`` with ``label``."""
+    """The generator's share of each band among studies of ``part`` with ``label``.
+
+    Args:
+        part: a body part (a key of ``FINDING_MIX``); label: 0 normal, 1 abnormal.
+
+    Returns:
+        band name -> share (floats summing to 1): :data:`NORMAL_BANDS`' for label 0, the
+        part's finding mix over :data:`ABNORMAL_BANDS`' for label 1.
+    """
     if label == 0:
         return {"growth_plate": GROWTH_PLATE_P, "plain": 1.0 - GROWTH_PLATE_P}
     mix = FINDING_MIX[part]
