@@ -124,12 +124,14 @@ class WeightingConfig:
         """``config`` with ``kwargs`` replaced, or a new config from ``kwargs`` alone.
 
         Raises:
-            TypeError: a keyword that is not an env argument (the message lists them).
+            TypeError: a keyword that is not an env argument, in Python's own words
+                (``MuraWeighting-v0.__init__() got an unexpected keyword argument 'x'``, the
+                phrase repeated for each unknown keyword), then the valid arguments.
         """
         names = _argument_names(cls)
-        unknown = sorted(set(kwargs) - set(names))
+        unknown = [name for name in kwargs if name not in names]
         if unknown:
-            raise TypeError(f"unknown {cls.env_id} argument(s) {unknown}; valid: {names}.")
+            raise TypeError(_unexpected_keywords_message(cls.env_id, unknown, names))
         if config is None:
             return cls(**kwargs)
         if not isinstance(config, cls):
@@ -203,3 +205,14 @@ class WeightingConfig:
 def _argument_names(cls: type[WeightingConfig] = WeightingConfig) -> list[str]:
     """The names of the arguments of config class ``cls`` (its fields made by ``__init__``)."""
     return [f.name for f in dataclasses.fields(cls) if f.init]
+
+
+def _unexpected_keywords_message(env_id: str, unknown: Sequence[str],
+                                 valid: Sequence[str]) -> str:
+    """The ``TypeError`` message for keywords ``unknown`` (in the order given) that are not
+    arguments of ``env_id``: Python's wording for a bad keyword (``<env_id>.__init__() got an
+    unexpected keyword argument 'x'``, the phrase repeated for each further one, which libraries
+    that retry without an argument look for), then the ``valid`` argument names."""
+    phrases = [f"unexpected keyword argument {name!r}" for name in unknown]
+    return (f"{env_id}.__init__() got an {', '.join(phrases)}; "
+            f"valid: {list(valid)}.")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import gymnasium as gym
 import pytest
 from env_fixtures import tiny_table
+from gymnasium.envs.registration import load_env_creator
 
-import mura_env  # noqa: F401  (registers MuraWeighting-v0)
+import mura_env  # noqa: F401  (registers MuraWeighting-v0 and MuraDeferral-v0)
 from mura_env.config import WeightingConfig
 from mura_env.env import MuraWeightingEnv
 from mura_env.mapping import DEFAULT_ACTION_SCALE, DEFAULT_THRESHOLD
@@ -33,6 +36,37 @@ def test_unknown_arguments_are_named() -> None:
         WeightingConfig.build(rewards="signed")
     with pytest.raises(ValueError, match="body part"):
         WeightingConfig(body_parts=["KNEE"])
+
+
+def _mura_env_ids() -> list[str]:
+    """The ids of every env in Gymnasium's registry whose entry point lies in ``mura_env``."""
+    ids = []
+    for env_id, spec in gym.registry.items():
+        entry = spec.entry_point
+        module = entry.split(":")[0] if isinstance(entry, str) else getattr(entry, "__module__", "")
+        if module == "mura_env" or module.startswith("mura_env."):
+            ids.append(env_id)
+    return sorted(ids)
+
+
+@pytest.mark.parametrize("env_id", _mura_env_ids())
+def test_unknown_keywords_raise_in_python_words(env_id: str) -> None:
+    """Libraries that retry without an argument (TorchRL drops ``frameskip`` this way) look for
+    Python's own wording of the TypeError, from make, make_vec and the env classes alike."""
+    expected = "unexpected keyword argument 'bogus_kw'"
+    spec = gym.spec(env_id)
+    with pytest.raises(TypeError, match=re.escape(f"{env_id}.__init__() got an {expected}")):
+        gym.make(env_id, bogus_kw=1)
+    with pytest.raises(TypeError, match=expected):
+        load_env_creator(spec.entry_point)(bogus_kw=1)
+    if spec.vector_entry_point is not None:
+        with pytest.raises(TypeError, match=expected):
+            gym.make_vec(env_id, num_envs=2, bogus_kw=1)
+        with pytest.raises(TypeError, match=expected):
+            load_env_creator(spec.vector_entry_point)(num_envs=2, bogus_kw=1)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'frameskip', "
+                                        "unexpected keyword argument 'bogus_kw'; valid: "):
+        load_env_creator(spec.entry_point)(frameskip=4, bogus_kw=1)
 
 
 def test_sweep_keeps_the_mapping_and_visits_every_study() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from gymnasium.vector import VectorEnv
 
 from mura_env.deferral.problem import DeferralProblem, defer_reward, team_answer
 from mura_env.env import MuraWeightingEnv
@@ -150,8 +151,11 @@ class MuraDeferralEnv(MuraWeightingEnv):
         return float(reward), info
 
 
-class MuraDeferralVectorEnv(MuraWeightingVectorEnv):
+class MuraDeferralVectorEnv(MuraWeightingVectorEnv, VectorEnv):
     """``num_envs`` copies of ``MuraDeferral-v0`` stepped together with NumPy.
+
+    (``VectorEnv`` is named among its bases as well, for libraries that recognise a Gymnasium
+    vector env by its direct bases, such as skrl's ``wrap_env``.)
 
     Per sub-environment the semantics are those of :class:`MuraDeferralEnv`: actions
     float32 ``[num_envs, K + 1]`` (preferences, then the defer score), the same observation,
