@@ -19,7 +19,10 @@ over the runs. Plateaus found: softmax-pg 41k to 188k env steps (it creeps up sl
 PPO 6k to 14k, A2C 20k to 113k, SAC 65k to 70k (about 2 minutes of training per run on 2 CPU
 cores; ``experiments.benchmark`` caps it lower to fit its time budget). On
 ``MuraDeferral-v0`` the budgets are the same but softmax-pg's, fixed beforehand from its tune
-team accuracy on reference table 0.
+team accuracy on reference table 0. On ``MuraWorklist-v0`` (episodes of a whole shift; PPO
+only) PPO's budget is 49,152 env steps (about 490 shifts), fixed beforehand as what fits
+``experiments.worklist``'s 10-minute budget; it is not a plateau: on reference table 0 its
+tune system accuracy was still rising (0.838 after 16,384 steps, 0.854 after 49,152).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from typing import Any
 from agents.families import NATIVE, SB3, AgentFamily
 from mura_env import DEFERRAL_ENV_ID as DEFERRAL
 from mura_env import ENV_ID as WEIGHTING
+from mura_env import WORKLIST_ENV_ID as WORKLIST
 
 
 @dataclass(frozen=True)
@@ -80,7 +84,7 @@ ALGOS: dict[str, AlgoSpec] = {
                            {WEIGHTING: 4096, DEFERRAL: 2048},
                            description="native REINFORCE over per-body-part softmax preferences"),
     # tune plateau (largest 14,336), 8 rollouts of 8 envs x 256 steps
-    "ppo": AlgoSpec("ppo", SB3, {WEIGHTING: 16_384}, sb3_class="PPO",
+    "ppo": AlgoSpec("ppo", SB3, {WEIGHTING: 16_384, WORKLIST: 49_152}, sb3_class="PPO",
                     sb3_kwargs={"n_steps": 256, "batch_size": 256},
                     description="Stable-Baselines3 PPO"),
     # tune plateau (largest 112,640)

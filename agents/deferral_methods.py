@@ -268,6 +268,33 @@ def count_threshold(margin: np.ndarray, n_deferred: int) -> float:
                  else 0.5 * (sorted_margin[best - 1] + sorted_margin[best]))
 
 
+def cross_fitted(tune: Any, ensemble: Stacking | None = None,
+                 out_of_fold: OutOfFold | None = None) -> tuple[Stacking, OutOfFold]:
+    """The two fits a tune-fitted rule needs: a stacking ensemble fitted on all of ``tune``
+    (to decide for new studies) and ``tune``'s out-of-fold probabilities (to fit the rule on).
+
+    Args:
+        tune: the tune studies (``studies``, a StudySet, and ``groups()``, the patient of each
+            study), e.g. :class:`DeferralData`.
+        ensemble: an already fitted one to share (None: fit it here).
+        out_of_fold: already computed ones to share (None: :func:`out_of_fold_probabilities`,
+            :data:`N_FOLDS` folds by patient, seed 0).
+
+    Returns:
+        ``(ensemble, out_of_fold)``.
+
+    Raises:
+        ValueError: ``out_of_fold`` is not of ``tune``'s size.
+    """
+    ensemble = ensemble if ensemble is not None else Stacking().fit(tune.studies)
+    if out_of_fold is None:
+        out_of_fold = out_of_fold_probabilities(tune.studies, tune.groups())
+    if len(out_of_fold.probabilities) != tune.studies.n_studies:
+        raise ValueError(f"out-of-fold probabilities of {len(out_of_fold.probabilities)} "
+                         f"studies for {tune.studies.n_studies} tune studies.")
+    return ensemble, out_of_fold
+
+
 class DeferralMethod:
     """Base class: ``fit(tune, defer_cost) -> self``, ``decide(data) -> Decision``."""
 
@@ -296,14 +323,8 @@ class DeferralMethod:
             ValueError: ``out_of_fold`` is not of ``tune``'s size.
         """
         self.defer_cost = float(defer_cost)
-        self.ensemble = ensemble if ensemble is not None else Stacking().fit(tune.studies)
-        if out_of_fold is None:
-            out_of_fold = out_of_fold_probabilities(tune.studies, tune.groups())
-        if len(out_of_fold.probabilities) != tune.studies.n_studies:
-            raise ValueError(f"out-of-fold probabilities of {len(out_of_fold.probabilities)} "
-                             f"studies for {tune.studies.n_studies} tune studies.")
-        self.out_of_fold = out_of_fold
-        p = out_of_fold.probabilities
+        self.ensemble, self.out_of_fold = cross_fitted(tune, ensemble, out_of_fold)
+        p = self.out_of_fold.probabilities
         self._fit_rule(tune, p, deferral_gain(tune, p, self.defer_cost))
         return self
 

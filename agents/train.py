@@ -23,6 +23,7 @@ from agents.saved import MANIFEST, SavedAgent, reads_digest, table_digest, write
 from agents.softmax_pg import SoftmaxPGConfig
 from mura_env.config import WeightingConfig
 from mura_env.logits import LogitsTable
+from mura_env.worklist.config import WorklistConfig
 
 
 @dataclass
@@ -136,7 +137,9 @@ def train_agent(
         config: the env configuration (``logits``: the table, or None for reference table
             ``reference_table``; ``split``: trained on;
             ``reward``, ``action_scale``, ``temperature``, ``threshold``, ``models``, ...).
-            Its ``sampling`` is ignored: softmax-pg and SB3 draw studies at random.
+            Its ``sampling`` is ignored (softmax-pg and SB3 draw studies at random), except on
+            ``MuraWorklist-v0``, where it says how shifts are made (``sweep``: the next
+            ``shift_size`` studies in table order).
         run_dir: output folder (created), or None to keep nothing on disk; gets
             ``agent.json``, the model and ``tb/``. A
             folder that already holds an agent run is reused: once the settings are checked,
@@ -166,7 +169,8 @@ def train_agent(
     """
     spec = get_algo(algo)
     table = config.load_table()
-    config = config.replace(logits=table, sampling="random")
+    config = config.replace(logits=table, sampling=config.sampling
+                            if isinstance(config, WorklistConfig) else "random")
     if settings is None:
         settings = resolve_hyperparameters(algo, config, total_timesteps=total_timesteps,
                                            eval_every=eval_every, n_envs=n_envs,
@@ -217,7 +221,13 @@ def policy_scores(policy: Any, config: WeightingConfig, split: str) -> dict[str,
     """The scores of a deterministic ``policy`` (an object with SB3's ``predict``) answering
     every study of ``split`` once (:func:`agents.evaluate.sweep_answers`): ``accuracy`` and
     ``kappa``, and for a deferral env the team's, with its ``deferral_rate`` (the problem's
-    :meth:`~mura_env.problem.WeightingProblem.answer_scores`)."""
+    :meth:`~mura_env.problem.WeightingProblem.answer_scores`). On ``MuraWorklist-v0`` the
+    studies of fixed shifts of ``split`` instead
+    (:func:`agents.worklist_rollout.policy_shift_scores`)."""
+    if isinstance(config, WorklistConfig):
+        from agents.worklist_rollout import policy_shift_scores
+
+        return policy_shift_scores(policy, config, split)
     problem, answers = sweep_answers(policy, config, split)
     return problem.answer_scores(answers)
 

@@ -1,14 +1,19 @@
-"""Throughput of ``MuraWeighting-v0`` against CartPole (target: >= 1.0x in both comparisons).
+"""Throughput of ``MuraWeighting-v0`` and ``MuraWorklist-v0`` against CartPole (target:
+>= 1.0x for ``MuraWeighting-v0`` in both comparisons and for ``MuraWorklist-v0``'s vector env).
 
 On a realistic logits table (default: K=5 models, 13,457 studies, the size of MURA's train
-part; random logits, all studies in the env's default ``tune`` split) it measures, in one run:
+part; random logits, all studies in the env's default ``tune`` split; for ``MuraWorklist-v0``
+the three simulated radiologists' reads added) it measures, in one run:
 
   1. single env: studies/s of ``gymnasium.make("MuraWeighting-v0")`` (one ``step`` plus one
-     ``reset`` per study) against steps/s of ``gymnasium.make("CartPole-v1")`` (reset when an
-     episode ends); both made by ``gymnasium.make``, so both carry PassiveEnvChecker and
-     OrderEnforcing (CartPole also TimeLimit);
-  2. vector env: env-steps/s of ``gymnasium.make_vec("MuraWeighting-v0", num_envs=N)`` (the
-     native NumPy vector env) against Gymnasium's ``CartPoleVectorEnv`` at the same sizes.
+     ``reset`` per study) and steps/s of ``gymnasium.make("MuraWorklist-v0")`` (default shift
+     of 100 studies, reset when it ends) against steps/s of ``gymnasium.make("CartPole-v1")``
+     (reset when an episode ends); all made by ``gymnasium.make``, so all carry
+     PassiveEnvChecker and OrderEnforcing (CartPole also TimeLimit);
+  2. vector env: env-steps/s of ``gymnasium.make_vec(ID, num_envs=N)`` (the native NumPy vector
+     envs) against Gymnasium's ``CartPoleVectorEnv`` at the same sizes. A ``MuraWorklist-v0``
+     timing run covers whole shifts (a multiple of ``shift_size`` steps), so the draw of the
+     next shifts at each shift's end is counted.
 
 Actions are drawn beforehand; each figure is the best of ``--repeats`` interleaved runs (the
 machine may be shared). Prints the comparison and writes
@@ -35,6 +40,7 @@ import pandas as pd
 import mura_env
 from mura_env.constants import BODY_PARTS
 from mura_env.logits import LogitsTable
+from mura_env.readers import READER_PROFILES, SimulatedReader
 
 TARGET_RATIO = 1.0
 # Share of MURA-v1.1's train studies per body part (ELBOW ... WRIST), rounded.
@@ -61,6 +67,15 @@ def realistic_table(n_studies: int, n_models: int, seed: int = 0) -> LogitsTable
     return LogitsTable.from_arrays(studies, [f"model{k}" for k in range(n_models)], logits)
 
 
+def with_readers(table: LogitsTable, seed: int = 0) -> LogitsTable:
+    """``table`` with the reads of the simulated radiologists of
+    :data:`mura_env.readers.READER_PROFILES` (``MuraWorklist-v0``'s readers; errors independent
+    of difficulty, which the random table lacks)."""
+    for name in READER_PROFILES:
+        table = table.with_simulated_reader(SimulatedReader.profile(name, seed=seed, sharing=0.0))
+    return table
+
+
 def _best_rate(runs: list[Callable[[], float]], repeats: int) -> list[float]:
     """Run each rate-returning callable ``repeats`` times, interleaved; best rate of each."""
     best = [0.0] * len(runs)
@@ -70,12 +85,18 @@ def _best_rate(runs: list[Callable[[], float]], repeats: int) -> list[float]:
     return best
 
 
-def single_env_rates(table: LogitsTable, n: int, repeats: int, seed: int) -> tuple[float, float]:
-    """(MuraWeighting-v0 studies/s, CartPole-v1 steps/s), both through ``gymnasium.make``."""
+def single_env_rates(table: LogitsTable, n: int, repeats: int, seed: int
+                     ) -> tuple[float, float, float]:
+    """(MuraWeighting-v0 studies/s, MuraWorklist-v0 steps/s, CartPole-v1 steps/s), all
+    through ``gymnasium.make``; ``table`` must carry reader columns."""
     env = gym.make("MuraWeighting-v0", logits=table)
     env.reset(seed=seed)
+    worklist = gym.make(mura_env.WORKLIST_ENV_ID, logits=table)
+    worklist.reset(seed=seed)
     rng = np.random.default_rng(seed)
     actions = list(rng.uniform(-1, 1, size=(n, table.n_models)).astype(np.float32))
+    worklist_actions = list(rng.uniform(-1, 1, size=(n, worklist.action_space.shape[0])
+                                        ).astype(np.float32))
     cart = gym.make("CartPole-v1")
     cart.reset(seed=seed)
     cart_actions = rng.integers(0, 2, size=n).tolist()
@@ -87,6 +108,14 @@ def single_env_rates(table: LogitsTable, n: int, repeats: int, seed: int) -> tup
             env.reset()
         return n / (time.perf_counter() - start)
 
+    def shifts() -> float:
+        start = time.perf_counter()
+        for a in worklist_actions:
+            _, _, terminated, _, _ = worklist.step(a)
+            if terminated:
+                worklist.reset()
+        return n / (time.perf_counter() - start)
+
     def cartpole() -> float:
         start = time.perf_counter()
         for a in cart_actions:
@@ -95,36 +124,45 @@ def single_env_rates(table: LogitsTable, n: int, repeats: int, seed: int) -> tup
                 cart.reset()
         return n / (time.perf_counter() - start)
 
-    mura_rate, cart_rate = _best_rate([mura, cartpole], repeats)
-    env.close()
-    cart.close()
-    return mura_rate, cart_rate
+    mura_rate, worklist_rate, cart_rate = _best_rate([mura, shifts, cartpole], repeats)
+    for e in (env, worklist, cart):
+        e.close()
+    return mura_rate, worklist_rate, cart_rate
 
 
 def vector_env_rates(table: LogitsTable, num_envs: int, steps: int, repeats: int,
-                     seed: int) -> tuple[float, float]:
-    """(MuraWeighting-v0, CartPoleVectorEnv) env-steps/s at ``num_envs`` sub-environments."""
+                     seed: int) -> tuple[float, float, float]:
+    """(MuraWeighting-v0, MuraWorklist-v0, CartPoleVectorEnv) env-steps/s at ``num_envs``
+    sub-environments; ``table`` must carry reader columns."""
     envs = gym.make_vec("MuraWeighting-v0", num_envs=num_envs, logits=table)
+    worklist = gym.make_vec(mura_env.WORKLIST_ENV_ID, num_envs=num_envs, logits=table)
     cart = gym.make_vec("CartPole-v1", num_envs=num_envs, vectorization_mode="vector_entry_point")
-    envs.reset(seed=seed)
-    cart.reset(seed=seed)
+    for vec in (envs, worklist, cart):
+        vec.reset(seed=seed)
     rng = np.random.default_rng(seed)
     pool = 8
     actions = rng.uniform(-1, 1, size=(pool, num_envs, table.n_models)).astype(np.float32)
+    worklist_actions = rng.uniform(-1, 1, size=(pool, num_envs, worklist.single_action_space
+                                                .shape[0])).astype(np.float32)
     cart_actions = rng.integers(0, 2, size=(pool, num_envs))
+    shift = worklist.unwrapped.config.shift_size
+    shift_steps = -(-steps // shift) * shift  # whole shifts: each run draws new ones once each
 
-    def timed(vec: gym.vector.VectorEnv, acts: np.ndarray) -> Callable[[], float]:
+    def timed(vec: gym.vector.VectorEnv, acts: np.ndarray, n_steps: int
+              ) -> Callable[[], float]:
         def run() -> float:
             start = time.perf_counter()
-            for k in range(steps):
+            for k in range(n_steps):
                 vec.step(acts[k % pool])
-            return steps * num_envs / (time.perf_counter() - start)
+            return n_steps * num_envs / (time.perf_counter() - start)
         return run
 
-    rates = _best_rate([timed(envs, actions), timed(cart, cart_actions)], repeats)
-    envs.close()
-    cart.close()
-    return rates[0], rates[1]
+    rates = _best_rate([timed(envs, actions, steps),
+                        timed(worklist, worklist_actions, shift_steps),
+                        timed(cart, cart_actions, steps)], repeats)
+    for vec in (envs, worklist, cart):
+        vec.close()
+    return rates[0], rates[1], rates[2]
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -141,34 +179,43 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=Path("runs/benchmarks"))
     args = parser.parse_args(argv)
 
-    table = realistic_table(args.studies, args.models, args.seed)
-    mura_single, cart_single = single_env_rates(table, args.single_studies, args.repeats,
-                                                args.seed)
+    table = with_readers(realistic_table(args.studies, args.models, args.seed), args.seed)
+    mura_single, worklist_single, cart_single = single_env_rates(
+        table, args.single_studies, args.repeats, args.seed)
     result: dict = {
         "n_studies": args.studies, "n_models": args.models, "repeats": args.repeats,
         "target_ratio": TARGET_RATIO, "mura_env_version": mura_env.__version__,
         "gymnasium_version": gym.__version__, "numpy_version": np.__version__,
         "python": platform.python_version(), "cpu_count": os.cpu_count(),
         "single": {"mura_studies_per_s": round(mura_single),
+                   "worklist_steps_per_s": round(worklist_single),
                    "cartpole_steps_per_s": round(cart_single),
-                   "ratio": round(mura_single / cart_single, 3)},
+                   "ratio": round(mura_single / cart_single, 3),
+                   "worklist_ratio": round(worklist_single / cart_single, 3)},
         "vector": [],
     }
-    print(f"MuraWeighting-v0 table: {args.studies} studies, K={args.models} models; best of "
-          f"{args.repeats} runs")
+    print(f"MuraWeighting-v0 / MuraWorklist-v0 table: {args.studies} studies, K={args.models} "
+          f"models, {len(table.reader_ids)} readers; best of {args.repeats} runs")
     print(f"single env  gymnasium.make     : MuraWeighting-v0 {mura_single:12,.0f} studies/s "
           f"(step + reset) | CartPole-v1 {cart_single:12,.0f} steps/s | ratio "
           f"{mura_single / cart_single:.2f}x (target >= {TARGET_RATIO:.1f}x)")
+    print(f"single env  gymnasium.make     : MuraWorklist-v0  {worklist_single:12,.0f} steps/s   "
+          f"(+ reset)    | CartPole-v1 {cart_single:12,.0f} steps/s | ratio "
+          f"{worklist_single / cart_single:.2f}x (no target)")
     for n in args.vector_sizes:
-        mura_vec, cart_vec = vector_env_rates(table, n, args.vector_steps, args.repeats,
-                                              args.seed)
+        mura_vec, worklist_vec, cart_vec = vector_env_rates(table, n, args.vector_steps,
+                                                            args.repeats, args.seed)
         result["vector"].append({"num_envs": n, "mura_env_steps_per_s": round(mura_vec),
+                                 "worklist_env_steps_per_s": round(worklist_vec),
                                  "cartpole_env_steps_per_s": round(cart_vec),
-                                 "ratio": round(mura_vec / cart_vec, 3)})
-        print(f"vector env  {n:6d} envs       : MuraWeighting-v0 {mura_vec:12,.0f} env-steps/s "
-              f"| CartPoleVectorEnv {cart_vec:12,.0f} env-steps/s | ratio "
-              f"{mura_vec / cart_vec:.2f}x (target >= {TARGET_RATIO:.1f}x)")
-    ratios = [result["single"]["ratio"]] + [v["ratio"] for v in result["vector"]]
+                                 "ratio": round(mura_vec / cart_vec, 3),
+                                 "worklist_ratio": round(worklist_vec / cart_vec, 3)})
+        for name, rate in (("MuraWeighting-v0", mura_vec), ("MuraWorklist-v0 ", worklist_vec)):
+            print(f"vector env  {n:6d} envs       : {name} {rate:12,.0f} env-steps/s "
+                  f"| CartPoleVectorEnv {cart_vec:12,.0f} env-steps/s | ratio "
+                  f"{rate / cart_vec:.2f}x (target >= {TARGET_RATIO:.1f}x)")
+    ratios = [result["single"]["ratio"]] + [v[key] for v in result["vector"]
+                                            for key in ("ratio", "worklist_ratio")]
     result["meets_target"] = all(r >= TARGET_RATIO for r in ratios)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "env_throughput.json"

@@ -1,12 +1,14 @@
 """mura-rl's data and environment package.
 
-Importing it registers the Gymnasium environments ``MuraWeighting-v0`` (weight the ensemble)
-and ``MuraDeferral-v0`` (weight it, or hand the study to a radiologist), each with a single env
-and a native vector env, so that after ``import mura_env``::
+Importing it registers the Gymnasium environments ``MuraWeighting-v0`` (weight the ensemble),
+``MuraDeferral-v0`` (weight it, or hand the study to a radiologist) and ``MuraWorklist-v0`` (a
+reading shift: radiologists of limited capacity), each with a single env and a native vector
+env, so that after ``import mura_env``::
 
     gymnasium.make("MuraWeighting-v0", logits=...)
     gymnasium.make_vec("MuraWeighting-v0", num_envs=4096, logits=...)
     gymnasium.make("MuraDeferral-v0", defer_cost=0.1)
+    gymnasium.make("MuraWorklist-v0", scenario="emergency", capacity=0.1)
 
 work, and ``gymnasium.make("mura_env:MuraWeighting-v0", ...)`` works from a fresh interpreter.
 Without ``logits=``, the env loads a reference table shipped with the package
@@ -28,13 +30,29 @@ from mura_env.version import __version__
 
 ENV_ID = "MuraWeighting-v0"
 DEFERRAL_ENV_ID = "MuraDeferral-v0"
+WORKLIST_ENV_ID = "MuraWorklist-v0"
 
 for _id, _single, _vector in (
         (ENV_ID, "mura_env.env:MuraWeightingEnv", "mura_env.vector_env:MuraWeightingVectorEnv"),
         (DEFERRAL_ENV_ID, "mura_env.deferral.env:MuraDeferralEnv",
-         "mura_env.deferral.env:MuraDeferralVectorEnv")):
+         "mura_env.deferral.env:MuraDeferralVectorEnv"),
+        (WORKLIST_ENV_ID, "mura_env.worklist.env:MuraWorklistEnv",
+         "mura_env.worklist.env:MuraWorklistVectorEnv")):
     if _id not in gymnasium.registry:
         gymnasium.register(id=_id, entry_point=_single, vector_entry_point=_vector)
+
+
+def registered_env_ids() -> list[str]:
+    """The sorted ids of every env in ``gymnasium.registry`` whose entry point (a
+    ``"module:attr"`` string or a callable) lies in this package: what other RL libraries can
+    make by id after ``import mura_env``."""
+    ids = []
+    for env_id, spec in gymnasium.registry.items():
+        entry = spec.entry_point
+        module = entry.split(":")[0] if isinstance(entry, str) else getattr(entry, "__module__", "")
+        if module == __name__ or module.startswith(__name__ + "."):
+            ids.append(env_id)
+    return sorted(ids)
 
 
 def _preload_in_forkserver_workers() -> None:
@@ -51,4 +69,5 @@ def _preload_in_forkserver_workers() -> None:
 
 _preload_in_forkserver_workers()
 
-__all__ = ["BODY_PARTS", "DEFERRAL_ENV_ID", "ENV_ID", "MURA_DIRNAME", "SPLITS", "__version__"]
+__all__ = ["BODY_PARTS", "DEFERRAL_ENV_ID", "ENV_ID", "MURA_DIRNAME", "SPLITS", "WORKLIST_ENV_ID",
+           "__version__", "registered_env_ids"]

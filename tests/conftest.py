@@ -10,6 +10,19 @@ import pytest
 from mura_env.synthetic import generate, main
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module's tests (much faster for tiny models on a busy machine);
+    the previous count is restored after the module. Use it with
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def synthetic_s002(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The small synthetic reference data set (``--scale 0.02 --seed 7``), made through the

@@ -9,7 +9,7 @@ import pytest
 from env_fixtures import tiny_table
 from gymnasium.envs.registration import load_env_creator
 
-import mura_env  # noqa: F401  (registers MuraWeighting-v0 and MuraDeferral-v0)
+import mura_env
 from mura_env.config import WeightingConfig
 from mura_env.env import MuraWeightingEnv
 from mura_env.mapping import DEFAULT_ACTION_SCALE, DEFAULT_THRESHOLD
@@ -38,18 +38,7 @@ def test_unknown_arguments_are_named() -> None:
         WeightingConfig(body_parts=["KNEE"])
 
 
-def _mura_env_ids() -> list[str]:
-    """The ids of every env in Gymnasium's registry whose entry point lies in ``mura_env``."""
-    ids = []
-    for env_id, spec in gym.registry.items():
-        entry = spec.entry_point
-        module = entry.split(":")[0] if isinstance(entry, str) else getattr(entry, "__module__", "")
-        if module == "mura_env" or module.startswith("mura_env."):
-            ids.append(env_id)
-    return sorted(ids)
-
-
-@pytest.mark.parametrize("env_id", _mura_env_ids())
+@pytest.mark.parametrize("env_id", mura_env.registered_env_ids())
 def test_unknown_keywords_raise_in_python_words(env_id: str) -> None:
     """Libraries that retry without an argument (TorchRL drops ``frameskip`` this way) look for
     Python's own wording of the TypeError, from make, make_vec and the env classes alike."""

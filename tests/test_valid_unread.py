@@ -27,6 +27,8 @@ from mura_env.logits import LogitsTable
 from mura_env.reference import load_reference_table
 from mura_env.study_set import StudySet
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def tiny_budget(algo: str) -> tuple[int, int, int]:
     """``(env steps, env copies, eval_every)`` of a tiny run with at least two evaluations:
@@ -42,13 +44,6 @@ def tiny_budget(algo: str) -> tuple[int, int, int]:
 HIDDEN = "valid logits are NaN in"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """One torch thread (much faster for these tiny models on a busy machine); restored."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

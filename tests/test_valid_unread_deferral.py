@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
 from test_valid_unread import _assert_same, _parameters
 
 from agents.deferral_methods import DeferralData, fit_deferral_methods, policy_decision
@@ -22,19 +21,14 @@ from mura_env.logits import LogitsTable
 from mura_env.logits.format import READER_PREFIX
 from mura_env.reference import load_reference_table
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 HIDDEN = "valid logits are NaN in"
 #: Env steps of each tiny deferral agent at its default env copies: two softmax-pg updates
 #: (2,048 studies each), two PPO rollouts (8 envs x 256 steps).
 STEPS = 4096
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """One torch thread (much faster for these tiny models on a busy machine); restored."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def hide_valid(table: LogitsTable) -> LogitsTable:

@@ -11,16 +11,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 ENV_ID="${1:-MuraWeighting-v0}"
 TIMESTEPS="${2:-2048}"
-ROOT="$PWD"
-VENV="runs/skrl/venv"
-SITE="$("$ROOT/.venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
-if [ ! -x "$VENV/bin/python" ]; then
-  "$ROOT/.venv/bin/python" -m venv "$VENV"  # the project's Python version
-  VSITE="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
-  printf '%s\n%s\n' "$SITE" "$ROOT" > "$VSITE/mura_rl_project.pth"
-  "$VENV/bin/pip" install --quiet "skrl==2.1.1"
-fi
-"$VENV/bin/python" -c 'import skrl, torch
+source benchmarks/client_venv.sh
+client_venv skrl "skrl==2.1.1"
+"$CLIENT_PYTHON" -c 'import skrl, torch
 print(f"skrl {skrl.__version__}, torch {torch.__version__}")'
-OMP_NUM_THREADS=1 "$VENV/bin/python" benchmarks/clients/skrl_ppo.py --env "$ENV_ID" \
+OMP_NUM_THREADS=1 "$CLIENT_PYTHON" benchmarks/clients/skrl_ppo.py --env "$ENV_ID" \
   --timesteps "$TIMESTEPS"

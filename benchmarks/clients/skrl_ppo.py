@@ -19,7 +19,6 @@ from typing import Any
 
 import gymnasium as gym
 import torch
-from registered import mura_env_ids
 from skrl.agents.torch.ppo import PPO, PPO_CFG
 from skrl.envs.wrappers.torch import wrap_env
 from skrl.memories.torch import RandomMemory
@@ -27,6 +26,8 @@ from skrl.models.torch import DeterministicMixin, GaussianMixin, Model
 from skrl.trainers.torch import SequentialTrainer
 from skrl.utils import set_seed
 from torch import nn
+
+from mura_env import registered_env_ids
 
 
 class Policy(GaussianMixin, Model):
@@ -83,7 +84,7 @@ def check_every_env(num_envs: int) -> None:
     env id ``mura_env`` registers (``wrapper="auto"``, or ``"gymnasium"`` where skrl's detection
     does not recognise the env), each reset and stepped once with a sampled action; prints one
     line each and raises on the first failure."""
-    for env_id in mura_env_ids():
+    for env_id in registered_env_ids():
         for name, raw in (("make", gym.make(env_id)),
                           ("make_vec", gym.make_vec(env_id, num_envs=num_envs))):
             try:

@@ -10,16 +10,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 ENV_ID="${1:-MuraWeighting-v0}"
 FRAMES="${2:-8192}"
-ROOT="$PWD"
-VENV="runs/torchrl/venv"
-SITE="$("$ROOT/.venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
-if [ ! -x "$VENV/bin/python" ]; then
-  "$ROOT/.venv/bin/python" -m venv "$VENV"  # the project's Python version
-  VSITE="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
-  printf '%s\n%s\n' "$SITE" "$ROOT" > "$VSITE/mura_rl_project.pth"
-  "$VENV/bin/pip" install --quiet "torchrl==0.14.1" "tensordict>=0.14,<0.15"
-fi
-"$VENV/bin/python" -c 'import torchrl, tensordict, torch
+source benchmarks/client_venv.sh
+client_venv torchrl "torchrl==0.14.1" "tensordict>=0.14,<0.15"
+"$CLIENT_PYTHON" -c 'import torchrl, tensordict, torch
 print(f"torchrl {torchrl.__version__}, tensordict {tensordict.__version__}, torch {torch.__version__}")'
-OMP_NUM_THREADS=1 "$VENV/bin/python" benchmarks/clients/torchrl_ppo.py --env "$ENV_ID" \
+OMP_NUM_THREADS=1 "$CLIENT_PYTHON" benchmarks/clients/torchrl_ppo.py --env "$ENV_ID" \
   --frames "$FRAMES"

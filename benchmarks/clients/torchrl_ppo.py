@@ -18,7 +18,6 @@ import math
 import time
 
 import torch
-from registered import mura_env_ids
 from tensordict.nn import NormalParamExtractor, TensorDictModule
 from torch import nn
 from torchrl.collectors import Collector
@@ -30,6 +29,8 @@ from torchrl.envs.utils import ExplorationType, check_env_specs, set_exploration
 from torchrl.modules import ProbabilisticActor, TanhNormal, ValueOperator
 from torchrl.objectives import ClipPPOLoss
 from torchrl.objectives.value import GAE
+
+from mura_env import registered_env_ids
 
 
 def parse_args() -> argparse.Namespace:
@@ -49,7 +50,7 @@ def parse_args() -> argparse.Namespace:
 def check_every_env(seed: int) -> None:
     """``GymEnv(id)`` and ``check_env_specs`` for every env id ``mura_env`` registers; prints
     one line each and raises on the first failure."""
-    for env_id in mura_env_ids():
+    for env_id in registered_env_ids():
         env = GymEnv(env_id)
         env.set_seed(seed)
         check_env_specs(env)

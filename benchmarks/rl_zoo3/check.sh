@@ -10,17 +10,10 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 ENV_ID="${1:-MuraDeferral-v0}"
 STEPS="${2:-16384}"
-ROOT="$PWD"
-VENV="runs/rl_zoo3/venv"
-SITE="$("$ROOT/.venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
-if [ ! -x "$VENV/bin/python" ]; then
-  "$ROOT/.venv/bin/python" -m venv "$VENV"  # the project's Python version
-  VSITE="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
-  printf '%s\n%s\n' "$SITE" "$ROOT" > "$VSITE/mura_rl_project.pth"
-  "$VENV/bin/pip" install --quiet "rl_zoo3>=2.9,<3"
-fi
+source benchmarks/client_venv.sh
+client_venv rl_zoo3 "rl_zoo3>=2.9,<3"
 start=$(date +%s)
-"$VENV/bin/python" -m rl_zoo3.train --algo ppo --env "$ENV_ID" --gym-packages mura_env \
+"$CLIENT_PYTHON" -m rl_zoo3.train --algo ppo --env "$ENV_ID" --gym-packages mura_env \
   -conf benchmarks/rl_zoo3/ppo.yml -n "$STEPS" --seed 0 --eval-freq -1 --num-threads 1 \
   --device cpu --log-folder runs/rl_zoo3/logs
 echo "rl_zoo3 trained ppo on $ENV_ID for $STEPS steps in $(( $(date +%s) - start )) s;" \

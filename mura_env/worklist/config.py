@@ -1,0 +1,116 @@
+"""The typed configuration of ``MuraWorklist-v0``: ``MuraWeighting-v0``'s arguments plus the
+shift's (its size, scenario, readers, their capacity, the cost of a read)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from mura_env.config import WeightingConfig
+from mura_env.worklist.shifts import SCENARIOS
+
+#: Default number of studies in a shift.
+DEFAULT_SHIFT_SIZE = 100
+#: Default capacity of each reader, as a share of the shift's studies.
+DEFAULT_CAPACITY = 0.1
+#: Default Dirichlet concentration of the ``random`` scenario around the split's mix.
+DEFAULT_CONCENTRATION = 20.0
+
+
+def _finite_at_least(name: str, value: object, low: float) -> float:
+    """``value`` as a float; ``ValueError`` unless it is a finite number >= ``low``."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, bool) or not (math.isfinite(number) and number >= low):
+        raise ValueError(f"{name} must be a finite number >= {low:g}, got {value!r}.")
+    return number
+
+
+@dataclass(frozen=True)
+class WorklistConfig(WeightingConfig):
+    """The arguments of ``MuraWorklist-v0`` (see :class:`mura_env.worklist.env.
+    MuraWorklistEnv`), checked when made: every :class:`~mura_env.config.WeightingConfig`
+    field (``studies_per_episode`` is set to ``shift_size``; ``sampling="sweep"`` makes each
+    shift the next ``shift_size`` studies in table order, ``"random"`` draws it by
+    ``scenario``), plus:
+
+    Attributes:
+        shift_size: studies in a shift, one per step (int >= 1).
+        scenario: the body-part mix of a shift, one of
+            :data:`mura_env.worklist.shifts.SCENARIOS` (``random``: a Dirichlet draw around the
+            split's mix per shift; ``split``: the split's mix; ``emergency``; ``orthopaedic``).
+        concentration: the ``random`` scenario's Dirichlet concentration (> 0; larger: closer
+            to the split's mix).
+        readers: ids of the table's readers (columns ``reader_<id>``) who read in the shift;
+            None: every reader of the table.
+        capacity: each reader's reads per shift as a share of ``shift_size`` (one number for
+            every reader, or one per reader, each in [0, 1]; rounded to whole reads, halves
+            up: :meth:`capacities`).
+        read_cost: subtracted from the reward of every study a reader answers (>= 0).
+        observe_mix: add the body-part mix of the shift so far to the observation.
+
+    Raises:
+        ValueError: any argument outside its range (the message names it).
+    """
+
+    shift_size: int = DEFAULT_SHIFT_SIZE
+    scenario: str = "random"
+    concentration: float = DEFAULT_CONCENTRATION
+    readers: tuple[str, ...] | None = None
+    capacity: float | tuple[float, ...] = DEFAULT_CAPACITY
+    read_cost: float = 0.0
+    observe_mix: bool = False
+    env_id: ClassVar[str] = "MuraWorklist-v0"
+
+    def __post_init__(self) -> None:
+        size = self.shift_size
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+            raise ValueError(f"shift_size must be an integer >= 1, got {size!r}.")
+        set_ = object.__setattr__
+        set_(self, "shift_size", int(size))
+        set_(self, "studies_per_episode", int(size))
+        super().__post_init__()
+        if self.scenario not in SCENARIOS:
+            raise ValueError(f"scenario must be one of {list(SCENARIOS)}, got {self.scenario!r}.")
+        concentration = _finite_at_least("concentration", self.concentration, 0.0)
+        if concentration <= 0:
+            raise ValueError(f"concentration must be > 0, got {self.concentration!r}.")
+        set_(self, "concentration", concentration)
+        if self.readers is not None:
+            readers = (self.readers,) if isinstance(self.readers, str) else tuple(self.readers)
+            if not readers or not all(isinstance(r, str) and r for r in readers) \
+                    or len(set(readers)) != len(readers):
+                raise ValueError(f"readers must be distinct reader ids (or None: every reader "
+                                 f"of the table), got {self.readers!r}.")
+            set_(self, "readers", readers)
+        shares = (self.capacity if isinstance(self.capacity, (tuple, list, np.ndarray))
+                  else (self.capacity,))
+        checked = tuple(_finite_at_least("capacity", c, 0.0) for c in shares)
+        if not checked or any(c > 1.0 for c in checked):
+            raise ValueError(f"capacity must be a share in [0, 1] (one, or one per reader), "
+                             f"got {self.capacity!r}.")
+        set_(self, "capacity", checked[0] if len(checked) == 1 and not isinstance(
+            self.capacity, (tuple, list, np.ndarray)) else checked)
+        set_(self, "read_cost", _finite_at_least("read_cost", self.read_cost, 0.0))
+        if not isinstance(self.observe_mix, (bool, np.bool_)):
+            raise ValueError(f"observe_mix must be True or False, got {self.observe_mix!r}.")
+        set_(self, "observe_mix", bool(self.observe_mix))
+
+    def capacities(self, n_readers: int) -> np.ndarray:
+        """int64 ``[n_readers]``: each reader's reads per shift, ``share * shift_size``
+        rounded to the nearest whole read, halves up (``floor(share * shift_size + 0.5)``).
+
+        Raises:
+            ValueError: one share per reader was given, but not ``n_readers`` of them.
+        """
+        shares = np.atleast_1d(np.asarray(self.capacity, dtype=np.float64))
+        if len(shares) == 1:
+            shares = np.repeat(shares, n_readers)
+        if len(shares) != n_readers:
+            raise ValueError(f"capacity gives {len(shares)} shares for {n_readers} readers.")
+        return np.floor(shares * self.shift_size + 0.5).astype(np.int64)
