@@ -20,9 +20,9 @@ PPO 6k to 14k, A2C 20k to 113k, SAC 65k to 70k (about 2 minutes of training per 
 cores; ``experiments.benchmark`` caps it lower to fit its time budget). On
 ``MuraDeferral-v0`` the budgets are the same but softmax-pg's, fixed beforehand from its tune
 team accuracy on reference table 0. On ``MuraWorklist-v0`` (episodes of a whole shift; PPO
-only) PPO's budget is 49,152 env steps (about 490 shifts), fixed beforehand as what fits
-``experiments.worklist``'s 10-minute budget; it is not a plateau: on reference table 0 its
-tune system accuracy was still rising (0.838 after 16,384 steps, 0.854 after 49,152).
+only) PPO's budget is 32,768 env steps (about 330 shifts), fixed beforehand as what fits
+``experiments.worklist``'s 10-minute budget (36 runs); it is not a plateau: on reference table 0
+its tune system accuracy was still rising (0.838 after 16,384 steps, 0.854 after 49,152).
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ ALGOS: dict[str, AlgoSpec] = {
                            {WEIGHTING: 4096, DEFERRAL: 2048},
                            description="native REINFORCE over per-body-part softmax preferences"),
     # tune plateau (largest 14,336), 8 rollouts of 8 envs x 256 steps
-    "ppo": AlgoSpec("ppo", SB3, {WEIGHTING: 16_384, WORKLIST: 49_152}, sb3_class="PPO",
+    "ppo": AlgoSpec("ppo", SB3, {WEIGHTING: 16_384, WORKLIST: 32_768}, sb3_class="PPO",
                     sb3_kwargs={"n_steps": 256, "batch_size": 256},
                     description="Stable-Baselines3 PPO"),
     # tune plateau (largest 112,640)

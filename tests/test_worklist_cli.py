@@ -1,0 +1,70 @@
+"""``experiments.worklist`` end to end on small stand-in tables (``--quick``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from test_benchmark import STANDIN, standin_table
+
+from experiments.deferral import attach_reader
+from experiments.worklist import worklist
+from mura_env.readers import READER_PROFILES
+
+METHODS = {"ensemble_alone", "first_come_first_served", "myopic_threshold", "budget_paced",
+           "part_skill_greedy", "hindsight", "oracle", "ppo"}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("worklist_tables")
+    paths = [standin_table(t, draw=d).save(folder / f"reference_{t}.parquet")
+             for t, d in STANDIN]
+    assert attach_reader.main(["--table", *map(str, paths)]) == 0
+    out = tmp_path_factory.mktemp("worklist") / "run"
+    args = ["--tables", *map(str, paths), "--out", str(out), "--quick", "--workers", "1",
+            "--no-progress", "--shift-size", "20", "--n-shifts", "4", "--steps", "ppo=512"]
+    assert worklist.main(args) == 0
+    return out
+
+
+def test_writes_every_method_cell_and_file(finished: Path) -> None:
+    for name in ("worklist.md", "worklist.csv", "readers.csv", "runs.csv", "config.json",
+                 "worklist_accuracy.png"):
+        assert (finished / name).stat().st_size > 0, name
+    frame = pd.read_csv(finished / "worklist.csv")
+    assert set(frame["method"]) == METHODS
+    cells = frame.groupby(["scenario", "capacity"]).size()
+    assert set(cells.index) == {(s, c) for s in ("emergency", "orthopaedic")
+                                for c in (0.05, 0.1)}
+    assert cells.eq(len(METHODS)).all()
+    paced = frame[frame["method"] == "budget_paced"]
+    assert (paced["accuracy_vs_budget_paced"] == 0).all()
+    oracle = frame[frame["method"] == "oracle"]
+    for _, row in oracle.iterrows():
+        same = frame[(frame["scenario"] == row["scenario"])
+                     & (frame["capacity"] == row["capacity"])]
+        assert row["accuracy"] >= same["accuracy"].max() - 1e-12
+    runs = pd.read_csv(finished / "runs.csv")
+    assert len(runs[runs["method"] == "ppo"]) == 3 * 2 * 2 * 2  # tables x caps x seeds x scenarios
+    config = json.loads((finished / "config.json").read_text())["resolved"]
+    assert config["split_use"]["scores"].startswith("valid")
+    assert config["readers"] == list(READER_PROFILES)
+
+
+def test_readers_never_exceed_capacity(finished: Path) -> None:
+    reads = pd.read_csv(finished / "readers.csv")
+    assert set(reads["reader"]) == set(READER_PROFILES)
+    assert (reads["capacity_used"] <= 1.0 + 1e-12).all()
+    text = (finished / "worklist.md").read_text()
+    assert "## Does any RL agent beat the budget-paced rule?" in text and "smoke test" in text
+
+
+def test_refuses_bad_settings(tmp_path: Path) -> None:
+    bare = standin_table(0).save(tmp_path / "bare.parquet")  # no reader column
+    assert worklist.main(["--tables", str(bare), "--out", str(tmp_path / "x"), "--quick"]) == 2
+    assert worklist.main(["--scenarios", "night", "--out", str(tmp_path / "y")]) == 2
+    assert worklist.main(["--capacities", "1.5", "--out", str(tmp_path / "z")]) == 2
+    assert not any((tmp_path / name).exists() for name in ("x", "y", "z"))
