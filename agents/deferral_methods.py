@@ -27,6 +27,7 @@ decisions on new studies use the stacking ensemble fitted on all of tune. The me
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -461,14 +462,34 @@ def fit_deferral_methods(tune: DeferralData, defer_cost: float, n_folds: int = N
         (seconds of its fit; the shared ensemble's and cross-fitting's count in the first
         one's).
     """
-    methods = all_deferral_methods()
+    return fit_with_shared_ensemble(
+        all_deferral_methods(), tune, n_folds, seed,
+        lambda method, ensemble, out_of_fold: method.fit(tune, defer_cost, ensemble,
+                                                         out_of_fold))
+
+
+def fit_with_shared_ensemble(methods: list[Any], tune: Any, n_folds: int, seed: int,
+                             fit: Callable[[Any, Stacking | None, OutOfFold], Any]) -> list[Any]:
+    """Fit ``methods`` in order with one stacking ensemble and one cross-fitting between them.
+
+    Args:
+        methods: unfitted methods, each getting an ``ensemble`` attribute when fitted.
+        tune: the tune studies (``studies`` and ``groups()``).
+        n_folds, seed: the cross-fitting (:func:`out_of_fold_probabilities`).
+        fit: ``fit(method, ensemble or None, out_of_fold)`` fits one method; the first gets
+            no ensemble and fits it.
+
+    Returns:
+        ``methods``, each with ``fit_time`` (seconds of its fit; the shared ensemble's and
+        cross-fitting's count in the first one's).
+    """
     ensemble: Stacking | None = None
     out_of_fold: OutOfFold | None = None
     for method in methods:
         start = time.perf_counter()
         if out_of_fold is None:
             out_of_fold = out_of_fold_probabilities(tune.studies, tune.groups(), n_folds, seed)
-        method.fit(tune, defer_cost, ensemble, out_of_fold)
+        fit(method, ensemble, out_of_fold)
         method.fit_time = time.perf_counter() - start
         ensemble = method.ensemble
     return methods

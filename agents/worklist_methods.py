@@ -45,7 +45,6 @@ shifts) and scores the answers that count.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,7 +52,12 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from agents.baselines import Stacking
-from agents.deferral_methods import N_FOLDS, OutOfFold, cross_fitted, out_of_fold_probabilities
+from agents.deferral_methods import (
+    N_FOLDS,
+    OutOfFold,
+    cross_fitted,
+    fit_with_shared_ensemble,
+)
 from agents.reporting import kind_of
 from mura_env.constants import BODY_PARTS
 from mura_env.deferral.problem import team_scores
@@ -522,17 +526,10 @@ def fit_worklist_methods(tune: WorklistData, read_cost: float, capacities: Any,
         The fitted methods; each has ``fit_time`` (seconds; the shared ensemble's and
         cross-fitting's count in the first one's).
     """
-    methods = all_worklist_methods()
-    ensemble: Stacking | None = None
-    out_of_fold: OutOfFold | None = None
-    for method in methods:
-        start = time.perf_counter()
-        if out_of_fold is None:
-            out_of_fold = out_of_fold_probabilities(tune.studies, tune.groups(), n_folds, seed)
-        method.fit(tune, read_cost, capacities, shift_size, ensemble, out_of_fold)
-        method.fit_time = time.perf_counter() - start
-        ensemble = method.ensemble
-    return methods
+    return fit_with_shared_ensemble(
+        all_worklist_methods(), tune, n_folds, seed,
+        lambda method, ensemble, out_of_fold: method.fit(tune, read_cost, capacities,
+                                                         shift_size, ensemble, out_of_fold))
 
 
 def simulate(method: WorklistMethod, data: WorklistData, shifts: np.ndarray, capacities: Any,

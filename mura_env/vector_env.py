@@ -23,6 +23,38 @@ from mura_env.render import draw, study_view
 STEP_INFO_KEYS = ("label", "weights", "probability", "prediction", "correct", "study_index")
 
 
+def setup_vector_env(env: Any, num_envs: Any, config: Any, render_mode: str | None,
+                     kwargs: dict[str, Any]) -> Any:
+    """What every native vector env of this package sets up first: checks ``num_envs``
+    (an integer >= 1) and ``render_mode``, builds ``env.problem_class(config, **kwargs)`` and
+    sets ``render_mode``, ``problem``, ``config``, ``num_envs``, the single and batched spaces,
+    ``model_names``, ``n_studies``, ``study_ids`` and ``body_parts`` (arrays ``[n_studies]``)
+    on ``env``.
+
+    Returns:
+        The problem.
+
+    Raises:
+        ValueError: a bad ``num_envs`` or ``render_mode`` (and the problem's own errors).
+    """
+    if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) \
+            or num_envs < 1:
+        raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}.")
+    env.render_mode = check_render_mode(render_mode)
+    env.problem = problem = env.problem_class(config, **kwargs)
+    env.config = problem.config
+    env.num_envs = int(num_envs)
+    env.single_observation_space = problem.observation_space
+    env.single_action_space = problem.action_space
+    env.observation_space = batch_space(problem.observation_space, env.num_envs)
+    env.action_space = batch_space(problem.action_space, env.num_envs)
+    env.model_names = problem.studies.model_names
+    env.n_studies = problem.n_studies
+    env.study_ids = problem.studies.study_ids
+    env.body_parts = problem.studies.body_parts
+    return problem
+
+
 class MuraWeightingVectorEnv(VectorEnv):
     """``num_envs`` copies of ``MuraWeighting-v0`` stepped together with NumPy.
 
@@ -88,21 +120,7 @@ class MuraWeightingVectorEnv(VectorEnv):
 
     def __init__(self, num_envs: int = 1, config: WeightingConfig | None = None,
                  render_mode: str | None = None, **kwargs: Any) -> None:
-        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) \
-                or num_envs < 1:
-            raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}.")
-        self.render_mode = check_render_mode(render_mode)
-        self.problem = problem = self.problem_class(config, **kwargs)
-        self.config = problem.config
-        self.num_envs = int(num_envs)
-        self.single_observation_space = problem.observation_space
-        self.single_action_space = problem.action_space
-        self.observation_space = batch_space(problem.observation_space, self.num_envs)
-        self.action_space = batch_space(problem.action_space, self.num_envs)
-        self.model_names = problem.studies.model_names
-        self.n_studies = problem.n_studies
-        self.study_ids = problem.studies.study_ids
-        self.body_parts = problem.studies.body_parts
+        setup_vector_env(self, num_envs, config, render_mode, kwargs)
         self._cursor = 0
         self._buffer = np.empty(0, dtype=np.int64)
         self._buffer_pos = 0

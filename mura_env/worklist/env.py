@@ -12,10 +12,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
-from gymnasium.vector.utils import batch_space
 
 from mura_env.env import check_render_mode
 from mura_env.render import draw, study_view
+from mura_env.vector_env import setup_vector_env
 from mura_env.worklist.config import WorklistConfig
 from mura_env.worklist.problem import ENSEMBLE, ShiftState, WorklistProblem
 
@@ -241,21 +241,8 @@ class MuraWorklistVectorEnv(VectorEnv):
 
     def __init__(self, num_envs: int = 1, config: WorklistConfig | None = None,
                  render_mode: str | None = None, **kwargs: Any) -> None:
-        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) \
-                or num_envs < 1:
-            raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}.")
-        self.render_mode = check_render_mode(render_mode)
-        self.problem = problem = self.problem_class(config, **kwargs)
-        self.config = problem.config
-        self.num_envs = int(num_envs)
-        self.single_observation_space = problem.observation_space
-        self.single_action_space = problem.action_space
-        self.observation_space = batch_space(problem.observation_space, self.num_envs)
-        self.action_space = batch_space(problem.action_space, self.num_envs)
+        problem = setup_vector_env(self, num_envs, config, render_mode, kwargs)
         self.readers = problem.readers
-        self.model_names = problem.studies.model_names
-        self.study_ids = problem.studies.study_ids
-        self.body_parts = problem.studies.body_parts
         self._state: ShiftState | None = None
         self._cursor = 0
         self._last_obs: np.ndarray | None = None
