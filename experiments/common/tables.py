@@ -5,6 +5,7 @@ set: runs on them pair study by study); tables of different draws have their own
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -165,3 +166,13 @@ def with_table_info(frame: pd.DataFrame, sources: Sequence[TableSource]) -> pd.D
 #: missing or corrupt table, tables that cannot be compared.
 INPUT_ERRORS = (ValueError, KeyError, MissingLogitsError, LogitsTableError, TableSetError)
 
+
+def input_error_status(error: Exception) -> int:
+    """Print ``error`` (one of :data:`INPUT_ERRORS`) to stderr for a command line, with how to
+    add reads when it is a missing reader (``KeyError``); returns the exit status, 2."""
+    if isinstance(error, KeyError):
+        print(f"error: {error.args[0]} (for a table file: `python -m experiments.attach_reader "
+              "--table PATH`)", file=sys.stderr)
+    else:
+        print(f"error: {error}", file=sys.stderr)
+    return 2

@@ -57,9 +57,10 @@ from experiments.common.job_pool import PooledRunOptions, new_output_folder, run
 from experiments.common.options import BudgetOptions
 from experiments.common.provenance import machine_description
 from experiments.common.tables import (
+    INPUT_ERRORS,
     AlignedValid,
-    TableSetError,
     TableSource,
+    input_error_status,
     load_tables,
     valid_sets,
     with_table_info,
@@ -69,7 +70,7 @@ from experiments.deferral.defer_runs import CLASSICAL, DeferJob, DeferRun, run_d
 from experiments.deferral.reader_columns import with_simulated_readers, without_readers
 from mura_env.common.config_cli import parse_config, save_config
 from mura_env.constants import BODY_PARTS
-from mura_env.logits import LogitsTable, LogitsTableError, MissingLogitsError
+from mura_env.logits import LogitsTable
 from mura_env.readers import DEFAULT_READER, READER_PROFILES, error_correlation
 from mura_env.statistics import (
     draw_resamples,
@@ -228,8 +229,7 @@ def sensitivity_variants(cfg: DeferConfig, tables: list[LogitsTable]
     for name in cfg.readers or ():
         values = {own_sharing(t, name) for t in tables}
         own_by_reader[name] = values.pop() if len(values) == 1 else None
-    own = [own_sharing(t, reader) for t in tables]
-    base = own[0] if len(set(own)) == 1 else None
+    base = own_by_reader.get(reader)
     why = ""
     if not cfg.sensitivity or not cfg.sharing:
         why = "--no-sensitivity"
@@ -238,9 +238,9 @@ def sensitivity_variants(cfg: DeferConfig, tables: list[LogitsTable]
                f"({list(cfg.readers or ())}); pass --sensitivity-reader")
     elif any(t.difficulty is None for t in tables):
         why = "the tables have no difficulty column (no latent, as for real MURA)"
-    elif reader not in READER_PROFILES or any(x is None for x in own) or base is None:
+    elif reader not in READER_PROFILES or base is None:
         why = (f"{reader!r} is not a simulated radiologist with one sharing in every table "
-               f"(sharing per table: {own})")
+               f"(sharing per table: {[own_sharing(t, reader) for t in tables]})")
     if why:
         return Variants((base,), own_by_reader, why), list(tables)
     extended, values = list(tables), [base]
@@ -473,13 +473,8 @@ def main(argv: list[str] | None = None) -> int:
         valid = valid_sets(sources)
         readers = shared_readers([s.table for s in sources], cfg.readers)
         out = new_output_folder(cfg.out, "runs/defer")
-    except KeyError as e:
-        print(f"error: {e.args[0]} (for a table file: `python -m experiments.attach_reader "
-              "--table PATH`)", file=sys.stderr)
-        return 2
-    except (ValueError, MissingLogitsError, LogitsTableError, TableSetError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except INPUT_ERRORS as e:
+        return input_error_status(e)
     resolved = replace(cfg, out=out, readers=tuple(readers))
     run_staged(out, cfg.threads,
                lambda staging: run_defer(resolved, sources, valid, staging, started))

@@ -41,7 +41,12 @@ from agents.algos import UnknownAlgoError
 from experiments.common.job_pool import PooledRunOptions, new_output_folder, run_staged
 from experiments.common.options import BudgetOptions
 from experiments.common.provenance import machine_description
-from experiments.common.tables import TableSetError, TableSource, load_tables
+from experiments.common.tables import (
+    INPUT_ERRORS,
+    TableSource,
+    input_error_status,
+    load_tables,
+)
 from experiments.worklist.worklist_report import to_markdown, write_plots
 from experiments.worklist.worklist_runs import (
     CLASSICAL,
@@ -53,7 +58,6 @@ from experiments.worklist.worklist_runs import (
 from mura_env import WORKLIST_ENV_ID
 from mura_env.common.config_cli import parse_config, save_config
 from mura_env.constants import BODY_PARTS
-from mura_env.logits import LogitsTableError, MissingLogitsError
 from mura_env.statistics import ValidSets, draw_resamples, method_runs, summarise
 from mura_env.worklist.problem import WorklistProblem
 from mura_env.worklist.shifts import SCENARIOS
@@ -123,6 +127,20 @@ def agent_budgets(cfg: WorklistExperimentConfig) -> dict[str, int]:
     the registry's on ``MuraWorklist-v0``."""
     defaults = {a: QUICK_STEPS.get(a, 2048) for a in cfg.agents} if cfg.quick else {}
     return cfg.budgets(cfg.agents, WORKLIST_ENV_ID, defaults)
+
+
+def shift_readers(sources: list[TableSource]) -> tuple[str, ...]:
+    """The readers of a shift on every table (:class:`WorklistProblem`'s default: each
+    table's readers).
+
+    Raises:
+        KeyError: a table without a reader column. ValueError: tables with other readers.
+    """
+    readers = [WorklistProblem(logits=s.table, split="valid").readers for s in sources]
+    if any(r != readers[0] for r in readers):
+        raise ValueError(f"the tables' readers differ ({readers}); give every table the same "
+                         "readers (python -m experiments.attach_reader).")
+    return readers[0]
 
 
 def make_jobs(cfg: WorklistExperimentConfig, n_tables: int) -> list[WorklistJob]:
@@ -199,9 +217,10 @@ def run_frame(runs: list[WorklistRun]) -> pd.DataFrame:
         for r in runs])
 
 
-def run_worklist(cfg: WorklistExperimentConfig, sources: list[TableSource], staging: Path,
-                 started: float) -> pd.DataFrame:
-    """Run every job, summarise, write every output into ``staging``; returns the summary."""
+def run_worklist(cfg: WorklistExperimentConfig, sources: list[TableSource],
+                 readers: tuple[str, ...], staging: Path, started: float) -> pd.DataFrame:
+    """Run every job, summarise, write every output into ``staging``; returns the summary
+    (``readers``: the tables' readers, every table's the same)."""
     load_at_start = os.getloadavg()[0]
     tables = [s.table for s in sources]
     settings = WorklistSettings(tuple(cfg.scenarios), cfg.n_shifts, cfg.shift_size,
@@ -210,7 +229,6 @@ def run_worklist(cfg: WorklistExperimentConfig, sources: list[TableSource], stag
     bar = tqdm(total=len(jobs), desc="worklist", disable=not cfg.progress)
     runs = run_worklist_jobs(jobs, tables, settings, cfg, lambda job: bar.update())
     bar.close()
-    readers = WorklistProblem(logits=tables[0], split="valid").readers
     frame = summary_frame(cfg, runs, len(tables))
     reads = reader_frame(runs, readers, cfg.shift_size)
     info = {"tables": [s.label for s in sources], "seeds": cfg.seeds,
@@ -237,19 +255,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = resolve(parse_config(WorklistExperimentConfig, argv, __doc__))
         sources = load_tables(cfg.tables)
-        for source in sources:
-            WorklistProblem(logits=source.table, split="valid")  # readers present?
+        readers = shift_readers(sources)
         out = new_output_folder(cfg.out, "runs/worklist")
-    except KeyError as e:
-        print(f"error: {e.args[0]} (for a table file: `python -m experiments.attach_reader "
-              "--table PATH`)", file=sys.stderr)
-        return 2
-    except (ValueError, MissingLogitsError, LogitsTableError, TableSetError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except INPUT_ERRORS as e:
+        return input_error_status(e)
     resolved = replace(cfg, out=out)
-    run_staged(out, cfg.threads, lambda staging: run_worklist(resolved, sources, staging,
-                                                              started))
+    run_staged(out, cfg.threads, lambda staging: run_worklist(resolved, sources, readers,
+                                                              staging, started))
     print((out / "worklist.md").read_text().split("\n## ")[0])
     print(f"wrote {out}/worklist.md, worklist.csv, readers.csv, runs.csv, config.json, plot in "
           f"{time.perf_counter() - started:.0f} s")

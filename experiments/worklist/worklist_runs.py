@@ -20,6 +20,7 @@ from agents.worklist_rollout import evaluation_shifts, rollout
 from experiments.common.job_pool import JobPool, PooledRunOptions
 from mura_env.logits import LogitsTable
 from mura_env.worklist.config import WorklistConfig
+from mura_env.worklist.problem import WorklistProblem
 
 #: The method name of the classical job.
 CLASSICAL = "classical"
@@ -86,17 +87,18 @@ def job_config(table: LogitsTable, capacity: float, settings: WorklistSettings,
 
 
 def scenario_shifts(table: LogitsTable, capacity: float, settings: WorklistSettings
-                    ) -> dict[str, tuple[object, np.ndarray]]:
+                    ) -> dict[str, tuple[WorklistProblem, np.ndarray]]:
     """Per scenario: the valid problem and its shifts (int64 ``[S, N]``)."""
     return {scenario: evaluation_shifts(job_config(table, capacity, settings, scenario),
                                         "valid", settings.n_shifts, SHIFT_SEED + i)
             for i, scenario in enumerate(settings.scenarios)}
 
 
-def _run(job: WorklistJob, method: str, kind: str, scenario: str, problem: object,
+def _run(job: WorklistJob, method: str, kind: str, scenario: str, problem: WorklistProblem,
          rows: np.ndarray, prediction: np.ndarray, answered_by: np.ndarray,
          seconds: float) -> WorklistRun:
-    studies = problem.studies  # type: ignore[attr-defined]
+    """A :class:`WorklistRun` of answers ``[S, N]`` on the shifts ``rows`` of ``problem``."""
+    studies = problem.studies
     flat = rows.ravel()
     return WorklistRun(job.table, job.seed, method, kind, job.capacity, scenario,
                        np.asarray(prediction).ravel().astype(np.int64),
@@ -111,8 +113,7 @@ def run_worklist_job(job: WorklistJob, table: LogitsTable, settings: WorklistSet
     shifts = scenario_shifts(table, job.capacity, settings)
     if job.method == CLASSICAL:
         any_problem = next(iter(shifts.values()))[0]
-        readers = any_problem.readers  # type: ignore[attr-defined]
-        capacities = any_problem.capacities  # type: ignore[attr-defined]
+        readers, capacities = any_problem.readers, any_problem.capacities
         tune = WorklistData.from_table(table, "tune", readers)
         valid = WorklistData.from_table(table, "valid", readers)
         methods = fit_worklist_methods(tune, settings.read_cost, capacities,
