@@ -67,7 +67,7 @@ from experiments.common.tables import (
 )
 from experiments.deferral.defer_report import ALONE_LABELS, is_twin, to_markdown, write_plots
 from experiments.deferral.defer_runs import CLASSICAL, DeferJob, DeferRun, run_defer_jobs
-from experiments.deferral.reader_columns import with_simulated_readers, without_readers
+from experiments.deferral.reader_columns import with_simulated_readers
 from mura_env.common.config_cli import parse_config, save_config
 from mura_env.constants import BODY_PARTS
 from mura_env.logits import LogitsTable
@@ -249,8 +249,8 @@ def sensitivity_variants(cfg: DeferConfig, tables: list[LogitsTable]
             continue
         seeds = [((t.provenance or {}).get("readers") or {})[reader].get("seed", 0)
                  for t in tables]
-        extended += [with_simulated_readers(without_readers(t, [reader]), [reader], seed,
-                                            value) for t, seed in zip(tables, seeds, strict=True)]
+        extended += [with_simulated_readers(t, [reader], seed, value, replace=True)
+                     for t, seed in zip(tables, seeds, strict=True)]
         values.append(value)
     return Variants(tuple(values), own_by_reader), extended
 

@@ -387,16 +387,13 @@ def plot_sensitivity(sensitivity: pd.DataFrame, info: dict[str, Any], path: Path
     return save_figure(fig, path)
 
 
-def write_plots(frame: pd.DataFrame, out: Path, info: dict[str, Any] | None = None,
-                sensitivity: pd.DataFrame | None = None) -> None:
+def write_plots(frame: pd.DataFrame, out: Path, info: dict[str, Any],
+                sensitivity: pd.DataFrame) -> None:
     """Write the :data:`PLOTS` into ``out``: the coverage plots for the sensitivity reader
     (else the first) at the tables' own reads, and the sensitivity plot when there is one."""
-    info = info or {}
-    if "reader" in frame.columns:
-        reader = (info.get("sensitivity") or {}).get("reader") or frame["reader"].iloc[0]
-        frame = own_rows(frame, reader if reader in set(frame["reader"])
-                         else frame["reader"].iloc[0])
+    reader = (info.get("sensitivity") or {}).get("reader")
+    frame = own_rows(frame, reader if reader in set(frame["reader"]) else frame["reader"].iloc[0])
     plot_coverage(frame, "accuracy", out / "coverage_accuracy.png")
     plot_coverage(frame, "kappa", out / "coverage_kappa.png")
-    if sensitivity is not None and len(sensitivity):
+    if len(sensitivity):
         plot_sensitivity(sensitivity, info, out / "sensitivity.png")
