@@ -55,9 +55,13 @@ def init_distributed(device_arg: str) -> DistributedContext:
 
 
 def wrap_distributed(model: nn.Module, context: DistributedContext) -> nn.Module:
-    """``model`` in DistributedDataParallel when there are several processes, else itself."""
+    """``model`` in DistributedDataParallel when there are several processes, else itself
+    (looking for unused parameters in every step for a model that takes body parts)."""
     if context.world_size == 1:
         return model
     device = context.device
+    # A part-attention model's heads of the body parts absent from a batch take no part in
+    # its forward pass.
     return nn.parallel.DistributedDataParallel(
-        model, device_ids=[device.index] if device.type == "cuda" else None)
+        model, device_ids=[device.index] if device.type == "cuda" else None,
+        find_unused_parameters=bool(getattr(model, "takes_body_part", False)))

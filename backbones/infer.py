@@ -10,21 +10,27 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from backbones.part_attention import forward_with_parts
+
 PROB_EPS = 1e-6
 
 
 @torch.no_grad()
 def predict_logits(model: nn.Module, loader: DataLoader, device: torch.device,
                    amp: bool = False) -> np.ndarray:
-    """Per-image logits of ``model`` over ``loader`` (in order): float32 ``(N, 2)``."""
+    """Per-image logits of ``model`` over ``loader`` (in order): float32 ``(N, 2)``.
+
+    The loader yields ``(images, labels, body parts)`` batches (or ``(images,)`` for a model
+    that takes no body parts); the body parts go to a part-attention model."""
     model.eval()
     out = []
-    for images, *_ in loader:
+    for images, *rest in loader:
         images = images.to(device, non_blocking=True)
         if device.type == "cuda":
             images = images.contiguous(memory_format=torch.channels_last)
+        parts = rest[1] if len(rest) > 1 else None
         with torch.autocast(device.type, enabled=amp and device.type == "cuda"):
-            logits = model(images)
+            logits = forward_with_parts(model, images, parts)
         out.append(logits.float().cpu())
     return torch.cat(out).numpy().astype(np.float32) if out else np.zeros((0, 2), np.float32)
 

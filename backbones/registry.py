@@ -19,12 +19,14 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 from torchvision import models as tvm
 
 from backbones.attention_resnet import AttentionResNet
+from backbones.part_attention import AttentionResNetParts
 
 
 @dataclass(frozen=True)
@@ -33,19 +35,25 @@ class BackboneSpec:
 
     Attributes:
         name: registry name.
-        build: ``num_classes -> nn.Module`` taking ``(B, 1, H, W)`` float input.
+        build: ``num_classes -> nn.Module`` taking ``(B, 1, H, W)`` float input (a model with
+            ``takes_body_part`` also takes ``(B,)`` int64 body parts, see
+            :mod:`backbones.part_attention`); a part-attention model's also takes
+            ``attention_parts=``.
         target_layer: dotted path of the module Grad-CAM should hook.
         first_conv: dotted path of the first convolution (adapted to one input channel).
         default_size: input size the quick profile uses.
         torchvision_name: the torchvision model name, or None for our own models.
+        part_attention: whether ``build`` takes ``attention_parts`` (body parts with an
+            attention head of their own).
     """
 
     name: str
-    build: Callable[[int], nn.Module]
+    build: Callable[..., nn.Module]
     target_layer: str
     first_conv: str
     default_size: int
     torchvision_name: str | None = None
+    part_attention: bool = False
 
 
 def _get_module(model: nn.Module, path: str) -> nn.Module:
@@ -87,6 +95,9 @@ REGISTRY: dict[str, BackboneSpec] = {
         BackboneSpec("attention_resnet_large",
                      lambda n: AttentionResNet(num_classes=n, widths=(20, 40, 80, 160)),
                      "layer4", "stem.0", 128),
+        BackboneSpec("attention_resnet_parts",
+                     lambda n, **options: AttentionResNetParts(num_classes=n, **options),
+                     "layer4", "stem.0", 128, part_attention=True),
         BackboneSpec("resnet18", _torchvision("resnet18", "conv1"), "layer4", "conv1", 96,
                      "resnet18"),
         BackboneSpec("resnet50", _torchvision("resnet50", "conv1"), "layer4", "conv1", 128,
@@ -182,16 +193,27 @@ def _load_weights(model: nn.Module, spec: BackboneSpec, weights: str) -> list[st
     return missing
 
 
-def build_model(name: str, num_classes: int = 2, weights: str | None = None) -> nn.Module:
-    """Build registry model ``name``: input ``(B, 1, H, W)`` float32, output ``(B, num_classes)``.
+def build_model(name: str, num_classes: int = 2, weights: str | None = None,
+                attention_parts: tuple[str, ...] | None = None) -> nn.Module:
+    """Build registry model ``name``: input ``(B, 1, H, W)`` float32, output ``(B, num_classes)``
+    (a part-attention model also takes ``(B,)`` int64 body parts: ``model(images, parts)``).
 
     Args:
         name: a registry name (see :data:`REGISTRY`).
         num_classes: size of the head (2: normal, abnormal).
         weights: None (random init), a local state-dict path, or a torchvision weights name.
+        attention_parts: for a part-attention model, the body parts with an attention head of
+            their own (None: its default, SHOULDER and ELBOW).
+
+    Raises:
+        ValueError: ``attention_parts`` for a model without part attention.
     """
     spec = get_spec(name)
-    model = spec.build(num_classes)
+    if attention_parts is not None and not spec.part_attention:
+        raise ValueError(f"{name} has no part attention heads; attention parts are for "
+                         + ", ".join(s.name for s in REGISTRY.values() if s.part_attention))
+    options = {} if attention_parts is None else {"attention_parts": tuple(attention_parts)}
+    model = spec.build(num_classes, **options)
     for module in model.modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             # torchvision's MobileNet/EfficientNet use 0.01, which leaves the running statistics
@@ -200,3 +222,10 @@ def build_model(name: str, num_classes: int = 2, weights: str | None = None) -> 
     if weights:
         _load_weights(model, spec, weights)
     return model
+
+
+def checkpoint_model_options(args: dict[str, Any] | None) -> dict[str, Any]:
+    """The :func:`build_model` options a training run recorded (a checkpoint's ``args``): its
+    ``attention_parts`` when it set them, else nothing."""
+    parts = (args or {}).get("attention_parts")
+    return {} if parts is None else {"attention_parts": tuple(parts)}

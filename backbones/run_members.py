@@ -9,7 +9,12 @@ import torch
 
 from backbones.checkpoint import CHECKPOINT, load_checkpoint
 from backbones.gradcam import Member, resolve_target_layer
-from backbones.registry import UnknownModelError, build_model, get_spec
+from backbones.registry import (
+    UnknownModelError,
+    build_model,
+    checkpoint_model_options,
+    get_spec,
+)
 from backbones.runs import RunInputError
 from mura_env.common.atomic import file_sha256
 from mura_env.logits import LogitsTable
@@ -63,7 +68,7 @@ def load_members(run: Path, table: LogitsTable, model_names: tuple[str, ...],
             raise RunInputError(f"{path} was trained on another data set than the logits "
                                 "table of its run folder (data fingerprints differ)")
         size = config.get("image_size") or args.get("image_size") or spec.default_size
-        model = build_model(name)
+        model = build_model(name, **checkpoint_model_options(args))
         try:
             model.load_state_dict(ckpt["model"])
         except (KeyError, RuntimeError) as e:

@@ -52,6 +52,7 @@ from backbones.distributed import (
     wrap_distributed,
 )
 from backbones.infer import aggregate_studies, predict_logits
+from backbones.part_attention import forward_with_parts
 from backbones.registry import build_model
 from backbones.train_config import TrainConfig, parse_args, recorded, with_model_defaults
 from backbones.transforms import train_transform
@@ -197,7 +198,8 @@ def create_train_state(config: TrainConfig, steps_per_epoch: int, device: torch.
     """A fresh model (initialised from the global torch RNG, or ``config.weights``) on
     ``device`` (channels_last on CUDA), with AdamW and a OneCycleLR schedule of
     ``config.epochs * steps_per_epoch`` steps."""
-    model = build_model(config.model, weights=config.weights).to(device)
+    model = build_model(config.model, weights=config.weights,
+                        attention_parts=config.attention_parts).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
@@ -227,7 +229,7 @@ def train_one_epoch(net: nn.Module, criterion: WeightedCrossEntropy, state: Trai
             images = images.contiguous(memory_format=torch.channels_last)
         labels, parts = labels.to(device), parts.to(device)
         with torch.autocast(device.type, enabled=amp):
-            logits = net(images)
+            logits = forward_with_parts(net, images, parts)
         loss = criterion(logits, labels, parts)
         state.optimizer.zero_grad(set_to_none=True)
         state.scaler.scale(loss).backward()

@@ -24,6 +24,9 @@ class TrainConfig:
 
     data_root: str = field(default="data/synthetic", metadata={"help": "folder holding MURA-v1.1/"})
     model: str = field(default="attention_resnet", metadata={"help": "registry name"})
+    attention_parts: tuple[str, ...] | None = field(default=None, metadata={
+        "help": "for a part-attention model: body parts with an attention head of their own "
+                "(default SHOULDER ELBOW)"})
     weights: str | None = field(default=None, metadata={
         "help": "initial weights: a local state-dict path or a torchvision weights name"})
     image_size: int | None = field(default=None, metadata={

@@ -45,7 +45,7 @@ from backbones.cache import ImageCache, build_cache
 from backbones.data import CachedImages, check_body_parts
 from backbones.ensemble_report import diversity_report
 from backbones.infer import aggregate_studies, predict_logits
-from backbones.registry import build_model, get_spec
+from backbones.registry import build_model, checkpoint_model_options, get_spec
 from backbones.runs import LOGIT_SPLITS, PRETRAIN_RUNS, RUN_LOGITS
 from backbones.train import CHECKPOINT, TrainConfig, load_checkpoint, resolve_device
 from backbones.train import main as train_backbone
@@ -264,7 +264,7 @@ def study_logits(data: MuraData, model_name: str, size: int, checkpoint: Path,
     undecodable images skipped. ``trained_on``: ``data`` is the draw the model trained on
     (see :func:`scored_images_cache`)."""
     ckpt = load_checkpoint(checkpoint)
-    model = build_model(model_name)
+    model = build_model(model_name, **checkpoint_model_options(ckpt.get("args")))
     model.load_state_dict(ckpt["model"])
     model.to(device)
     cache = scored_images_cache(data, size, cfg, trained_on)

@@ -1,0 +1,96 @@
+"""Scores and paired differences of classifiers answering the same valid studies on several
+tables (one per backbone seed), with the project's statistics (:mod:`mura_env.statistics`):
+the joint bootstrap over tables, seeds and studies, and the table-level Student-t interval.
+
+What ``experiments.retrain.study`` and ``experiments.part_attention`` report: a "method" is
+anything that answers the valid studies (a member, an ensemble of retrained members); table
+``t`` holds the answers made from backbone seed ``t``, so a difference pairs two methods on
+the same backbone seed and the same resampled studies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mura_env.statistics import (
+    MethodRuns,
+    ValidSets,
+    difference,
+    draw_resamples,
+    interval,
+    method_metrics,
+    pooled,
+    t_interval,
+    table_means,
+)
+
+
+def method_from_answers(name: str, predictions: np.ndarray, probabilities: np.ndarray,
+                        kind: str = "method") -> MethodRuns:
+    """A :class:`~mura_env.statistics.MethodRuns` from answers ``[T, S, n]`` (0/1
+    predictions and abnormality probabilities; ``S`` = 1 for a deterministic method)."""
+    return MethodRuns(name, kind, np.asarray(predictions, dtype=np.int64),
+                      np.asarray(probabilities, dtype=np.float64))
+
+
+def paired_report(methods: Sequence[MethodRuns], valid: ValidSets,
+                  pairs: Sequence[tuple[str, str]], keys: Sequence[str],
+                  n_bootstrap: int = 2000, seed: int = 0, confidence: float = 0.95
+                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every method's scores and the paired differences of ``pairs``.
+
+    Args:
+        methods: the methods (every one on the ``T`` tables of ``valid``; the seeded ones
+            with the same number of seeds ``S``).
+        valid: the tables' valid studies.
+        pairs: ``(method, reference)`` names: each difference is method minus reference.
+        keys: the figures, keys of :func:`mura_env.statistics.run_metrics` (``accuracy``,
+            ``kappa``, ``kappa_SHOULDER``, ...).
+        n_bootstrap, seed: the joint bootstrap's draws and seed.
+        confidence: coverage of the intervals.
+
+    Returns:
+        ``scores``: one row per (method, key): ``method``, ``figure``, ``value`` (mean over the
+        runs), ``ci_low``/``ci_high`` (joint bootstrap), ``table_ci_low``/``table_ci_high``
+        (t interval over the table means) and ``per_table`` (the table means, ``;``-joined);
+        ``differences``: one row per (pair, key): ``method``, ``reference``, ``figure``,
+        ``difference`` with the same intervals and ``per_table`` (paired per-table means).
+    """
+    n_seeds = max(m.predictions.shape[1] for m in methods)
+    resample = draw_resamples(valid, n_seeds, n_bootstrap, seed)
+    per_run = method_metrics(methods, valid, resample)
+    rows: list[dict[str, Any]] = []
+    for m in methods:
+        for key in keys:
+            point, draws = pooled(per_run[m.name][key], resample)
+            means = table_means(per_run[m.name][key])
+            rows.append(_row({"method": m.name, "figure": key, "value": point}, draws, means,
+                             confidence))
+    diffs: list[dict[str, Any]] = []
+    for name, ref in pairs:
+        for key in keys:
+            point, draws = difference(pooled(per_run[name][key], resample),
+                                      pooled(per_run[ref][key], resample))
+            means = table_means(per_run[name][key]) - table_means(per_run[ref][key])
+            diffs.append(_row({"method": name, "reference": ref, "figure": key,
+                               "difference": point}, draws, means, confidence))
+    return pd.DataFrame(rows), pd.DataFrame(diffs)
+
+
+def _row(row: dict[str, Any], draws: np.ndarray, means: np.ndarray,
+         confidence: float) -> dict[str, Any]:
+    row["ci_low"], row["ci_high"] = interval(draws, confidence)
+    row["table_ci_low"], row["table_ci_high"] = t_interval(means, confidence)
+    row["per_table"] = ";".join(f"{v:.4f}" for v in means)
+    return row
+
+
+def points(value: float, low: float, high: float, signed: bool = False) -> str:
+    """A figure and its interval in points (x 100): ``+1.2 [-0.3, +2.6]``."""
+    fmt = "{:+.1f}" if signed else "{:.1f}"
+    return (f"{fmt.format(100 * value)} [{fmt.format(100 * low)}, "
+            f"{fmt.format(100 * high)}]")

@@ -1,0 +1,1 @@
+"""Part-attention against plain attention at an equal budget."""

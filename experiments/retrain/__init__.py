@@ -1,0 +1,1 @@
+"""Retraining a pretraining run's members toward what the ensemble gets wrong."""
