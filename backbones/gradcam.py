@@ -10,12 +10,23 @@ The computing half of ``python -m experiments.gradcam``
   the study logits (letterbox to the model's input size, then the evaluation transform); each
   map is cut out of the letterbox and resized back, so **every map is aligned pixel for pixel
   with the original image** ``(H, W)`` and maps of models with different input sizes average;
+* :func:`explain_images`: :func:`image_heatmaps` and, for a member with spatial attention
+  (:func:`backbones.part_attention.attention_map`), the attention map of the same forward
+  pass, aligned with each image the same way;
 * :func:`ensemble_map` and :func:`study_heatmaps`: the weight-averaged normalised member maps;
 * :func:`select_studies`: the studies to explain, requested by id or chosen to be informative
   (:func:`informative_studies`), with the ensemble probability of :mod:`mura_env.mapping`.
 
 Every map is float32 in ``[0, 1]``: a Grad-CAM map is ReLU'd then min-max scaled per image (an
-all-zero map, where no location supports "abnormal", stays zero).
+all-zero map, where no location supports "abnormal", stays zero); an attention map keeps the
+sigmoid's own values (not rescaled: a flat map stays flat).
+
+Part-attention members (:mod:`backbones.part_attention`) take each image's body part with it:
+every function running a model takes the study's ``body_part`` (or a batch's ``body_parts``)
+and passes it to a model that takes one (:func:`~backbones.part_attention.forward_with_parts`);
+Grad-CAM, which calls ``model(images)``, runs a
+:class:`~backbones.part_attention.BodyPartBound` wrapper, its target layer resolved on the
+member itself.
 
 DenseNet: torchvision's ``DenseNet.forward`` applies ``F.relu(..., inplace=True)`` to the output
 of its target layer (``features``), which silently overwrites the activations Grad-CAM keeps and
@@ -30,7 +41,7 @@ from __future__ import annotations
 import difflib
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import zip_longest
 
 import cv2
@@ -39,6 +50,7 @@ import torch
 from torch import nn
 
 from backbones.infer import PROB_EPS
+from backbones.part_attention import BodyPartBound, attention_map, part_indices
 from backbones.transforms import eval_transform, letterbox
 from mura_env.constants import MURA_DIRNAME
 from mura_env.mapping import DEFAULT_THRESHOLD, ensemble_probability
@@ -74,20 +86,29 @@ def _copy_output(module: nn.Module, args: object, output: torch.Tensor) -> torch
 
 
 def gradcam(model: nn.Module, target_layer: str | nn.Module, images: torch.Tensor,
-            target_class: int = ABNORMAL) -> tuple[np.ndarray, np.ndarray]:
+            target_class: int = ABNORMAL, *,
+            body_parts: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Grad-CAM of ``model`` for ``target_class`` on a batch of preprocessed inputs.
 
     Args:
-        model: a classifier ``(B, C_in, h, w) -> (B, n_classes)``; put in eval mode.
-        target_layer: the module to explain, or its dotted path (see
+        model: a classifier ``(B, C_in, h, w) -> (B, n_classes)`` (or a part-attention model,
+            ``(images, body_parts) -> (B, n_classes)``); put in eval mode.
+        target_layer: the module to explain, or its dotted path in ``model`` (see
             :func:`resolve_target_layer`); it must output ``(B, channels, h', w')``.
         images: float tensor ``(B, C_in, h, w)``, already normalised as the model expects
             (moved to the model's device here).
         target_class: the logit explained (default 1, abnormal).
+        body_parts: int64 ``(B,)`` indices into ``BODY_PARTS``, for a model that takes body
+            parts (ignored by any other).
 
     Returns:
         ``maps``: float32 ``(B, h, w)`` in ``[0, 1]``, aligned with the input;
         ``logits``: float32 ``(B, n_classes)``, the model's outputs for the same forward pass.
+        After the call, :func:`~backbones.part_attention.attention_map` of ``model`` is that
+        forward pass's attention map (for a model with spatial attention).
+
+    Raises:
+        ValueError: ``model`` takes body parts and ``body_parts`` is None.
     """
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
@@ -96,7 +117,7 @@ def gradcam(model: nn.Module, target_layer: str | nn.Module, images: torch.Tenso
         raise ValueError(f"images must be a (B, C, H, W) tensor, got shape {tuple(images.shape)}")
     layer = resolve_target_layer(model, target_layer)
     model.eval()
-    cam = GradCAM(model=model, target_layers=[layer])
+    cam = GradCAM(model=BodyPartBound(model, body_parts), target_layers=[layer])
     copy_hook = layer.register_forward_hook(_copy_output)  # after Grad-CAM's hooks
     try:
         with torch.enable_grad():
@@ -112,10 +133,12 @@ def gradcam(model: nn.Module, target_layer: str | nn.Module, images: torch.Tenso
 
 
 def model_heatmaps(model: nn.Module, target_layer: str | nn.Module, images: torch.Tensor,
-                   target_class: int = ABNORMAL) -> np.ndarray:
+                   target_class: int = ABNORMAL, *,
+                   body_parts: torch.Tensor | None = None) -> np.ndarray:
     """Grad-CAM maps of ``model`` for the abnormal class: float32 ``(B, h, w)`` in ``[0, 1]``
-    for input ``images`` ``(B, C, h, w)`` (see :func:`gradcam`)."""
-    return gradcam(model, target_layer, images, target_class)[0]
+    for input ``images`` ``(B, C, h, w)`` (and int64 ``(B,)`` ``body_parts`` for a
+    part-attention model; see :func:`gradcam`)."""
+    return gradcam(model, target_layer, images, target_class, body_parts=body_parts)[0]
 
 
 def letterbox_box(shape: tuple[int, int], size: int) -> tuple[int, int, int, int]:
@@ -136,11 +159,13 @@ def normalise_map(heatmap: np.ndarray) -> np.ndarray:
     return (m - low) / (high - low)
 
 
-def unletterbox(heatmap: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+def unletterbox(heatmap: np.ndarray, shape: tuple[int, int], *,
+                normalise: bool = True) -> np.ndarray:
     """Map a ``(size, size)`` map of a letterboxed input back onto the original image.
 
     Cuts out the region the image occupies in the letterbox, resizes it (bilinear) to
-    ``shape`` ``(H, W)`` and min-max scales it: float32 ``(H, W)`` in ``[0, 1]``.
+    ``shape`` ``(H, W)`` and min-max scales it (unless ``normalise`` is False): float32
+    ``(H, W)``, in ``[0, 1]`` when scaled.
     """
     heatmap = np.asarray(heatmap, dtype=np.float32)
     size = heatmap.shape[0]
@@ -149,7 +174,21 @@ def unletterbox(heatmap: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     top, left, nh, nw = letterbox_box(shape, size)
     crop = np.ascontiguousarray(heatmap[top:top + nh, left:left + nw])
     resized = cv2.resize(crop, (int(shape[1]), int(shape[0])), interpolation=cv2.INTER_LINEAR)
-    return normalise_map(resized)
+    return normalise_map(resized) if normalise else resized.astype(np.float32)
+
+
+def aligned_attention(attention: np.ndarray, size: int, shape: tuple[int, int]) -> np.ndarray:
+    """An attention map of a letterboxed input mapped back onto the original image, as
+    Grad-CAM maps are: upsampled (bilinear) from ``(h', w')`` to the letterbox's
+    ``(size, size)``, then :func:`unletterbox` to ``shape`` ``(H, W)`` without rescaling.
+
+    Returns float32 ``(H, W)``, clipped to ``[0, 1]`` (the sigmoid's own values).
+    """
+    attention = np.asarray(attention, dtype=np.float32)
+    if attention.ndim != 2:
+        raise ValueError(f"expected an (h, w) attention map, got shape {attention.shape}")
+    upsampled = cv2.resize(attention, (size, size), interpolation=cv2.INTER_LINEAR)
+    return np.clip(unletterbox(upsampled, shape, normalise=False), 0.0, 1.0)
 
 
 def preprocess(image: np.ndarray, size: int) -> torch.Tensor:
@@ -162,9 +201,79 @@ def preprocess(image: np.ndarray, size: int) -> torch.Tensor:
     return eval_transform(size)(image=letterbox(image, size))["image"]
 
 
+def attention_head(model: nn.Module, body_part: str | None) -> str | None:
+    """The key of the attention head ``model`` runs images of ``body_part`` through (e.g.
+    ``"SHOULDER"`` or ``"shared"`` for an
+    :class:`~backbones.part_attention.AttentionResNetParts`), or None for a model without
+    per-part heads (or no body part given)."""
+    head_of = getattr(getattr(model, "attention", None), "head_of", None)
+    return None if head_of is None or body_part is None else str(head_of(body_part))
+
+
+@dataclass(frozen=True)
+class ImageExplanations:
+    """One model's explanation of ``n`` raw radiographs (see :func:`explain_images`).
+
+    Attributes:
+        maps: one float32 ``(H_i, W_i)`` Grad-CAM map in ``[0, 1]`` per image, aligned with it.
+        probabilities: float64 ``(n,)``, softmax probability of the explained class per image.
+        attention_maps: one float32 ``(H_i, W_i)`` spatial attention map in ``[0, 1]`` per
+            image (the sigmoid's values, aligned as ``maps``), or None for a model without
+            spatial attention.
+        attention_head: the attention head the images went through (:func:`attention_head`),
+            or None.
+    """
+
+    maps: list[np.ndarray]
+    probabilities: np.ndarray
+    attention_maps: list[np.ndarray] | None = None
+    attention_head: str | None = None
+
+
+def explain_images(model: nn.Module, target_layer: str | nn.Module,
+                   images: Sequence[np.ndarray], size: int, target_class: int = ABNORMAL, *,
+                   body_part: str | None = None) -> ImageExplanations:
+    """Grad-CAM maps and spatial attention maps of raw radiographs, each aligned with its
+    own image.
+
+    Args:
+        model: a registry model (grayscale in, 2 logits out), on any device.
+        target_layer: its Grad-CAM layer or dotted path (registry ``target_layer``).
+        images: uint8 grayscale arrays ``(H_i, W_i)``, any shapes (one study's).
+        size: the model's input size (letterbox side), as used for the study logits.
+        target_class: the logit explained (default 1, abnormal).
+        body_part: the images' body part (a name in ``BODY_PARTS``), for a part-attention
+            model; None for a model that takes none.
+
+    Returns:
+        The maps, the probabilities and the attention maps of one forward pass
+        (:class:`ImageExplanations`).
+
+    Raises:
+        ValueError: ``model`` takes body parts and ``body_part`` is None.
+    """
+    if len(images) == 0:
+        return ImageExplanations([], np.zeros(0, dtype=np.float64))
+    device = next(model.parameters()).device
+    batch = torch.stack([preprocess(im, size) for im in images]).to(device)
+    parts = None if body_part is None else part_indices([body_part], len(images))
+    maps, logits = gradcam(model, target_layer, batch, target_class, body_parts=parts)
+    attention = attention_map(model)
+    probabilities = torch.softmax(torch.from_numpy(logits).double(), dim=1)[:, target_class]
+    shapes = [im.shape[:2] for im in images]
+    aligned = [unletterbox(m, s) for m, s in zip(maps, shapes, strict=True)]
+    if attention is None or attention.shape[0] != len(images):
+        return ImageExplanations(aligned, probabilities.numpy())
+    att = attention[:, 0].float().cpu().numpy()
+    return ImageExplanations(
+        aligned, probabilities.numpy(),
+        attention_maps=[aligned_attention(a, size, s) for a, s in zip(att, shapes, strict=True)],
+        attention_head=attention_head(model, body_part))
+
+
 def image_heatmaps(model: nn.Module, target_layer: str | nn.Module,
-                   images: Sequence[np.ndarray], size: int,
-                   target_class: int = ABNORMAL) -> tuple[list[np.ndarray], np.ndarray]:
+                   images: Sequence[np.ndarray], size: int, target_class: int = ABNORMAL, *,
+                   body_part: str | None = None) -> tuple[list[np.ndarray], np.ndarray]:
     """Grad-CAM maps of raw radiographs, each aligned with its own image.
 
     Args:
@@ -173,19 +282,16 @@ def image_heatmaps(model: nn.Module, target_layer: str | nn.Module,
         images: uint8 grayscale arrays ``(H_i, W_i)``, any shapes.
         size: the model's input size (letterbox side), as used for the study logits.
         target_class: the logit explained (default 1, abnormal).
+        body_part: the images' body part, for a part-attention model (see
+            :func:`explain_images`).
 
     Returns:
         ``maps``: one float32 ``(H_i, W_i)`` map in ``[0, 1]`` per image;
         ``probabilities``: float64 ``(B,)``, softmax probability of ``target_class`` per image.
     """
-    if len(images) == 0:
-        return [], np.zeros(0, dtype=np.float64)
-    device = next(model.parameters()).device
-    batch = torch.stack([preprocess(im, size) for im in images]).to(device)
-    maps, logits = gradcam(model, target_layer, batch, target_class)
-    probabilities = torch.softmax(torch.from_numpy(logits).double(), dim=1)[:, target_class]
-    aligned = [unletterbox(m, im.shape[:2]) for m, im in zip(maps, images, strict=True)]
-    return aligned, probabilities.numpy()
+    explained = explain_images(model, target_layer, images, size, target_class,
+                               body_part=body_part)
+    return explained.maps, explained.probabilities
 
 
 def ensemble_map(maps: np.ndarray, weights: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -233,11 +339,27 @@ class StudyHeatmaps:
         maps: per image, float32 ``(K, H_i, W_i)`` member maps in ``[0, 1]``, aligned with it.
         ensemble_maps: per image, float32 ``(H_i, W_i)``: :func:`ensemble_map` of its maps.
         image_probabilities: float64 ``(n, K)``, each member's abnormality probability per image.
+        attention_maps: per image, ``K`` entries: the member's float32 ``(H_i, W_i)`` spatial
+            attention map in ``[0, 1]``, aligned as ``maps``, or None for a member without
+            spatial attention (empty: no member has any; see :meth:`attention`).
+        attention_heads: per member (``K``, or empty), the attention head that made its maps
+            (e.g. ``"SHOULDER"``, ``"shared"``; :func:`attention_head`), or None.
     """
 
     maps: list[np.ndarray]
     ensemble_maps: list[np.ndarray]
     image_probabilities: np.ndarray
+    attention_maps: list[list[np.ndarray | None]] = field(default_factory=list)
+    attention_heads: tuple[str | None, ...] = ()
+
+    def attention(self, image: int, member: int) -> np.ndarray | None:
+        """Member ``member``'s float32 ``(H_i, W_i)`` attention map of image ``image``, or
+        None."""
+        return self.attention_maps[image][member] if self.attention_maps else None
+
+    def attention_head(self, member: int) -> str | None:
+        """The attention head of member ``member`` (see ``attention_heads``), or None."""
+        return self.attention_heads[member] if self.attention_heads else None
 
     @property
     def study_probabilities(self) -> np.ndarray:
@@ -246,20 +368,32 @@ class StudyHeatmaps:
 
 
 def study_heatmaps(members: Sequence[Member], images: Sequence[np.ndarray],
-                   weights: np.ndarray) -> StudyHeatmaps:
-    """Every member's Grad-CAM maps of one study's images, and the ensemble map of each image.
+                   weights: np.ndarray, *, body_part: str | None = None) -> StudyHeatmaps:
+    """Every member's Grad-CAM maps (and attention maps) of one study's images, and the
+    ensemble map of each image.
 
     Args:
         members: the ``K`` ensemble members; ``images``: the study's ``n`` uint8 grayscale
             radiographs ``(H_i, W_i)``; ``weights``: float ``(K,)``, the study's ensemble
             weights (non-negative, not all zero).
+        body_part: the study's body part (a name in ``BODY_PARTS``); needed when a member is a
+            part-attention model.
+
+    Raises:
+        ValueError: a part-attention member and no ``body_part``.
     """
-    per_member = [image_heatmaps(m.model, m.target_layer, images, m.image_size)
-                  for m in members]
-    maps = [np.stack([member_maps[j] for member_maps, _ in per_member])
-            for j in range(len(images))]
+    per_member = [explain_images(m.model, m.target_layer, images, m.image_size,
+                                 body_part=body_part) for m in members]
+    n = len(images)
+    maps = [np.stack([e.maps[j] for e in per_member]) for j in range(n)]
+    attention: list[list[np.ndarray | None]] = [
+        [None if e.attention_maps is None else e.attention_maps[j] for e in per_member]
+        for j in range(n)]
     return StudyHeatmaps(maps=maps, ensemble_maps=[ensemble_map(m, weights) for m in maps],
-                         image_probabilities=np.stack([p for _, p in per_member], axis=1))
+                         image_probabilities=np.stack([e.probabilities for e in per_member],
+                                                      axis=1),
+                         attention_maps=attention,
+                         attention_heads=tuple(e.attention_head for e in per_member))
 
 
 def normalise_study_id(study_id: str) -> str:

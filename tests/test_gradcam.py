@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib.image as mpimg
@@ -122,7 +123,8 @@ def test_every_registry_model_yields_a_map(name: str) -> None:
     torch.manual_seed(0)
     model = build_model(name).eval()
     image = np.random.default_rng(0).integers(0, 256, (50, 70), dtype=np.uint8)
-    maps, probs = gradcam.image_heatmaps(model, get_spec(name).target_layer, [image], size=64)
+    maps, probs = gradcam.image_heatmaps(model, get_spec(name).target_layer, [image], size=64,
+                                         body_part="WRIST")  # ignored without part attention
     assert maps[0].shape == (50, 70) and maps[0].dtype == np.float32
     assert np.isfinite(maps[0]).all() and maps[0].min() >= 0 and maps[0].max() <= 1
     assert 0 < probs[0] < 1
@@ -234,31 +236,45 @@ def test_select_studies_takes_the_requested_ones_or_informative_ones_of_a_split(
 MODELS = {"attention_resnet": 32, "mobilenet_v3_small": 40}
 
 
-@pytest.fixture(scope="module")
-def tiny_run(_mini_source: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A pretraining run folder in the real format: untrained checkpoints of two models, and
-    the logits table computed from them with the pretraining's own code."""
-    run = tmp_path_factory.mktemp("gradcam") / "run"
-    data = load_mura(_mini_source, tune_fraction=0.2, seed=0)
+def write_run(run: Path, source: Path, models: dict[str, int],
+              options: dict[str, dict] | None = None,
+              adjust: Callable[[str, nn.Module], None] | None = None) -> Path:
+    """Write a pretraining run folder in the real format into ``run``: untrained checkpoints
+    of ``models`` (name -> input size; ``options``: a model's extra training ``args``, e.g.
+    ``attention_parts``; ``adjust(name, model)`` may change a model's weights before it is
+    saved), and the logits table computed from them with the pretraining's own code, on the
+    data set at ``source``."""
+    data = load_mura(source, tune_fraction=0.2, seed=0)
     pre = PretrainConfig(cache_dir=run.parent / "cache", batch_size=32, progress=False)
     logits, configs = [], {}
-    for name, size in MODELS.items():
+    for name, size in models.items():
+        extra = (options or {}).get(name, {})
         torch.manual_seed(len(name))
         path = run / name / "checkpoint.pth"
         path.parent.mkdir(parents=True)
-        torch.save({"model": build_model(name).state_dict(), "epoch": 0,
-                    "args": {"model": name, "image_size": size},
+        model = build_model(name, **{k: tuple(v) for k, v in extra.items()})
+        if adjust is not None:
+            adjust(name, model)
+        torch.save({"model": model.state_dict(), "epoch": 0,
+                    "args": {"model": name, "image_size": size, **extra},
                     "data_fingerprint": data.fingerprint}, path)
         logits.append(study_logits(data, name, size, path, pre, torch.device("cpu"))[0])
         configs[name] = {"name": name, "image_size": size, "checkpoint": str(path),
                          "checkpoint_sha256": file_sha256(path)}
     scored = data.studies[data.studies["split"].isin(LOGIT_SPLITS)]
-    LogitsTable.from_arrays(scored, list(MODELS), np.stack(logits, axis=1),
+    LogitsTable.from_arrays(scored, list(models), np.stack(logits, axis=1),
                             model_configs=configs, data_fingerprint=data.fingerprint,
                             ).save(run / "logits.parquet")
-    (run / "config.json").write_text(json.dumps({"data_root": str(_mini_source), "seed": 0,
+    (run / "config.json").write_text(json.dumps({"data_root": str(source), "seed": 0,
                                                  "tune_fraction": 0.2}))
     return run
+
+
+@pytest.fixture(scope="module")
+def tiny_run(_mini_source: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A pretraining run folder in the real format: untrained checkpoints of two models, and
+    the logits table computed from them with the pretraining's own code."""
+    return write_run(tmp_path_factory.mktemp("gradcam") / "run", _mini_source, MODELS)
 
 
 def _gradcam(run: Path, out: Path, *extra: str) -> int:

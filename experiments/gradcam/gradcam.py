@@ -5,10 +5,12 @@
 
 For every image of every chosen study it writes one PNG panel: the radiograph; one Grad-CAM
 heatmap per backbone (abnormal class, on the target layer the registry records for the model)
-with that backbone's abnormality probability and its ensemble weight; the ensemble map (the
-weight-averaged normalised member maps); and in the title the study's ensemble probability,
-prediction and true label. ``--out`` also gets ``index.html`` (every panel under its study id,
-for a browser), ``panels.csv`` (the numbers behind every panel) and ``config.json``.
+with that backbone's abnormality probability and its ensemble weight, and beside it, for a
+backbone with spatial attention, its attention map (for a part-attention backbone, the map of
+the head of the study's body part); the ensemble map (the weight-averaged normalised member
+maps); and in the title the study's ensemble probability, prediction and true label.
+``--out`` also gets ``index.html`` (every panel under its study id, for a browser),
+``panels.csv`` (the numbers behind every panel) and ``config.json``.
 
 Ensemble weights are uniform (1/K) without ``--agent``; with it, the agent's weights for each
 study (the agent must have been trained on this run's logits table). Images go through exactly
@@ -120,8 +122,9 @@ def read_study_images(paths: list[str], study_id: str) -> list[np.ndarray]:
 
 def explain_study(members: list[gradcam.Member], weighting: Weighting, row: int, reason: str,
                   paths: list[str]) -> ExplainedStudy:
-    """Grad-CAM of every image of study ``row`` of ``weighting.studies`` (image files
-    ``paths``), with its ensemble numbers; warns on stderr when the members' probabilities
+    """Grad-CAM (and attention maps) of every image of study ``row`` of
+    ``weighting.studies`` (image files ``paths``; the study's body part goes to part-attention
+    members), with its ensemble numbers; warns on stderr when the members' probabilities
     recomputed from the images differ from the logits table's.
 
     Raises:
@@ -130,7 +133,8 @@ def explain_study(members: list[gradcam.Member], weighting: Weighting, row: int,
     studies = weighting.studies
     study_id = str(studies.study_ids[row])
     images = read_study_images(paths, study_id)
-    heatmaps = gradcam.study_heatmaps(members, images, weighting.weights[row])
+    heatmaps = gradcam.study_heatmaps(members, images, weighting.weights[row],
+                                      body_part=str(studies.body_parts[row]))
     table_p = studies.probabilities[row]
     if np.abs(heatmaps.study_probabilities - table_p).max() > 1e-3:
         print(f"warning: {study_id}: recomputed study probabilities "

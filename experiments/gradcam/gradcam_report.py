@@ -44,6 +44,10 @@ class Panel:
         study_id, image_name: identify the image; ``weights_source``: e.g. "uniform" or the agent.
         synthetic: whether the data are synthetic (then every title says so).
         note: a line added to the title (a deferral agent's decision), or "".
+        attention_maps: per member (``K``, or empty: none), its float32 ``(H, W)`` spatial
+            attention map in ``[0, 1]``, aligned with ``image``, or None (no attention).
+        attention_heads: per member (``K``, or empty), the attention head that made its map
+            (e.g. ``"SHOULDER"``, ``"shared"``), or None (see :func:`attention_title`).
     """
 
     image: np.ndarray
@@ -61,6 +65,22 @@ class Panel:
     weights_source: str = "uniform"
     synthetic: bool = False
     note: str = ""
+    attention_maps: Sequence[np.ndarray | None] = ()
+    attention_heads: Sequence[str | None] = ()
+
+    def attention(self, k: int) -> np.ndarray | None:
+        """Member ``k``'s float32 ``(H, W)`` attention map, or None."""
+        return self.attention_maps[k] if self.attention_maps else None
+
+    def attention_head(self, k: int) -> str | None:
+        """Member ``k``'s attention head, or None."""
+        return self.attention_heads[k] if self.attention_heads else None
+
+
+def attention_title(head: str | None) -> str:
+    """The title of an attention map: ``"attention (SHOULDER head)"`` for a part-attention
+    model's head ``head``, ``"attention"`` for a model with a single attention map."""
+    return "attention" if head is None else f"attention ({head} head)"
 
 
 def _display(array: np.ndarray, max_side: int) -> np.ndarray:
@@ -73,28 +93,42 @@ def _display(array: np.ndarray, max_side: int) -> np.ndarray:
                       interpolation=cv2.INTER_AREA)
 
 
+def _draw_attention(ax: Any, image: np.ndarray, attention: np.ndarray, title: str,
+                    alpha: float) -> None:
+    """Overlay a member's attention map (float ``(h, w)`` in ``[0, 1]``, on the grid of the
+    uint8 ``image``) on the image in ``ax``, titled ``title`` and the map's range."""
+    ax.imshow(image, cmap="gray", vmin=0, vmax=255)
+    ax.imshow(attention, cmap="jet", alpha=alpha, vmin=0.0, vmax=1.0)
+    ax.set_title(f"{title}\nrange {float(attention.min()):.2f}-{float(attention.max()):.2f}",
+                 fontsize=8)
+
+
 def render_panel(panel: Panel, path: str | os.PathLike[str], dpi: int = 80,
                  max_side: int = 320, alpha: float = 0.45) -> Path:
     """Draw ``panel`` to a PNG at ``path`` (written atomically); returns the path.
 
     Layout, one row: the radiograph; one overlay per member titled with its image and study
-    probabilities and its weight; the ensemble overlay. The title holds the study, the image,
-    the ensemble probability, prediction and true label (and "SYNTHETIC data" when so).
-    ``max_side`` caps the displayed resolution (maps are drawn on the same grid as the image).
+    probabilities and its weight, followed, for a member with an attention map, by that map's
+    overlay (titled by :func:`attention_title`); the ensemble overlay. The title holds the
+    study, the image, the ensemble probability, prediction and true label (and "SYNTHETIC
+    data" when so). ``max_side`` caps the displayed resolution (maps are drawn on the same grid
+    as the image). Every overlay shares the colour bar's ``[0, 1]`` scale.
     """
     from matplotlib.figure import Figure  # no pyplot: no global backend or figure registry
 
     k = len(panel.model_names)
     image = _display(panel.image, max_side)
     maps = [_display(m, max_side) for m in panel.maps]
+    attention = [None if (a := panel.attention(j)) is None else _display(a, max_side)
+                 for j in range(k)]
     ensemble = _display(panel.ensemble, max_side)
     h, w = image.shape
-    # Geometry in inches: k + 2 image cells in a row, two title lines above each, the figure
-    # title above all, a colour bar at the right.
+    # Geometry in inches: one image cell per column in a row, two title lines above each, the
+    # figure title above all, a colour bar at the right.
     cell_h = min(2.6, 2.3 * h / w)
     cell_w = max(1.9, cell_h * w / h)
     gap, left, bar, top, bottom = 0.08, 0.08, 0.55, 0.8, 0.08
-    cols = k + 2
+    cols = k + 2 + sum(a is not None for a in attention)
     fig_w = left + cols * cell_w + (cols - 1) * gap + bar
     fig_h = bottom + cell_h + top
     fig = Figure(figsize=(fig_w, fig_h), dpi=dpi)
@@ -108,9 +142,11 @@ def render_panel(panel: Panel, path: str | os.PathLike[str], dpi: int = 80,
     axes[0].set_title(f"{panel.image_name}\n{panel.image.shape[1]}x{panel.image.shape[0]} px",
                       fontsize=8)
     overlay = None
-    for ax, heat, name, p_img, p_study, weight in zip(
-            axes[1:1 + k], maps, panel.model_names, panel.image_probabilities,
-            panel.study_probabilities, panel.weights, strict=True):
+    c = 1
+    for j, (heat, name, p_img, p_study, weight) in enumerate(zip(
+            maps, panel.model_names, panel.image_probabilities, panel.study_probabilities,
+            panel.weights, strict=True)):
+        ax = axes[c]
         ax.imshow(image, cmap="gray", vmin=0, vmax=255)
         overlay = ax.imshow(heat, cmap="jet", alpha=alpha, vmin=0.0, vmax=1.0)
         ax.set_title(f"{name}\np={p_img:.2f} (study {p_study:.2f})  w={weight:.2f}", fontsize=8)
@@ -118,6 +154,11 @@ def render_panel(panel: Panel, path: str | os.PathLike[str], dpi: int = 80,
             ax.text(0.5, 0.04, "map all zero: no region\nraises p(abnormal)", fontsize=7,
                     ha="center", va="bottom", transform=ax.transAxes,
                     bbox={"facecolor": "white", "alpha": 0.8, "linewidth": 0})
+        c += 1
+        if attention[j] is not None:
+            _draw_attention(axes[c], image, attention[j],
+                            attention_title(panel.attention_head(j)), alpha)
+            c += 1
     axes[-1].imshow(image, cmap="gray", vmin=0, vmax=255)
     overlay = axes[-1].imshow(ensemble, cmap="jet", alpha=alpha, vmin=0.0, vmax=1.0)
     axes[-1].set_title(f"ensemble ({panel.weights_source} weights)\n"
@@ -286,7 +327,9 @@ def study_panel(context: ReportContext, study: ExplainedStudy, j: int) -> Panel:
         ensemble=heat.ensemble_maps[j], ensemble_probability=study.ensemble_probability,
         prediction=study.prediction, label=study.label, study_id=study.study_id,
         image_name=f"{Path(study.image_paths[j]).name} ({j + 1}/{len(study.image_paths)})",
-        weights_source=context.weights_source, synthetic=context.synthetic, note=study.note)
+        weights_source=context.weights_source, synthetic=context.synthetic, note=study.note,
+        attention_maps=[heat.attention(j, k) for k in range(len(context.model_names))],
+        attention_heads=[heat.attention_head(k) for k in range(len(context.model_names))])
 
 
 def panel_row(context: ReportContext, study: ExplainedStudy, j: int,
@@ -342,7 +385,10 @@ def report_notes(run: Path, context: ReportContext) -> list[str]:
                      "the panels say nothing about clinical performance.")
     notes.append(f"Run {run}, {context.weights_source} ensemble weights. Heatmaps: Grad-CAM of "
                  "the abnormal class, aligned with each original image; the ensemble map is "
-                 "the weight-average of the normalised member maps.")
+                 "the weight-average of the normalised member maps. A member with spatial "
+                 "attention has its attention map (sigmoid values, not rescaled) beside its "
+                 "Grad-CAM map; a part-attention member's is the map of its head for the "
+                 "study's body part.")
     return notes
 
 

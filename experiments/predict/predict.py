@@ -33,6 +33,7 @@ import torch
 import backbones.gradcam as gradcam
 from backbones.distributed import resolve_device
 from backbones.infer import probability_logits
+from backbones.part_attention import forward_with_parts, part_indices
 from backbones.run_members import load_members
 from backbones.runs import RunInputError, default_run, load_run_table
 from experiments.gradcam.gradcam_report import (
@@ -73,15 +74,26 @@ class PredictConfig:
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:N"})
 
 
-def member_probabilities(members: list[gradcam.Member], images: list[np.ndarray]) -> np.ndarray:
-    """Each member's abnormality probability of each image: float64 ``(n_images, K)``."""
+def member_probabilities(members: list[gradcam.Member], images: list[np.ndarray], *,
+                         body_part: str | None = None) -> np.ndarray:
+    """Each member's abnormality probability of each image: float64 ``(n_images, K)``.
+
+    Args:
+        members: the ``K`` members; ``images``: one study's uint8 grayscale ``(H_i, W_i)``.
+        body_part: the study's body part (a name in ``BODY_PARTS``), given to part-attention
+            members; None is enough when no member takes one.
+
+    Raises:
+        ValueError: a part-attention member and no ``body_part``.
+    """
+    parts = None if body_part is None else part_indices([body_part], len(images))
     out = []
     with torch.no_grad():
         for member in members:
             device = next(member.model.parameters()).device
             batch = torch.stack([gradcam.preprocess(im, member.image_size) for im in images])
-            logits = member.model(batch.to(device)).float().cpu().double()
-            out.append(torch.softmax(logits, dim=1)[:, 1].numpy())
+            logits = forward_with_parts(member.model, batch.to(device), parts)
+            out.append(torch.softmax(logits.float().cpu().double(), dim=1)[:, 1].numpy())
     return np.stack(out, axis=1)
 
 
@@ -113,7 +125,7 @@ def predict_study(study: StudyInput, members: list[gradcam.Member], agent: Any
                   ) -> dict[str, Any]:
     """One study's prediction: per-image and study probabilities of each member, the weights,
     the ensemble probability and prediction (and, for a deferral agent, the defer decision)."""
-    per_image = member_probabilities(members, study.images)
+    per_image = member_probabilities(members, study.images, body_part=study.body_part)
     q = per_image.mean(axis=0)  # MURA's rule
     obs = observation(q, study.body_part)[None]
     k = len(members)
@@ -139,7 +151,8 @@ def draw_gradcam(cfg: PredictConfig, run: Path, members: list[gradcam.Member], s
     context = ReportContext(tuple(m.name for m in members), source, synthetic=False)
     entries, rows = [], []
     for order, (study, result) in enumerate(zip(studies, results, strict=True)):
-        heat = gradcam.study_heatmaps(members, study.images, result["weights"])
+        heat = gradcam.study_heatmaps(members, study.images, result["weights"],
+                                      body_part=study.body_part)
         row = result["row"]
         note = "label unknown (new study)"
         if "deferred" in row:
