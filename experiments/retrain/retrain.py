@@ -199,8 +199,8 @@ def retrain_members(cfg: RetrainConfig, source: Source, device: torch.device,
     for k, member in enumerate(source.members):
         mine = data.studies[source.train_rows[member.name]]
         images = train_images[train_images["study_id"].isin(set(mine["study_id"]))]
-        study_of_image = torch.as_tensor(position[images["study_id"]].to_numpy(),
-                                         dtype=torch.int64)
+        study_of_image = torch.tensor(position[images["study_id"]].to_numpy(),
+                                      dtype=torch.int64)
         dataset = WithIndex(CachedImages(caches[member.name], images,
                                          train_transform(member.image_size), seed=cfg.seed))
         sampler = StudyBatchSampler(study_of_image.numpy(), batch, seed=cfg.seed * 1009 + k)
