@@ -178,3 +178,18 @@ def test_pretraining_member_and_loaded_members(tmp_path: Path) -> None:
     assert list(table.model_names) == ["attention_resnet_parts", "attention_resnet"]
     members = load_members(out, table, tuple(table.model_names), torch.device("cpu"))
     assert takes_body_part(members[0].model) and not takes_body_part(members[1].model)
+
+
+def test_mixed_precision_and_channels_last_forward() -> None:
+    """The paths CUDA training takes (autocast, channels_last), here on the CPU with
+    bfloat16: the heads still route by part and the logits stay close to float32's."""
+    model = _model().eval()
+    images = torch.randn(3, 1, 48, 48)
+    parts = part_indices(["SHOULDER", "WRIST", "ELBOW"])
+    with torch.no_grad():
+        expected = model(images, parts)
+        fast = model.to(memory_format=torch.channels_last)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            logits = fast(images.contiguous(memory_format=torch.channels_last), parts)
+    assert logits.dtype == torch.bfloat16
+    torch.testing.assert_close(logits.float(), expected, atol=0.1, rtol=0.05)

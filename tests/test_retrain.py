@@ -7,12 +7,14 @@ import json
 import shutil
 from pathlib import Path
 
+import gymnasium
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
+import mura_env  # noqa: F401  (registers the envs)
 from backbones.retraining import (
     RetrainLoss,
     answer_rewards,
@@ -179,6 +181,11 @@ def test_retrain_writes_a_run_folder_every_command_takes(run: Path, tmp_path: Pa
     assert recorded["retrain"]["method"] == method
     assert recorded["focus_parts"] == ["SHOULDER", "ELBOW"]
     assert not list(out.parent.glob(".*partial*"))
+    # the env takes the new table as it takes a pretraining run's
+    env = gymnasium.make("MuraWeighting-v0", logits=str(out / "logits.parquet"))
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (2 * len(table.model_names) + 7,)
+    env.close()
 
 
 def test_retraining_reads_only_each_members_train_studies(run: Path, tmp_path: Path,

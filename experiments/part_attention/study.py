@@ -46,7 +46,7 @@ class PartAttentionConfig:
     """Part-attention against plain attention at an equal budget (see the module docstring)."""
 
     seeds: tuple[int, ...] = field(default=(0, 1, 2), metadata={"help": "backbone seeds"})
-    epochs: int = field(default=10, metadata={"help": "epochs of both models"})
+    epochs: int = field(default=6, metadata={"help": "epochs of both models"})
     image_size: int = field(default=64, metadata={"help": "input size of both models"})
     train_studies: int = field(default=2500, metadata={
         "help": "train studies both models train on (a patient-level subset)"})
