@@ -10,12 +10,16 @@ the same backbone seed and the same resampled studies.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from mura_env.common.atomic import atomic_write_bytes, staged_folder
+from mura_env.common.config_cli import save_config
 from mura_env.statistics import (
     MethodRuns,
     ValidSets,
@@ -94,3 +98,19 @@ def points(value: float, low: float, high: float, signed: bool = False) -> str:
     fmt = "{:+.1f}" if signed else "{:.1f}"
     return (f"{fmt.format(100 * value)} [{fmt.format(100 * low)}, "
             f"{fmt.format(100 * high)}]")
+
+
+def write_results(out: Path, files: Mapping[str, str | bytes], config: Any,
+                  extra: Mapping[str, Any]) -> None:
+    """Put a results folder in place of ``out``: ``files`` (name -> text or bytes) and
+    ``config.json`` (the dataclass ``config`` with the ``extra`` keys), written into a new
+    hidden folder first; a folder already at ``out`` is removed only once that is complete."""
+    fresh = out.with_name(f".{out.name}.new")
+    shutil.rmtree(fresh, ignore_errors=True)
+    with staged_folder(fresh) as staging:
+        for name, data in files.items():
+            atomic_write_bytes(staging / name, data.encode() if isinstance(data, str) else data)
+        save_config(config, staging / "config.json", dict(extra))
+    if out.exists():
+        shutil.rmtree(out)
+    fresh.rename(out)

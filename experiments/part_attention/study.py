@@ -28,11 +28,15 @@ import numpy as np
 import pandas as pd
 
 from backbones.runs import RUN_LOGITS
-from experiments.common.paired import method_from_answers, paired_report, points
+from experiments.common.paired import (
+    method_from_answers,
+    paired_report,
+    points,
+    write_results,
+)
 from experiments.common.provenance import machine_description
 from experiments.pretrain import pretrain_backbones
-from mura_env.common.atomic import atomic_write_bytes, staged_folder
-from mura_env.common.config_cli import parse_config, save_config
+from mura_env.common.config_cli import parse_config
 from mura_env.logits import LogitsTable
 from mura_env.statistics import ValidSets
 
@@ -141,20 +145,13 @@ def main(argv: list[str] | None = None) -> int:
     tables = [t for t, _ in results]
     scores, diffs = compare(tables, cfg.n_bootstrap)
     text = report_markdown(cfg, scores, diffs, [s for _, s in results])
-    if cfg.out.exists():
-        for old in cfg.out.iterdir():
-            old.unlink()
-        cfg.out.rmdir()
-    with staged_folder(cfg.out) as staging:
-        atomic_write_bytes(staging / "part_attention.md", text.encode())
-        atomic_write_bytes(staging / "scores.csv", scores.to_csv(index=False).encode())
-        atomic_write_bytes(staging / "differences.csv", diffs.to_csv(index=False).encode())
-        save_config(cfg, staging / "config.json", {
-            "pretrain_commands": ["python -m experiments.pretrain_backbones "
-                                  + " ".join(pretrain_argv(cfg, s, cfg.runs / f"seed{s}"))
-                                  for s in cfg.seeds],
-            "machine": machine_description("cpu"),
-            "seconds": round(time.perf_counter() - started, 1)})
+    write_results(cfg.out, {"part_attention.md": text, "scores.csv": scores.to_csv(index=False),
+                            "differences.csv": diffs.to_csv(index=False)}, cfg, {
+        "pretrain_commands": ["python -m experiments.pretrain_backbones "
+                              + " ".join(pretrain_argv(cfg, s, cfg.runs / f"seed{s}"))
+                              for s in cfg.seeds],
+        "machine": machine_description("cpu"),
+        "seconds": round(time.perf_counter() - started, 1)})
     print(text)
     return 0
 

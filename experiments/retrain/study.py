@@ -37,12 +37,16 @@ from agents.algos import budgets
 from agents.baselines import Stacking, UniformAverage
 from backbones.retraining import METHODS
 from backbones.runs import RUN_LOGITS, load_run_table
-from experiments.common.paired import method_from_answers, paired_report, points
+from experiments.common.paired import (
+    method_from_answers,
+    paired_report,
+    points,
+    write_results,
+)
 from experiments.common.provenance import machine_description
 from experiments.retrain import retrain
 from experiments.weighting.benchmark_runs import Job, run_job
-from mura_env.common.atomic import atomic_write_bytes, staged_folder
-from mura_env.common.config_cli import parse_config, save_config
+from mura_env.common.config_cli import parse_config
 from mura_env.config import WeightingConfig
 from mura_env.logits import LogitsTable
 from mura_env.statistics import MethodRuns, ValidSets
@@ -262,21 +266,14 @@ def main(argv: list[str] | None = None) -> int:
     scores, diffs = paired_report(runs, valid, pairs, ("accuracy", "kappa"), cfg.n_bootstrap)
     runs_frame = pd.DataFrame(rows)
     text = report_markdown(cfg, scores, diffs, members, all_methods, runs_frame)
-    if cfg.out.exists():
-        for old in cfg.out.iterdir():
-            old.unlink()
-        cfg.out.rmdir()
-    with staged_folder(cfg.out) as staging:
-        atomic_write_bytes(staging / "retrain.md", text.encode())
-        atomic_write_bytes(staging / "scores.csv", scores.to_csv(index=False).encode())
-        atomic_write_bytes(staging / "differences.csv", diffs.to_csv(index=False).encode())
-        atomic_write_bytes(staging / "runs.csv", runs_frame.to_csv(index=False).encode())
-        save_config(cfg, staging / "config.json", {
-            "retrain_commands": [f"python -m experiments.retrain "
-                                 f"{' '.join(retrain_argv(cfg, r, m, backbone_seed(r)))}"
-                                 for r in cfg.runs for m in methods],
-            "softmax_pg_steps": steps, "machine": machine_description("cpu"),
-            "seconds": round(time.perf_counter() - started, 1)})
+    write_results(cfg.out, {"retrain.md": text, "scores.csv": scores.to_csv(index=False),
+                            "differences.csv": diffs.to_csv(index=False),
+                            "runs.csv": runs_frame.to_csv(index=False)}, cfg, {
+        "retrain_commands": ["python -m experiments.retrain "
+                             + " ".join(retrain_argv(cfg, r, m, backbone_seed(r)))
+                             for r in cfg.runs for m in methods],
+        "softmax_pg_steps": steps, "machine": machine_description("cpu"),
+        "seconds": round(time.perf_counter() - started, 1)})
     print(text)
     return 0
 
