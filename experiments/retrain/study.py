@@ -69,7 +69,7 @@ class RetrainStudyConfig:
         "help": "pretraining run folders, one per backbone seed"})
     methods: tuple[str, ...] = field(default=METHODS, metadata={
         "help": "retraining methods (ce is the control and always runs)"})
-    epochs: int = field(default=2, metadata={"help": "retraining epochs of every method"})
+    epochs: int = field(default=1, metadata={"help": "retraining epochs of every method"})
     agent_seeds: int = field(default=5, metadata={"help": "softmax-pg seeds per table"})
     agent_steps: int | None = field(default=None, metadata={
         "help": "softmax-pg env steps per run (default: the registry's budget)"})
