@@ -124,13 +124,13 @@ def report_markdown(cfg: PartAttentionConfig, scores: pd.DataFrame, diffs: pd.Da
             r = scores[(scores["method"] == name) & (scores["figure"] == key)].iloc[0]
             cells.append(points(r["value"], r["ci_low"], r["ci_high"]))
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += ["", "| part-attention - plain | joint 95% CI | seeds' t 95% CI | per seed |",
-              "|---|---|---|---|"]
+    lines += ["", "| part-attention - plain | difference, joint 95% CI | seeds' t 95% CI | "
+              "per seed |", "|---|---|---|---|"]
     for _, r in diffs.iterrows():
-        per_seed = ", ".join(f"{100 * float(v):+.1f}" for v in r["per_table"].split(";"))
-        lines.append(f"| {r['figure']} {100 * r['difference']:+.1f} | "
+        per_seed = ", ".join(f"{100 * float(v):+.1f}" for v in str(r["per_table"]).split(";"))
+        lines.append(f"| {r['figure']} | "
                      f"{points(r['difference'], r['ci_low'], r['ci_high'], True)} | "
-                     f"{points(r['difference'], r['table_ci_low'], r['table_ci_high'], True)} "
+                     f"[{100 * r['table_ci_low']:+.1f}, {100 * r['table_ci_high']:+.1f}] "
                      f"| {per_seed} |")
     lines += ["", "Pretraining runs (both models and their logits): "
               + ", ".join(f"{s:.0f} s" for s in seconds) + "."]
