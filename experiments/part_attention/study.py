@@ -19,6 +19,7 @@ Synthetic data: results on it say nothing about clinical performance.
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 import time
 from dataclasses import dataclass, field
@@ -84,7 +85,7 @@ def run_seed(cfg: PartAttentionConfig, seed: int) -> tuple[LogitsTable, float]:
         argv = pretrain_argv(cfg, seed, folder)
         if (folder / "config.json").is_file():
             argv.append("--resume")
-        print(f"seed {seed}: python -m experiments.pretrain_backbones {' '.join(argv)}")
+        print(f"seed {seed}: python -m experiments.pretrain_backbones {shlex.join(argv)}")
         pretrain_backbones.main(argv)
     report = json.loads((folder / "diversity.json").read_text())
     return LogitsTable.load(folder / RUN_LOGITS), float(report["wall_seconds"])
@@ -148,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     write_results(cfg.out, {"part_attention.md": text, "scores.csv": scores.to_csv(index=False),
                             "differences.csv": diffs.to_csv(index=False)}, cfg, {
         "pretrain_commands": ["python -m experiments.pretrain_backbones "
-                              + " ".join(pretrain_argv(cfg, s, cfg.runs / f"seed{s}"))
+                              + shlex.join(pretrain_argv(cfg, s, cfg.runs / f"seed{s}"))
                               for s in cfg.seeds],
         "machine": machine_description("cpu"),
         "seconds": round(time.perf_counter() - started, 1)})

@@ -24,6 +24,7 @@ Synthetic data: results on it say nothing about clinical performance.
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 import tempfile
 import time
@@ -113,7 +114,7 @@ def retrained_table(cfg: RetrainStudyConfig, run: Path, method: str) -> tuple[Lo
     folder = retrain_folder(cfg, run, method, seed)
     if not (folder / RUN_LOGITS).is_file():
         argv = retrain_argv(cfg, run, method, seed)
-        print(f"python -m experiments.retrain {' '.join(argv)}", flush=True)
+        print(f"python -m experiments.retrain {shlex.join(argv)}", flush=True)
         if retrain.main(argv) != 0:
             raise RuntimeError(f"retraining {run} with {method} failed")
     seconds = float(json.loads((folder / "config.json").read_text())["wall_seconds"])
@@ -270,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
                             "differences.csv": diffs.to_csv(index=False),
                             "runs.csv": runs_frame.to_csv(index=False)}, cfg, {
         "retrain_commands": ["python -m experiments.retrain "
-                             + " ".join(retrain_argv(cfg, r, m, backbone_seed(r)))
+                             + shlex.join(retrain_argv(cfg, r, m, backbone_seed(r)))
                              for r in cfg.runs for m in methods],
         "softmax_pg_steps": steps, "machine": machine_description("cpu"),
         "seconds": round(time.perf_counter() - started, 1)})
