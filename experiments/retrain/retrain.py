@@ -360,5 +360,6 @@ def main(argv: list[str] | None = None) -> int:
     overall = metrics[(metrics["body_part"] == "ALL") & (metrics["metric"] == "kappa")]
     print(overall.pivot_table(index="model", columns="split", values="value",
                               sort=False).round(3).to_string())
-    print(f"wrote {cfg.out} ({cfg.method}, {cfg.epochs} epochs) in {result['seconds']:.0f} s")
+    print(f"wrote {cfg.out} ({cfg.method}, {cfg.epochs} epoch{'s' * (cfg.epochs != 1)}) in "
+          f"{result['seconds']:.0f} s")
     return 0

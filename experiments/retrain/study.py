@@ -189,11 +189,11 @@ def report_markdown(cfg: RetrainStudyConfig, scores: pd.DataFrame, diffs: pd.Dat
     n = len(cfg.runs)
     lines = [f"# Retraining the members: every method against ce ({n} backbone seeds, valid)",
              "", f"Each method fine-tunes the reference run's three specialists for "
-             f"{cfg.epochs} epochs on their own train studies; the ensembles are fitted on "
-             "tune; everything is scored once on valid. Points (x 100): mean over the backbone "
-             "seeds (softmax-pg: and its agent seeds) with the joint-bootstrap 95% CI; "
-             "differences are paired on the backbone seed and the resampled studies, with the "
-             "Student-t 95% CI over the seeds after it.", "",
+             f"{cfg.epochs} epoch{'s' * (cfg.epochs != 1)} on their own train studies; the "
+             "ensembles are fitted on tune; everything is scored once on valid. Points "
+             "(x 100): mean over the backbone seeds (softmax-pg: and its agent seeds) with "
+             "the joint-bootstrap 95% CI; differences are paired on the backbone seed and the "
+             "resampled studies, with the Student-t 95% CI over the seeds after it.", "",
              "## Members' kappa", "",
              "| method | " + " | ".join(members) + " |", "|---" * (len(members) + 1) + "|"]
     for method in methods:
