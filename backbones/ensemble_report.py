@@ -12,6 +12,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from backbones.runs import LOGIT_SPLITS
+from mura_env.metrics import study_metrics
+
 
 def diversity_report(studies: pd.DataFrame, prob: np.ndarray,
                      model_names: list[str], threshold: float = 0.5) -> dict[str, Any]:
@@ -50,3 +53,23 @@ def diversity_report(studies: pd.DataFrame, prob: np.ndarray,
         "best_member_per_body_part": best,
         "distinct_best_members": len(set(best.values())),
     }
+
+
+def metrics_table(studies: pd.DataFrame, probabilities: np.ndarray,
+                  members: list[str]) -> pd.DataFrame:
+    """Each member's study-level metrics on tune and valid, overall and per body part.
+
+    ``probabilities`` is ``(S, K)``: member ``k``'s abnormality probability of every study of
+    ``studies`` (with ``split``, ``label``, ``body_part``). Returns the rows of
+    :func:`mura_env.metrics.study_metrics` with the columns ``model`` and ``split`` in front."""
+    rows = []
+    for k, model in enumerate(members):
+        for split in LOGIT_SPLITS:
+            mask = (studies["split"] == split).to_numpy()
+            sub = studies[mask]
+            m = study_metrics(sub["label"].to_numpy(), probabilities[mask, k],
+                              sub["body_part"].to_numpy(), n_bootstrap=0)
+            m.insert(0, "split", split)
+            m.insert(0, "model", model)
+            rows.append(m)
+    return pd.concat(rows, ignore_index=True)

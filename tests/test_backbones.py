@@ -17,6 +17,7 @@ import backbones.cache as cache_mod
 from backbones.cache import BadImageError, build_cache
 from backbones.data import PART_INDEX, CachedImages, class_weights
 from backbones.infer import aggregate_studies
+from backbones.part_attention import forward_with_parts, part_indices
 from backbones.registry import REGISTRY, UnknownModelError, build_model, get_spec
 from backbones.transforms import MEAN, STD, eval_transform, letterbox, train_transform
 from mura_env.constants import BODY_PARTS
@@ -37,8 +38,8 @@ def test_every_model_gives_two_logits_for_grayscale(name: str) -> None:
     torch.manual_seed(0)
     model = build_model(name).eval()
     x = torch.rand(2, 1, 64, 64)
-    with torch.no_grad():
-        out = model(x)
+    with torch.no_grad():  # a part-attention model also takes each image's body part
+        out = forward_with_parts(model, x, part_indices(["SHOULDER", "WRIST"]))
     assert out.shape == (2, 2)
     assert out.dtype == torch.float32
     assert torch.isfinite(out).all()

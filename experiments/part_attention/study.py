@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -36,7 +37,6 @@ from experiments.common.paired import (
     write_results,
 )
 from experiments.common.provenance import machine_description
-from experiments.pretrain import pretrain_backbones
 from mura_env.common.config_cli import parse_config
 from mura_env.logits import LogitsTable
 from mura_env.statistics import ValidSets
@@ -85,8 +85,10 @@ def run_seed(cfg: PartAttentionConfig, seed: int) -> tuple[LogitsTable, float]:
         argv = pretrain_argv(cfg, seed, folder)
         if (folder / "config.json").is_file():
             argv.append("--resume")
-        print(f"seed {seed}: python -m experiments.pretrain_backbones {shlex.join(argv)}")
-        pretrain_backbones.main(argv)
+        print(f"seed {seed}: python -m experiments.pretrain_backbones {shlex.join(argv)}",
+              flush=True)
+        subprocess.run([sys.executable, "-m", "experiments.pretrain_backbones", *argv],
+                       check=True)
     report = json.loads((folder / "diversity.json").read_text())
     return LogitsTable.load(folder / RUN_LOGITS), float(report["wall_seconds"])
 

@@ -43,7 +43,7 @@ from torch.utils.data import DataLoader
 
 from backbones.cache import ImageCache, build_cache
 from backbones.data import CachedImages, check_body_parts
-from backbones.ensemble_report import diversity_report
+from backbones.ensemble_report import diversity_report, metrics_table
 from backbones.infer import aggregate_studies, predict_logits
 from backbones.registry import build_model, checkpoint_model_options, get_spec
 from backbones.runs import LOGIT_SPLITS, PRETRAIN_RUNS, RUN_LOGITS
@@ -55,7 +55,6 @@ from mura_env.common.atomic import atomic_write_bytes, file_sha256
 from mura_env.common.config_cli import parse_config, save_config
 from mura_env.data import MuraData, load_mura
 from mura_env.logits import LogitsTable
-from mura_env.metrics import study_metrics
 from mura_env.reference import REFERENCE_DATA_SEEDS, reference_index
 from mura_env.synthetic import generate
 
@@ -345,26 +344,6 @@ def train_member(cfg: PretrainConfig, data_root: Path, data: MuraData, model: st
     print(f"{model} ({size}px, {result['train_studies']} training studies, focus "
           f"{'/'.join(train_cfg.focus_parts) or 'none'}): {seconds:.0f} s")
     return Member(name=model, logits=logits, config=config, seconds=seconds, bad_images=bad)
-
-
-def metrics_table(studies: pd.DataFrame, probabilities: np.ndarray,
-                  members: list[str]) -> pd.DataFrame:
-    """Each member's study-level metrics on tune and valid, overall and per body part.
-
-    ``probabilities`` is ``(S, K)``: member ``k``'s abnormality probability of every study of
-    ``studies`` (with ``split``, ``label``, ``body_part``). Returns the rows of
-    :func:`mura_env.metrics.study_metrics` with the columns ``model`` and ``split`` in front."""
-    rows = []
-    for k, model in enumerate(members):
-        for split in LOGIT_SPLITS:
-            mask = (studies["split"] == split).to_numpy()
-            sub = studies[mask]
-            m = study_metrics(sub["label"].to_numpy(), probabilities[mask, k],
-                              sub["body_part"].to_numpy(), n_bootstrap=0)
-            m.insert(0, "split", split)
-            m.insert(0, "model", model)
-            rows.append(m)
-    return pd.concat(rows, ignore_index=True)
 
 
 def print_summary(folder: Path, cfg: PretrainConfig, metrics: pd.DataFrame,

@@ -40,7 +40,7 @@ from backbones.cache import ImageCache, build_cache
 from backbones.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from backbones.data import CachedImages, class_weights, select_training_studies
 from backbones.distributed import resolve_device
-from backbones.ensemble_report import diversity_report
+from backbones.ensemble_report import diversity_report, metrics_table
 from backbones.gradcam import Member
 from backbones.infer import aggregate_studies, predict_logits
 from backbones.retraining import (
@@ -61,7 +61,6 @@ from backbones.runs import (
 from backbones.study_batches import StudyBatchSampler, WithIndex
 from backbones.transforms import eval_transform, train_transform
 from experiments.common.provenance import git_commit, machine_description
-from experiments.pretrain.pretrain_backbones import metrics_table
 from mura_env.common.atomic import atomic_write_bytes, file_sha256, staged_folder
 from mura_env.common.config_cli import parse_config, save_config
 from mura_env.data import MuraData
