@@ -5,7 +5,8 @@ Every loss scores a batch of whole studies (:class:`backbones.study_batches.Stud
 and weights each image or study by the pretraining's per-(body part, label) class weights
 (:func:`backbones.data.class_weights`):
 
-* ``ce`` (the control): the pretraining's weighted cross-entropy, continued;
+* ``ce`` (the control): the pretraining's weighted cross-entropy
+  (:class:`backbones.train.WeightedCrossEntropy`), continued;
 * ``hard-examples``: the same cross-entropy, each image also weighted by its study's weight
   from :func:`hard_example_weights`: studies the current ensemble misclassifies count
   ``1 + boost`` times as much as the others (normalised to a mean of 1 per image);
@@ -33,6 +34,7 @@ from tqdm.auto import tqdm
 
 from backbones.part_attention import forward_with_parts
 from backbones.study_batches import study_means
+from backbones.train import WeightedCrossEntropy
 from mura_env.rewards import RewardFn
 
 #: The retraining methods.
@@ -128,12 +130,11 @@ class RetrainLoss:
         """The scalar loss of a batch of whole studies: ``logits`` ``(B, 2)``, ``labels``,
         ``parts`` and ``studies`` (each image's study index) int64 ``(B,)``; and figures to
         log (``reward``: the mean sampled reward, for ``reinforce``)."""
-        image_weight = self.class_weights[parts, labels]
-        ce_each = nn.functional.cross_entropy(logits.float(), labels, reduction="none")
+        extra = None
         if self.method == "hard-examples":
             assert self.study_weights is not None
-            image_weight = image_weight * self.study_weights[studies]
-        ce = (ce_each * image_weight).mean()
+            extra = self.study_weights[studies]
+        ce = WeightedCrossEntropy(self.class_weights)(logits, labels, parts, extra)
         if self.method != "reinforce":
             return ce, {}
         assert self.reward is not None
@@ -147,7 +148,8 @@ class RetrainLoss:
         r0, r1 = answer_rewards(self.reward, p_study, study_labels)
         rewards = torch.where(answers.bool(), r1, r0)
         baseline = p_study.detach() * r1 + (1 - p_study.detach()) * r0
-        pg = reinforce_loss(p_study, answers, rewards, baseline, image_weight[rows])
+        pg = reinforce_loss(p_study, answers, rewards, baseline,
+                            self.class_weights[parts[rows], study_labels])
         return pg + self.ce_weight * ce, {"reward": float(rewards.mean())}
 
 

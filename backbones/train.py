@@ -150,18 +150,22 @@ class WeightedCrossEntropy(nn.Module):
 
     ``weights`` is float32 ``(7, 2)`` (see :func:`backbones.data.class_weights`). Called with
     logits ``(B, 2)``, labels ``(B,)`` int64 and body parts ``(B,)`` int64 it returns the mean
-    of each image's cross-entropy (in float32) times ``weights[part, label]``: a scalar.
+    of each image's cross-entropy (in float32) times ``weights[part, label]`` (times
+    ``image_weights``, float ``(B,)``, when given): a scalar.
     """
 
     def __init__(self, weights: torch.Tensor):
         super().__init__()
         self.weights = weights
 
-    def forward(self, logits: torch.Tensor, labels: torch.Tensor,
-                parts: torch.Tensor) -> torch.Tensor:
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor, parts: torch.Tensor,
+                image_weights: torch.Tensor | None = None) -> torch.Tensor:
         """The weighted mean loss (scalar float32 tensor)."""
         loss_each = nn.functional.cross_entropy(logits.float(), labels, reduction="none")
-        return (loss_each * self.weights[parts, labels]).mean()
+        weight = self.weights[parts, labels]
+        if image_weights is not None:
+            weight = weight * image_weights
+        return (loss_each * weight).mean()
 
 
 @dataclass

@@ -20,6 +20,7 @@ import pandas as pd
 
 from mura_env.common.atomic import atomic_write_bytes, staged_folder
 from mura_env.common.config_cli import save_config
+from mura_env.logits import LogitsTable
 from mura_env.statistics import (
     MethodRuns,
     ValidSets,
@@ -31,6 +32,19 @@ from mura_env.statistics import (
     t_interval,
     table_means,
 )
+
+
+def shared_valid(tables: list[LogitsTable]) -> ValidSets:
+    """The valid studies every table shares (one study set); raises :class:`ValueError`
+    when the tables hold different valid studies."""
+    first = tables[0].studies[tables[0].studies["split"] == "valid"]
+    for table in tables[1:]:
+        ids = table.studies.loc[table.studies["split"] == "valid", "study_id"]
+        if list(ids) != list(first["study_id"]):
+            raise ValueError("the tables do not hold the same valid studies: use runs of "
+                             "one data draw")
+    return ValidSets.shared(first["label"].to_numpy(), first["body_part"].to_numpy(),
+                            len(tables))
 
 
 def method_from_answers(name: str, predictions: np.ndarray, probabilities: np.ndarray,

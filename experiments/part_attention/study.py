@@ -34,12 +34,12 @@ from experiments.common.paired import (
     method_from_answers,
     paired_report,
     points,
+    shared_valid,
     write_results,
 )
 from experiments.common.provenance import machine_description
 from mura_env.common.config_cli import parse_config
 from mura_env.logits import LogitsTable
-from mura_env.statistics import ValidSets
 
 PLAIN, PARTS = "attention_resnet", "attention_resnet_parts"
 #: The figures compared.
@@ -96,13 +96,8 @@ def run_seed(cfg: PartAttentionConfig, seed: int) -> tuple[LogitsTable, float]:
 def compare(tables: list[LogitsTable], n_bootstrap: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Scores and differences (:func:`experiments.common.paired.paired_report`) of the two
     models on the valid studies of ``tables`` (one per seed, the same studies)."""
+    sets = shared_valid(tables)
     valid = [t.studies["split"].to_numpy() == "valid" for t in tables]
-    first = tables[0].studies[valid[0]]
-    for table, rows in zip(tables, valid, strict=True):
-        if list(table.studies.loc[rows, "study_id"]) != list(first["study_id"]):
-            raise ValueError("the seeds' tables do not hold the same valid studies")
-    sets = ValidSets.shared(first["label"].to_numpy(), first["body_part"].to_numpy(),
-                            len(tables))
     methods = []
     for name in (PLAIN, PARTS):
         p = np.stack([t.abnormal_probabilities()[rows, list(t.model_names).index(name)]

@@ -42,7 +42,7 @@ from backbones.data import CachedImages, class_weights, select_training_studies
 from backbones.distributed import resolve_device
 from backbones.ensemble_report import diversity_report, metrics_table
 from backbones.gradcam import Member
-from backbones.infer import aggregate_studies, predict_logits
+from backbones.infer import aggregate_studies, predict_logits, probability_logits
 from backbones.retraining import (
     ANSWER_REWARDS,
     METHODS,
@@ -275,12 +275,10 @@ def scored_table(cfg: RetrainConfig, source: Source, device: torch.device, out: 
                                 "checkpoint": str(out / member.name / CHECKPOINT),
                                 "checkpoint_sha256": file_sha256(path),
                                 "retrain": retrain_settings(cfg)}
-    stacked = np.stack(probabilities, axis=1)
-    if not np.isfinite(stacked).all():
+    if not np.isfinite(np.stack(probabilities)).all():
         raise FloatingPointError("a retrained member gave non-finite probabilities (training "
                                  "diverged?); nothing written. Lower --lr.")
-    p = np.clip(stacked, 1e-6, 1 - 1e-6)
-    logits = np.stack([np.log1p(-p), np.log(p)], axis=-1).astype(np.float32)
+    logits = np.stack([probability_logits(p) for p in probabilities], axis=1)  # (S, K, 2)
     names = [m.name for m in source.members]
     table = LogitsTable.from_arrays(studies, names, logits, model_configs=configs,
                                     data_fingerprint=data.fingerprint)

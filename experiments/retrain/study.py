@@ -42,6 +42,7 @@ from experiments.common.paired import (
     method_from_answers,
     paired_report,
     points,
+    shared_valid,
     write_results,
 )
 from experiments.common.provenance import machine_description
@@ -50,7 +51,7 @@ from experiments.weighting.benchmark_runs import Job, run_job
 from mura_env.common.config_cli import parse_config
 from mura_env.config import WeightingConfig
 from mura_env.logits import LogitsTable
-from mura_env.statistics import MethodRuns, ValidSets
+from mura_env.statistics import MethodRuns
 from mura_env.study_set import StudySet
 
 #: The ensembles fitted on tune for every retrained table.
@@ -153,19 +154,6 @@ def method_runs(answers: dict[str, list[dict[str, tuple[np.ndarray, np.ndarray]]
             probabilities = np.stack([a[name][1] for a in per_table])
             out.append(method_from_answers(f"{method}: {name}", predictions, probabilities))
     return out
-
-
-def shared_valid(tables: list[LogitsTable]) -> ValidSets:
-    """The valid studies every table shares (one study set); raises :class:`ValueError`
-    when the tables hold different valid studies."""
-    first = tables[0].studies[tables[0].studies["split"] == "valid"]
-    for table in tables[1:]:
-        ids = table.studies.loc[table.studies["split"] == "valid", "study_id"]
-        if list(ids) != list(first["study_id"]):
-            raise ValueError("the runs' tables do not hold the same valid studies: use runs "
-                             "of one data draw")
-    return ValidSets.shared(first["label"].to_numpy(), first["body_part"].to_numpy(),
-                            len(tables))
 
 
 def report_markdown(cfg: RetrainStudyConfig, scores: pd.DataFrame, diffs: pd.DataFrame,
