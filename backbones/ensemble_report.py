@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from backbones.runs import LOGIT_SPLITS
-from mura_env.metrics import study_metrics
+from mura_env.evaluation.metrics import study_metrics
 
 
 def diversity_report(studies: pd.DataFrame, prob: np.ndarray,
@@ -61,7 +61,8 @@ def metrics_table(studies: pd.DataFrame, probabilities: np.ndarray,
 
     ``probabilities`` is ``(S, K)``: member ``k``'s abnormality probability of every study of
     ``studies`` (with ``split``, ``label``, ``body_part``). Returns the rows of
-    :func:`mura_env.metrics.study_metrics` with the columns ``model`` and ``split`` in front."""
+    :func:`mura_env.evaluation.metrics.study_metrics` with the columns ``model`` and ``split`` in
+    front."""
     rows = []
     for k, model in enumerate(members):
         for split in LOGIT_SPLITS:

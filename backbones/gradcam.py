@@ -1,7 +1,7 @@
 """Grad-CAM of the ensemble's members, their weighted ensemble map, and the studies to explain.
 
 The computing half of ``python -m experiments.gradcam``
-(:mod:`experiments.gradcam.gradcam_report` draws and writes the panels, CSV and HTML):
+(:mod:`experiments.common.gradcam_report` draws and writes the panels, CSV and HTML):
 
 * :func:`gradcam` / :func:`model_heatmaps`: Grad-CAM (``grad-cam`` package) of one model for a
   batch of preprocessed inputs, for the *abnormal* class (logit 1), on the target layer the
@@ -15,7 +15,7 @@ The computing half of ``python -m experiments.gradcam``
   pass, aligned with each image the same way;
 * :func:`ensemble_map` and :func:`study_heatmaps`: the weight-averaged normalised member maps;
 * :func:`select_studies`: the studies to explain, requested by id or chosen to be informative
-  (:func:`informative_studies`), with the ensemble probability of :mod:`mura_env.mapping`.
+  (:func:`informative_studies`), with the ensemble probability of :mod:`mura_env.weighting.mapping`.
 
 Every map is float32 in ``[0, 1]``: a Grad-CAM map is ReLU'd then min-max scaled per image (an
 all-zero map, where no location supports "abnormal", stays zero); an attention map keeps the
@@ -53,8 +53,8 @@ from backbones.infer import PROB_EPS
 from backbones.part_attention import BodyPartBound, attention_map, part_indices
 from backbones.transforms import eval_transform, letterbox
 from mura_env.constants import MURA_DIRNAME
-from mura_env.mapping import DEFAULT_THRESHOLD, ensemble_probability
-from mura_env.study_set import StudySet
+from mura_env.logits.study_set import StudySet
+from mura_env.weighting.mapping import DEFAULT_THRESHOLD, ensemble_probability
 
 #: Index of the abnormal class in every registry model's two logits.
 ABNORMAL = 1
@@ -203,8 +203,8 @@ def preprocess(image: np.ndarray, size: int) -> torch.Tensor:
 
 def attention_head(model: nn.Module, body_part: str | None) -> str | None:
     """The key of the attention head ``model`` runs images of ``body_part`` through (e.g.
-    ``"SHOULDER"`` or ``"shared"`` for an
-    :class:`~backbones.part_attention.AttentionResNetParts`), or None for a model without
+    ``"SHOULDER"`` or ``"shared"`` for an :class:`~backbones.part_attention.AttentionResNetParts`),
+    or None for a model without
     per-part heads (or no body part given)."""
     head_of = getattr(getattr(model, "attention", None), "head_of", None)
     return None if head_of is None or body_part is None else str(head_of(body_part))

@@ -16,7 +16,7 @@ from typing import Any
 from mura_env.constants import MURA_DIRNAME
 from mura_env.data import MuraData, load_mura
 from mura_env.logits import LogitsTable, manifest_path
-from mura_env.reference import reference_table_path
+from mura_env.logits.reference import reference_table_path
 
 #: Where ``experiments.pretrain_backbones`` puts its runs.
 PRETRAIN_RUNS = Path("runs/pretrain")

@@ -11,11 +11,13 @@ cache, which the study logits read later. ``--train-studies``
 trains on a patient-level subset of ``train``, ``--focus-parts`` makes most of it come from some
 body parts (a specialist member). ``--resume`` continues exactly where a run stopped;
 TensorBoard scalars and tqdm progress.
-Launched with ``torchrun --nproc_per_node N`` it runs DistributedDataParallel (gloo on CPU, nccl
-on CUDA) with a DistributedSampler; only rank 0 writes.
+Backbones are trained by ``python -m experiments.pretrain_backbones`` (one model:
+``--models NAME``), which calls :func:`main`. This module is also the worker that ``torchrun``
+launches for multi-process training of one model with DistributedDataParallel (gloo on CPU,
+nccl on CUDA) and a DistributedSampler; only rank 0 writes:
 
-    python -m backbones.train --data-root data/synthetic --model resnet18 --epochs 5 \
-        --output-dir runs/train/resnet18
+    torchrun --nproc_per_node 2 -m backbones.train --data-root data/synthetic \
+        --model resnet18 --epochs 5 --output-dir runs/train/resnet18
 """
 
 from __future__ import annotations
@@ -331,8 +333,9 @@ def main(config: TrainConfig) -> dict[str, Any]:
 
 
 def cli(argv: list[str] | None = None) -> None:
-    """``python -m backbones.train``: parse ``argv`` (default ``sys.argv[1:]``) into a
-    :class:`TrainConfig`, train, then leave the process group (under torchrun)."""
+    """The ``torchrun`` worker (``torchrun ... -m backbones.train``): parse ``argv`` (default
+    ``sys.argv[1:]``) into a :class:`TrainConfig`, train, then leave the process group (under
+    torchrun)."""
     main(parse_args(argv))
     if dist.is_initialized():
         dist.destroy_process_group()

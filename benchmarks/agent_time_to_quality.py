@@ -6,9 +6,9 @@ both agents learn on it and are evaluated on it, every ``--eval-every`` env step
 (default 4,096: each softmax-pg update of 4,096 studies, every second PPO rollout of 2,048
 studies, scored after SB3's update). No number from ``valid`` is used. The logits table is
 ``--logits PATH``, or shipped reference table ``--reference-table I``
-(:mod:`mura_env.reference`), else the newest ``runs/pretrain/*/logits.parquet``, else
-reference table 0. The time reported is
-training time only (evaluations excluded) until the first evaluation at quality; an agent that
+(:mod:`mura_env.logits.reference`), else the newest ``runs/pretrain/*/logits.parquet``, else
+reference table 0. The time reported is training time only (evaluations excluded) until the first
+evaluation at quality; an agent that
 never gets there is reported at its best accuracy, marked ``reached: false``. Each agent runs
 ``--repeats`` times, interleaved, with the same seed (so the same trajectory): the figure is
 the fastest repeat, which takes out one-off warm-up costs and the noise of a shared machine
@@ -36,14 +36,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from agents.baselines import Stacking  # noqa: E402
-from agents.evaluate import evaluate_baseline  # noqa: E402
-from agents.train import train_agent  # noqa: E402
+from agents.core.evaluate import evaluate_baseline  # noqa: E402
+from agents.core.train import train_agent  # noqa: E402
+from agents.weighting.baselines import Stacking  # noqa: E402
 from experiments.common.logits_source import resolve_table  # noqa: E402
 from mura_env.common.atomic import atomic_write_bytes  # noqa: E402
-from mura_env.config import WeightingConfig  # noqa: E402
 from mura_env.logits import LogitsTable, LogitsTableError, MissingLogitsError  # noqa: E402
-from mura_env.study_set import StudySet  # noqa: E402
+from mura_env.logits.study_set import StudySet  # noqa: E402
+from mura_env.weighting.config import WeightingConfig  # noqa: E402
 
 TARGET_SPEEDUP = 20.0
 
@@ -67,7 +67,7 @@ def parse_args() -> argparse.Namespace:
     source = ap.add_mutually_exclusive_group()
     source.add_argument("--logits", default=None, help="logits table (default: newest run's)")
     source.add_argument("--reference-table", type=int, default=None, metavar="I",
-                        help="shipped reference table I (mura_env.reference) instead")
+                        help="shipped reference table I (mura_env.logits.reference) instead")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tolerance", type=float, default=0.005, help="accuracy below stacking")
     ap.add_argument("--num-envs", type=int, default=4096, help="softmax-pg studies per update")
@@ -122,7 +122,7 @@ def load_table(args: argparse.Namespace) -> tuple[LogitsTable, Path]:
     """
     if args.reference_table is None:
         return resolve_table(args.logits)
-    from mura_env.reference import load_reference_table, reference_table_path
+    from mura_env.logits.reference import load_reference_table, reference_table_path
 
     return (load_reference_table(args.reference_table),
             reference_table_path(args.reference_table))

@@ -26,8 +26,8 @@ import torch  # noqa: E402
 from backbones.run_members import load_members  # noqa: E402
 from backbones.runs import default_run, load_run_dataset, load_run_table  # noqa: E402
 from experiments.common.provenance import machine_description  # noqa: E402
-from experiments.predict.predict import predict_study  # noqa: E402
-from experiments.predict.predict_inputs import collect_studies  # noqa: E402
+from experiments.predict.__main__ import predict_study  # noqa: E402
+from experiments.predict.inputs import collect_studies  # noqa: E402
 
 TARGET_SECONDS = 30.0
 

@@ -42,7 +42,7 @@ from backbones.distributed import resolve_device  # noqa: E402
 from backbones.registry import build_model  # noqa: E402
 from backbones.transforms import train_transform  # noqa: E402
 from experiments.common.provenance import machine_description  # noqa: E402
-from experiments.pretrain.pretrain_backbones import PROFILES  # noqa: E402
+from experiments.pretrain_backbones.__main__ import PROFILES  # noqa: E402
 from mura_env.data import load_mura  # noqa: E402
 from mura_env.synthetic import generate  # noqa: E402
 

@@ -12,7 +12,7 @@ env, so that after ``import mura_env``::
 
 work, and ``gymnasium.make("mura_env:MuraWeighting-v0", ...)`` works from a fresh interpreter.
 Without ``logits=``, the env loads a reference table shipped with the package
-(:mod:`mura_env.reference`; ``reference_table=0`` by default).
+(:mod:`mura_env.logits.reference`; ``reference_table=0`` by default).
 Worker processes that multiprocessing's forkserver starts (Stable-Baselines3's
 ``SubprocVecEnv`` default on Linux and macOS) import this package first, so
 ``make_vec_env("MuraWeighting-v0", vec_env_cls=SubprocVecEnv)`` finds the id there too.
@@ -33,7 +33,8 @@ DEFERRAL_ENV_ID = "MuraDeferral-v0"
 WORKLIST_ENV_ID = "MuraWorklist-v0"
 
 for _id, _single, _vector in (
-        (ENV_ID, "mura_env.env:MuraWeightingEnv", "mura_env.vector_env:MuraWeightingVectorEnv"),
+        (ENV_ID, "mura_env.weighting.env:MuraWeightingEnv",
+        "mura_env.weighting.vector_env:MuraWeightingVectorEnv"),
         (DEFERRAL_ENV_ID, "mura_env.deferral.env:MuraDeferralEnv",
          "mura_env.deferral.env:MuraDeferralVectorEnv"),
         (WORKLIST_ENV_ID, "mura_env.worklist.env:MuraWorklistEnv",
@@ -55,6 +56,24 @@ def registered_env_ids() -> list[str]:
     return sorted(ids)
 
 
+def env_config_class(env_id: str) -> type:
+    """The typed configuration class of the registered env ``env_id`` (e.g.
+    :class:`~mura_env.weighting.config.WeightingConfig` for ``MuraWeighting-v0``): the
+    ``config_class`` of the problem its single env runs. Imports the env's module.
+
+    Raises:
+        ValueError: ``env_id`` is not one of :func:`registered_env_ids`.
+    """
+    from gymnasium.envs.registration import load_env_creator
+
+    if env_id not in registered_env_ids():
+        raise ValueError(f"unknown env {env_id!r}; the envs of mura_env are: "
+                         f"{', '.join(registered_env_ids())}.")
+    entry = gymnasium.spec(env_id).entry_point
+    env_class = load_env_creator(entry) if isinstance(entry, str) else entry
+    return env_class.problem_class.config_class
+
+
 def _preload_in_forkserver_workers() -> None:
     """Add this package to the modules the forkserver imports before it forks workers (where
     the platform has a forkserver), keeping the ones already listed (``__main__`` by default)."""
@@ -70,4 +89,4 @@ def _preload_in_forkserver_workers() -> None:
 _preload_in_forkserver_workers()
 
 __all__ = ["BODY_PARTS", "DEFERRAL_ENV_ID", "ENV_ID", "MURA_DIRNAME", "SPLITS", "WORKLIST_ENV_ID",
-           "__version__", "registered_env_ids"]
+           "__version__", "env_config_class", "registered_env_ids"]

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mura_env.synthetic import generate, main
+from experiments.synthetic.__main__ import main
+from mura_env.synthetic import generate
 
 
 @pytest.fixture(scope="module")

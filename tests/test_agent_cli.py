@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from agent_fixtures import specialist_table
 
-from agents.baselines import all_baselines
+import experiments.compare.__main__ as compare
+import experiments.train_agent.__main__ as train_agent
+from agents.weighting.baselines import all_baselines
 from experiments.common.logits_source import newest_pretrain_logits
-from experiments.training import train_agent
-from experiments.weighting import compare
 from mura_env.constants import BODY_PARTS
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -48,7 +48,7 @@ def test_train_agent_writes_its_run_folder(table_path, tmp_path, capsys):
     assert config["out"] == str(out)
     assert config["hyperparameters"]["algorithm"]["per_study"] is True
     assert config["hyperparameters"]["algorithm"]["num_envs"] == 2048
-    from agents.saved import load_agent
+    from agents.core.saved import load_agent
     assert load_agent(out).model.net is not None  # --per-study reached the agent
     assert config["logits"] == str(table_path)
     printed = capsys.readouterr().out
@@ -59,8 +59,8 @@ def test_train_agent_writes_its_run_folder(table_path, tmp_path, capsys):
 
 def test_train_agent_config_is_resolved_before_training(table_path, tmp_path):
     """Settings are resolved (SB3's own defaults included) and checked before any output."""
-    from agents.algos import get_algo
-    from agents.sb3 import sb3_settings
+    from agents.core.algos import get_algo
+    from agents.core.sb3 import sb3_settings
     out = tmp_path / "run"
     assert train_agent.main(["--algo", "ppo", "--logits", str(table_path), "--total-timesteps",
                              "0", "--out", str(out)]) == 2  # rejected: nothing written
@@ -160,8 +160,8 @@ def test_newest_pretrain_logits_is_the_newest(tmp_path):
 def test_without_runs_reference_table_0_is_used(tmp_path):
     from experiments.common.logits_source import resolve_table
     from mura_env.logits import LogitsTable
-    from mura_env.reference import reference_table_path
-    from mura_env.study_set import StudySet
+    from mura_env.logits.reference import reference_table_path
+    from mura_env.logits.study_set import StudySet
 
     table, path = resolve_table(None, root=tmp_path)
     assert path == reference_table_path(0)
@@ -174,7 +174,7 @@ def test_without_runs_reference_table_0_is_used(tmp_path):
 
 def test_train_agent_with_a_defer_cost_scores_the_team_beside_the_deferral_methods(
         table_path, tmp_path):
-    from agents.deferral_methods import all_deferral_methods
+    from agents.deferral.methods import all_deferral_methods
     from mura_env.logits import LogitsTable
 
     bare = tmp_path / "bare"

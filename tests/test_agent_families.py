@@ -15,16 +15,16 @@ import torch
 from env_fixtures import tiny_table
 from stable_baselines3 import PPO
 
+import experiments.train_agent.__main__ as train_agent_cli
 import mura_env  # noqa: F401  (registers the envs)
-from agents.algos import ALGOS, DEFERRAL, WEIGHTING, budgets, parse_steps
-from agents.deferral_pg import DeferralPGAgent
-from agents.saved import load_agent
-from agents.train import resolve_hyperparameters
-from experiments.deferral.defer_runs import DeferJob, train_job_agent
-from experiments.training import train_agent as train_agent_cli
-from mura_env.config import WeightingConfig
+from agents.core.algos import ALGOS, DEFERRAL, WEIGHTING, budgets, parse_steps
+from agents.core.saved import load_agent
+from agents.core.train import resolve_hyperparameters
+from agents.deferral.softmax_pg import DeferralPGAgent
+from experiments.defer.runs import DeferJob, train_job_agent
 from mura_env.deferral.config import DeferralConfig
 from mura_env.logits import LogitsTable
+from mura_env.weighting.config import WeightingConfig
 
 AGENTS = Path(__file__).resolve().parent.parent / "agents"
 

@@ -15,14 +15,14 @@ import pytest
 import torch
 from agent_fixtures import specialist_table
 
-from agents.algos import ALGOS, UnknownAlgoError, get_algo
-from agents.evaluate import evaluate_policy
-from agents.saved import AgentMismatchError, load_agent
-from agents.train import train_agent
+from agents.core.algos import ALGOS, UnknownAlgoError, get_algo
+from agents.core.evaluate import evaluate_policy
+from agents.core.saved import AgentMismatchError, load_agent
+from agents.core.train import train_agent
 from experiments.common.tb_scalars import read_scalars
-from mura_env.config import WeightingConfig
 from mura_env.logits import LogitsTable
-from mura_env.study_set import StudySet
+from mura_env.logits.study_set import StudySet
+from mura_env.weighting.config import WeightingConfig
 
 REPO = Path(__file__).resolve().parents[1]
 TAGS = ("rollout/ep_rew_mean", "eval/accuracy", "eval/kappa")
@@ -86,7 +86,7 @@ def test_the_saved_ppo_model_is_the_final_one(ppo_run):
 
 def test_sb3_evaluations_score_the_policy_after_its_update(table):
     """An evaluation at step N scores a policy already trained on the N steps collected."""
-    from agents.sb3 import train_sb3
+    from agents.core.sb3 import train_sb3
     snapshots = []
 
     def eval_fn(model):
@@ -182,7 +182,7 @@ def test_unknown_algo_lists_the_valid_ones(capsys):
         get_algo("dqn")
     for name in ALGOS:
         assert name in str(e.value)
-    from experiments.training import train_agent as cli
+    import experiments.train_agent.__main__ as cli
     with pytest.raises(SystemExit):
         cli.main(["--algo", "dqn"])
     err = capsys.readouterr().err

@@ -7,7 +7,7 @@ import pytest
 from agent_fixtures import specialist_table
 from env_fixtures import studies_frame
 
-from agents.baselines import (
+from agents.weighting.baselines import (
     BestFixedWeightsOnSplit,
     BestSingle,
     BestSinglePerPart,
@@ -20,8 +20,8 @@ from agents.baselines import (
 )
 from mura_env.constants import BODY_PARTS
 from mura_env.logits import LogitsTable
-from mura_env.mapping import EnsembleMapping
-from mura_env.study_set import StudySet
+from mura_env.logits.study_set import StudySet
+from mura_env.weighting.mapping import EnsembleMapping
 
 
 @pytest.fixture(scope="module")

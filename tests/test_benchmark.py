@@ -11,10 +11,11 @@ import pytest
 from env_fixtures import studies_frame
 from scipy.stats import t as t_dist
 
-from agents.algos import plateau_step
-from agents.baselines import all_baselines
-from experiments.weighting import benchmark, benchmark_pipeline
-from experiments.weighting.benchmark_config import DEFAULT_ALGOS
+import experiments.benchmark.__main__ as benchmark
+from agents.core.algos import plateau_step
+from agents.weighting.baselines import all_baselines
+from experiments.common.benchmark import pipeline as benchmark_pipeline
+from experiments.common.benchmark.config import DEFAULT_ALGOS
 from mura_env.constants import BODY_PARTS
 from mura_env.logits import LogitsTable
 
@@ -96,7 +97,7 @@ def test_writes_every_file_with_every_method(finished: Path) -> None:
 
 
 def benchmark_plots() -> list[str]:
-    from experiments.weighting.benchmark_report import PLOTS
+    from experiments.common.benchmark.report import PLOTS
     return list(PLOTS)
 
 
@@ -138,7 +139,7 @@ def test_runs_and_curves(finished: Path) -> None:
 @pytest.mark.parametrize("stage", ["baseline fit", "report"])
 def test_a_failure_partway_leaves_no_output(stage: str, tables: list[Path], tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    from agents.baselines import KnoraEliminate
+    from agents.weighting.baselines import KnoraEliminate
 
     def broken(*args, **kwargs):
         raise RuntimeError(f"{stage} broke")
@@ -156,7 +157,7 @@ def test_a_failure_partway_leaves_no_output(stage: str, tables: list[Path], tmp_
 
 def test_missing_or_corrupt_tables_are_named_before_any_work(tables: list[Path], tmp_path: Path,
                                                             capsys, monkeypatch) -> None:
-    import mura_env.reference as reference
+    import mura_env.logits.reference as reference
 
     missing = tmp_path / "nowhere.parquet"
     out = tmp_path / "run"

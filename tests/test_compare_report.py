@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from experiments.weighting.benchmark_report import UNDEFINED, table_ci, to_markdown
+from experiments.common.benchmark.report import UNDEFINED, table_ci, to_markdown
 from mura_env.constants import BODY_PARTS
-from mura_env.statistics import (
+from mura_env.evaluation.statistics import (
     MethodRuns,
     ValidSets,
     draw_resamples,

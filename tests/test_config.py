@@ -10,10 +10,10 @@ from env_fixtures import tiny_table
 from gymnasium.envs.registration import load_env_creator
 
 import mura_env
-from mura_env.config import WeightingConfig
-from mura_env.env import MuraWeightingEnv
-from mura_env.mapping import DEFAULT_ACTION_SCALE, DEFAULT_THRESHOLD
-from mura_env.vector_env import MuraWeightingVectorEnv
+from mura_env.weighting.config import WeightingConfig
+from mura_env.weighting.env import MuraWeightingEnv
+from mura_env.weighting.mapping import DEFAULT_ACTION_SCALE, DEFAULT_THRESHOLD
+from mura_env.weighting.vector_env import MuraWeightingVectorEnv
 
 
 def test_defaults_come_from_the_mapping_module() -> None:

@@ -13,8 +13,9 @@ import pytest
 from scipy.stats import t as t_dist
 from test_benchmark import STANDIN, standin_table
 
-from experiments.deferral import attach_reader, defer
-from experiments.deferral.defer_report import coverage_area
+import experiments.attach_reader.__main__ as attach_reader
+import experiments.defer.__main__ as defer
+from experiments.defer.report import coverage_area
 from mura_env.constants import BODY_PARTS
 from mura_env.logits import LogitsTable
 from mura_env.readers import DEFAULT_SHARING, READER_PROFILES, SimulatedReader

@@ -186,8 +186,8 @@ def test_the_shipped_tables_default_to_radiologist_3_and_take_any_of_the_three()
 
 
 def test_a_saved_deferral_agent_loads_and_checks_its_reader(table, tmp_path) -> None:
-    from agents.saved import AgentMismatchError, load_agent
-    from agents.train import train_agent
+    from agents.core.saved import AgentMismatchError, load_agent
+    from agents.core.train import train_agent
     from mura_env.deferral.config import DeferralConfig
 
     train_agent("ppo", DeferralConfig(logits=table, defer_cost=0.1), tmp_path / "ppo",

@@ -16,8 +16,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import mura_env  # noqa: F401  (registers MuraDeferral-v0)
-from agents.baselines import Stacking
-from agents.deferral_methods import (
+from agents.core.train import train_agent
+from agents.deferral.methods import (
     AlwaysDefer,
     DeferralData,
     GainPredictor,
@@ -34,10 +34,10 @@ from agents.deferral_methods import (
     out_of_fold_probabilities,
     policy_decision,
 )
-from agents.deferral_pg import DeferralPGAgent, DeferralPGConfig
-from agents.softmax_pg import train_softmax_pg
-from agents.train import train_agent
-from experiments.deferral.defer_runs import (
+from agents.deferral.softmax_pg import DeferralPGAgent, DeferralPGConfig
+from agents.weighting.baselines import Stacking
+from agents.weighting.softmax_pg import train_softmax_pg
+from experiments.defer.runs import (
     DeferJob,
     agent_runs,
     run_defer_job,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from experiments import demo
+import experiments.demo.__main__ as demo
 
 
 def test_demo_writes_config_and_summary(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

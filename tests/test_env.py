@@ -15,13 +15,13 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import mura_env  # noqa: F401  (registers MuraWeighting-v0)
-import mura_env.env as env_mod
 import mura_env.logits as logits_mod
-import mura_env.reference as reference_mod
+import mura_env.logits.reference as reference_mod
+import mura_env.weighting.env as env_mod
 from mura_env.constants import BODY_PARTS
-from mura_env.env import MuraWeightingEnv
 from mura_env.logits import MissingLogitsError
-from mura_env.study_set import LOGIT_BOUND
+from mura_env.logits.study_set import LOGIT_BOUND
+from mura_env.weighting.env import MuraWeightingEnv
 
 
 @pytest.fixture(scope="module")

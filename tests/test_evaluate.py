@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from env_fixtures import hand_mapping, tiny_table
 
-from agents.baselines import UniformAverage
-from agents.evaluate import evaluate_baseline, evaluate_policy, mean_weights_per_part
-from mura_env.config import WeightingConfig
-from mura_env.metrics import OVERALL, study_metrics
-from mura_env.study_set import StudySet
+from agents.core.evaluate import evaluate_baseline, evaluate_policy, mean_weights_per_part
+from agents.weighting.baselines import UniformAverage
+from mura_env.evaluation.metrics import OVERALL, study_metrics
+from mura_env.logits.study_set import StudySet
+from mura_env.weighting.config import WeightingConfig
 
 
 @pytest.fixture(scope="module")

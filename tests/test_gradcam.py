@@ -17,15 +17,15 @@ import torch.nn.functional as F
 from torch import nn
 
 import backbones.gradcam as gradcam
-import experiments.gradcam.gradcam as gradcam_cli
+import experiments.gradcam.__main__ as gradcam_cli
 from backbones.registry import REGISTRY, build_model, get_spec
 from backbones.runs import LOGIT_SPLITS
-from experiments.pretrain.pretrain_backbones import PretrainConfig, study_logits
+from experiments.pretrain_backbones.__main__ import PretrainConfig, study_logits
 from mura_env.common.atomic import file_sha256
-from mura_env.config import WeightingConfig
 from mura_env.data import load_mura
 from mura_env.logits import LogitsTable
-from mura_env.study_set import StudySet
+from mura_env.logits.study_set import StudySet
+from mura_env.weighting.config import WeightingConfig
 
 
 class TinyNet(nn.Module):
@@ -351,7 +351,7 @@ class FixedPolicy:
 
 def _fake_agent(monkeypatch: pytest.MonkeyPatch, table: LogitsTable,
                 digest: str | None = None, threshold: float = 0.5):
-    import agents.saved as saved
+    import agents.core.saved as saved
     agent = saved.SavedAgent(algo="fixed", run_dir=Path("agentrun"),
                              model_names=table.model_names,
                              data_fingerprint=table.data_fingerprint,
@@ -393,8 +393,8 @@ def test_agent_of_another_table_is_a_clear_error(tiny_run: Path, tmp_path: Path,
 
 
 def test_a_real_trained_agent_drives_the_weights(tiny_run: Path, tmp_path: Path) -> None:
-    from agents.saved import load_agent
-    from agents.train import train_agent
+    from agents.core.saved import load_agent
+    from agents.core.train import train_agent
 
     table = LogitsTable.load(tiny_run / "logits.parquet")
     agent_dir = tmp_path / "agent"

@@ -10,12 +10,12 @@ import pandas as pd
 import torch
 from test_gradcam import MODELS, _gradcam, tiny_run  # noqa: F401  (tiny_run: a fixture)
 
-from agents.deferral_pg import DeferralPGAgent
-from agents.saved import load_agent
-from agents.train import train_agent
+from agents.core.saved import load_agent
+from agents.core.train import train_agent
+from agents.deferral.softmax_pg import DeferralPGAgent
 from mura_env.deferral.config import DeferralConfig
 from mura_env.logits import LogitsTable
-from mura_env.study_set import StudySet
+from mura_env.logits.study_set import StudySet
 
 
 def test_a_deferral_agent_shows_which_studies_it_defers(tiny_run: Path,  # noqa: F811

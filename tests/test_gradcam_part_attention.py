@@ -15,12 +15,12 @@ from test_gradcam import TinyNet, reference_cam, write_run
 from torch import nn
 
 import backbones.gradcam as gradcam
-import experiments.gradcam.gradcam as gradcam_cli
-import experiments.gradcam.gradcam_report as report
+import experiments.common.gradcam_report as report
+import experiments.gradcam.__main__ as gradcam_cli
+import experiments.predict.__main__ as predict
 from backbones.part_attention import attention_map, forward_with_parts, part_indices
 from backbones.registry import build_model
 from backbones.runs import LOGIT_SPLITS
-from experiments.predict import predict
 from mura_env.data import load_mura
 from mura_env.logits import LogitsTable
 

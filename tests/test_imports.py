@@ -1,7 +1,9 @@
 """What the packages import: the data reader and the synthetic generator load neither torch
-nor the env modules; no command-line module imports another, directly or through another
-module of ``experiments``; ``mura_env`` has no import cycle; lower layers (``mura_env``, then
-``backbones``) never import higher ones."""
+nor the env modules; no module of the repository takes part in an import cycle (imports inside
+functions count); no experiment imports another (what two share lives in
+``experiments.common``); every command is a package with a ``__main__`` and every one the
+README names answers ``--help``; lower layers (``mura_env``, then ``backbones`` and
+``agents``) never import higher ones."""
 
 from __future__ import annotations
 
@@ -16,8 +18,10 @@ import pytest
 
 #: Modules that importing the data and synthetic packages must not load.
 HEAVY_MODULES = (
-    "torch", "mura_env.env", "mura_env.vector_env", "mura_env.problem", "mura_env.logits",
-    "mura_env.rewards", "mura_env.mapping", "mura_env.config", "mura_env.study_set",
+    "torch", "mura_env.weighting.env", "mura_env.weighting.vector_env",
+    "mura_env.weighting.problem", "mura_env.logits", "mura_env.rewards",
+    "mura_env.weighting.mapping",
+    "mura_env.weighting.config", "mura_env.logits.study_set",
 )
 
 
@@ -84,28 +88,6 @@ def _imports(name: str, path: Path, known: set[str] | dict[str, Path]) -> set[st
     return out
 
 
-def _is_main_guard(node: ast.stmt) -> bool:
-    """Whether ``node`` is ``if __name__ == "__main__":``."""
-    return (isinstance(node, ast.If) and isinstance(node.test, ast.Compare)
-            and isinstance(node.test.left, ast.Name) and node.test.left.id == "__name__"
-            and any(isinstance(c, ast.Constant) and c.value == "__main__"
-                    for c in node.test.comparators))
-
-
-def _runnable(path: Path) -> bool:
-    """Whether the module at ``path`` runs something as a script (a top-level
-    ``if __name__ == "__main__":``)."""
-    return any(_is_main_guard(node) for node in _tree(path).body)
-
-
-def _is_command(path: Path) -> bool:
-    """Whether the module at ``path`` is a command-line module: it defines ``main`` and runs
-    it as a script. The thin modules that only import a command's ``main`` are not."""
-    body = _tree(path).body
-    return _runnable(path) and any(
-        isinstance(node, ast.FunctionDef) and node.name == "main" for node in body)
-
-
 def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     """The strongly connected components of ``graph`` with a cycle (more than one module, or
     a module importing itself), each sorted, in sorted order (Tarjan's algorithm)."""
@@ -147,40 +129,92 @@ def test_the_import_scanner_sees_imports_inside_functions_and_submodules(
     assert _cycles({"a": {"b"}, "b": {"a"}, "c": {"c"}, "d": {"a"}}) == [["a", "b"], ["c"]]
 
 
-def test_the_command_check_tells_commands_from_their_forwarding_modules() -> None:
-    assert _is_command(REPO / "experiments/gradcam/gradcam.py")
-    assert not _is_command(REPO / "experiments/gradcam/__main__.py")
-    assert not _is_command(REPO / "experiments/gradcam/gradcam_report.py")
-    assert _runnable(REPO / "experiments/gradcam/__main__.py")
+def _repository_modules() -> dict[str, Path]:
+    """Every Python module of the repository: the four packages, ``tests`` and
+    ``benchmarks``."""
+    out: dict[str, Path] = {}
+    for package in ("mura_env", "agents", "backbones", "experiments", "tests", "benchmarks"):
+        out.update(_modules(package))
+    return out
 
 
-def test_no_command_line_module_imports_another() -> None:
+def _graph(modules: dict[str, Path]) -> dict[str, set[str]]:
+    """``{module: the modules of ``modules`` it imports}`` (at any level)."""
+    return {name: _imports(name, path, modules) & set(modules)
+            for name, path in modules.items()}
+
+
+def test_the_repository_has_no_import_cycle() -> None:
+    assert _cycles(_graph(_repository_modules())) == []
+
+
+def _command_of(module: str) -> str | None:
+    """The command package (``experiments.X``) a module of ``experiments`` belongs to; None
+    for ``experiments`` itself and for ``experiments.common``."""
+    parts = module.split(".")
+    if parts[0] != "experiments" or len(parts) < 2 or parts[1] == "common":
+        return None
+    return ".".join(parts[:2])
+
+
+def test_no_experiment_imports_another() -> None:
     modules = _modules("experiments")
-    runnable = {name for name, path in modules.items() if _runnable(path)}
-    offences = {name: sorted((_imports(name, path, modules) & runnable) - {name})
-                for name, path in modules.items()
-                if _is_command(path)}
-    assert {name: found for name, found in offences.items() if found} == {}
+    offences = {}
+    for name, imported in _graph(modules).items():
+        own = _command_of(name)
+        others = sorted(m for m in imported
+                        if _command_of(m) is not None and _command_of(m) != own)
+        if others:
+            offences[name] = others
+    assert offences == {}
 
 
-def test_no_other_module_of_experiments_imports_a_command_line_module() -> None:
-    modules = _modules("experiments")
-    runnable = {name for name, path in modules.items() if _runnable(path)}
-    offences = {name: sorted(_imports(name, path, modules) & runnable)
-                for name, path in modules.items() if name not in runnable}
-    assert {name: found for name, found in offences.items() if found} == {}
+def test_every_command_is_a_package_with_a_main_module() -> None:
+    packages = {p.parent.name for p in (REPO / "experiments").glob("*/__init__.py")}
+    commands = {p.parent.name for p in (REPO / "experiments").glob("*/__main__.py")}
+    assert packages - {"common"} == commands
+    stray = sorted(p.name for p in (REPO / "experiments").glob("*.py") if p.name != "__init__.py")
+    assert stray == []
 
 
-def test_mura_env_has_no_import_cycle() -> None:
-    modules = _modules("mura_env")
-    graph = {name: _imports(name, path, modules) & set(modules)
-             for name, path in modules.items()}
-    assert _cycles(graph) == []
+def readme_commands() -> list[str]:
+    """The ``X`` of every ``python -m experiments.X`` the README names, sorted."""
+    import re
+
+    text = (REPO / "README.md").read_text()
+    return sorted(set(re.findall(r"python -m experiments\.([a-z_][a-z_.]*)", text)))
+
+
+def test_every_readme_command_runs_as_a_package_and_answers_help() -> None:
+    names = readme_commands()
+    assert len(names) >= 10
+    for name in names:
+        assert (REPO / "experiments" / name / "__main__.py").is_file(), name
+    code = (
+        "import contextlib, io, json, runpy, sys\n"
+        "codes = {}\n"
+        f"for name in {names!r}:\n"
+        "    sys.argv = [name, '--help']\n"
+        "    out = io.StringIO()\n"
+        "    try:\n"
+        "        with contextlib.redirect_stdout(out):\n"
+        "            runpy.run_module('experiments.' + name, run_name='__main__', alter_sys=True)\n"
+        "        codes[name] = ('returned', '')\n"
+        "    except SystemExit as e:\n"
+        "        codes[name] = (e.code, out.getvalue()[:80])\n"
+        "print(json.dumps(codes))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True, cwd=REPO)
+    codes = json.loads(result.stdout.strip().splitlines()[-1])
+    for name in names:
+        status, text = codes[name]
+        assert status == 0 and text.startswith("usage:"), (name, status, text)
 
 
 @pytest.mark.parametrize(("package", "forbidden"), [
     ("mura_env", ("agents", "backbones", "experiments")),
     ("backbones", ("agents", "experiments")),
+    ("agents", ("backbones", "experiments")),
 ])
 def test_lower_layers_never_import_higher_ones(package: str, forbidden: tuple[str, ...]) -> None:
     modules = _modules(package)
@@ -188,3 +222,41 @@ def test_lower_layers_never_import_higher_ones(package: str, forbidden: tuple[st
                              if m.split(".")[0] in forbidden)
                 for name, path in modules.items()}
     assert {name: found for name, found in offences.items() if found} == {}
+
+
+def _env_config_class_names() -> set[str]:
+    """The names of every registered env's config class and of its config base classes."""
+    import mura_env
+
+    names = set()
+    for env_id in mura_env.registered_env_ids():
+        for cls in mura_env.env_config_class(env_id).__mro__:
+            if cls.__module__.startswith("mura_env."):
+                names.add(cls.__name__)
+    return names
+
+
+def _type_tests_on(names: set[str], path: Path) -> list[int]:
+    """The lines of ``isinstance``/``issubclass`` calls in the file at ``path`` whose class
+    argument names one of ``names`` (alone, dotted, or in a tuple)."""
+    found = []
+    for node in ast.walk(_tree(path)):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                and node.func.id in ("isinstance", "issubclass") and len(node.args) == 2):
+            for part in ast.walk(node.args[1]):
+                name = part.id if isinstance(part, ast.Name) else (
+                    part.attr if isinstance(part, ast.Attribute) else None)
+                if name in names:
+                    found.append(node.lineno)
+    return found
+
+
+def test_agents_never_test_the_type_of_an_env_config(tmp_path: Path) -> None:
+    names = _env_config_class_names()
+    assert {"WeightingConfig", "DeferralConfig", "WorklistConfig"} <= names
+    offences = {name: lines for name, path in _modules("agents").items()
+                if (lines := _type_tests_on(names, path))}
+    assert offences == {}
+    probe = tmp_path / "probe.py"
+    probe.write_text("def f(c):\n    return isinstance(c, (int, cfg.WorklistConfig))\n")
+    assert _type_tests_on(names, probe) == [2]

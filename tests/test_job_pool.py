@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments.benchmark import main as benchmark_main
+from experiments.benchmark.__main__ import main as benchmark_main
 from experiments.common.job_pool import JobPool, PooledRunOptions
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,7 +13,7 @@ import pytest
 from env_fixtures import studies_frame, tiny_table
 
 import mura_env
-import mura_env.reference as reference_mod
+import mura_env.logits.reference as reference_mod
 from mura_env.common.atomic import file_sha256
 from mura_env.constants import STUDY_COLUMNS
 from mura_env.logits import (
@@ -23,7 +23,7 @@ from mura_env.logits import (
     logit_columns,
     manifest_path,
 )
-from mura_env.reference import resolve_logits
+from mura_env.logits.reference import resolve_logits
 
 
 def _arrays(n: int = 4, k: int = 2, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:

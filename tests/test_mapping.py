@@ -1,4 +1,5 @@
-"""mura_env.mapping, the one action -> weights -> probability -> prediction mapping, against
+"""mura_env.weighting.mapping, the one action -> weights -> probability -> prediction mapping,
+against
 hand computations."""
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from mura_env.mapping import (
+from mura_env.weighting.mapping import (
     DEFAULT_ACTION_SCALE,
     DEFAULT_TEMPERATURE,
     DEFAULT_THRESHOLD,

@@ -10,7 +10,7 @@ import pytest
 from sklearn.metrics import accuracy_score, cohen_kappa_score, recall_score, roc_auc_score
 
 from mura_env.constants import BODY_PARTS
-from mura_env.metrics import METRICS, OVERALL, study_metrics, weighted_metrics
+from mura_env.evaluation.metrics import METRICS, OVERALL, study_metrics, weighted_metrics
 
 
 def _data(n: int = 300, seed: int = 0, ties: bool = False):

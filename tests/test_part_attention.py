@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import experiments.pretrain_backbones.__main__ as pretrain_backbones
 from backbones.checkpoint import CHECKPOINT, load_checkpoint
 from backbones.data import PART_INDEX
 from backbones.infer import predict_logits
@@ -27,7 +28,6 @@ from backbones.registry import build_model, checkpoint_model_options
 from backbones.run_members import load_members
 from backbones.train import main as train_main
 from backbones.train_config import parse_args
-from experiments.pretrain import pretrain_backbones
 from mura_env.logits import LogitsTable
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from experiments.part_attention import study
+import experiments.part_attention.__main__ as study
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

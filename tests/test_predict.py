@@ -14,8 +14,8 @@ import pytest
 from dicom_fixtures import write_dicom
 from test_gradcam import tiny_run  # noqa: F401  (a fixture: a run with checkpoints and logits)
 
-from experiments.predict import predict
-from experiments.predict.predict_inputs import PredictInputError, collect_studies, resolve_body_part
+import experiments.predict.__main__ as predict
+from experiments.predict.inputs import PredictInputError, collect_studies, resolve_body_part
 from mura_env.data import load_mura
 from mura_env.logits import LogitsTable
 
@@ -108,8 +108,8 @@ def test_bad_inputs_are_named(tiny_run: Path, valid_study, tmp_path: Path) -> No
 
 def test_agent_weights_deferral_and_gradcam_panels(tiny_run: Path, valid_study,  # noqa: F811
                                                    tmp_path: Path) -> None:
-    from agents.saved import load_agent
-    from agents.train import train_agent
+    from agents.core.saved import load_agent
+    from agents.core.train import train_agent
     from mura_env.deferral.config import DeferralConfig
 
     _, folder, table = valid_study
@@ -175,8 +175,8 @@ def test_the_same_study_as_dicom_files_gets_the_same_prediction(tiny_run: Path, 
 
 def test_a_jpeg_file_and_an_agent_of_another_model_set(tiny_run: Path, valid_study,  # noqa: F811
                                                        tmp_path: Path) -> None:
-    from agents.train import train_agent
-    from mura_env.config import WeightingConfig
+    from agents.core.train import train_agent
+    from mura_env.weighting.config import WeightingConfig
 
     _, folder, table = valid_study
     png = next(folder.glob("*.png"))

@@ -9,13 +9,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import experiments.pretrain_backbones.__main__ as pretrain_backbones
 from backbones.registry import UnknownModelError
 from backbones.train_config import TrainConfig, parse_args
-from experiments.pretrain import pretrain_backbones
 from mura_env.constants import BODY_PARTS
 from mura_env.data import load_mura
 from mura_env.logits import LogitsTable
-from mura_env.reference import REFERENCE_DATA_SEEDS
+from mura_env.logits.reference import REFERENCE_DATA_SEEDS
 
 
 @pytest.fixture(scope="module")

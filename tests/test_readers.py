@@ -175,7 +175,7 @@ def _write(tmp_path: Path, text: str) -> Path:
 
 
 def test_load_reader_csv_matches_reference_table_ids(tmp_path: Path) -> None:
-    from mura_env.reference import load_reference_table
+    from mura_env.logits.reference import load_reference_table
 
     studies = load_reference_table(0).studies
     valid = studies[studies["split"] == "valid"].iloc[:4]

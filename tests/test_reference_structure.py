@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from agent_fixtures import specialist_table
 
-from experiments.pretrain import reference_report
-from experiments.pretrain.reference_report import (
+import experiments.reference_report.__main__ as reference_report
+from experiments.reference_report.__main__ import (
     failed_bars,
     paired_difference,
     patient_halves,
@@ -19,7 +19,7 @@ from experiments.pretrain.reference_report import (
     valid_figures,
 )
 from mura_env.logits import LogitsTable
-from mura_env.reference import (
+from mura_env.logits.reference import (
     REFERENCE_DATA_SEEDS,
     load_reference_table,
     reference_indices,

@@ -12,12 +12,9 @@ import pytest
 from env_fixtures import tiny_table
 
 import mura_env  # noqa: F401  (registers MuraWeighting-v0)
-import mura_env.reference as reference_mod
-from mura_env.config import WeightingConfig
-from mura_env.env import MuraWeightingEnv
+import mura_env.logits.reference as reference_mod
 from mura_env.logits import LogitsTable, LogitsTableError, MissingLogitsError, manifest_path
-from mura_env.problem import WeightingProblem
-from mura_env.reference import (
+from mura_env.logits.reference import (
     REFERENCE_DATA_SEEDS,
     load_reference_table,
     reference_index,
@@ -26,7 +23,10 @@ from mura_env.reference import (
     reference_table_path,
     remake_command,
 )
-from mura_env.vector_env import MuraWeightingVectorEnv
+from mura_env.weighting.config import WeightingConfig
+from mura_env.weighting.env import MuraWeightingEnv
+from mura_env.weighting.problem import WeightingProblem
+from mura_env.weighting.vector_env import MuraWeightingVectorEnv
 
 
 def _tune_logits(table: LogitsTable) -> np.ndarray:

@@ -35,9 +35,9 @@ def test_import_is_light(tmp_path: Path) -> None:
     out = _run("""
         import json, sys
         import mura_env
-        light = {"torch": "torch" in sys.modules, "env": "mura_env.env" in sys.modules,
+        light = {"torch": "torch" in sys.modules, "env": "mura_env.weighting.env" in sys.modules,
                  "registered": "MuraWeighting-v0" in __import__("gymnasium").registry}
-        import mura_env.reference
+        import mura_env.logits.reference
         light["torch_after_reference"] = "torch" in sys.modules
         print(json.dumps(light))
     """, tmp_path)
@@ -89,7 +89,7 @@ def test_missing_reference_table_message(tmp_path: Path) -> None:
     out = _run("""
         import json
         import gymnasium as gym
-        import mura_env, mura_env.reference as ref
+        import mura_env, mura_env.logits.reference as ref
         ref.REFERENCE_DIR = ref.Path("/nonexistent/reference")
         try:
             gym.make("MuraWeighting-v0", reference_table=1)
@@ -112,7 +112,7 @@ def test_shipped_reference_table_works_out_of_the_box() -> None:
     from stable_baselines3.common.env_checker import check_env as sb3_check
 
     import mura_env  # noqa: F401
-    from mura_env.reference import load_reference_table, reference_indices
+    from mura_env.logits.reference import load_reference_table, reference_indices
 
     assert 0 in reference_indices()
     table = load_reference_table(0)

@@ -12,8 +12,8 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
 import mura_env  # noqa: F401  (registers MuraWeighting-v0)
 from mura_env.constants import BODY_PARTS
-from mura_env.env import RENDER_MODES, MuraWeightingEnv
-from mura_env.render import FRAME_HEIGHT, frame_width
+from mura_env.weighting.env import RENDER_MODES, MuraWeightingEnv
+from mura_env.weighting.render import FRAME_HEIGHT, frame_width
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,8 @@ import pytest
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
+import experiments.pretrain_backbones.__main__ as pretrain_backbones
+import experiments.retrain.__main__ as retrain
 import mura_env  # noqa: F401  (registers the envs)
 from backbones.retraining import (
     RetrainLoss,
@@ -23,8 +25,6 @@ from backbones.retraining import (
 )
 from backbones.run_members import load_members
 from backbones.study_batches import StudyBatchSampler, WithIndex, study_means
-from experiments.pretrain import pretrain_backbones
-from experiments.retrain import retrain
 from mura_env.data import load_mura
 from mura_env.logits import LogitsTable
 from mura_env.rewards import make_reward

@@ -1,4 +1,4 @@
-"""``python -m experiments.retrain.study`` on two tiny pretraining runs: retraining, reuse,
+"""``python -m experiments.retrain_study`` on two tiny pretraining runs: retraining, reuse,
 the ensembles fitted on tune and the paired report."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from experiments.pretrain import pretrain_backbones
-from experiments.retrain import study
+import experiments.pretrain_backbones.__main__ as pretrain_backbones
+import experiments.retrain_study.__main__ as study
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

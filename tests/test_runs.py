@@ -10,7 +10,7 @@ import pytest
 
 from backbones.runs import PRETRAIN_RUNS, RunInputError, default_run, load_run_table
 from mura_env.logits import manifest_path
-from mura_env.reference import reference_table_path
+from mura_env.logits.reference import reference_table_path
 
 
 def _reference_0_run() -> Path:

@@ -11,13 +11,13 @@ import pytest
 
 from mura_env.constants import BODY_PARTS
 from mura_env.logits import LogitsTable, LogitsTableError
+from mura_env.logits.reference import load_reference_table
 from mura_env.readers import (
     DEFAULT_SHARING,
     SimulatedReader,
     error_correlation,
     error_events,
 )
-from mura_env.reference import load_reference_table
 from mura_env.synthetic.dataset import FINDING_MIX, sample_study
 from mura_env.synthetic.difficulty import (
     ABNORMAL_BANDS,
@@ -137,7 +137,7 @@ def test_difficulty_column_round_trips_and_is_checked(tmp_path: Path) -> None:
 
 
 def test_reader_columns_use_the_generator_only_for_synthetic_studies() -> None:
-    from experiments.deferral.reader_columns import generator_origin, with_simulated_readers
+    from experiments.common.reader_columns import generator_origin, with_simulated_readers
 
     table = load_reference_table(0).select(split="valid")
     bare = table.studies.drop(columns=["difficulty", *(f"reader_{r}" for r in table.reader_ids)])

@@ -7,11 +7,11 @@ import pytest
 import torch
 from agent_fixtures import specialist_table
 
-from agents.evaluate import evaluate_policy
-from agents.softmax_pg import SoftmaxPGAgent, SoftmaxPGConfig, train_softmax_pg
-from mura_env.config import WeightingConfig
+from agents.core.evaluate import evaluate_policy
+from agents.weighting.softmax_pg import SoftmaxPGAgent, SoftmaxPGConfig, train_softmax_pg
 from mura_env.constants import BODY_PARTS
-from mura_env.vector_env import MuraWeightingVectorEnv
+from mura_env.weighting.config import WeightingConfig
+from mura_env.weighting.vector_env import MuraWeightingVectorEnv
 
 
 @pytest.fixture(scope="module")

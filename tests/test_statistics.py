@@ -1,5 +1,5 @@
-"""mura_env.statistics: percentile intervals, the joint bootstrap over runs and studies (one
-study set, or several from different data draws), paired differences, the table-level t
+"""mura_env.evaluation.statistics: percentile intervals, the joint bootstrap over runs and studies
+(one study set, or several from different data draws), paired differences, the table-level t
 interval, per-table figures, the probability of improvement and the stacking of runs."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from rliable import metrics as rliable_metrics
 from scipy import stats as scipy_stats
 
 from mura_env.constants import BODY_PARTS
-from mura_env.resampled_metrics import weighted_metrics
-from mura_env.statistics import (
+from mura_env.evaluation.resampled_metrics import weighted_metrics
+from mura_env.evaluation.statistics import (
     MethodRuns,
     ValidSets,
     difference,

@@ -14,18 +14,18 @@ import numpy as np
 import pytest
 import torch
 
-from agents.algos import ALGOS
-from agents.baselines import all_baselines
-from agents.evaluate import evaluate_baseline, evaluate_policy
-from agents.families import NATIVE
-from agents.reporting import baseline_evaluations
-from agents.softmax_pg import SoftmaxPGAgent
-from agents.train import train_agent
-from mura_env.config import WeightingConfig
-from mura_env.env import MuraWeightingEnv
+from agents.core.algos import ALGOS
+from agents.core.evaluate import evaluate_baseline, evaluate_policy
+from agents.core.families import NATIVE
+from agents.core.train import train_agent
+from agents.weighting.baselines import all_baselines
+from agents.weighting.reporting import baseline_evaluations
+from agents.weighting.softmax_pg import SoftmaxPGAgent
 from mura_env.logits import LogitsTable
-from mura_env.reference import load_reference_table
-from mura_env.study_set import StudySet
+from mura_env.logits.reference import load_reference_table
+from mura_env.logits.study_set import StudySet
+from mura_env.weighting.config import WeightingConfig
+from mura_env.weighting.env import MuraWeightingEnv
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 from test_valid_unread import _assert_same, _parameters
 
-from agents.deferral_methods import DeferralData, fit_deferral_methods, policy_decision
-from experiments.deferral.defer_runs import DeferJob, train_job_agent
+from agents.deferral.methods import DeferralData, fit_deferral_methods, policy_decision
+from experiments.defer.runs import DeferJob, train_job_agent
 from mura_env.logits import LogitsTable
 from mura_env.logits.format import READER_PREFIX
-from mura_env.reference import load_reference_table
+from mura_env.logits.reference import load_reference_table
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -10,9 +10,9 @@ from env_fixtures import REWARD_NAMES, hand_mapping, hand_reward, tiny_table
 from gymnasium.vector import AutoresetMode
 
 import mura_env  # noqa: F401  (registers MuraWeighting-v0)
-from mura_env.env import MuraWeightingEnv
-from mura_env.mapping import recheck_margin
-from mura_env.vector_env import STEP_INFO_KEYS, MuraWeightingVectorEnv
+from mura_env.weighting.env import MuraWeightingEnv
+from mura_env.weighting.mapping import recheck_margin
+from mura_env.weighting.vector_env import STEP_INFO_KEYS, MuraWeightingVectorEnv
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from env_fixtures import studies_frame
 
-from agents.train import train_agent
-from agents.worklist_rollout import rollout, shift_scores
+from agents.core.train import train_agent
+from agents.worklist.rollout import rollout, shift_scores
 from mura_env.logits import LogitsTable
 from mura_env.readers import SimulatedReader
 from mura_env.worklist.config import WorklistConfig

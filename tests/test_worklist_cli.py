@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import pandas as pd
 import pytest
 from test_benchmark import STANDIN, standin_table
 
-from experiments.deferral import attach_reader
-from experiments.worklist import worklist
+import experiments.attach_reader.__main__ as attach_reader
+import experiments.worklist.__main__ as worklist
 from mura_env.readers import READER_PROFILES
+from mura_env.worklist.config import WorklistConfig
 
 METHODS = {"ensemble_alone", "first_come_first_served", "myopic_threshold", "budget_paced",
            "part_skill_greedy", "hindsight", "oracle", "ppo"}
@@ -68,3 +71,17 @@ def test_refuses_bad_settings(tmp_path: Path) -> None:
     assert worklist.main(["--scenarios", "night", "--out", str(tmp_path / "y")]) == 2
     assert worklist.main(["--capacities", "1.5", "--out", str(tmp_path / "z")]) == 2
     assert not any((tmp_path / name).exists() for name in ("x", "y", "z"))
+
+
+def test_capacity_used_counts_the_reads_the_env_grants() -> None:
+    # capacity 0.05 of a 50-study shift: the env grants floor(2.5 + 0.5) = 3 reads
+    shift_size, capacity = 50, 0.05
+    config = WorklistConfig(shift_size=shift_size, capacity=capacity)
+    assert config.capacities(1).tolist() == [3]
+    who = np.full((2, shift_size), -1)
+    who[:, :3] = 0  # the reader spends all 3 reads in each of 2 shifts
+    run = SimpleNamespace(scenario="emergency", capacity=capacity, method="budget_paced",
+                          answered_by=who.ravel(), body_part_index=np.zeros(who.size, int))
+    frame = worklist.reader_frame([run], ("radiologist_1",), shift_size)
+    assert frame["reads_per_shift"].tolist() == [3.0]
+    assert frame["capacity_used"].tolist() == [1.0]

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from env_fixtures import studies_frame
 
-from agents.baselines import Stacking
-from agents.deferral_methods import out_of_fold_probabilities
-from agents.worklist_methods import (
+from agents.deferral.methods import out_of_fold_probabilities
+from agents.weighting.baselines import Stacking
+from agents.worklist.methods import (
     PRIOR_STUDIES,
     BudgetPaced,
     EnsembleAlone,

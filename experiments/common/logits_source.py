@@ -7,7 +7,7 @@ from pathlib import Path
 
 from backbones.runs import PRETRAIN_RUNS, newest_pretrain_logits
 from mura_env.logits import LogitsTable
-from mura_env.reference import reference_table_path, resolve_logits
+from mura_env.logits.reference import reference_table_path, resolve_logits
 
 
 def resolve_table(logits: str | os.PathLike[str] | None,
@@ -16,7 +16,8 @@ def resolve_table(logits: str | os.PathLike[str] | None,
     reference table 0. Returns ``(table, path it came from)``.
 
     Raises:
-        MissingLogitsError / LogitsTableError: from :func:`mura_env.reference.resolve_logits`.
+        MissingLogitsError / LogitsTableError: from
+        :func:`mura_env.logits.reference.resolve_logits`.
     """
     path = Path(logits) if logits is not None else (newest_pretrain_logits(root)
                                                     or reference_table_path(0))

@@ -7,15 +7,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agents.algos import budgets, parse_steps
-from mura_env.mapping import DEFAULT_ACTION_SCALE, DEFAULT_TEMPERATURE
+from agents.core.algos import budgets, parse_steps
 from mura_env.rewards import REWARDS
+from mura_env.weighting.mapping import DEFAULT_ACTION_SCALE, DEFAULT_TEMPERATURE
 
 
 @dataclass
 class EnvOptions:
-    """The env arguments an agent trains with (see :class:`mura_env.config.WeightingConfig`);
-    :meth:`mura_env.config.WeightingConfig.from_options` reads them."""
+    """The env arguments an agent trains with (see
+    :class:`mura_env.weighting.config.WeightingConfig`);
+    :meth:`mura_env.weighting.config.WeightingConfig.from_options` reads them."""
 
     reward: str = field(default="correct", metadata={
         "help": "reward function", "choices": tuple(REWARDS)})
@@ -38,8 +39,8 @@ class LogitsOptions:
 
 @dataclass
 class BudgetOptions:
-    """Agent budgets: the registry's (:mod:`agents.algos`) unless ``--steps`` overrides them;
-    :func:`agents.algos.parse_steps` reads the entries."""
+    """Agent budgets: the registry's (:mod:`agents.core.algos`) unless ``--steps`` overrides them;
+    :func:`agents.core.algos.parse_steps` reads the entries."""
 
     steps: tuple[str, ...] = field(default=(), metadata={
         "help": "env steps per training run, as ALGO=N (e.g. ppo=32768; several allowed); "

@@ -1,8 +1,9 @@
 """Scores and paired differences of classifiers answering the same valid studies on several
-tables (one per backbone seed), with the project's statistics (:mod:`mura_env.statistics`):
+tables (one per backbone seed), with the project's statistics
+(:mod:`mura_env.evaluation.statistics`):
 the joint bootstrap over tables, seeds and studies, and the table-level Student-t interval.
 
-What ``experiments.retrain.study`` and ``experiments.part_attention`` report: a "method" is
+What ``experiments.retrain_study`` and ``experiments.part_attention`` report: a "method" is
 anything that answers the valid studies (a member, an ensemble of retrained members); table
 ``t`` holds the answers made from backbone seed ``t``, so a difference pairs two methods on
 the same backbone seed and the same resampled studies.
@@ -20,8 +21,7 @@ import pandas as pd
 
 from mura_env.common.atomic import atomic_write_bytes, staged_folder
 from mura_env.common.config_cli import save_config
-from mura_env.logits import LogitsTable
-from mura_env.statistics import (
+from mura_env.evaluation.statistics import (
     MethodRuns,
     ValidSets,
     difference,
@@ -32,6 +32,7 @@ from mura_env.statistics import (
     t_interval,
     table_means,
 )
+from mura_env.logits import LogitsTable
 
 
 def shared_valid(tables: list[LogitsTable]) -> ValidSets:
@@ -49,7 +50,7 @@ def shared_valid(tables: list[LogitsTable]) -> ValidSets:
 
 def method_from_answers(name: str, predictions: np.ndarray, probabilities: np.ndarray,
                         kind: str = "method") -> MethodRuns:
-    """A :class:`~mura_env.statistics.MethodRuns` from answers ``[T, S, n]`` (0/1
+    """A :class:`~mura_env.evaluation.statistics.MethodRuns` from answers ``[T, S, n]`` (0/1
     predictions and abnormality probabilities; ``S`` = 1 for a deterministic method)."""
     return MethodRuns(name, kind, np.asarray(predictions, dtype=np.int64),
                       np.asarray(probabilities, dtype=np.float64))
@@ -66,7 +67,7 @@ def paired_report(methods: Sequence[MethodRuns], valid: ValidSets,
             with the same number of seeds ``S``).
         valid: the tables' valid studies.
         pairs: ``(method, reference)`` names: each difference is method minus reference.
-        keys: the figures, keys of :func:`mura_env.statistics.run_metrics` (``accuracy``,
+        keys: the figures, keys of :func:`mura_env.evaluation.statistics.run_metrics` (``accuracy``,
             ``kappa``, ``kappa_SHOULDER``, ...).
         n_bootstrap, seed: the joint bootstrap's draws and seed.
         confidence: coverage of the intervals.

@@ -14,9 +14,9 @@ import pandas as pd
 import torch
 
 from backbones.distributed import resolve_device
-from experiments.deferral.reader_columns import with_simulated_readers
+from experiments.common.reader_columns import with_simulated_readers
 from mura_env.logits import LogitsTable
-from mura_env.reference import reference_index, reference_table_path, remake_command
+from mura_env.logits.reference import reference_index, reference_table_path, remake_command
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -107,8 +107,8 @@ def run_provenance(cfg: PretrainSettings, argv: list[str], table: LogitsTable,
     trained on (``train_data_seed``), whether the data is the built-in synthetic set
     (``synthetic``: False for ``--data-root``), machine and the run's wall time, the split
     sizes (per body part and label), each member's tune and valid accuracy and kappa, and the valid
-    split's diversity figures (``report`` of
-    :func:`backbones.ensemble_report.diversity_report`, with ``wall_seconds``). ``commit``: the
+    split's diversity figures (``report`` of :func:`backbones.ensemble_report.diversity_report`,
+    with ``wall_seconds``). ``commit``: the
     commit the run started from (default: :func:`git_commit` now)."""
     command = "python -m experiments.pretrain_backbones " + " ".join(map(shlex.quote, argv))
     return {"commit": commit or git_commit(), "command": command.strip(),
@@ -130,7 +130,7 @@ def run_provenance(cfg: PretrainSettings, argv: list[str], table: LogitsTable,
 def export_reference(index: int, table: LogitsTable, provenance: dict[str, Any]) -> Path:
     """Install ``table`` as the package's reference table ``index``, with ``provenance``
     (see :func:`run_provenance`) in its manifest, the studies' difficulty and the simulated
-    radiologists' columns (:func:`experiments.deferral.reader_columns.with_simulated_readers`);
+    radiologists' columns (:func:`experiments.common.reader_columns.with_simulated_readers`);
     returns its path."""
     path = reference_table_path(index)
     path.parent.mkdir(parents=True, exist_ok=True)

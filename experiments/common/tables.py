@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mura_env.evaluation.statistics import ValidSets
 from mura_env.logits import LogitsTable, LogitsTableError, MissingLogitsError
-from mura_env.reference import load_reference_table, reference_indices, reference_table_path
-from mura_env.statistics import ValidSets
+from mura_env.logits.reference import load_reference_table, reference_indices, reference_table_path
 
 
 class TableSetError(ValueError):
@@ -59,10 +59,10 @@ class AlignedValid:
 
     Attributes:
         sets: per table, its valid labels and body parts (in the order of the first table of
-            its study set) and its study set (:class:`mura_env.statistics.ValidSets`).
+            its study set) and its study set (:class:`mura_env.evaluation.statistics.ValidSets`).
         orders: per table ``t``, int64 ``[n]``: ``valid_rows_t[orders[t]]`` are the valid
             studies of the first table of its set, in that table's order (what
-            :func:`mura_env.statistics.method_runs` aligns run answers with).
+            :func:`mura_env.evaluation.statistics.method_runs` aligns run answers with).
     """
 
     sets: ValidSets

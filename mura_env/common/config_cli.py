@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import json
 import os
+import sys
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,9 +30,25 @@ def _field_type(tp: Any) -> tuple[Any, bool]:
     return tp, False
 
 
+def command_name(program: str | None = None) -> str | None:
+    """``"python -m a.b"`` when ``program`` (default ``sys.argv[0]``) is the ``__main__.py`` of
+    package ``a.b`` (as ``python -m a.b`` runs it); None otherwise (argparse's own name then)."""
+    path = Path(program if program is not None else sys.argv[0])
+    if path.name != "__main__.py":
+        return None
+    parts: list[str] = []
+    folder = path.resolve().parent
+    while (folder / "__init__.py").is_file():
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    return "python -m " + ".".join(parts) if parts else None
+
+
 def build_parser(cls: type[T], description: str | None = None) -> argparse.ArgumentParser:
-    """An :class:`argparse.ArgumentParser` with one option per field of dataclass ``cls``."""
-    parser = argparse.ArgumentParser(description=description or (cls.__doc__ or "").strip(),
+    """An :class:`argparse.ArgumentParser` with one option per field of dataclass ``cls``,
+    named after the command that runs it (:func:`command_name`)."""
+    parser = argparse.ArgumentParser(prog=command_name(),
+                                     description=description or (cls.__doc__ or "").strip(),
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):

@@ -7,8 +7,7 @@ The data set on disk::
                                      MURA-v1.1/train/XR_SHOULDER/patient00001/study1_positive/image1.png
         train_labeled_studies.csv    two columns, no header, rows like
                                      MURA-v1.1/train/XR_SHOULDER/patient00001/study1_positive/,1
-        valid_image_paths.csv
-        valid_labeled_studies.csv
+        valid_image_paths.csv valid_labeled_studies.csv
         train/XR_<PART>/patientNNNNN/studyK_{positive,negative}/imageN.png
         valid/...
 
@@ -78,7 +77,7 @@ def resolve_mura_root(root: str | os.PathLike[str]) -> Path:
     if not root.exists():
         raise MuraFormatError(
             f"{root} does not exist. Pass the folder that holds {MURA_DIRNAME}/ (or that folder "
-            "itself); to make a synthetic one run: python -m mura_env.synthetic --out DIR"
+            "itself); to make a synthetic one run: python -m experiments.synthetic --out DIR"
         )
     for candidate in (root / MURA_DIRNAME, root):
         if (candidate / "train_image_paths.csv").is_file() or (
@@ -89,7 +88,7 @@ def resolve_mura_root(root: str | os.PathLike[str]) -> Path:
         f"{root} holds no MURA-v1.1 data set: expected {root / MURA_DIRNAME}/train_image_paths.csv "
         f"or {root}/train_image_paths.csv. Pass the folder that holds {MURA_DIRNAME}/ "
         "(as unpacked from Stanford's zip) or make a synthetic one with "
-        "python -m mura_env.synthetic --out DIR"
+        "python -m experiments.synthetic --out DIR"
     )
 
 

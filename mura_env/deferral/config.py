@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar
 
-from mura_env.config import WeightingConfig
+from mura_env.weighting.config import WeightingConfig
 
 #: Default cost of handing one study to the reader, in reward units (a right answer is 1 under
 #: the default ``correct`` reward).
@@ -29,7 +29,7 @@ def check_defer_cost(value: object) -> float:
 @dataclass(frozen=True)
 class DeferralConfig(WeightingConfig):
     """The arguments of ``MuraDeferral-v0`` (see :class:`mura_env.deferral.env.MuraDeferralEnv`),
-    checked when made: every :class:`~mura_env.config.WeightingConfig` field, plus:
+    checked when made: every :class:`~mura_env.weighting.config.WeightingConfig` field, plus:
 
     Attributes:
         defer_cost: subtracted from the reward of every deferred study (finite, >= 0).

@@ -14,9 +14,9 @@ import numpy as np
 from gymnasium.vector import VectorEnv
 
 from mura_env.deferral.problem import DeferralProblem, defer_reward, team_answer
-from mura_env.env import MuraWeightingEnv
-from mura_env.mapping import study_mixture
-from mura_env.vector_env import STEP_INFO_KEYS, MuraWeightingVectorEnv
+from mura_env.weighting.env import MuraWeightingEnv
+from mura_env.weighting.mapping import study_mixture
+from mura_env.weighting.vector_env import STEP_INFO_KEYS, MuraWeightingVectorEnv
 
 #: Keys of the per-study step info of the vector env.
 DEFERRAL_STEP_INFO_KEYS = (*STEP_INFO_KEYS, "deferred", "ensemble_prediction",
@@ -41,8 +41,7 @@ class MuraDeferralEnv(MuraWeightingEnv):
 
         w = softmax(action_scale * clip(action[:K], -1, 1) / temperature)
         p = sum_k w_k * softmax(logits_k)[1]             # ensemble abnormality probability
-        deferred = action[K] > 0
-        answer = read if deferred else int(p > threshold)
+        deferred = action[K] > 0 answer = read if deferred else int(p > threshold)
 
     A zero action gives uniform weights and keeps the study. An action of the wrong shape or
     with NaN/inf raises ``ValueError`` and gives no reward.
@@ -68,8 +67,8 @@ class MuraDeferralEnv(MuraWeightingEnv):
 
     ## Starting State, Episode End, Rendering
 
-    As ``MuraWeighting-v0`` (:class:`mura_env.env.MuraWeightingEnv`): one study per episode by
-    default, ``sampling="random"`` or ``"sweep"``, ``reset(options={"study_index": i})``;
+    As ``MuraWeighting-v0`` (:class:`mura_env.weighting.env.MuraWeightingEnv`): one study per
+    episode by default, ``sampling="random"`` or ``"sweep"``, ``reset(options={"study_index": i})``;
     renders show the members' weights and the ensemble probability.
 
     After each step ``info`` holds ``MuraWeighting-v0``'s keys, with ``prediction`` and
@@ -79,7 +78,7 @@ class MuraDeferralEnv(MuraWeightingEnv):
 
     ## Arguments
 
-    Every argument of ``MuraWeighting-v0`` (:class:`mura_env.config.WeightingConfig`), or
+    Every argument of ``MuraWeighting-v0`` (:class:`mura_env.weighting.config.WeightingConfig`), or
     ``config=DeferralConfig(...)`` (:class:`mura_env.deferral.config.DeferralConfig`), plus:
 
     | Argument    | Default | Meaning                                                     |
@@ -162,8 +161,8 @@ class MuraDeferralVectorEnv(MuraWeightingVectorEnv, VectorEnv):
     rewards and defer decision (the batch uses
     :meth:`mura_env.deferral.problem.DeferralProblem.evaluate`). Everything else (same-step
     autoreset, ``final_info`` with ``_key`` masks, sweeps, rendering) is
-    :class:`mura_env.vector_env.MuraWeightingVectorEnv`'s; the step info adds ``deferred``,
-    ``ensemble_prediction``, ``ensemble_correct`` and ``reader_correct``, and its
+    :class:`mura_env.weighting.vector_env.MuraWeightingVectorEnv`'s; the step info adds
+    ``deferred``, ``ensemble_prediction``, ``ensemble_correct`` and ``reader_correct``, and its
     ``prediction`` and ``correct`` are those of the answer that counts.
 
     Args:

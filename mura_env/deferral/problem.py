@@ -1,8 +1,8 @@
 """The deferral problem behind ``MuraDeferral-v0``: the weighting problem plus a reader and a
 defer decision.
 
-:class:`DeferralProblem` extends :class:`~mura_env.problem.WeightingProblem`: the action gets
-one more entry, the defer score; a deferred study is answered by the table's reader instead of
+:class:`DeferralProblem` extends :class:`~mura_env.weighting.problem.WeightingProblem`: the action
+gets one more entry, the defer score; a deferred study is answered by the table's reader instead of
 the weighted ensemble, and costs ``defer_cost``. It is shared by the single env
 (:class:`mura_env.deferral.env.MuraDeferralEnv`) and the vector env
 (:class:`mura_env.deferral.env.MuraDeferralVectorEnv`).
@@ -17,8 +17,8 @@ from gymnasium import spaces
 from sklearn.metrics import cohen_kappa_score
 
 from mura_env.deferral.config import DeferralConfig
-from mura_env.problem import WeightingProblem
 from mura_env.readers import resolve_reader
+from mura_env.weighting.problem import WeightingProblem
 
 
 def defer_reward(reward_fn: Any, read: Any, label: Any, defer_cost: float) -> Any:
@@ -67,7 +67,7 @@ def team_scores(labels: np.ndarray, team: np.ndarray, deferred: np.ndarray
 class DeferralProblem(WeightingProblem):
     """The studies, spaces and reward of one :class:`~mura_env.deferral.config.DeferralConfig`.
 
-    Attributes (besides those of :class:`~mura_env.problem.WeightingProblem`):
+    Attributes (besides those of :class:`~mura_env.weighting.problem.WeightingProblem`):
         reader: the id of the reader deferred studies go to.
         reads: read-only int8 ``[n]``, the reader's read of each selected study (never part
             of the observation).

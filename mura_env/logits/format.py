@@ -7,7 +7,7 @@
   unique study ids;
 * the model names (:func:`normalize_models`): unique, non-empty strings;
 * the logits (:func:`normalize_logits`): a read-only float32 array ``[n, K, 2]``, finite or
-  NaN (a *hidden* logit; see :meth:`mura_env.study_set.StudySet.from_table`);
+  NaN (a *hidden* logit; see :meth:`mura_env.logits.study_set.StudySet.from_table`);
 * the optional provenance (:func:`normalize_provenance`): a JSON object.
 
 * reader columns (:func:`normalize_reader_columns`): optional ``reader_<id>`` study columns,

@@ -8,16 +8,15 @@ A :class:`LogitsTable` holds, for ``n`` studies and ``K`` models:
 * ``logits``: a read-only float32 array ``[n, K, 2]``; ``softmax(logits[i, k])[1]`` is model
   ``k``'s probability that study ``i`` is abnormal. NaN marks a hidden logit (e.g. a copy of a
   table with its ``valid`` logits withheld); a split with hidden logits cannot be used
-  (:meth:`mura_env.study_set.StudySet.from_table` refuses it), the other splits can;
+  (:meth:`mura_env.logits.study_set.StudySet.from_table` refuses it), the other splits can;
 * optional reader columns ``reader_<id>`` in ``studies``: a radiologist's 0/1 read of every
   study (:meth:`LogitsTable.with_reads`), what ``MuraDeferral-v0`` defers to.
 
 On disk it is one Parquet file (the study columns, then two float32 columns per model,
 ``<model>.logit_normal`` and ``<model>.logit_abnormal``, then the int8 reader columns) and a
-JSON manifest beside it,
-``<stem>.manifest.json``, with the model names and configs, the data set fingerprint, the
-creation time, the package version, the optional provenance and the Parquet file's sha256.
-Loading checks both.
+JSON manifest beside it, ``<stem>.manifest.json``, with the model names and configs, the data set
+fingerprint, the creation time, the package version, the optional provenance and the Parquet file's
+sha256. Loading checks both.
 The checks and the file format are in :mod:`mura_env.logits.format` and
 :mod:`mura_env.logits.parquet`; import the public names from :mod:`mura_env.logits`.
 """
@@ -54,9 +53,9 @@ from mura_env.logits.format import (
     reader_column_names,
 )
 from mura_env.logits.parquet import read_arrays, to_arrow
-from mura_env.mapping import member_probabilities
 from mura_env.readers import SimulatedReader, attach_reads, missing_reader_message
 from mura_env.version import __version__
+from mura_env.weighting.mapping import member_probabilities
 
 __all__ = [
     "MANIFEST_FORMAT", "MANIFEST_VERSION", "LogitsTable", "LogitsTableError",

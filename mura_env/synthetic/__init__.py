@@ -5,12 +5,11 @@
 * :mod:`~mura_env.synthetic.render`: draws one view with its findings;
 * :mod:`~mura_env.synthetic.dataset`: samples studies and writes ``MURA-v1.1/`` atomically;
 * :mod:`~mura_env.synthetic.preview`: a contact sheet of examples;
-* :mod:`~mura_env.synthetic.cli`: ``python -m mura_env.synthetic --out DIR [--scale S] ...``.
 
+Its command is ``python -m experiments.synthetic``.
 Importing it loads neither the env modules nor torch.
 """
 
-from mura_env.synthetic.cli import SyntheticConfig, main
 from mura_env.synthetic.dataset import (
     GENERATOR_VERSION,
     MANIFEST_NAME,
@@ -26,7 +25,7 @@ from mura_env.synthetic.dataset import (
 from mura_env.synthetic.preview import contact_sheet
 
 __all__ = [
-    "GENERATOR_VERSION", "MANIFEST_NAME", "SYNTHETIC_NOTE", "StudySpec", "SyntheticConfig",
-    "contact_sheet", "encode_png", "generate", "main", "read_manifest", "render_study",
+    "GENERATOR_VERSION", "MANIFEST_NAME", "SYNTHETIC_NOTE", "StudySpec",
+    "contact_sheet", "encode_png", "generate", "read_manifest", "render_study",
     "sample_study", "sample_view",
 ]

@@ -9,7 +9,7 @@ writes is marked synthetic (``SYNTHETIC.json``, a PNG text chunk): results on it
 about clinical performance.
 
 The same seed and scale give byte-identical files whatever ``workers`` is. The command line
-is :mod:`mura_env.synthetic.cli`; the contact sheet :mod:`mura_env.synthetic.preview`.
+is :mod:`experiments.synthetic.__main__`; the contact sheet :mod:`mura_env.synthetic.preview`.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from mura_env.synthetic.render import Finding, View, render
 GENERATOR_VERSION = 7
 MANIFEST_NAME = "SYNTHETIC.json"
 SYNTHETIC_NOTE = (
-    "Synthetic MURA-format data made by mura-rl (python -m mura_env.synthetic). These are "
+    "Synthetic MURA-format data made by mura-rl (python -m experiments.synthetic). These are "
     "procedurally drawn pictures, not radiographs of people; results on them say nothing "
     "about clinical performance."
 )

@@ -179,7 +179,7 @@ def study_difficulty(spec: StudySpec, part: str, label: int) -> float:
 def plan_difficulty(scale: float, seed: int,
                     study_ids: Collection[str] | None = None) -> pd.DataFrame:
     """The difficulty of every study of the synthetic data set made at ``scale`` and ``seed``
-    (``python -m mura_env.synthetic``), from its plan alone: no image is drawn.
+    (``python -m experiments.synthetic``), from its plan alone: no image is drawn.
 
     ``study_ids`` limits it to those studies (None: all); ids not in the plan are left out.
 

@@ -9,7 +9,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from mura_env.config import WeightingConfig
+from mura_env.weighting.config import WeightingConfig
 from mura_env.worklist.shifts import SCENARIOS
 
 #: Default number of studies in a shift.
@@ -31,10 +31,26 @@ def _finite_at_least(name: str, value: object, low: float) -> float:
     return number
 
 
+def check_capacity_share(value: object) -> float:
+    """A reader's capacity as a share of the shift, as a float; ``ValueError`` unless it is a
+    finite number in [0, 1]."""
+    share = _finite_at_least("capacity", value, 0.0)
+    if share > 1.0:
+        raise ValueError(f"capacity must be a share in [0, 1], got {value!r}.")
+    return share
+
+
+def reads_per_shift(share: float | np.ndarray, shift_size: int) -> np.ndarray:
+    """int64 (the shape of ``share``): the reads per shift a reader of capacity ``share``
+    (share of a shift of ``shift_size`` studies) is granted: ``share * shift_size`` rounded to
+    the nearest whole read, halves up (``floor(share * shift_size + 0.5)``)."""
+    return np.floor(np.asarray(share, dtype=np.float64) * shift_size + 0.5).astype(np.int64)
+
+
 @dataclass(frozen=True)
 class WorklistConfig(WeightingConfig):
     """The arguments of ``MuraWorklist-v0`` (see :class:`mura_env.worklist.env.
-    MuraWorklistEnv`), checked when made: every :class:`~mura_env.config.WeightingConfig`
+    MuraWorklistEnv`), checked when made: every :class:`~mura_env.weighting.config.WeightingConfig`
     field (``studies_per_episode`` is set to ``shift_size``; ``sampling="sweep"`` makes each
     shift the next ``shift_size`` studies in table order, ``"random"`` draws it by
     ``scenario``), plus:
@@ -90,10 +106,10 @@ class WorklistConfig(WeightingConfig):
             set_(self, "readers", readers)
         shares = (self.capacity if isinstance(self.capacity, (tuple, list, np.ndarray))
                   else (self.capacity,))
-        checked = tuple(_finite_at_least("capacity", c, 0.0) for c in shares)
-        if not checked or any(c > 1.0 for c in checked):
+        if not len(shares):
             raise ValueError(f"capacity must be a share in [0, 1] (one, or one per reader), "
                              f"got {self.capacity!r}.")
+        checked = tuple(check_capacity_share(c) for c in shares)
         set_(self, "capacity", checked[0] if len(checked) == 1 and not isinstance(
             self.capacity, (tuple, list, np.ndarray)) else checked)
         set_(self, "read_cost", _finite_at_least("read_cost", self.read_cost, 0.0))
@@ -101,9 +117,15 @@ class WorklistConfig(WeightingConfig):
             raise ValueError(f"observe_mix must be True or False, got {self.observe_mix!r}.")
         set_(self, "observe_mix", bool(self.observe_mix))
 
+    @property
+    def training_sampling(self) -> str:
+        """A worklist agent trains on shifts made as ``sampling`` says (``sweep``: the next
+        ``shift_size`` studies in table order; ``random``: drawn by ``scenario``)."""
+        return self.sampling
+
     def capacities(self, n_readers: int) -> np.ndarray:
-        """int64 ``[n_readers]``: each reader's reads per shift, ``share * shift_size``
-        rounded to the nearest whole read, halves up (``floor(share * shift_size + 0.5)``).
+        """int64 ``[n_readers]``: each reader's reads per shift (:func:`reads_per_shift` of
+        its share).
 
         Raises:
             ValueError: one share per reader was given, but not ``n_readers`` of them.
@@ -113,4 +135,4 @@ class WorklistConfig(WeightingConfig):
             shares = np.repeat(shares, n_readers)
         if len(shares) != n_readers:
             raise ValueError(f"capacity gives {len(shares)} shares for {n_readers} readers.")
-        return np.floor(shares * self.shift_size + 0.5).astype(np.int64)
+        return reads_per_shift(shares, self.shift_size)

@@ -13,9 +13,9 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 
-from mura_env.env import check_render_mode
-from mura_env.render import draw, study_view
-from mura_env.vector_env import setup_vector_env
+from mura_env.weighting.env import check_render_mode
+from mura_env.weighting.render import draw, study_view
+from mura_env.weighting.vector_env import setup_vector_env
 from mura_env.worklist.config import WorklistConfig
 from mura_env.worklist.problem import ENSEMBLE, ShiftState, WorklistProblem
 
@@ -48,7 +48,7 @@ class MuraWorklistEnv(gym.Env[np.ndarray, np.ndarray]):
     the first reader. Values outside [-1, 1] are clipped; a wrong shape or NaN/inf raises
     ``ValueError``. Both this env and the vector env compute the ensemble in float32, as
     ``MuraWeighting-v0``'s vector env does (predictions exact; probabilities and weights within
-    about 1e-6 of float64, :meth:`mura_env.problem.WeightingProblem.evaluate`).
+    about 1e-6 of float64, :meth:`mura_env.weighting.problem.WeightingProblem.evaluate`).
 
     ## Observation Space
 

@@ -1,8 +1,8 @@
 """The worklist problem behind ``MuraWorklist-v0``: the weighting problem plus readers with a
 capacity per shift, and the rule that sends a study to one of them.
 
-:class:`WorklistProblem` extends :class:`~mura_env.problem.WeightingProblem` with the readers'
-reads, the shift sampler and the observation of a shift's state; :class:`ShiftState` holds
+:class:`WorklistProblem` extends :class:`~mura_env.weighting.problem.WeightingProblem` with the
+readers' reads, the shift sampler and the observation of a shift's state; :class:`ShiftState` holds
 the state of a batch of shifts (one per sub-environment) and steps them together. Both the
 single env and the vector env (:mod:`mura_env.worklist.env`) run it.
 """
@@ -16,8 +16,8 @@ from gymnasium import spaces
 
 from mura_env.constants import BODY_PARTS
 from mura_env.deferral.problem import defer_reward
-from mura_env.problem import WeightingProblem
 from mura_env.readers import missing_reader_message
+from mura_env.weighting.problem import WeightingProblem
 from mura_env.worklist.config import WorklistConfig
 from mura_env.worklist.shifts import ShiftSampler
 
@@ -41,7 +41,20 @@ def route(scores: np.ndarray, capacity_left: np.ndarray) -> np.ndarray:
     if scores.shape[1] == 0:
         return np.full(n, ENSEMBLE, dtype=np.int64)
     best, top = best_reader(scores)
-    free = np.asarray(capacity_left)[np.arange(n), best] > 0
+    return routed(best, top, np.asarray(capacity_left)[np.arange(n), best] > 0)
+
+
+def routed(best: np.ndarray, top: np.ndarray, free: np.ndarray) -> np.ndarray:
+    """The routing rule itself: the best reader answers when its score is positive and it has
+    capacity left, else the ensemble.
+
+    Args:
+        best: int ``[n]``, each study's best reader; top: float ``[n]``, that reader's score
+            (:func:`best_reader`); free: bool ``[n]``, whether that reader has reads left.
+
+    Returns:
+        int64 ``[n]``: ``best`` or :data:`ENSEMBLE` (-1).
+    """
     return np.where((top > 0) & free, best, ENSEMBLE)
 
 
@@ -70,7 +83,7 @@ def best_reader(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 class WorklistProblem(WeightingProblem):
     """The studies, reads, spaces and reward of one :class:`WorklistConfig`.
 
-    Attributes (besides those of :class:`~mura_env.problem.WeightingProblem`):
+    Attributes (besides those of :class:`~mura_env.weighting.problem.WeightingProblem`):
         readers: the ids of the ``R`` readers of the shift.
         reads: read-only int8 ``[n, R]``, each reader's read of each selected study.
         reader_correct: read-only bool ``[n, R]``.
@@ -211,10 +224,8 @@ class WorklistProblem(WeightingProblem):
         rows = state.current()
         out = self.evaluate(rows, actions[:, :k])
         best, top = best_reader(actions[:, k:])
-        reads = top > 0
-        reads &= state.left_of(best) > 0
-        envs = np.flatnonzero(reads)
-        who = np.where(reads, best, ENSEMBLE)
+        who = routed(best, top, state.left_of(best) > 0)
+        envs = np.flatnonzero(who >= 0)
         label = out["label"]
         reward = out["reward"]  # a new array: evaluate's own
         prediction = out["prediction"].copy()

@@ -1,0 +1,149 @@
+"""The one registry of agents: the native softmax policy gradient and SB3's algorithms.
+
+``ALGOS[name]`` is an :class:`AlgoSpec`; :func:`get_algo` looks one up with a clear error.
+Training goes through :func:`agents.core.train.train_agent`, loading through
+:func:`agents.core.saved.load_agent`, whatever the family and whatever the env
+(``MuraWeighting-v0`` or ``MuraDeferral-v0``). Adding a Stable-Baselines3 algorithm is one
+entry in :data:`ALGOS`. ``--steps ALGO=N`` on every command overrides a budget
+(:func:`parse_steps`).
+
+Default budgets (:meth:`AlgoSpec.default_timesteps`) come from tune curves only, never from
+``valid``: each
+agent trained longer than needed on the three reference tables of an earlier reference profile
+(2,691 tune studies, 3 members; one data draw) with seeds 0 and 1 (softmax-pg 400k env steps, PPO
+41k, A2C 150k; SAC, the slowest, 100k with seed 0 on tables 0 and 2), its deterministic
+policy scored on ``tune`` every 2,048 to 10,240 env steps. A run's plateau is
+:func:`plateau_step` (the first evaluation within 0.5 accuracy points of the run's best tune
+accuracy); the budget is the smallest multiple of 8,192 env steps above the largest plateau
+over the runs. Plateaus found: softmax-pg 41k to 188k env steps (it creeps up slowly on table 0),
+PPO 6k to 14k, A2C 20k to 113k, SAC 65k to 70k (about 2 minutes of training per run on 2 CPU
+cores; ``experiments.benchmark`` caps it lower to fit its time budget). On
+``MuraDeferral-v0`` the budgets are the same but softmax-pg's, fixed beforehand from its tune
+team accuracy on reference table 0. On ``MuraWorklist-v0`` (episodes of a whole shift; PPO
+only) PPO's budget is 32,768 env steps (about 330 shifts), fixed beforehand as what fits
+``experiments.worklist``'s 10-minute budget (36 runs); it is not a plateau: on reference table 0
+its tune system accuracy was still rising (0.838 after 16,384 steps, 0.854 after 49,152).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from agents.core.families import NATIVE, SB3
+from agents.core.spec import AlgoSpec
+from mura_env import DEFERRAL_ENV_ID as DEFERRAL
+from mura_env import ENV_ID as WEIGHTING
+from mura_env import WORKLIST_ENV_ID as WORKLIST
+
+ALGOS: dict[str, AlgoSpec] = {
+    # tune plateau (largest 188,416), 48 updates of 4,096 studies; on the deferral env, 192
+    # updates of 2,048 studies (its team accuracy on tune, reference table 0)
+    "softmax-pg": AlgoSpec("softmax-pg", NATIVE, {WEIGHTING: 196_608, DEFERRAL: 393_216},
+                           {WEIGHTING: 4096, DEFERRAL: 2048},
+                           description="native REINFORCE over per-body-part softmax preferences"),
+    # tune plateau (largest 14,336), 8 rollouts of 8 envs x 256 steps
+    "ppo": AlgoSpec("ppo", SB3, {WEIGHTING: 16_384, WORKLIST: 32_768}, sb3_class="PPO",
+                    sb3_kwargs={"n_steps": 256, "batch_size": 256},
+                    description="Stable-Baselines3 PPO"),
+    # tune plateau (largest 112,640)
+    "a2c": AlgoSpec("a2c", SB3, {WEIGHTING: 114_688}, sb3_class="A2C",
+                    sb3_log_interval=20, description="Stable-Baselines3 A2C"),
+    # tune plateau (largest 70,000); a smaller replay buffer and 500 warm-up steps (one
+    # gradient step per n_envs studies)
+    "sac": AlgoSpec("sac", SB3, {WEIGHTING: 73_728}, sb3_class="SAC",
+                    sb3_kwargs={"learning_starts": 500, "buffer_size": 100_000},
+                    sb3_log_interval=1000, description="Stable-Baselines3 SAC"),
+    # no tune plateau measured: SAC's budget and settings
+    "td3": AlgoSpec("td3", SB3, {WEIGHTING: 73_728}, sb3_class="TD3",
+                    sb3_kwargs={"learning_starts": 500, "buffer_size": 100_000},
+                    sb3_log_interval=1000, description="Stable-Baselines3 TD3"),
+}
+
+
+class UnknownAlgoError(KeyError):
+    """An ``--algo`` name that is not in :data:`ALGOS`."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def get_algo(name: str) -> AlgoSpec:
+    """The :class:`AlgoSpec` of ``name``; raises :class:`UnknownAlgoError` listing the valid
+    names."""
+    try:
+        return ALGOS[name]
+    except KeyError:
+        raise UnknownAlgoError(
+            f"Unknown algo {name!r}; valid: {', '.join(ALGOS)}.") from None
+
+
+#: Accuracy below a run's best tune accuracy that still counts as its plateau.
+PLATEAU_TOLERANCE = 0.005
+
+
+def plateau_step(env_steps: Sequence[int], accuracy: Sequence[float],
+                 tolerance: float = PLATEAU_TOLERANCE) -> int:
+    """Where a training curve reaches its plateau: the env steps of the first evaluation whose
+    accuracy is within ``tolerance`` of the curve's best.
+
+    Args:
+        env_steps: int ``[E]`` env steps of each evaluation, increasing.
+        accuracy: float ``[E]`` the (tune) accuracy at each.
+        tolerance: accuracy points below the best still on the plateau.
+
+    Returns:
+        The env steps of that evaluation; the last one's means the curve was still rising.
+
+    Raises:
+        ValueError: empty or mismatched curves.
+    """
+    if not len(env_steps) or len(env_steps) != len(accuracy):
+        raise ValueError(f"a curve needs as many env steps as accuracies (at least one), got "
+                         f"{len(env_steps)} and {len(accuracy)}.")
+    best = max(accuracy)
+    return int(next(s for s, a in zip(env_steps, accuracy, strict=True) if a >= best - tolerance))
+
+
+def parse_steps(entries: Sequence[str], algos: Sequence[str] | None = None) -> dict[str, int]:
+    """Budget overrides from ``--steps`` entries such as ``"ppo=32768"``.
+
+    Args:
+        entries: ``ALGO=N`` strings (``N`` env steps, an integer >= 1; ``_`` separators
+            allowed); a later entry for the same algo wins.
+        algos: if given, the algos a command runs: an override for another one is refused.
+
+    Returns:
+        ``{algo: env steps}`` for the algos named.
+
+    Raises:
+        ValueError: a malformed entry, an unknown or unused algo, or a count below 1.
+    """
+    out: dict[str, int] = {}
+    for entry in entries:
+        name, sep, value = str(entry).partition("=")
+        try:
+            steps = int(value.replace("_", ""))
+        except ValueError:
+            steps = 0
+        if not sep or steps < 1:
+            raise ValueError(f"--steps takes ALGO=N with N env steps >= 1 (e.g. ppo=32768), "
+                             f"got {entry!r}.")
+        get_algo(name.strip())
+        if algos is not None and name.strip() not in algos:
+            raise ValueError(f"--steps names {name.strip()!r}, which this run does not train "
+                             f"(it trains {', '.join(algos)}).")
+        out[name.strip()] = steps
+    return out
+
+
+def budgets(algos: Sequence[str], env_id: str = WEIGHTING,
+            overrides: Mapping[str, int] | None = None) -> dict[str, int]:
+    """Env steps per training run of each of ``algos`` on ``env_id``: the registry's
+    default (:meth:`AlgoSpec.default_timesteps`) unless ``overrides`` (:func:`parse_steps`)
+    names the algo.
+
+    Raises:
+        UnknownAlgoError: an algo that is not registered.
+    """
+    overrides = overrides or {}
+    return {a: int(overrides.get(a, get_algo(a).default_timesteps(env_id))) for a in algos}

@@ -1,0 +1,1 @@
+"""``python -m experiments.attach_reader``: add radiologist reads to a logits table."""

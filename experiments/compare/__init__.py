@@ -1,0 +1,1 @@
+"""``python -m experiments.compare``: the benchmark's pipeline on one logits table."""

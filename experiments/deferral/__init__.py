@@ -1,1 +1,0 @@
-"""The deferral experiment and the reader columns of a logits table."""

@@ -1,0 +1,1 @@
+"""``python -m experiments.demo``: the main job on the built-in synthetic data (``make demo``)."""

@@ -1,1 +1,0 @@
-"""Backbone pretraining and the reference tables' design report."""

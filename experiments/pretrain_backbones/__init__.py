@@ -1,0 +1,2 @@
+"""``python -m experiments.pretrain_backbones``: pretrain the CNN members and write their study-
+level logits."""

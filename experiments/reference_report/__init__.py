@@ -1,0 +1,1 @@
+"""``python -m experiments.reference_report``: the reference tables' design, measured on tune."""

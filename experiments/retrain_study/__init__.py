@@ -1,0 +1,2 @@
+"""``python -m experiments.retrain_study``: every retraining method against ``ce`` over backbone
+seeds."""

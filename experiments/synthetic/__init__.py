@@ -1,0 +1,1 @@
+"""``python -m experiments.synthetic``: generate the synthetic MURA-format data set."""

@@ -1,1 +1,0 @@
-"""Training one agent from the command line."""
