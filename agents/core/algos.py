@@ -77,6 +77,12 @@ def get_algo(name: str) -> AlgoSpec:
             f"Unknown algo {name!r}; valid: {', '.join(ALGOS)}.") from None
 
 
+def as_spec(algo: str | AlgoSpec) -> AlgoSpec:
+    """``algo`` itself when it is already a registry entry, else :func:`get_algo` of the
+    name (so a caller that looked the name up once passes the entry down)."""
+    return algo if isinstance(algo, AlgoSpec) else get_algo(algo)
+
+
 #: Accuracy below a run's best tune accuracy that still counts as its plateau.
 PLATEAU_TOLERANCE = 0.005
 

@@ -123,7 +123,7 @@ class SB3Family(AgentFamily):
         from agents.core.sb3 import train_sb3
 
         return train_sb3(spec, config, settings["total_timesteps"], seed, tb_dir,
-                         n_envs=settings["n_envs"], learning_rate=settings["learning_rate"],
+                         n_envs=settings["n_envs"], algorithm=settings["algorithm"],
                          eval_fn=evaluate, eval_every=eval_every, checkpoint_fn=checkpoint,
                          progress=progress)
 

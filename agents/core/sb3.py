@@ -179,7 +179,7 @@ def train_sb3(
     seed: int,
     tb_dir: str | os.PathLike[str] | None,
     n_envs: int = 8,
-    learning_rate: float | None = None,
+    algorithm: dict[str, Any] | None = None,
     eval_fn: Callable[[BaseAlgorithm], dict[str, float]] | None = None,
     eval_every: int = 10_000,
     checkpoint_fn: Callable[[BaseAlgorithm, int], None] | None = None,
@@ -196,7 +196,8 @@ def train_sb3(
         tb_dir: folder for SB3's TensorBoard (and CSV) logs, or None for none.
         n_envs: env copies (PPO/A2C collect from all; SAC too, one gradient step per
             ``train_freq`` steps of each).
-        learning_rate: None keeps SB3's default.
+        algorithm: the constructor arguments already resolved by :func:`sb3_settings` (what
+            ``agent.json`` records); None: :func:`sb3_settings` of ``spec``.
         eval_fn, eval_every, checkpoint_fn: see :class:`EvalCallback`.
         progress: show a tqdm bar.
 
@@ -205,8 +206,8 @@ def train_sb3(
         and checkpoints.
     """
     env = make_sb3_env(config, n_envs, seed)
-    model = sb3_class(spec)("MlpPolicy", env, seed=seed, device="cpu", verbose=0,
-                            **sb3_settings(spec, learning_rate))
+    settings = sb3_settings(spec) if algorithm is None else algorithm
+    model = sb3_class(spec)("MlpPolicy", env, seed=seed, device="cpu", verbose=0, **settings)
     if tb_dir is not None:
         model.set_logger(configure(str(tb_dir), ["tensorboard", "csv"]))
     callback = EvalCallback(eval_fn, eval_every, checkpoint_fn)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agents.core.algos import ALGOS, AlgoSpec, get_algo
+from agents.core.algos import ALGOS, AlgoSpec, as_spec
 from agents.core.evaluate import Policy, sweep_answers
 from agents.core.saved import MANIFEST, SavedAgent, reads_digest, table_digest, write_manifest
 from agents.weighting.softmax_pg import SoftmaxPGConfig
@@ -65,7 +65,7 @@ STALE_RUN_FILES = ("metrics.json", "metrics.csv", "baselines.csv")
 
 
 def resolve_hyperparameters(
-    algo: str,
+    algo: str | AlgoSpec,
     config: WeightingConfig | None = None,
     *,
     total_timesteps: int | None = None,
@@ -77,7 +77,7 @@ def resolve_hyperparameters(
     """The settings :func:`train_agent` will use, with every default filled in.
 
     Args:
-        algo: a name in :data:`agents.core.algos.ALGOS`.
+        algo: a name in :data:`agents.core.algos.ALGOS`, or its entry.
         config: the env configuration trained on (None: ``MuraWeighting-v0``'s defaults); its
             env id picks the registry's budget and env copies.
         others: as :func:`train_agent` (None: the default).
@@ -91,7 +91,7 @@ def resolve_hyperparameters(
         UnknownAlgoError: ``algo`` is not registered. ValueError: a count below 1, or
         softmax-pg with one env (its advantages are normalised over the batch).
     """
-    spec = get_algo(algo)
+    spec = as_spec(algo)
     config = config if config is not None else WeightingConfig()
     env_id = config.env_id
     total = spec.default_timesteps(env_id) if total_timesteps is None else int(total_timesteps)
@@ -117,7 +117,7 @@ def _clear_earlier_run(run_dir: Path) -> None:
 
 
 def train_agent(
-    algo: str,
+    algo: str | AlgoSpec,
     config: WeightingConfig,
     run_dir: str | os.PathLike[str] | None,
     *,
@@ -136,7 +136,7 @@ def train_agent(
     it into ``run_dir``.
 
     Args:
-        algo: a name in :data:`agents.core.algos.ALGOS`.
+        algo: a name in :data:`agents.core.algos.ALGOS`, or its entry (looked up once).
         config: the env configuration (``logits``: the table, or None for reference table
             ``reference_table``; ``split``: trained on; ``reward``, ``action_scale``,
             ``temperature``, ``threshold``, ``models``, ...).
@@ -170,11 +170,11 @@ def train_agent(
         UnknownAlgoError, ValueError: bad settings (see :func:`resolve_hyperparameters`) or
             unknown model names; raised before anything in ``run_dir`` is touched.
     """
-    spec = get_algo(algo)
+    spec = as_spec(algo)
     table = config.load_table()
     config = config.replace(logits=table, sampling=config.training_sampling)
     if settings is None:
-        settings = resolve_hyperparameters(algo, config, total_timesteps=total_timesteps,
+        settings = resolve_hyperparameters(spec, config, total_timesteps=total_timesteps,
                                            eval_every=eval_every, n_envs=n_envs,
                                            learning_rate=learning_rate, softmax_pg=softmax_pg)
     manifest = start_manifest(spec, config, table, seed, settings)  # checks names, reader

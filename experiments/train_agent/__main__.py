@@ -50,7 +50,7 @@ from typing import Any
 
 import pandas as pd
 
-from agents.core.algos import ALGOS, parse_steps
+from agents.core.algos import ALGOS, get_algo, parse_steps
 from agents.core.evaluate import evaluate_policy
 from agents.core.train import TrainedAgent, policy_scores, resolve_hyperparameters, train_agent
 from agents.deferral.methods import DeferralData, fit_deferral_methods
@@ -191,8 +191,9 @@ def main(argv: list[str] | None = None) -> int:
         env_config = env_config_class(env_id).from_options(named_env_options(cfg), logits=table,
                                                            **kwargs)
         env_config.problem_class()(env_config)  # a table without the reader fails here, named
+        spec = get_algo(cfg.algo)
         settings = resolve_hyperparameters(
-            cfg.algo, env_config, total_timesteps=run_steps(cfg), eval_every=cfg.eval_every,
+            spec, env_config, total_timesteps=run_steps(cfg), eval_every=cfg.eval_every,
             n_envs=cfg.n_envs, learning_rate=cfg.learning_rate, softmax_pg=native)
     except (ValueError, KeyError, TypeError) as e:
         print(f"error: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
@@ -207,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         "hyperparameters": settings, "splits": SPLIT_USE, "env_id": env_id,
         "env_config": env_config.to_dict()})
     print(f"training {cfg.algo} (seed {cfg.seed}) on {env_id}, {source} -> {out}")
-    trained = train_agent(cfg.algo, env_config, out, seed=cfg.seed, settings=settings,
+    trained = train_agent(spec, env_config, out, seed=cfg.seed, settings=settings,
                           tensorboard=cfg.tensorboard, progress=cfg.progress)
     finish = FINISHERS.get(env_id, finish_scores)
     return finish(cfg, trained, env_config, out, source)
