@@ -299,7 +299,8 @@ def run_frame(runs: list[DeferRun], labels_of: list[np.ndarray], parts_of: list[
             "seed": r.seed, "deferral_rate": float(r.deferred.mean()),
             "tune_deferral_rate": r.tune_deferral_rate,
             "accuracy": float((r.prediction == labels).mean()),
-            "tune_accuracy": r.tune_accuracy, "train_seconds": r.train_time}
+            "tune_accuracy": r.tune_accuracy, "train_seconds": r.train_time,
+            "fitted": r.fitted}
         for part in BODY_PARTS:
             rows_part = parts == part
             row[f"deferral_rate_{part}"] = float(r.deferred[rows_part].mean())

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from agents.core.fingerprint import fitted_fingerprint
 from agents.core.train import TrainedAgent, train_agent
 from agents.deferral.methods import (
     Decision,
@@ -58,6 +59,9 @@ class DeferRun:
         tune_accuracy: the team's accuracy on tune (same decisions), what picks a method
             without reading valid.
         reader: the reader deferred studies went to.
+        fitted: the fingerprint of what the run fitted
+            (:func:`agents.core.fingerprint.fitted_fingerprint`: a classical method's rule, an
+            agent's parameters, a twin's agent and tune decisions).
     """
 
     table: int
@@ -72,6 +76,7 @@ class DeferRun:
     train_time: float
     tune_accuracy: float = float("nan")
     reader: str = ""
+    fitted: str = ""
 
 
 def threshold_twin(agent_tune: Decision, agent_valid: Decision, center: float = 0.5
@@ -102,14 +107,15 @@ def threshold_twin(agent_tune: Decision, agent_valid: Decision, center: float = 
 
 
 def _run(job: DeferJob, name: str, kind: str, valid: DeferralData, decision: Decision,
-         tune: DeferralData, tune_decision: Decision, seconds: float) -> DeferRun:
-    """A :class:`DeferRun` from a valid ``decision`` and the same rule's ``tune_decision``."""
+         tune: DeferralData, tune_decision: Decision, seconds: float, fitted: str) -> DeferRun:
+    """A :class:`DeferRun` from a valid ``decision``, the same rule's ``tune_decision`` and
+    the fingerprint of what it fitted."""
     prediction = decision.team_prediction(valid.reads).astype(np.int64)
     score = np.where(decision.deferred, valid.reads, decision.probability).astype(np.float64)
     tune_scores = tune_decision.scores(tune.studies.labels, tune.reads)
     return DeferRun(job.table, job.seed, name, kind, job.cost, decision.deferred.copy(),
                     prediction, score, tune_scores["deferral_rate"], seconds,
-                    tune_accuracy=tune_scores["accuracy"], reader=valid.reader)
+                    tune_accuracy=tune_scores["accuracy"], reader=valid.reader, fitted=fitted)
 
 
 def _classical(job: DeferJob, tune: DeferralData, valid: DeferralData) -> list[DeferRun]:
@@ -117,7 +123,7 @@ def _classical(job: DeferJob, tune: DeferralData, valid: DeferralData) -> list[D
     fit_deferral_methods`: one stacking ensemble and one cross-fitting, their fitting time in
     the first method's); tune figures from the out-of-fold decisions its rule was fitted on."""
     return [_run(job, method.name, method.kind, valid, method.decide(valid), tune,
-                 method.decide_out_of_fold(tune), method.fit_time)
+                 method.decide_out_of_fold(tune), method.fit_time, fitted_fingerprint(method))
             for method in fit_deferral_methods(tune, job.cost)]
 
 
@@ -157,9 +163,11 @@ def agent_runs(job: DeferJob, policy: Any, config: DeferralConfig, tune: Deferra
     agent_tune, agent_valid = (policy_decision(policy, config, split)
                                for split in ("tune", "valid"))
     twin_tune, twin_valid = threshold_twin(agent_tune, agent_valid, config.threshold)
-    return [_run(job, job.method, "agent", valid, agent_valid, tune, agent_tune, seconds),
+    fitted = fitted_fingerprint(policy)
+    return [_run(job, job.method, "agent", valid, agent_valid, tune, agent_tune, seconds,
+                 fitted),
             _run(job, f"global_threshold@{job.method}", "baseline", valid, twin_valid, tune,
-                 twin_tune, 0.0)]
+                 twin_tune, 0.0, fitted_fingerprint((fitted, twin_tune.deferred)))]
 
 
 def run_defer_jobs(jobs: Sequence[DeferJob], tables: Sequence[LogitsTable],

@@ -23,14 +23,15 @@ cost; on ``MuraWorklist-v0`` by the system's accuracy, kappa and reads on fixed 
 beside the classical worklist methods on the same shifts; on any other env by its
 :func:`agents.core.train.policy_scores` alone.
 
-Writes ``runs/agents/<algo>_<seed>_<time>/`` (or ``--out``): ``agent.json`` and the model
-(see :mod:`agents.core.saved`), ``config.json`` (resolved configuration; ``hyperparameters``
-holds the algorithm's own settings, ``env_id`` and ``env_config`` the env's),
-``metrics.json`` (the agent's valid scores), ``baselines.csv`` (the agent and every classical
-method on valid), for the weighting env also ``metrics.csv`` (the full table with 95% bootstrap
-intervals), and ``tb/`` (TensorBoard: ``rollout/ep_rew_mean``, and ``eval/accuracy``,
-``eval/kappa`` on tune). ``config.json`` records which split each step used (``splits``). Ends
-by printing the agent beside the classical methods.
+Writes ``runs/agents/<algo>_<seed>_<time>/`` (or ``--out``): ``agent.json`` and the model (see
+:mod:`agents.core.saved`), ``config.json`` (resolved configuration; ``hyperparameters`` holds
+the algorithm's own settings, ``env_id`` and ``env_config`` the env's), ``metrics.json`` (the
+agent's valid scores), ``baselines.csv`` (the agent and every classical method on valid),
+``fitted.json`` (fingerprints of what the agent and each method fitted), for the weighting env
+also ``metrics.csv`` (the full table with 95% bootstrap intervals), and ``tb/`` (TensorBoard:
+``rollout/ep_rew_mean``, and ``eval/accuracy``, ``eval/kappa`` on tune). ``config.json``
+records which split each step used (``splits``). Ends by printing the agent beside the
+classical methods.
 
 Synthetic data: results on it say nothing about clinical performance.
 """
@@ -42,7 +43,7 @@ import dataclasses
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -52,6 +53,7 @@ import pandas as pd
 
 from agents.core.algos import ALGOS, get_algo, parse_steps
 from agents.core.evaluate import evaluate_policy
+from agents.core.fingerprint import fitted_fingerprint
 from agents.core.train import TrainedAgent, policy_scores, resolve_hyperparameters, train_agent
 from agents.deferral.methods import DeferralData, fit_deferral_methods
 from agents.weighting.reporting import SPLIT_USE, baseline_evaluations, kind_of, summary_row
@@ -214,11 +216,19 @@ def main(argv: list[str] | None = None) -> int:
     return finish(cfg, trained, env_config, out, source)
 
 
-def write_summary(out: Path, summary: dict[str, Any], frame: pd.DataFrame | None) -> None:
-    """Write ``metrics.json`` (``summary``) and, when given, ``baselines.csv`` (``frame``)."""
+def write_summary(out: Path, summary: dict[str, Any], frame: pd.DataFrame | None,
+                  trained: TrainedAgent, methods: Iterable[tuple[str, str, Any]] = ()) -> None:
+    """Write ``metrics.json`` (``summary``), when given ``baselines.csv`` (``frame``), and
+    ``fitted.json``: the fingerprint (:func:`agents.core.fingerprint.fitted_fingerprint`) of
+    the trained agent and of every classical method fitted beside it (``(name, kind,
+    method)``), what two runs that differ only on valid must share (upper references aside)."""
     atomic_write_bytes(out / "metrics.json", (json.dumps(summary, indent=2) + "\n").encode())
     if frame is not None:
         atomic_write_bytes(out / "baselines.csv", frame.to_csv(index=False).encode())
+    fitted = {"agent": fitted_fingerprint(trained.model),
+              "methods": {name: {"kind": kind, "fitted": fitted_fingerprint(method)}
+                          for name, kind, method in methods}}
+    atomic_write_bytes(out / "fitted.json", (json.dumps(fitted, indent=2) + "\n").encode())
 
 
 def run_summary(cfg: TrainAgentConfig, trained: TrainedAgent, source: Path) -> dict[str, Any]:
@@ -236,11 +246,12 @@ def finish_weighting(cfg: TrainAgentConfig, trained: TrainedAgent, env_config: W
     ev = evaluate_policy(trained.policy, env_config, "valid", name=cfg.algo,
                          n_bootstrap=cfg.n_bootstrap, seed=cfg.seed)
     summary = {**ev.summary(), **run_summary(cfg, trained, source)}
+    baselines = baseline_evaluations(env_config, cfg.n_bootstrap)
     rows = [summary_row(ev, kind="agent")] + [
-        summary_row(b_ev, kind=kind_of(baseline))
-        for baseline, b_ev in baseline_evaluations(env_config, cfg.n_bootstrap)]
+        summary_row(b_ev, kind=kind_of(baseline)) for baseline, b_ev in baselines]
     frame = pd.DataFrame(rows)
-    write_summary(out, summary, frame)
+    write_summary(out, summary, frame, trained,
+                  [(b_ev.name, kind_of(b), b) for b, b_ev in baselines])
     atomic_write_bytes(out / "metrics.csv", ev.metrics.to_csv(index=False).encode())
     show = frame[["method", "accuracy", "accuracy_ci_low", "accuracy_ci_high", "kappa",
                   "kappa_ci_low", "kappa_ci_high", "auroc"]]
@@ -260,12 +271,13 @@ def finish_deferral(cfg: TrainAgentConfig, trained: TrainedAgent, env_config: De
                **run_summary(cfg, trained, source)}
     table = env_config.load_table()
     tune, valid = (DeferralData.from_table(table, s, env_config.reader) for s in ("tune", "valid"))
+    methods = fit_deferral_methods(tune, env_config.defer_cost)
     rows = [{"method": cfg.algo, "kind": "agent", **scores}] + [
         {"method": method.name, "kind": method.kind,
          **method.decide(valid).scores(valid.studies.labels, valid.reads)}
-        for method in fit_deferral_methods(tune, env_config.defer_cost)]
+        for method in methods]
     frame = pd.DataFrame(rows)
-    write_summary(out, summary, frame)
+    write_summary(out, summary, frame, trained, [(m.name, m.kind, m) for m in methods])
     print(f"valid split, {valid.studies.n_studies} studies, defer_cost "
           f"{env_config.defer_cost:g} (SYNTHETIC data; nothing clinical):")
     print(frame.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
@@ -294,7 +306,7 @@ def finish_worklist(cfg: TrainAgentConfig, trained: TrainedAgent, env_config: Wo
         rows_out.append({"method": method.name, "kind": method.kind,
                          "accuracy": result["accuracy"], "kappa": result["kappa"]})
     frame = pd.DataFrame(rows_out)
-    write_summary(out, summary, frame)
+    write_summary(out, summary, frame, trained, [(m.name, m.kind, m) for m in methods])
     print(f"valid split, {EVAL_SHIFTS} shifts of {env_config.shift_size} studies, scenario "
           f"{env_config.scenario}, capacity {env_config.capacity} (SYNTHETIC data; nothing "
           "clinical):")
@@ -308,7 +320,8 @@ def finish_scores(cfg: TrainAgentConfig, trained: TrainedAgent, env_config: Weig
     """Score an agent of any other env by :func:`agents.core.train.policy_scores` on valid;
     writes ``metrics.json``."""
     scores = policy_scores(trained.model, env_config, "valid")
-    write_summary(out, {"split": "valid", **scores, **run_summary(cfg, trained, source)}, None)
+    write_summary(out, {"split": "valid", **scores, **run_summary(cfg, trained, source)}, None,
+                  trained)
     print(f"valid split of {cfg.env} (SYNTHETIC data; nothing clinical): {scores}")
     print(f"{cfg.algo}: {trained.env_steps} env steps, {trained.wall_time:.1f} s; wrote {out}/")
     return 0

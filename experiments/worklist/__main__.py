@@ -216,7 +216,8 @@ def run_frame(runs: list[WorklistRun]) -> pd.DataFrame:
     return pd.DataFrame([{
         "scenario": r.scenario, "capacity": r.capacity, "method": r.method, "kind": r.kind,
         "table": r.table, "seed": r.seed, "accuracy": float((r.prediction == r.label).mean()),
-        "read_share": float((r.answered_by >= 0).mean()), "train_seconds": r.train_time}
+        "read_share": float((r.answered_by >= 0).mean()), "train_seconds": r.train_time,
+        "fitted": r.fitted}
         for r in runs])
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from agents.core.fingerprint import fitted_fingerprint
 from agents.core.train import train_agent
 from agents.worklist.methods import WorklistData, fit_worklist_methods, simulate
 from agents.worklist.rollout import evaluation_shifts, rollout
@@ -57,7 +58,8 @@ class WorklistRun:
     order: ``prediction`` (int64, the answer that counts), ``answered_by`` (int64, reader
     index or -1), ``study_index`` (int64, row in the table's valid selection); ``label``
     (int64) and ``body_part_index`` (int64); ``score`` float64 (the prediction: what AUROC
-    would rank)."""
+    would rank); ``fitted``: the fingerprint of what the run fitted
+    (:func:`agents.core.fingerprint.fitted_fingerprint`)."""
 
     table: int
     seed: int
@@ -71,6 +73,7 @@ class WorklistRun:
     label: np.ndarray
     body_part_index: np.ndarray
     train_time: float
+    fitted: str = ""
 
     @property
     def score(self) -> np.ndarray:
@@ -96,7 +99,7 @@ def scenario_shifts(table: LogitsTable, capacity: float, settings: WorklistSetti
 
 def _run(job: WorklistJob, method: str, kind: str, scenario: str, problem: WorklistProblem,
          rows: np.ndarray, prediction: np.ndarray, answered_by: np.ndarray,
-         seconds: float) -> WorklistRun:
+         seconds: float, fitted: str) -> WorklistRun:
     """A :class:`WorklistRun` of answers ``[S, N]`` on the shifts ``rows`` of ``problem``."""
     studies = problem.studies
     flat = rows.ravel()
@@ -104,7 +107,7 @@ def _run(job: WorklistJob, method: str, kind: str, scenario: str, problem: Workl
                        np.asarray(prediction).ravel().astype(np.int64),
                        np.asarray(answered_by).ravel().astype(np.int64), flat,
                        studies.labels[flat].astype(np.int64),
-                       studies.body_part_index[flat].astype(np.int64), seconds)
+                       studies.body_part_index[flat].astype(np.int64), seconds, fitted)
 
 
 def run_worklist_job(job: WorklistJob, table: LogitsTable, settings: WorklistSettings
@@ -124,7 +127,8 @@ def run_worklist_job(job: WorklistJob, table: LogitsTable, settings: WorklistSet
             for method in methods:
                 result = simulate(method, valid, rows, capacities, probabilities)
                 out.append(_run(job, method.name, method.kind, scenario, problem, rows,
-                                result["prediction"], result["answered_by"], method.fit_time))
+                                result["prediction"], result["answered_by"], method.fit_time,
+                                fitted_fingerprint(method)))
         return out
     trained = train_agent(job.method, job_config(table, job.capacity, settings), None,
                           total_timesteps=job.steps, seed=job.seed, tensorboard=False)
@@ -132,7 +136,8 @@ def run_worklist_job(job: WorklistJob, table: LogitsTable, settings: WorklistSet
     for scenario, (problem, rows) in shifts.items():
         answers = rollout(trained.model, problem, rows)
         out.append(_run(job, job.method, "agent", scenario, problem, rows,
-                        answers["prediction"], answers["answered_by"], trained.wall_time))
+                        answers["prediction"], answers["answered_by"], trained.wall_time,
+                        fitted_fingerprint(trained.model)))
     return out
 
 

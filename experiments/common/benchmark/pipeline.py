@@ -52,17 +52,19 @@ DIFFERENCE_REFERENCES = ("uniform", "stacking")
 
 def run_frames(results: list[RunResult], methods: list[MethodRuns], valid: ValidSets
                ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``runs.csv`` (one row per table x seed x method: valid metrics, time, env steps) and
-    ``curves.csv`` (every tune evaluation of every agent run)."""
-    times = {(r.method, r.table, r.seed): (r.train_time, r.env_steps) for r in results}
+    """``runs.csv`` (one row per table x seed x method: valid metrics, time, env steps, the
+    fingerprint of what the run fitted) and ``curves.csv`` (every tune evaluation of every
+    agent run)."""
+    by_run = {(r.method, r.table, r.seed): r for r in results}
     rows = []
     for m in methods:
         values = run_metrics(valid, m)
         for t, s in np.ndindex(*m.predictions.shape[:2]):
-            train_time, steps = times[(m.name, t, s)]
+            run = by_run[(m.name, t, s)]
             rows.append({"table": t, "seed": s, "method": m.name, "kind": m.kind,
                          **{k: float(v[t, s, 0]) for k, v in values.items()},
-                         "train_time": train_time, "env_steps": steps})
+                         "train_time": run.train_time, "env_steps": run.env_steps,
+                         "fitted": run.fitted})
     order = [m.name for m in methods]
     ordered = sorted((r for r in results if r.history),
                      key=lambda r: (order.index(r.method), r.table, r.seed))

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from agents.core.evaluate import run_policy
+from agents.core.fingerprint import fitted_fingerprint
 from agents.core.train import train_agent
 from agents.weighting.baselines import all_baselines
 from agents.weighting.reporting import fit_and_evaluate, is_seeded, kind_of
@@ -42,8 +43,9 @@ class Job:
 @dataclass
 class RunResult:
     """One run's valid answers (``predictions`` int64 ``[n]``, ``probabilities`` float64
-    ``[n]``, in the table's valid order), its training/fitting seconds, env steps and, for
-    agents, the tune curve (``history``: dicts with ``env_steps``, ``accuracy``, ...)."""
+    ``[n]``, in the table's valid order), its training/fitting seconds, env steps, the
+    fingerprint of what it fitted (:func:`agents.core.fingerprint.fitted_fingerprint`) and,
+    for agents, the tune curve (``history``: dicts with ``env_steps``, ``accuracy``, ...)."""
 
     table: int
     seed: int
@@ -54,6 +56,7 @@ class RunResult:
     train_time: float
     env_steps: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
+    fitted: str = ""
 
 
 def run_job(job: Job, table: LogitsTable, root: Path) -> list[RunResult]:
@@ -66,7 +69,8 @@ def run_job(job: Job, table: LogitsTable, root: Path) -> list[RunResult]:
             if job.seed == 0 or is_seeded(baseline):
                 ev = fit_and_evaluate(baseline, tune, valid, config, n_bootstrap=0)
                 out.append(RunResult(job.table, job.seed, ev.name, kind_of(baseline),
-                                     ev.predictions, ev.probabilities, ev.fit_time))
+                                     ev.predictions, ev.probabilities, ev.fit_time,
+                                     fitted=fitted_fingerprint(baseline)))
         return out
     run_dir = root / "agents" / f"table{job.table}_{job.method}_seed{job.seed}"
     trained = train_agent(job.method, config, run_dir, total_timesteps=job.steps,
@@ -76,7 +80,7 @@ def run_job(job: Job, table: LogitsTable, root: Path) -> list[RunResult]:
     return [RunResult(job.table, job.seed, job.method, "agent",
                       answers.prediction.astype(np.int64),
                       answers.probability.astype(np.float64), trained.wall_time,
-                      trained.env_steps, trained.history)]
+                      trained.env_steps, trained.history, fitted_fingerprint(trained.model))]
 
 
 def run_jobs(jobs: Sequence[Job], tables: Sequence[LogitsTable], root: Path,
