@@ -4,13 +4,17 @@ the ensembles fitted on tune and the paired report."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from valid_swap import swap_valid
 
 import experiments.pretrain_backbones.__main__ as pretrain_backbones
 import experiments.retrain_study.__main__ as study
+from backbones.runs import RUN_LOGITS
+from mura_env.logits import LogitsTable
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -32,13 +36,16 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return out
 
 
+def _argv(runs: list[Path], retrained: Path, out: Path) -> list[str]:
+    return ["--runs", *map(str, runs), "--methods", "ce", "reinforce", "--epochs", "1",
+            "--agent-seeds", "2", "--agent-steps", "4096", "--retrain-root", str(retrained),
+            "--cache-dir", str(runs[0].parent / "cache"), "--out", str(out),
+            "--n-bootstrap", "200"]
+
+
 def test_study_compares_every_method_with_ce(runs: list[Path], tmp_path: Path,
                                              capsys: pytest.CaptureFixture) -> None:
-    argv = ["--runs", *map(str, runs), "--methods", "ce", "reinforce", "--epochs", "1",
-            "--agent-seeds", "2", "--agent-steps", "4096",
-            "--retrain-root", str(tmp_path / "retrained"),
-            "--cache-dir", str(runs[0].parent / "cache"), "--out", str(tmp_path / "out"),
-            "--n-bootstrap", "200"]
+    argv = _argv(runs, tmp_path / "retrained", tmp_path / "out")
     assert study.main(argv) == 0
     out = tmp_path / "out"
     scores = pd.read_csv(out / "scores.csv")
@@ -63,6 +70,22 @@ def test_study_compares_every_method_with_ce(runs: list[Path], tmp_path: Path,
     capsys.readouterr()
     assert study.main(argv) == 0
     assert "python -m experiments.retrain " not in capsys.readouterr().out
+    # the ensembles fit nothing on valid: the same runs with other valid studies (labels
+    # permuted; logits replaced) give the same fitted ensembles
+    swapped = tmp_path / "swapped"
+    for folder in [*runs, *(tmp_path / "retrained").iterdir()]:
+        copy = swapped / folder.parent.name / folder.name
+        shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("*.pth", "tb"))
+        swap_valid(LogitsTable.load(folder / RUN_LOGITS)).save(copy / RUN_LOGITS)
+    swapped_runs = [swapped / r.parent.name / r.name for r in runs]
+    again = _argv(swapped_runs, swapped / "retrained", tmp_path / "out_swapped")
+    assert study.main(again) == 0
+    assert "python -m experiments.retrain " not in capsys.readouterr().out  # reused
+    fitted = [pd.read_csv(folder / "fitted.csv") for folder in (out, tmp_path / "out_swapped")]
+    assert len(fitted[0]) == 3 * 2 * len(study.ENSEMBLES)  # methods x tables x ensembles
+    pd.testing.assert_frame_equal(*fitted)
+    valid_scores = [pd.read_csv(f / "scores.csv")["value"] for f in (out, tmp_path / "out_swapped")]
+    assert not valid_scores[0].equals(valid_scores[1])
 
 
 def test_study_refuses_runs_it_cannot_use(runs: list[Path], tmp_path: Path,

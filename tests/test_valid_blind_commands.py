@@ -20,6 +20,7 @@ import experiments.attach_reader.__main__ as attach_reader
 import experiments.benchmark.__main__ as benchmark
 import experiments.compare.__main__ as compare
 import experiments.defer.__main__ as defer
+import experiments.reference_report.__main__ as reference_report
 import experiments.train_agent.__main__ as train_agent
 import experiments.worklist.__main__ as worklist
 from mura_env import registered_env_ids
@@ -140,3 +141,20 @@ def test_worklist_fits_and_trains_nothing_on_valid(tables, tmp_path: Path) -> No
     assert set(original["method"]) >= {"budget_paced", "myopic_threshold", "ppo"}
     pd.testing.assert_frame_equal(original, swapped)
     assert _valid_differs(outs)
+
+
+def test_reference_report_judges_the_design_on_tune_alone(tables, tmp_path: Path) -> None:
+    codes, rows = [], []
+    for name, paths in tables.items():
+        out = tmp_path / name
+        codes.append(reference_report.main(["--logits", *map(str, paths), "--valid-check",
+                                            "--n-bootstrap", "200", "--out", str(out)]))
+        frame = pd.read_csv(out / "structure.csv")
+        frame["table"] = frame["table"].map(lambda p: Path(p).name)
+        rows.append(frame)
+    assert codes[0] == codes[1]  # the bars are judged on tune
+    tune = [r[r["split"] == "tune"].reset_index(drop=True) for r in rows]
+    assert len(tune[0]) == len(tables["original"])
+    pd.testing.assert_frame_equal(*tune)
+    valid = [r[r["split"] == "valid"].reset_index(drop=True) for r in rows]
+    assert not valid[0].equals(valid[1])

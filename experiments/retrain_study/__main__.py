@@ -15,7 +15,8 @@ budget); and each member alone. Everything is scored once on ``valid``: the memb
 and the ensembles' accuracy and kappa, and the paired differences of every method against
 ``ce`` (same backbone seed, same resampled studies), with the joint-bootstrap interval and the
 Student-t interval over the backbone seeds (:mod:`experiments.common.paired`). Writes
-``retrain.md``, ``scores.csv``, ``differences.csv``, ``runs.csv`` and ``config.json`` into
+``retrain.md``, ``scores.csv``, ``differences.csv``, ``runs.csv``, ``fitted.csv`` (the
+fingerprint of each ensemble fitted on tune) and ``config.json`` into
 ``--out``.
 
 Synthetic data: results on it say nothing about clinical performance.
@@ -35,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from agents.core.algos import budgets
+from agents.core.fingerprint import fitted_fingerprint
 from agents.weighting.baselines import Stacking, UniformAverage
 from backbones.retraining import METHODS
 from backbones.runs import RUN_LOGITS, load_run_table
@@ -122,25 +124,30 @@ def retrained_table(cfg: RetrainStudyConfig, run: Path, method: str) -> tuple[Lo
     return LogitsTable.load(folder / RUN_LOGITS), seconds
 
 
-def valid_answers(table: LogitsTable, t: int, agent_seeds: int, steps: int,
-                  root: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def valid_answers(table: LogitsTable, t: int, agent_seeds: int, steps: int, root: Path
+                  ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, str]]:
     """Valid answers of each member and ensemble on ``table`` (table index ``t``), fitted on
     tune: name -> ``(predictions int64 [S, n], probabilities float64 [S, n])`` (``S`` =
-    ``agent_seeds`` for softmax-pg, else 1)."""
+    ``agent_seeds`` for softmax-pg, else 1); and each ensemble's fingerprint of what it
+    fitted (:func:`agents.core.fingerprint.fitted_fingerprint`; softmax-pg: of its seeds'
+    agents)."""
     valid = table.studies["split"].to_numpy() == "valid"
     p = table.abnormal_probabilities()[valid]
     out = {f"member {name}": ((p[:, k] > 0.5)[None].astype(np.int64), p[:, k][None])
            for k, name in enumerate(table.model_names)}
     tune, valid_set = (StudySet.select(table, split) for split in ("tune", "valid"))
     mapping = WeightingConfig(logits=table).mapping
+    fitted = {}
     for baseline in (UniformAverage(), Stacking()):
         prob = baseline.fit(tune, mapping).predict(valid_set)[0]
         out[baseline.name] = ((prob > mapping.threshold).astype(np.int64)[None], prob[None])
+        fitted[baseline.name] = fitted_fingerprint(baseline)
     agent = [run_job(Job(table=t, method="softmax-pg", seed=s, steps=steps), table, root)[0]
              for s in range(agent_seeds)]
     out["softmax-pg"] = (np.stack([r.predictions for r in agent]),
                          np.stack([r.probabilities for r in agent]))
-    return out
+    fitted["softmax-pg"] = fitted_fingerprint([r.fitted for r in agent])
+    return out, fitted
 
 
 def method_runs(answers: dict[str, list[dict[str, tuple[np.ndarray, np.ndarray]]]]
@@ -242,10 +249,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     steps = cfg.agent_steps or budgets(["softmax-pg"])["softmax-pg"]
+    answers: dict[str, list[dict[str, tuple[np.ndarray, np.ndarray]]]] = {}
+    fitted_rows = []
     with tempfile.TemporaryDirectory() as root:
-        answers = {method: [valid_answers(table, t, cfg.agent_seeds, steps, Path(root))
-                            for t, table in enumerate(per_table)]
-                   for method, per_table in tables.items()}
+        for method, per_table in tables.items():
+            answers[method] = []
+            for t, table in enumerate(per_table):
+                table_answers, fitted = valid_answers(table, t, cfg.agent_seeds, steps,
+                                                      Path(root))
+                answers[method].append(table_answers)
+                fitted_rows += [{"method": method, "table": t, "ensemble": name,
+                                 "fitted": value} for name, value in fitted.items()]
     all_methods = [PRETRAINED, *methods]
     members = list(tables[CONTROL][0].model_names)
     runs = method_runs(answers)
@@ -257,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
     text = report_markdown(cfg, scores, diffs, members, all_methods, runs_frame)
     write_results(cfg.out, {"retrain.md": text, "scores.csv": scores.to_csv(index=False),
                             "differences.csv": diffs.to_csv(index=False),
-                            "runs.csv": runs_frame.to_csv(index=False)}, cfg, {
+                            "runs.csv": runs_frame.to_csv(index=False),
+                            "fitted.csv": pd.DataFrame(fitted_rows).to_csv(index=False)}, cfg, {
         "retrain_commands": ["python -m experiments.retrain "
                              + shlex.join(retrain_argv(cfg, r, m, backbone_seed(r)))
                              for r in cfg.runs for m in methods],
