@@ -11,13 +11,11 @@ cache, which the study logits read later. ``--train-studies``
 trains on a patient-level subset of ``train``, ``--focus-parts`` makes most of it come from some
 body parts (a specialist member). ``--resume`` continues exactly where a run stopped;
 TensorBoard scalars and tqdm progress.
-Backbones are trained by ``python -m experiments.pretrain_backbones`` (one model:
-``--models NAME``), which calls :func:`main`. This module is also the worker that ``torchrun``
-launches for multi-process training of one model with DistributedDataParallel (gloo on CPU,
-nccl on CUDA) and a DistributedSampler; only rank 0 writes:
 
-    torchrun --nproc_per_node 2 -m backbones.train --data-root data/synthetic \
-        --model resnet18 --epochs 5 --output-dir runs/train/resnet18
+Backbones are trained by ``python -m experiments.pretrain_backbones`` (one model:
+``--models NAME``), which calls :func:`main`. Under ``torchrun`` (``torchrun --nproc_per_node N
+-m experiments.pretrain_backbones --out DIR ...``) it runs DistributedDataParallel (gloo on CPU,
+nccl on CUDA) with a DistributedSampler; only rank 0 writes.
 """
 
 from __future__ import annotations
@@ -30,7 +28,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-import torch.distributed as dist
 from sklearn.metrics import accuracy_score, cohen_kappa_score
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
@@ -56,7 +53,7 @@ from backbones.distributed import (
 from backbones.infer import aggregate_studies, predict_logits
 from backbones.part_attention import forward_with_parts
 from backbones.registry import build_model
-from backbones.train_config import TrainConfig, parse_args, recorded, with_model_defaults
+from backbones.train_config import TrainConfig, recorded, with_model_defaults
 from backbones.transforms import train_transform
 from mura_env.data import MuraData, load_mura
 
@@ -330,16 +327,3 @@ def main(config: TrainConfig) -> dict[str, Any]:
         writer.close()
     return {"checkpoint": str(out / CHECKPOINT), "epochs_done": len(epochs),
             "train_studies": len(data.train_studies), "bad_images": data.bad_images}
-
-
-def cli(argv: list[str] | None = None) -> None:
-    """The ``torchrun`` worker (``torchrun ... -m backbones.train``): parse ``argv`` (default
-    ``sys.argv[1:]``) into a :class:`TrainConfig`, train, then leave the process group (under
-    torchrun)."""
-    main(parse_args(argv))
-    if dist.is_initialized():
-        dist.destroy_process_group()
-
-
-if __name__ == "__main__":
-    cli()

@@ -1,9 +1,9 @@
 """Configuration of one backbone's training (:func:`backbones.train.main`), parsed from the
 command line with :func:`mura_env.common.config_cli.parse_config`.
 
-Each field is a ``--flag`` of the ``torchrun ... -m backbones.train`` worker (underscores
-become dashes; booleans take ``--flag/--no-flag``). Paths are kept as the strings given: a
-checkpoint records them verbatim under ``args``.
+:func:`parse_args` reads the fields as ``--flags`` (underscores become dashes; booleans take
+``--flag/--no-flag``); ``experiments.pretrain_backbones`` builds one per member. Paths are kept
+as the strings given: a checkpoint records them verbatim under ``args``.
 """
 
 from __future__ import annotations

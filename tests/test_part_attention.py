@@ -159,12 +159,17 @@ def test_training_resume_and_torchrun(_mini_source: Path, tmp_path: Path) -> Non
         torch.testing.assert_close(b["model"][key], value, msg=key)
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    # DDP through the pretraining command: heads of parts absent from a batch take no part
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
-           "2", "-m", "backbones.train",
-           *_train_argv(_mini_source, tmp_path / "ddp", cache, "--epochs", "1")]
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+           "2", "-m", "experiments.pretrain_backbones", "--data-root", str(_mini_source),
+           "--out", str(tmp_path / "ddp"), "--cache-dir", str(cache), "--models",
+           "attention_resnet_parts", "--image-size", "32", "--batch-size", "16", "--epochs",
+           "1", "--no-progress"]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert load_checkpoint(tmp_path / "ddp" / CHECKPOINT)["epoch"] == 0
+    member = tmp_path / "ddp" / "attention_resnet_parts"
+    assert load_checkpoint(member / CHECKPOINT)["epoch"] == 0
+    assert (tmp_path / "ddp" / "logits.parquet").is_file()
 
 
 def test_pretraining_member_and_loaded_members(tmp_path: Path) -> None:

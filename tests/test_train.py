@@ -1,6 +1,7 @@
 """Backbone training (``backbones.train``): learning, exact resume, atomic checkpoints, resume
-checks, bad images, torchrun/DDP on CPU, TensorBoard scalars and the epoch building blocks
-(train_one_epoch, evaluate, the weighted loss, the config), on tiny synthetic data."""
+checks, bad images, torchrun/DDP on CPU (through ``experiments.pretrain_backbones``),
+TensorBoard scalars and the epoch building blocks (train_one_epoch, evaluate, the weighted loss,
+the config), on tiny synthetic data."""
 
 from __future__ import annotations
 
@@ -266,20 +267,35 @@ def _scalars(tb_dir: Path, tag: str) -> list[tuple[int, float]]:
 
 
 def test_torchrun_two_processes_on_cpu(data_root: Path, tmp_path: Path) -> None:
+    """``torchrun -m experiments.pretrain_backbones``: both processes train the member
+    together (DDP, gloo), the main process alone writes its checkpoint, curves and the run's
+    logits table."""
     out, cache_dir = tmp_path / "ddp", tmp_path / "cache"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
-           "2", "-m", "backbones.train", *_argv(data_root, out, cache_dir, "--epochs", "1")]
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+           "2", "-m", "experiments.pretrain_backbones", "--data-root", str(data_root),
+           "--out", str(out), "--cache-dir", str(cache_dir), "--models", "attention_resnet",
+           "--image-size", str(SIZE), "--batch-size", str(BATCH), "--epochs", "1",
+           "--no-progress"]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
-    assert sorted(p.relative_to(out) for p in out.rglob("*.pth")) == [Path(CHECKPOINT)]
-    assert load_checkpoint(out / CHECKPOINT)["epoch"] == 0
+    member = out / "attention_resnet"
+    assert sorted(p.relative_to(out) for p in out.rglob("*.pth")) == [
+        Path("attention_resnet") / CHECKPOINT]
+    assert load_checkpoint(member / CHECKPOINT)["epoch"] == 0
+    assert (out / "logits.parquet").is_file() and (out / "metrics.csv").is_file()
     assert _leftovers(out) == [] and _leftovers(cache_dir) == []
-    assert len(list((out / "tb").glob("events.out.tfevents.*"))) == 1  # rank 0 only
+    assert len(list((member / "tb").glob("events.out.tfevents.*"))) == 1  # rank 0 only
     # each of the 2 processes saw half the training images: half the batches per epoch
     n_train = int((load_mura(data_root).images["split"] == "train").sum())
-    assert len(_scalars(out / "tb", "train/loss")) == math.ceil(math.ceil(n_train / 2) / BATCH)
+    assert len(_scalars(member / "tb", "train/loss")) == math.ceil(math.ceil(n_train / 2)
+                                                                   / BATCH)
+    single = subprocess.run(cmd[:1] + ["-m", "experiments.pretrain_backbones", "--data-root",
+                                       str(data_root), "--models", "attention_resnet"],
+                            cwd=REPO, env={**env, "WORLD_SIZE": "2", "RANK": "0"},
+                            capture_output=True, text=True, timeout=120)
+    assert single.returncode != 0 and "--out" in single.stderr  # one run folder for all
 
 
 # --------------------------------------------------------------------------- TensorBoard

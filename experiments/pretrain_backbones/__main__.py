@@ -14,13 +14,17 @@ profile's ensemble (different architectures and input resolutions) and writes
 * ``draws/data_seed_<s>/``: the same three files for every other synthetic data draw the
   members score (``--score-data-seeds``): its tune and valid studies, by inference only.
 
-``--data-root`` points at a real MURA-v1.1; ``--profile full`` selects paper-like settings for a
-GPU. ``--profile reference`` makes the package's reference tables: three specialist members,
-each trained mostly on its own body parts (see :data:`PROFILES`), on the train split of the
-scale-1.0 synthetic draw with generator seed 0, then scoring the MURA-size tune (about 2,700
-studies) and valid (1,199) splits of two independent draws (generator seeds 0 and 1; the
-second is generated into ``data/synthetic_full_seed1``). ``--export-reference`` installs the
-run's tables as the reference tables of backbone seed ``--seed``
+``--data-root`` points at a real MURA-v1.1; ``--profile full`` selects paper-like settings for
+a GPU. One model: ``--models NAME``. Launched by ``torchrun --nproc_per_node N -m
+experiments.pretrain_backbones --out DIR ...``, every process trains each member together
+(DistributedDataParallel, gloo on CPU, nccl on CUDA); the main process alone generates the
+data, scores the draws and writes the outputs. ``--profile reference`` makes the package's
+reference tables: three specialist members, each trained mostly on its own body parts (see
+:data:`PROFILES`), on the train split of the scale-1.0 synthetic draw with generator seed 0,
+then scoring the MURA-size tune (about 2,700 studies) and valid (1,199) splits of two
+independent draws (generator seeds 0 and 1; the second is generated into
+``data/synthetic_full_seed1``). ``--export-reference`` installs the run's tables as the
+reference tables of backbone seed ``--seed``
 (:func:`mura_env.logits.reference.reference_index`). ``--resume`` continues an interrupted run
 folder.
 
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -40,15 +45,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+import torch.distributed as dist
 from torch.utils.data import DataLoader
 
 from backbones.cache import ImageCache, build_cache
 from backbones.data import CachedImages, check_body_parts
+from backbones.distributed import DistributedContext, init_distributed
 from backbones.ensemble_report import diversity_report, metrics_table
 from backbones.infer import aggregate_studies, predict_logits
 from backbones.registry import build_model, checkpoint_model_options, get_spec
 from backbones.runs import LOGIT_SPLITS, PRETRAIN_RUNS, RUN_LOGITS
-from backbones.train import CHECKPOINT, TrainConfig, load_checkpoint, resolve_device
+from backbones.train import CHECKPOINT, TrainConfig, load_checkpoint
 from backbones.train import main as train_backbone
 from backbones.transforms import eval_transform
 from experiments.common.provenance import export_reference, git_commit, run_provenance
@@ -328,12 +335,16 @@ def prepare_data(cfg: PretrainConfig, data_seed: int | None = None) -> tuple[Pat
 
 
 def train_member(cfg: PretrainConfig, data_root: Path, data: MuraData, model: str, size: int,
-                 epochs: int, device: torch.device) -> Member:
-    """Train ``model`` (see :func:`train_config`), then compute the study-level logits of its
-    last epoch's checkpoint on ``device``; prints a one-line summary."""
+                 epochs: int, context: DistributedContext) -> Member | None:
+    """Train ``model`` (see :func:`train_config`; with every process of a ``torchrun`` launch),
+    then, on the main process, compute the study-level logits of its last epoch's checkpoint
+    on ``context.device`` and print a one-line summary (other processes return None)."""
     start = time.perf_counter()
     train_cfg = train_config(cfg, data_root, model, size, epochs)
     result = train_backbone(train_cfg)
+    if not context.is_main:
+        return None
+    device = context.device
     final = Path(result["checkpoint"])
     logits, bad = study_logits(data, model, size, final, cfg, device)
     config = {"name": model, "image_size": size, "epochs": epochs,
@@ -457,7 +468,11 @@ def main(argv: list[str] | None = None) -> int:
     ``sys.argv[1:]``), train every member on the training draw, score every draw of
     ``--score-data-seeds``, write the run folder's outputs (see the module docstring) and
     print a summary. Returns the exit status (0)."""
-    cfg = resolve_profile(parse_config(PretrainConfig, argv))
+    given = parse_config(PretrainConfig, argv)
+    if given.out is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise SystemExit("error: under torchrun every process writes to one run folder: give "
+                         "it with --out")
+    cfg = resolve_profile(given)
     assert cfg.out is not None and cfg.models is not None and cfg.data_seed is not None
     assert cfg.image_size is not None and cfg.epochs is not None
     assert cfg.score_data_seeds is not None
@@ -465,13 +480,35 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.export_reference and commit.endswith("+dirty"):
         raise SystemExit("error: --export-reference records the commit that made the tables, "
                          "and tracked files differ from it: commit (or stash) them first")
-    start_run_folder(cfg)
+    context = init_distributed(cfg.device)  # the processes of a torchrun launch, or this one
+    try:
+        return run(cfg, argv, commit, context)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def run(cfg: PretrainConfig, argv: list[str] | None, commit: str,
+        context: DistributedContext) -> int:
+    """The run of :func:`main` in one process. Under ``torchrun`` every process trains each
+    member together (DistributedDataParallel); the main process alone prepares the data
+    first, scores the draws and writes the outputs."""
+    assert cfg.models is not None and cfg.image_size is not None and cfg.epochs is not None
+    assert cfg.score_data_seeds is not None and cfg.data_seed is not None
     start = time.perf_counter()
-    data_root, data = prepare_data(cfg)
-    device = resolve_device(cfg.device)
-    members = [train_member(cfg, data_root, data, model, size, epochs, device)
+    if context.is_main:
+        start_run_folder(cfg)
+        data_root, data = prepare_data(cfg)
+    context.barrier()
+    if not context.is_main:
+        data_root, data = prepare_data(cfg)  # generated by the main process
+    trained = [train_member(cfg, data_root, data, model, size, epochs, context)
                for model, size, epochs in zip(cfg.models, cfg.image_size, cfg.epochs,
                                               strict=True)]
+    if not context.is_main:
+        return 0
+    members = [m for m in trained if m is not None]
+    device = context.device
     draws = [draw_result(cfg, data, cfg.data_seed, cfg.out, members,
                          [m.logits for m in members], 0.0)
              if seed == cfg.data_seed else score_other_draw(cfg, seed, members, device)
