@@ -473,9 +473,6 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("error: under torchrun every process writes to one run folder: give "
                          "it with --out")
     cfg = resolve_profile(given)
-    assert cfg.out is not None and cfg.models is not None and cfg.data_seed is not None
-    assert cfg.image_size is not None and cfg.epochs is not None
-    assert cfg.score_data_seeds is not None
     commit = git_commit()  # before any table is installed (installing one changes the tree)
     if cfg.export_reference and commit.endswith("+dirty"):
         raise SystemExit("error: --export-reference records the commit that made the tables, "
@@ -493,8 +490,9 @@ def run(cfg: PretrainConfig, argv: list[str] | None, commit: str,
     """The run of :func:`main` in one process. Under ``torchrun`` every process trains each
     member together (DistributedDataParallel); the main process alone prepares the data
     first, scores the draws and writes the outputs."""
-    assert cfg.models is not None and cfg.image_size is not None and cfg.epochs is not None
-    assert cfg.score_data_seeds is not None and cfg.data_seed is not None
+    assert cfg.out is not None and cfg.models is not None and cfg.data_seed is not None
+    assert cfg.image_size is not None and cfg.epochs is not None
+    assert cfg.score_data_seeds is not None
     start = time.perf_counter()
     if context.is_main:
         start_run_folder(cfg)
