@@ -92,7 +92,7 @@ def test_writes_every_file_with_every_method(finished: Path) -> None:
     assert {v for k, v in config["splits"].items() if k != "final_scores"} == {"tune"}
     assert config["sizes"]["n_valid"] == 7 * 20 and config["sizes"]["n_tune"] == [7 * 24] * 3
     assert config["sizes"]["study_sets"] == [0, 0, 1]
-    assert "2 study sets" in text and "table-level 95% CI" in text and "## Per table" in text
+    assert "2 study sets" in text and "seed-level 95% CI" in text and "## Per table" in text
     assert not [p for p in finished.parent.iterdir() if p.name.startswith(".")]
 
 
@@ -220,20 +220,20 @@ def test_per_table_rows_and_table_level_intervals(finished: Path) -> None:
     means = runs.groupby(["method", "table"])["accuracy"].mean()
     got = per_table.set_index(["method", "table"])["accuracy"]
     np.testing.assert_allclose(got.loc[means.index], means)
-    # the table-level interval: a t interval over the three table means
+    # the seed-level interval: a t interval over the three table means
     for method in ("ppo", "stacking"):
         table_means = got.loc[method].to_numpy()
         half = t_dist.ppf(0.975, 2) * table_means.std(ddof=1) / np.sqrt(3)
-        assert frame.loc[method, "accuracy_table_ci_low"] == pytest.approx(
+        assert frame.loc[method, "accuracy_seed_ci_low"] == pytest.approx(
             table_means.mean() - half)
-        assert frame.loc[method, "accuracy_table_ci_high"] == pytest.approx(
+        assert frame.loc[method, "accuracy_seed_ci_high"] == pytest.approx(
             table_means.mean() + half)
         diff = per_table[per_table["method"] == method]["accuracy_vs_uniform"].to_numpy()
         half = t_dist.ppf(0.975, 2) * diff.std(ddof=1) / np.sqrt(3)
-        assert frame.loc[method, "accuracy_vs_uniform_table_ci_high"] == pytest.approx(
+        assert frame.loc[method, "accuracy_vs_uniform_seed_ci_high"] == pytest.approx(
             diff.mean() + half)
-    assert (frame.loc["uniform", ["accuracy_vs_uniform_table_ci_low",
-                                  "accuracy_vs_uniform_table_ci_high"]] == 0).all()
+    assert (frame.loc["uniform", ["accuracy_vs_uniform_seed_ci_low",
+                                  "accuracy_vs_uniform_seed_ci_high"]] == 0).all()
     uniform = per_table[per_table["method"] == "uniform"]
     assert (uniform[["accuracy_vs_uniform", "accuracy_vs_uniform_ci_low",
                      "accuracy_vs_uniform_ci_high"]] == 0).all().all()

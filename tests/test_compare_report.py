@@ -1,4 +1,4 @@
-"""The benchmark report on one table (``experiments.compare``): the table-level interval is not
+"""The benchmark report on one table (``experiments.compare``): the seed-level interval is not
 defined there, and says so with a dash; on several tables it is shown beside the bootstrap's."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from experiments.common.benchmark.report import UNDEFINED, table_ci, to_markdown
+from experiments.common.benchmark.report import UNDEFINED, seed_ci, to_markdown
 from mura_env.constants import BODY_PARTS
 from mura_env.evaluation.statistics import (
     MethodRuns,
@@ -47,10 +47,10 @@ def _report(n_tables: int) -> tuple[pd.DataFrame, str]:
 
 def test_one_table_shows_a_dash_for_the_table_level_interval() -> None:
     frame, text = _report(1)
-    assert frame["accuracy_table_ci_low"].isna().all()
-    assert frame["accuracy_vs_uniform_table_ci_high"].isna().all()
+    assert frame["accuracy_seed_ci_low"].isna().all()
+    assert frame["accuracy_vs_uniform_seed_ci_high"].isna().all()
     row = frame.iloc[0]
-    assert table_ci(row, "accuracy") == UNDEFINED == "\u2014"
+    assert seed_ci(row, "accuracy") == UNDEFINED == "\u2014"
     ppo_line = next(line for line in text.splitlines() if line.startswith("| ppo | agent |"))
     cells = [c.strip() for c in ppo_line.strip("|").split("|")]
     assert cells[3] == UNDEFINED and cells[6] == UNDEFINED  # accuracy, accuracy vs uniform
@@ -63,9 +63,9 @@ def test_several_tables_show_both_intervals_side_by_side() -> None:
     row = frame.set_index("method").loc["ppo"]
     ppo_line = next(line for line in text.splitlines() if line.startswith("| ppo | agent |"))
     cells = [c.strip() for c in ppo_line.strip("|").split("|")]
-    assert cells[3] == f"[{row['accuracy_table_ci_low']:.3f}, {row['accuracy_table_ci_high']:.3f}]"
-    assert cells[6] == (f"[{100 * row['accuracy_vs_uniform_table_ci_low']:+.1f}, "
-                        f"{100 * row['accuracy_vs_uniform_table_ci_high']:+.1f}]")
+    assert cells[3] == f"[{row['accuracy_seed_ci_low']:.3f}, {row['accuracy_seed_ci_high']:.3f}]"
+    assert cells[6] == (f"[{100 * row['accuracy_vs_uniform_seed_ci_low']:+.1f}, "
+                        f"{100 * row['accuracy_vs_uniform_seed_ci_high']:+.1f}]")
     assert "the same in every table" in text
     header = next(line for line in text.splitlines() if line.startswith("| method | t0"))
     assert header == "| method | t0 (seed 0) | t1 (seed 1) | t2 (seed 2) |"

@@ -15,7 +15,7 @@ from test_benchmark import STANDIN, standin_table
 
 import experiments.attach_reader.__main__ as attach_reader
 import experiments.defer.__main__ as defer
-from experiments.defer.report import coverage_area
+from experiments.defer.report import COST_ZERO_NOTE, coverage_area, headline_cost
 from mura_env.constants import BODY_PARTS
 from mura_env.logits import LogitsTable
 from mura_env.readers import DEFAULT_SHARING, READER_PROFILES, SimulatedReader
@@ -125,7 +125,7 @@ def test_reader_figures_and_the_sensitivity_study(finished: Path) -> None:
     # the classical method was picked on tune: the best out-of-fold tune team accuracy at the
     # tables' own sharing
     frame = pd.read_csv(finished / "defer.csv")
-    own_rows = frame[(frame["reader"] == "radiologist_3") & (frame["cost"] == 0.0)
+    own_rows = frame[(frame["reader"] == "radiologist_3") & (frame["cost"] == config["cost"])
                      & (frame["sharing"] == DEFAULT_SHARING) & (frame["kind"] == "baseline")
                      & ~frame["method"].str.contains("@")
                      & ~frame["method"].isin(["always_defer", "never_defer"])]
@@ -134,9 +134,10 @@ def test_reader_figures_and_the_sensitivity_study(finished: Path) -> None:
     alone = sensitivity[sensitivity["method"] == "always_defer"]["accuracy"]
     assert alone.max() - alone.min() < 0.1
     text = (finished / "defer.md").read_text()
-    for heading in ("## The readers", "## Every reader at cost 0",
+    for heading in ("## The readers", "## Every reader at cost 0.2",
                     "## Sensitivity to shared difficulty", "## Reader `radiologist_1`"):
         assert heading in text, heading
+    assert COST_ZERO_NOTE in text  # the quick grid has cost 0: its rates are not findings
 
 
 def test_the_sensitivity_study_runs_the_tables_own_reads_at_its_cost(tables: list[Path]) -> None:
@@ -152,13 +153,20 @@ def test_the_sensitivity_study_runs_the_tables_own_reads_at_its_cost(tables: lis
     np.testing.assert_array_equal(extended[3].reads("radiologist_1"),
                                   loaded[0].reads("radiologist_1"))
     jobs = defer.make_jobs(cfg, 3, list(READERS), variants)
-    at_zero = {(j.table, j.reader) for j in jobs if j.cost == 0.0}
-    assert {(t, "radiologist_3") for t in range(9)} == at_zero  # own reads included
+    at_study_cost = {(j.table, j.reader) for j in jobs if j.cost == cfg.sensitivity_cost}
+    assert {(t, "radiologist_3") for t in range(9)} == at_study_cost  # own reads included
     skipped, same = defer.sensitivity_variants(replace(cfg, readers=("radiologist_1",)), loaded)
     assert "not among the readers" in skipped.skipped and len(same) == 3
     bare = [standin_table(0)]
     none, _ = defer.sensitivity_variants(cfg, bare)
     assert none.skipped
+
+
+def test_the_headline_quotes_the_smallest_positive_cost() -> None:
+    assert headline_cost([0.0, 0.005, 0.01, 0.3]) == 0.005
+    assert headline_cost([0.2, 0.1]) == 0.1
+    assert headline_cost([0.0]) == 0.0
+    assert {0.005, 0.01} <= set(defer.DeferConfig().costs) and 0.0 in defer.DeferConfig().costs
 
 
 def test_intervals_and_comparisons_are_consistent(finished: Path) -> None:
@@ -208,10 +216,10 @@ def test_per_table_rows_and_table_level_intervals(finished: Path) -> None:
         row = frame.set_index(scenario).loc[key]
         values = rows.sort_values("table")["accuracy"].to_numpy()
         half = t_dist.ppf(0.975, 2) * values.std(ddof=1) / np.sqrt(3)
-        assert row["accuracy_table_ci_low"] == pytest.approx(values.mean() - half)
-        assert row["accuracy_table_ci_high"] == pytest.approx(values.mean() + half)
+        assert row["accuracy_seed_ci_low"] == pytest.approx(values.mean() - half)
+        assert row["accuracy_seed_ci_high"] == pytest.approx(values.mean() + half)
     text = (finished / "defer.md").read_text()
-    assert "## Per table" in text and "table-level 95% CI" in text
+    assert "## Per table" in text and "seed-level 95% CI" in text
     assert "t2 (seed 2, data 1)" in text and "Neither interval covers" in text
 
 

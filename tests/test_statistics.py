@@ -1,18 +1,20 @@
-"""mura_env.evaluation.statistics: percentile intervals, the joint bootstrap over runs and studies
-(one study set, or several from different data draws), paired differences, the table-level t
-interval, per-table figures, the probability of improvement and the stacking of runs."""
+"""mura_env.evaluation.statistics: percentile intervals, the joint bootstrap over the design
+(backbone seeds crossed with data draws, agent seeds nested, distinct studies shared within a
+draw), its invariances (a copy of a table, a study shown twice), paired differences, the
+seed-level t interval, per-table figures, the probability of improvement and the stacking of
+runs."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import pytest
 from rliable import metrics as rliable_metrics
 from scipy import stats as scipy_stats
 
 from mura_env.constants import BODY_PARTS
-from mura_env.evaluation.resampled_metrics import weighted_metrics
 from mura_env.evaluation.statistics import (
     MethodRuns,
     ValidSets,
@@ -62,7 +64,7 @@ def test_summarise_reports_95_percent_percentile_intervals_of_the_pooled_draws()
     valid = ValidSets.shared(labels, parts, 2)
     resample = draw_resamples(valid, 3, 500, seed=4)
     row = summarise([method], valid, resample, []).iloc[0]
-    values = run_metrics(valid, method, resample.counts)
+    values = run_metrics(valid, method, resample)
     for key in ("accuracy", "kappa", "kappa_WRIST"):
         point, draws = pooled(values[key], resample)
         assert row[key] == point
@@ -84,8 +86,8 @@ def test_studies_are_resampled_jointly_across_runs() -> None:
     method = _method("mirror", runs[:, None, :], labels)
     valid = ValidSets.shared(labels, parts, 2)
     resample = draw_resamples(valid, 1, 300, seed=1)
-    _, draws = pooled(run_metrics(valid, method, resample.counts)["accuracy"], resample)
-    both = np.sort(resample.tables, axis=1).tolist()
+    _, draws = pooled(run_metrics(valid, method, resample)["accuracy"], resample)
+    both = np.sort(resample.seed_slots, axis=1).tolist()
     one_each = np.array([b == [0, 1] for b in both])
     assert one_each.sum() > 50
     assert np.allclose(draws[one_each], 0.5)
@@ -168,76 +170,139 @@ def test_method_runs_stacks_every_table_and_seed_in_the_first_tables_order() -> 
         method_runs(runs[1:], orders, ("prediction", "score"))
 
 
-# --- tables from several data draws, the table-level interval, per-table figures ---------
+# --- tables from several data draws, the seed-level interval, per-table figures ---------
 
 
 def _two_draws(n: int = 70, seed: int = 5) -> ValidSets:
-    """Four tables: 0 and 2 from data draw 0, 1 and 3 from draw 1 (other labels, other body
-    part order, the same size and per-part counts)."""
+    """Four tables, backbone seeds 0 and 1 crossed with data draws 0 and 1: tables 0 and 2
+    from draw 0, 1 and 3 from draw 1 (other labels, other body part order, the same size and
+    per-part counts); tables 0 and 1 from seed 0, 2 and 3 from seed 1."""
     rng = np.random.default_rng(seed)
     parts0 = np.array([BODY_PARTS[i % 7] for i in range(n)], dtype=object)
     parts1 = rng.permutation(parts0)
     labels0, labels1 = rng.integers(0, 2, n), rng.integers(0, 2, n)
     return ValidSets(np.stack([labels0, labels1, labels0, labels1]),
-                     np.stack([parts0, parts1, parts0, parts1]), np.array([0, 1, 0, 1]))
+                     np.stack([parts0, parts1, parts0, parts1]), np.array([0, 1, 0, 1]),
+                     backbone_seed=np.array([0, 0, 1, 1]))
 
 
-def _old_draw_resamples(body_parts: np.ndarray, n_tables: int, n_seeds: int,
-                        n_bootstrap: int, seed: int) -> tuple[np.ndarray, ...]:
-    """The single-set bootstrap before study sets (a copy of the former code)."""
-    rng = np.random.default_rng(seed)
-    parts = np.asarray(body_parts, dtype=object)
-    counts = np.zeros((n_bootstrap, len(parts)))
-    offsets = (np.arange(n_bootstrap) * len(parts))[:, None]
-    for part in BODY_PARTS:
-        rows = np.flatnonzero(parts == part)
-        if len(rows):
-            idx = rows[rng.integers(0, len(rows), size=(n_bootstrap, len(rows)))]
-            counts += np.bincount((idx + offsets).ravel(),
-                                  minlength=counts.size).reshape(counts.shape)
-    tables = rng.integers(0, n_tables, size=(n_bootstrap, n_tables))
-    seeds = rng.integers(0, n_seeds, size=(n_bootstrap, n_tables, n_seeds))
-    return counts, tables, seeds
-
-
-def test_one_study_set_gives_the_former_draws_and_metrics() -> None:
+def test_a_draw_averages_the_drawn_cells_of_backbone_seed_x_data_draw() -> None:
+    # 3 backbone seeds x 2 data draws, one table per cell; every figure written out draw by
+    # draw from the resample's slots, cell seeds and study counts
     rng = np.random.default_rng(11)
-    parts = np.array([BODY_PARTS[i % 6] for i in range(90)], dtype=object)
-    labels = rng.integers(0, 2, 90)
-    valid = ValidSets.shared(labels, parts, 3)
+    n = 63
+    parts = np.array([BODY_PARTS[i % 7] for i in range(n)], dtype=object)
+    labels = [rng.integers(0, 2, n), rng.integers(0, 2, n)]
+    cells = [(u, g) for u in range(3) for g in range(2)]
+    valid = ValidSets(np.stack([labels[g] for _, g in cells]), np.tile(parts, (6, 1)),
+                      np.array([g for _, g in cells]),
+                      backbone_seed=np.array([10 * u for u, _ in cells]))
+    assert (valid.n_seeds, valid.n_sets, valid.seed_unit.tolist()) == (3, 2, [0, 0, 1, 1, 2, 2])
     resample = draw_resamples(valid, 2, 200, seed=9)
-    counts, tables, seeds = _old_draw_resamples(parts, 3, 2, 200, seed=9)
-    assert np.array_equal(resample.counts[:, 0], counts)
-    assert np.array_equal(resample.tables, tables) and np.array_equal(resample.seeds, seeds)
-    pred = np.where(rng.random((3, 2, 90)) < 0.7, labels, 1 - labels)
-    method = _method("m", pred, labels)
-    values = run_metrics(valid, method, resample.counts)
-    # the former run_metrics: every run scored on the one set of weights
-    weights = np.vstack([np.ones((1, 90)), counts])
-    for t, s in np.ndindex(3, 2):
-        former = weighted_metrics(labels, pred[t, s], weights, method.probabilities[t, s])
-        for key, v in former.items():
-            assert np.array_equal(values[key][t, s], v, equal_nan=True), key
-        rows = parts == "ELBOW"
-        former_part = weighted_metrics(labels[rows], pred[t, s][rows], weights[:, rows])
-        assert np.array_equal(values["kappa_ELBOW"][t, s], former_part["kappa"])
-    assert "kappa_WRIST" not in values  # no WRIST study here
-    # the former pooled accuracy, written out draw by draw
-    correct = (pred == labels).astype(float)
-    expected = np.array([np.mean([correct[tables[b, j], seeds[b, j, k]] @ counts[b] / 90
-                                  for j in range(3) for k in range(2)]) for b in range(200)])
-    point, draws = pooled(values["accuracy"], resample)
+    assert resample.seed_slots.shape == (200, 3) and resample.draw_slots.shape == (200, 2)
+    assert resample.seeds.shape == (200, 3, 2, 2)
+    pred = np.where(rng.random((6, 2, n)) < 0.7, valid.labels[:, None, :],
+                    1 - valid.labels[:, None, :])
+    method = _method("m", pred, valid.labels[:, None, :])
+    correct = (pred == valid.labels[:, None, :]).astype(float)
+    point, draws = pooled(run_metrics(valid, method, resample)["accuracy"], resample)
+    table = {cell: t for t, cell in enumerate(cells)}
+    expected = []
+    for b in range(200):
+        values = []
+        for u in resample.seed_slots[b]:
+            for g in resample.draw_slots[b]:
+                t = table[int(u), int(g)]
+                values.append(np.mean([correct[t, s] @ resample.counts[b, g] / n
+                                       for s in resample.seeds[b, u, g]]))
+        expected.append(np.mean(values))
     np.testing.assert_allclose(draws, expected, rtol=1e-12)
     assert point == pytest.approx(correct.mean(), rel=1e-12)
+    # both factors are resampled: some draws repeat a seed, some repeat a data draw
+    assert (np.ptp(resample.seed_slots, axis=1) < 2).any()
+    assert (resample.draw_slots[:, 0] == resample.draw_slots[:, 1]).any()
+
+
+def test_an_exact_copy_of_a_table_leaves_every_interval_unchanged() -> None:
+    rng = np.random.default_rng(21)
+    n = 70
+    valid = _two_draws(n)
+    agent = np.where(rng.random((4, 3, n)) < 0.75, valid.labels[:, None, :],
+                     1 - valid.labels[:, None, :])
+    fixed = np.where(rng.random((4, 1, n)) < 0.7, valid.labels[:, None, :],
+                     1 - valid.labels[:, None, :])
+
+    def frames(tables: list[int]) -> tuple[pd.DataFrame, pd.DataFrame]:
+        design = ValidSets(valid.labels[tables], valid.body_parts[tables],
+                           valid.study_set[tables], backbone_seed=valid.backbone_seed[tables])
+        methods = [MethodRuns("agent", "agent", agent[tables], agent[tables] + 0.1),
+                   MethodRuns("fixed", "baseline", fixed[tables], fixed[tables] + 0.2)]
+        resample = draw_resamples(design, 3, 300, seed=4)
+        return (summarise(methods, design, resample, ["fixed"]),
+                summarise_tables(methods, design, resample, ["fixed"]))
+
+    once, once_tables = frames([0, 1, 2, 3])
+    twice, twice_tables = frames([0, 1, 2, 3, 2])  # table 2 again: same seed, same draw
+    columns = [c for c in once if c not in ("method", "kind", "n_runs")]
+    assert any(c.endswith("_seed_ci_low") for c in columns)
+    pd.testing.assert_frame_equal(once[columns], twice[columns], rtol=1e-12)
+    pd.testing.assert_frame_equal(once_tables, twice_tables[twice_tables["table"] < 4]
+                                  .reset_index(drop=True), rtol=1e-12)
+
+
+def test_a_cell_whose_shifts_repeat_studies_gets_the_interval_of_its_distinct_studies() -> None:
+    rng = np.random.default_rng(22)
+    n = 84
+    parts = np.array([BODY_PARTS[i % 7] for i in range(n)], dtype=object)
+    labels = rng.integers(0, 2, n)
+    pred = np.where(rng.random((1, 2, n)) < 0.75, labels, 1 - labels)
+    ref = np.where(rng.random((1, 1, n)) < 0.7, labels, 1 - labels)
+    shown = rng.permutation(np.tile(np.arange(n), 2))  # every study shown twice, shuffled
+
+    def summary(positions: np.ndarray, ids: np.ndarray | None) -> pd.Series:
+        design = ValidSets(labels[positions][None], parts[positions][None],
+                           np.zeros(1, dtype=np.int64),
+                           study_ids=None if ids is None else ids[None])
+        methods = [MethodRuns("agent", "agent", pred[..., positions],
+                              pred[..., positions].astype(float)),
+                   MethodRuns("rule", "baseline", ref[..., positions],
+                              ref[..., positions].astype(float))]
+        return summarise(methods, design, draw_resamples(design, 2, 400, seed=5),
+                         ["rule"]).set_index("method").loc["agent"]
+
+    distinct = summary(np.arange(n), None)
+    repeated = summary(shown, shown)  # positions named by their study
+    as_if_independent = summary(shown, None)  # each position taken for its own study
+    for key in ("accuracy", "kappa", "accuracy_vs_rule"):
+        for end in ("", "_ci_low", "_ci_high"):
+            assert repeated[key + end] == pytest.approx(distinct[key + end], rel=1e-9)
+    width = lambda row: row["accuracy_vs_rule_ci_high"] - row["accuracy_vs_rule_ci_low"]  # noqa: E731
+    assert width(as_if_independent) < 0.85 * width(distinct)
+
+
+def test_valid_sets_names_studies_within_a_set_and_checks_them() -> None:
+    parts = np.array(["HAND", "WRIST", "HAND"], dtype=object)
+    valid = ValidSets(np.array([[1, 0, 1], [0, 1, 0]]), np.stack([parts, parts[[1, 0, 1]]]),
+                      np.array([0, 0]), study_ids=np.array([["a", "b", "a"], ["b", "a", "b"]]))
+    assert valid.study_index.tolist() == [[0, 1, 0], [1, 0, 1]]
+    assert valid.set_parts[0].tolist() == ["HAND", "WRIST"]
+    resample = draw_resamples(valid, 1, 20, seed=0)
+    np.testing.assert_array_equal(resample.table_counts(1), resample.counts[:, 0][:, [1, 0, 1]])
+    with pytest.raises(ValueError, match="more than one body part"):
+        ValidSets(np.zeros((1, 2)), np.array([["HAND", "WRIST"]], dtype=object), np.zeros(1),
+                  study_ids=np.array([["a", "a"]]))
+    with pytest.raises(ValueError, match="more than one label"):
+        ValidSets(np.array([[0, 1]]), np.array([["HAND", "HAND"]], dtype=object), np.zeros(1),
+                  study_ids=np.array([["a", "a"]]))
 
 
 def test_each_study_set_is_resampled_on_its_own_and_shared_by_its_tables() -> None:
     valid = _two_draws()
     assert (valid.n_tables, valid.n_sets, valid.n_studies) == (4, 2, 70)
-    assert valid.first_tables() == [0, 1]
+    assert (valid.n_seeds, valid.seed_unit.tolist()) == (2, [0, 0, 1, 1])
     resample = draw_resamples(valid, 3, 400, seed=2)
     assert resample.counts.shape == (400, 2, 70)
-    for g, t in enumerate(valid.first_tables()):
+    for g, t in enumerate([0, 1]):
         parts = valid.body_parts[t]
         for part in BODY_PARTS:
             rows = parts == part
@@ -255,7 +320,7 @@ def test_each_study_set_is_resampled_on_its_own_and_shared_by_its_tables() -> No
     answers = rng.integers(0, 2, 70)
     pred = np.tile(answers, (4, 1, 1))
     method = MethodRuns("same", "baseline", pred, pred.astype(float))
-    acc = run_metrics(valid, method, resample.counts)["accuracy"]
+    acc = run_metrics(valid, method, resample)["accuracy"]
     np.testing.assert_array_equal(acc[0], acc[2])
     np.testing.assert_array_equal(acc[1], acc[3])
     for t in range(4):
@@ -278,8 +343,8 @@ def test_a_copy_of_the_reference_differs_by_exactly_zero_across_study_sets() -> 
         "method").loc["copy"]
     for metric in ("accuracy", "kappa"):
         key = f"{metric}_vs_ref"
-        assert copy[[key, f"{key}_ci_low", f"{key}_ci_high", f"{key}_table_ci_low",
-                     f"{key}_table_ci_high"]].tolist() == [0.0] * 5
+        assert copy[[key, f"{key}_ci_low", f"{key}_ci_high", f"{key}_seed_ci_low",
+                     f"{key}_seed_ci_high"]].tolist() == [0.0] * 5
         for name in ("ref", "copy"):
             draws = pooled(metrics[name][metric], resample)[1]
             assert np.ptp(draws) > 0  # the figures themselves do vary
@@ -309,17 +374,17 @@ def test_table_level_interval_is_the_t_interval_of_the_table_means() -> None:
         half = crit * means.std(ddof=1) / 2  # sqrt(4) tables
         row = frame.loc[name]
         assert row["accuracy"] == pytest.approx(means.mean(), rel=1e-12)
-        assert row["accuracy_table_ci_low"] == pytest.approx(means.mean() - half, rel=1e-12)
-        assert row["accuracy_table_ci_high"] == pytest.approx(means.mean() + half, rel=1e-12)
+        assert row["accuracy_seed_ci_low"] == pytest.approx(means.mean() - half, rel=1e-12)
+        assert row["accuracy_seed_ci_high"] == pytest.approx(means.mean() + half, rel=1e-12)
     diff = agent_means - fixed_means
     half = crit * diff.std(ddof=1) / 2
     row = frame.loc["agent"]
-    assert row["accuracy_vs_fixed_table_ci_low"] == pytest.approx(diff.mean() - half, rel=1e-12)
-    assert row["accuracy_vs_fixed_table_ci_high"] == pytest.approx(diff.mean() + half,
+    assert row["accuracy_vs_fixed_seed_ci_low"] == pytest.approx(diff.mean() - half, rel=1e-12)
+    assert row["accuracy_vs_fixed_seed_ci_high"] == pytest.approx(diff.mean() + half,
                                                                    rel=1e-12)
     for key in ("kappa", "auroc", "sensitivity", "specificity", "kappa_vs_fixed"):
-        assert row[f"{key}_table_ci_low"] <= row[key] <= row[f"{key}_table_ci_high"]
-    assert "kappa_WRIST_table_ci_low" not in frame and "poi_vs_fixed_table_ci_low" not in frame
+        assert row[f"{key}_seed_ci_low"] <= row[key] <= row[f"{key}_seed_ci_high"]
+    assert "kappa_WRIST_seed_ci_low" not in frame and "poi_vs_fixed_seed_ci_low" not in frame
     assert t_interval(np.array([0.5, 0.7]), 0.9) == pytest.approx(
         (0.6 - scipy_stats.t.ppf(0.95, 1) * 0.1, 0.6 + scipy_stats.t.ppf(0.95, 1) * 0.1))
 
@@ -333,7 +398,7 @@ def test_table_level_interval_is_nan_with_one_table() -> None:
     methods = [_method("a", pred, labels), _method("b", 1 - pred, labels)]
     row = summarise(methods, valid, draw_resamples(valid, 2, 50, seed=1), ["b"]).iloc[0]
     for key in ("accuracy", "kappa", "accuracy_vs_b", "kappa_vs_b"):
-        assert np.isnan(row[f"{key}_table_ci_low"]) and np.isnan(row[f"{key}_table_ci_high"])
+        assert np.isnan(row[f"{key}_seed_ci_low"]) and np.isnan(row[f"{key}_seed_ci_high"])
         assert np.isfinite(row[f"{key}_ci_low"])
     assert np.isnan(t_interval(np.array([0.5]))).all()
     assert np.isnan(t_interval(np.array([0.5, np.nan, 0.7]))).all()
@@ -357,7 +422,7 @@ def test_per_table_figures_resample_only_that_tables_seeds_and_studies() -> None
     for t in range(4):
         row = frame[(frame["method"] == "agent") & (frame["table"] == t)].iloc[0]
         counts = resample.table_counts(t)  # [B, n]
-        seeds = resample.seeds[:, t, :]  # [B, S]
+        seeds = resample.table_seeds(t, 3)  # [B, S]: the seeds of its cell
         draws = np.array([np.mean([correct[t, s] @ counts[b] / 70 for s in seeds[b]])
                           for b in range(300)])
         ref_draws = ref_correct[t, 0] @ counts.T / 70

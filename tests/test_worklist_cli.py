@@ -85,3 +85,29 @@ def test_capacity_used_counts_the_reads_the_env_grants() -> None:
     frame = worklist.reader_frame([run], ("radiologist_1",), shift_size)
     assert frame["reads_per_shift"].tolist() == [3.0]
     assert frame["capacity_used"].tolist() == [1.0]
+
+
+def test_shift_positions_are_resampled_as_the_studies_of_each_data_draw(tmp_path: Path) -> None:
+    paths = [standin_table(t, draw=d).save(tmp_path / f"t{t}.parquet") for t, d in STANDIN]
+    sources = worklist.load_tables(paths)
+    design = worklist.WorklistDesign.of(sources)
+    assert design.study_set.tolist() == [0, 0, 1]  # tables 0 and 1 share their draw
+    rng = np.random.default_rng(0)
+
+    def run(table: int, rows: np.ndarray) -> SimpleNamespace:
+        valid = sources[table].table.select(split="valid").studies
+        parts = valid["body_part"].map(
+            {p: i for i, p in enumerate(worklist.BODY_PARTS)}).to_numpy()
+        return SimpleNamespace(table=table, study_index=rows,
+                               label=valid["label"].to_numpy()[rows], body_part_index=parts[rows])
+
+    n_valid = len(design.study_ids[0])
+    shown = rng.integers(0, n_valid, 60)  # a shift draws studies with repeats
+    # table 1 lists the same studies in another order: its rows point at the same studies
+    order = {s: i for i, s in enumerate(design.study_ids[1])}
+    runs = [run(0, shown), run(1, np.array([order[s] for s in design.study_ids[0][shown]])),
+            run(2, shown)]
+    valid = worklist.cell_valid(runs, design)
+    assert valid.n_sets == 2
+    np.testing.assert_array_equal(valid.study_index[0], valid.study_index[1])
+    assert len(valid.set_parts[0]) == len(np.unique(shown))  # distinct studies, not positions

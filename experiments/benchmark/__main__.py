@@ -10,8 +10,9 @@ answers each ``valid`` study once. Valid is read for those final answers only. T
 synthetic data draw share their valid studies; tables of different draws have as many, other
 ones (:func:`experiments.common.tables.valid_sets`). Statistics:
 :mod:`mura_env.evaluation.statistics`
-(tables, seeds and studies resampled jointly, studies within each data draw; a table-level
-Student-t interval over the tables' means; rliable's probability of improvement); settings,
+(backbone seeds and data draws resampled as crossed factors, agent seeds within each table
+and distinct studies within each data draw, jointly; a seed-level Student-t interval over the
+backbone seeds' means; rliable's probability of improvement); settings,
 budgets and jobs: :mod:`experiments.common.benchmark.config`; the run:
 :mod:`experiments.common.benchmark.pipeline`; report:
 :mod:`experiments.common.benchmark.report`.
@@ -19,7 +20,7 @@ budgets and jobs: :mod:`experiments.common.benchmark.config`; the run:
 Writes into ``--out`` (default ``runs/benchmark/<time>``), all at once (everything is made in
 a hidden folder beside it, renamed at the end; a failure leaves nothing): ``benchmark.md``,
 ``benchmark.csv`` (one row per method, every figure with its 95% interval and, for the main
-figures and differences, the table-level interval), ``per_table.csv`` (one row per method x
+figures and differences, the seed-level interval), ``per_table.csv`` (one row per method x
 table: accuracy, kappa and the differences from uniform and stacking with 95% intervals over
 that table's seeds and studies; the table's label, backbone seed and data seed), ``runs.csv``
 (valid scores per table x seed x method), ``curves.csv`` (the agents' tune curves),

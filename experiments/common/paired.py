@@ -1,7 +1,8 @@
 """Scores and paired differences of classifiers answering the same valid studies on several
 tables (one per backbone seed), with the project's statistics
 (:mod:`mura_env.evaluation.statistics`):
-the joint bootstrap over tables, seeds and studies, and the table-level Student-t interval.
+the joint bootstrap over backbone seeds, agent seeds and studies, and the seed-level Student-t
+interval.
 
 What ``experiments.retrain_study`` and ``experiments.part_attention`` report: a "method" is
 anything that answers the valid studies (a member, an ensemble of retrained members); table
@@ -29,7 +30,7 @@ from mura_env.evaluation.statistics import (
     interval,
     method_metrics,
     pooled,
-    t_interval,
+    seed_interval,
     table_means,
 )
 from mura_env.logits import LogitsTable
@@ -74,10 +75,11 @@ def paired_report(methods: Sequence[MethodRuns], valid: ValidSets,
 
     Returns:
         ``scores``: one row per (method, key): ``method``, ``figure``, ``value`` (mean over the
-        runs), ``ci_low``/``ci_high`` (joint bootstrap), ``table_ci_low``/``table_ci_high``
-        (t interval over the table means) and ``per_table`` (the table means, ``;``-joined);
-        ``differences``: one row per (pair, key): ``method``, ``reference``, ``figure``,
-        ``difference`` with the same intervals and ``per_table`` (paired per-table means).
+        runs), ``ci_low``/``ci_high`` (joint bootstrap), ``seed_ci_low``/``seed_ci_high``
+        (t interval over the backbone seeds' means) and ``per_table`` (the table means,
+        ``;``-joined); ``differences``: one row per (pair, key): ``method``, ``reference``,
+        ``figure``, ``difference`` with the same intervals and ``per_table`` (paired
+        per-table means).
     """
     n_seeds = max(m.predictions.shape[1] for m in methods)
     resample = draw_resamples(valid, n_seeds, n_bootstrap, seed)
@@ -88,7 +90,7 @@ def paired_report(methods: Sequence[MethodRuns], valid: ValidSets,
             point, draws = pooled(per_run[m.name][key], resample)
             means = table_means(per_run[m.name][key])
             rows.append(_row({"method": m.name, "figure": key, "value": point}, draws, means,
-                             confidence))
+                             valid, confidence))
     diffs: list[dict[str, Any]] = []
     for name, ref in pairs:
         for key in keys:
@@ -96,14 +98,14 @@ def paired_report(methods: Sequence[MethodRuns], valid: ValidSets,
                                       pooled(per_run[ref][key], resample))
             means = table_means(per_run[name][key]) - table_means(per_run[ref][key])
             diffs.append(_row({"method": name, "reference": ref, "figure": key,
-                               "difference": point}, draws, means, confidence))
+                               "difference": point}, draws, means, valid, confidence))
     return pd.DataFrame(rows), pd.DataFrame(diffs)
 
 
-def _row(row: dict[str, Any], draws: np.ndarray, means: np.ndarray,
+def _row(row: dict[str, Any], draws: np.ndarray, means: np.ndarray, valid: ValidSets,
          confidence: float) -> dict[str, Any]:
     row["ci_low"], row["ci_high"] = interval(draws, confidence)
-    row["table_ci_low"], row["table_ci_high"] = t_interval(means, confidence)
+    row["seed_ci_low"], row["seed_ci_high"] = seed_interval(means, valid, confidence)
     row["per_table"] = ";".join(f"{v:.4f}" for v in means)
     return row
 

@@ -1,7 +1,9 @@
 """The logits tables a pooled experiment compares (the shipped reference tables by default),
 loaded and checked: every table needs tune and valid studies with known logits and the same
 number of valid studies. Tables of one synthetic data draw share their valid studies (a study
-set: runs on them pair study by study); tables of different draws have their own."""
+set: runs on them pair study by study); tables of different draws have their own. Tables made
+by one backbone training (the same member checkpoints) share its backbone seed: the two
+factors the statistics cross (:class:`mura_env.evaluation.statistics.ValidSets`)."""
 
 from __future__ import annotations
 
@@ -74,12 +76,25 @@ class AlignedValid:
         return self.sets.n_studies
 
 
+def backbone_key(table: LogitsTable, position: int) -> str:
+    """Which backbone training made ``table``: the sha256 digests of its members' checkpoints
+    (the ``checkpoint_sha256`` of each model config, as pretraining writes them), so the
+    tables one training scores on several data draws share the key; a table without them is
+    its own training (``"table <position>"``)."""
+    digests = [table.model_configs.get(m, {}).get("checkpoint_sha256")
+               for m in table.model_names]
+    if all(isinstance(d, str) and d for d in digests):
+        return "checkpoints " + " ".join(digests)
+    return f"table {position}"
+
+
 def valid_sets(sources: Sequence[TableSource]) -> AlignedValid:
-    """Check the tables and group them by their valid studies.
+    """Check the tables and group them by their valid studies and their backbone training.
 
     A study set is identified by the set of ``(study_id, label, body_part)`` of a table's valid
     rows: tables of one synthetic data draw share theirs (their runs pair study by study),
-    tables of different draws have their own (set numbers in first-seen order).
+    tables of different draws have their own (set numbers in first-seen order). A table's
+    backbone seed is :func:`backbone_key`.
 
     Raises:
         TableSetError: a table without tune or valid studies, with hidden (NaN) logits, with a
@@ -116,7 +131,9 @@ def valid_sets(sources: Sequence[TableSource]) -> AlignedValid:
     aligned = [firsts[g][1] for g in study_set]
     sets = ValidSets(np.stack([v["label"].to_numpy(np.int64) for v in aligned]),
                      np.stack([v["body_part"].to_numpy(object) for v in aligned]),
-                     np.asarray(study_set, dtype=np.int64))
+                     np.asarray(study_set, dtype=np.int64),
+                     backbone_seed=np.array([backbone_key(s.table, i)
+                                             for i, s in enumerate(sources)], dtype=object))
     return AlignedValid(sets, tuple(orders))
 
 

@@ -13,7 +13,7 @@ the valid studies jointly (:mod:`mura_env.evaluation.statistics`). Nothing is tu
 
 Writes into ``--out`` (default ``runs/compare/<time>``), all at once: ``benchmark.md``,
 ``benchmark.csv`` (one row per method, every figure with its 95% interval, differences from
-uniform and stacking, probability of improvement; the table-level intervals are NaN with one
+uniform and stacking, probability of improvement; the seed-level intervals are NaN with one
 table), ``per_table.csv`` (one row per method), ``runs.csv`` (one row per seed x method),
 ``curves.csv`` (the agents' tune curves), ``config.json``, the PNG plots and
 ``agents/table0_<algo>_seed<s>/`` (the agent runs, see ``train_agent``).

@@ -2,7 +2,8 @@
 of deferral costs, for every reader, on every reference table; and how the answer moves when the
 reader's errors share the ensemble's hard cases.
 
-``python -m experiments.defer [--tables PATH ...] [--costs 0 0.05 0.1 0.2 0.3] [--readers ID ...]
+``python -m experiments.defer [--tables PATH ...] [--costs 0 0.005 0.01 0.05 0.1 0.2 0.3]
+[--readers ID ...]
 [--sharing 0 0.4 0.7 0.9] [--seeds 3] [--out DIR] [--quick]``
 
 For each table (default: every shipped reference table; each carries the three simulated
@@ -18,16 +19,16 @@ least sure studies, as many on tune as the agent (``global_threshold@<agent>``).
 
 **Sensitivity to shared difficulty** (``--no-sensitivity`` skips it). For
 ``--sensitivity-reader`` (default radiologist 3; it must be one of the readers analysed) at
-``--sensitivity-cost`` (default 0), the reads are made again at each ``--sharing`` value (same
+``--sensitivity-cost`` (default 0.005), the reads are made again at each ``--sharing`` value (same
 reader, same per-part kappas; 0 = errors independent of the ensemble's) and every method runs
 again; the classical method shown is the one with the best *tune* team accuracy at the
 tables' own sharing (on the out-of-fold predictions its rule was fitted on), beside the RL
 agents. Tables without a ``difficulty`` column (real MURA) skip it.
 
-Statistics: per reader, sharing and cost, :func:`mura_env.evaluation.statistics.summarise` (tables,
-    seeds
-and valid studies resampled jointly, studies within each data draw; percentile 95% intervals; a
-table-level Student-t interval over the tables' means) and
+Statistics: per reader, sharing and cost, :func:`mura_env.evaluation.statistics.summarise`
+(backbone seeds and data draws resampled as crossed factors, agent seeds and the valid studies
+of each draw jointly; percentile 95% intervals; a seed-level Student-t interval over the
+backbone seeds' means) and
 :func:`~mura_env.evaluation.statistics.summarise_tables` (each table on its own). Report:
 :mod:`experiments.defer.report`. Writes into ``--out`` (default ``runs/defer/<time>``), all at once
 (a hidden folder renamed at the end): ``defer.md``, ``defer.csv`` (one row per reader, sharing, cost
@@ -89,7 +90,8 @@ SPLIT_USE = {"fit_and_train": "tune (classical rules: on out-of-fold tune predic
                                    "tune team accuracy at the tables' own sharing)",
              "scores": "valid"}
 #: What ``--quick`` sets: a smoke test of the whole pipeline, not a result.
-QUICK_SETTINGS = {"costs": (0.0, 0.2), "seeds": 2, "n_bootstrap": 100, "sharing": (0.0, 0.9)}
+QUICK_SETTINGS = {"costs": (0.0, 0.2), "seeds": 2, "n_bootstrap": 100, "sharing": (0.0, 0.9),
+                  "sensitivity_cost": 0.0}
 #: ``--quick`` budgets (``--steps`` still overrides them), and that of any other agent.
 QUICK_STEPS = {"softmax-pg": 8192, "ppo": 1024}
 QUICK_OTHER_STEPS = 1024
@@ -108,8 +110,9 @@ class DeferConfig(BudgetOptions, PooledRunOptions):
 
     tables: tuple[Path, ...] | None = field(default=None, metadata={
         "help": "logits tables with reader columns (default: the shipped reference tables)"})
-    costs: tuple[float, ...] = field(default=(0.0, 0.05, 0.1, 0.2, 0.3), metadata={
-        "help": "deferral costs (reward given up per deferred study)"})
+    costs: tuple[float, ...] = field(default=(0.0, 0.005, 0.01, 0.05, 0.1, 0.2, 0.3), metadata={
+        "help": "deferral costs (reward given up per deferred study); at 0 the deferral rate "
+                "is not determined by the task, the small costs 0.005 and 0.01 determine it"})
     readers: tuple[str, ...] | None = field(default=None, metadata={
         "help": "reader ids (columns reader_<id>) to hand deferred studies to, one analysis "
                 "each (default: every reader the tables share)"})
@@ -123,7 +126,7 @@ class DeferConfig(BudgetOptions, PooledRunOptions):
                 "reads made again at each)"})
     sensitivity_reader: str = field(default=DEFAULT_READER, metadata={
         "help": "the simulated reader of the sensitivity study"})
-    sensitivity_cost: float = field(default=0.0, metadata={
+    sensitivity_cost: float = field(default=0.005, metadata={
         "help": "the deferral cost of the sensitivity study"})
     out: Path | None = field(default=None, metadata={
         "help": "output folder, must not exist yet (default runs/defer/<time>)"})
@@ -442,6 +445,7 @@ def run_defer(cfg: DeferConfig, sources: list[TableSource], aligned: AlignedVali
     info = {"tables": [s.label for s in sources], "n_tune": int(
         (tables[0].studies["split"] == "tune").sum()), "n_valid": aligned.n_studies,
         "study_sets": aligned.sets.study_set.tolist(),
+        "backbone_seeds": aligned.sets.seed_unit.tolist(),
         "seeds": cfg.seeds, "costs": list(cfg.costs), "agents": list(cfg.agents),
         "split_use": SPLIT_USE, "wall_seconds": round(time.perf_counter() - started, 1),
         "quick": cfg.quick, "readers": list(cfg.readers),

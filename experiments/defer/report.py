@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from experiments.common.benchmark.report import per_table_lines, table_ci, table_legend
+from experiments.common.benchmark.report import per_table_lines, seed_ci, table_legend
 from experiments.common.report import (
     ci,
     fmt,
@@ -70,15 +70,15 @@ def _coverage_table(frame: pd.DataFrame) -> list[str]:
     rows = []
     for _, r in frame[~frame["method"].map(is_twin)].iterrows():
         rows.append([f"{r['cost']:g}", label(r), fmt(r["deferral_rate"], 1, 100),
-                     ci(r, "accuracy"), table_ci(r, "accuracy"), ci(r, "kappa"),
+                     ci(r, "accuracy"), seed_ci(r, "accuracy"), ci(r, "kappa"),
                      ci(r, "accuracy_vs_always_defer", 1, 100, "+"),
-                     table_ci(r, "accuracy_vs_always_defer", 1, 100, "+"),
+                     seed_ci(r, "accuracy_vs_always_defer", 1, 100, "+"),
                      ci(r, "accuracy_vs_never_defer", 1, 100, "+"),
-                     table_ci(r, "accuracy_vs_never_defer", 1, 100, "+")])
+                     seed_ci(r, "accuracy_vs_never_defer", 1, 100, "+")])
     return markdown_table(["cost", "method", "deferred %", "accuracy [95% CI]",
-                           "accuracy, table-level 95% CI", "kappa [95% CI]",
-                           "vs reader alone (points) [95% CI]", "table-level 95% CI",
-                           "vs ensemble alone (points) [95% CI]", "table-level 95% CI"], rows)
+                           "accuracy, seed-level 95% CI", "kappa [95% CI]",
+                           "vs reader alone (points) [95% CI]", "seed-level 95% CI",
+                           "vs ensemble alone (points) [95% CI]", "seed-level 95% CI"], rows)
 
 
 #: What the matched-rate section says about the twins.
@@ -106,13 +106,13 @@ def _matched_table(frame: pd.DataFrame, agents: list[str]) -> list[str]:
             rates = [fmt(x[key], 1, 100) for key in keys for x in (r, t)]  # agent, twin
             rows.append([agent, f"{r['cost']:g}", *rates,
                          ci(r, f"accuracy_vs_{twin}", 1, 100, "+"),
-                         table_ci(r, f"accuracy_vs_{twin}", 1, 100, "+"),
+                         seed_ci(r, f"accuracy_vs_{twin}", 1, 100, "+"),
                          ci(r, f"kappa_vs_{twin}", 3, 1, "+"),
                          ci(r, f"poi_vs_{twin}", 2)])
     rate_columns = [f"{who} deferred % ({split})" for split in ("valid", "tune")[:len(keys)]
                     for who in ("agent", "twin")]
     return markdown_table(["agent", "cost", *rate_columns,
-                           "accuracy difference (points) [95% CI]", "table-level 95% CI",
+                           "accuracy difference (points) [95% CI]", "seed-level 95% CI",
                            "kappa difference", "P(agent better)"], rows)
 
 
@@ -218,6 +218,23 @@ def own_rows(frame: pd.DataFrame, reader: str) -> pd.DataFrame:
     return mine[_same_sharing(mine, mine["sharing"].iloc[0])] if len(mine) else mine
 
 
+#: What the report says of the deferral rate at cost 0.
+COST_ZERO_NOTE = (
+    "At cost 0 the deferral rate is not determined by the task: deferring a study that the "
+    "ensemble and the reader would both get right (or both get wrong) changes nothing, so "
+    "many rates score the same, and the rate a method reports there says how it broke those "
+    "ties (an RL agent may defer whole body parts), not what the task asks. A small cost "
+    "(0.005, 0.01) breaks the ties; the rates quoted as findings are those at the smallest "
+    "positive cost.")
+
+
+def headline_cost(costs: list[float]) -> float:
+    """The cost the report's headline quotes: the smallest positive one (where the deferral
+    rate is determined), else the lowest."""
+    positive = [c for c in costs if c > 0]
+    return min(positive) if positive else min(costs)
+
+
 def _headline_table(frame: pd.DataFrame, readers: list[str], cost: float) -> list[str]:
     rows = []
     for reader in readers:
@@ -225,10 +242,10 @@ def _headline_table(frame: pd.DataFrame, readers: list[str], cost: float) -> lis
         at = at[np.isclose(at["cost"], cost) & ~at["method"].map(is_twin)]
         for _, r in at.iterrows():
             rows.append([reader, label(r), fmt(r["deferral_rate"], 1, 100), ci(r, "accuracy"),
-                         table_ci(r, "accuracy"), ci(r, "accuracy_vs_always_defer", 1, 100, "+"),
+                         seed_ci(r, "accuracy"), ci(r, "accuracy_vs_always_defer", 1, 100, "+"),
                          ci(r, "accuracy_vs_never_defer", 1, 100, "+")])
     return markdown_table(["reader", "method", "deferred %", "team accuracy [95% CI]",
-                           "table-level 95% CI", "vs reader alone (points) [95% CI]",
+                           "seed-level 95% CI", "vs reader alone (points) [95% CI]",
                            "vs ensemble alone (points) [95% CI]"], rows)
 
 
@@ -297,10 +314,10 @@ def to_markdown(frame: pd.DataFrame, info: dict[str, Any],
                 correlations: pd.DataFrame | None = None,
                 sensitivity: pd.DataFrame | None = None) -> str:
     """The report: sizes and readers, the readers' figures and error correlations, every
-    reader at the lowest cost, the sensitivity study, then each reader's sections
-    (:func:`reader_sections`) at the tables' own reads."""
+    reader at the headline cost (:func:`headline_cost`), the sensitivity study, then each
+    reader's sections (:func:`reader_sections`) at the tables' own reads."""
     readers = list(info["readers"])
-    lowest = min(info["costs"])
+    headline = headline_cost(list(info["costs"]))
     lines = [
         "# When to hand a study to a radiologist: deferral on the reference tables", "",
         f"{len(info['tables'])} tables x {info['seeds']} seeds per RL agent; tune "
@@ -310,6 +327,7 @@ def to_markdown(frame: pd.DataFrame, info: dict[str, Any],
         "(cross-fitted stacking). Synthetic data: nothing here is clinical.", "",
         "**Intervals.** "
         + coverage_note(len(info["tables"]),
+                        len(set(info.get("backbone_seeds") or range(len(info["tables"])))),
                         len(set(info.get("study_sets") or [0]))),
         "" if not info.get("quick") else "\n**--quick: a smoke test, not a result.**\n",
         "## The readers", "",
@@ -319,8 +337,9 @@ def to_markdown(frame: pd.DataFrame, info: dict[str, Any],
         "member's argmax on tune, mean over members; stacking: the ensemble-alone answers on "
         "valid.", "",
         *(_readers_table(frame, correlations) if correlations is not None else []), "",
-        f"## Every reader at cost {lowest:g}", "",
-        *_headline_table(frame, readers, lowest), "",
+        f"## Every reader at cost {headline:g}", "",
+        *([COST_ZERO_NOTE, ""] if min(info["costs"]) == 0 else []),
+        *_headline_table(frame, readers, headline), "",
         *_sensitivity_section(sensitivity if sensitivity is not None else frame.iloc[:0],
                               info)]
     for reader in readers:

@@ -39,6 +39,7 @@ from experiments.common.paired import (
 )
 from experiments.common.provenance import machine_description
 from mura_env.common.config_cli import parse_config
+from mura_env.evaluation.statistics import coverage_note
 from mura_env.logits import LogitsTable
 
 PLAIN, PARTS = "attention_resnet", "attention_resnet_parts"
@@ -128,7 +129,7 @@ def report_markdown(cfg: PartAttentionConfig, scores: pd.DataFrame, diffs: pd.Da
         per_seed = ", ".join(f"{100 * float(v):+.1f}" for v in str(r["per_table"]).split(";"))
         lines.append(f"| {r['figure']} | "
                      f"{points(r['difference'], r['ci_low'], r['ci_high'], True)} | "
-                     f"[{100 * r['table_ci_low']:+.1f}, {100 * r['table_ci_high']:+.1f}] "
+                     f"[{100 * r['seed_ci_low']:+.1f}, {100 * r['seed_ci_high']:+.1f}] "
                      f"| {per_seed} |")
     lines += ["", "Pretraining runs (both models and their logits): "
               + ", ".join(f"{s:.0f} s" for s in seconds) + "."]
@@ -142,7 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     results = [run_seed(cfg, seed) for seed in cfg.seeds]
     tables = [t for t, _ in results]
     scores, diffs = compare(tables, cfg.n_bootstrap)
-    text = report_markdown(cfg, scores, diffs, [s for _, s in results])
+    valid = shared_valid(tables)
+    text = (report_markdown(cfg, scores, diffs, [s for _, s in results]) + "\n"
+            + coverage_note(valid.n_tables, valid.n_seeds, valid.n_sets) + "\n")
     write_results(cfg.out, {"part_attention.md": text, "scores.csv": scores.to_csv(index=False),
                             "differences.csv": diffs.to_csv(index=False)}, cfg, {
         "pretrain_commands": ["python -m experiments.pretrain_backbones "

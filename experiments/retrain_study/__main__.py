@@ -51,7 +51,7 @@ from experiments.common.paired import (
 )
 from experiments.common.provenance import machine_description
 from mura_env.common.config_cli import parse_config
-from mura_env.evaluation.statistics import MethodRuns
+from mura_env.evaluation.statistics import MethodRuns, coverage_note
 from mura_env.logits import LogitsTable
 from mura_env.logits.study_set import StudySet
 from mura_env.weighting.config import WeightingConfig
@@ -179,7 +179,7 @@ def report_markdown(cfg: RetrainStudyConfig, scores: pd.DataFrame, diffs: pd.Dat
             return "(control)"
         r = diff.loc[(name, key)]
         return (f"{points(r['difference'], r['ci_low'], r['ci_high'], True)}; seeds' t "
-                f"[{100 * r['table_ci_low']:+.1f}, {100 * r['table_ci_high']:+.1f}]")
+                f"[{100 * r['seed_ci_low']:+.1f}, {100 * r['seed_ci_high']:+.1f}]")
 
     n = len(cfg.runs)
     lines = [f"# Retraining the members: every method against ce ({n} backbone seeds, valid)",
@@ -268,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
              for a in answerers]
     scores, diffs = paired_report(runs, valid, pairs, ("accuracy", "kappa"), cfg.n_bootstrap)
     runs_frame = pd.DataFrame(rows)
-    text = report_markdown(cfg, scores, diffs, members, all_methods, runs_frame)
+    text = (report_markdown(cfg, scores, diffs, members, all_methods, runs_frame) + "\n"
+            + coverage_note(valid.n_tables, valid.n_seeds, valid.n_sets) + "\n")
     write_results(cfg.out, {"retrain.md": text, "scores.csv": scores.to_csv(index=False),
                             "differences.csv": diffs.to_csv(index=False),
                             "runs.csv": runs_frame.to_csv(index=False),

@@ -16,8 +16,10 @@ Then every method answers the same ``--n-shifts`` valid shifts of each ``--scena
 agent per table, capacity and seed serves every scenario.
 
 Statistics per (scenario, capacity): :func:`mura_env.evaluation.statistics.summarise` over the
-tables, agent seeds and the shift studies (each table's shift studies its own study set, resampled
-within body part); paired differences against the budget-paced rule, first come first served
+backbone seeds and data draws (crossed), the agent seeds and the shift studies (a shift's
+positions are studies of its table's valid split, and the tables of one data draw answer the
+same shifts: the distinct studies of each draw are resampled, within body part; see
+:class:`WorklistDesign`), with the seed-level interval; paired differences against the budget-paced rule, first come first served
 and the ensemble alone. Writes into ``--out`` (default ``runs/worklist/<time>``), all at once:
 ``worklist.md``, ``worklist.csv`` (one row per scenario, capacity and method), ``readers.csv``
 (reads per shift, capacity used and the share of each body part's studies sent to each reader),
@@ -46,6 +48,7 @@ from experiments.common.tables import (
     TableSource,
     input_error_status,
     load_tables,
+    valid_sets,
 )
 from experiments.worklist.report import to_markdown, write_plots
 from experiments.worklist.runs import (
@@ -155,26 +158,57 @@ def make_jobs(cfg: WorklistExperimentConfig, n_tables: int) -> list[WorklistJob]
                    for capacity in cfg.capacities]
 
 
-def cell_valid(runs: list[WorklistRun], n_tables: int) -> ValidSets:
-    """The shift studies of one (scenario, capacity) per table, each table its own study set
-    (every run of a table answers the same shifts)."""
+@dataclass(frozen=True)
+class WorklistDesign:
+    """The units of the tables a worklist experiment runs on (see
+    :class:`mura_env.evaluation.statistics.ValidSets`).
+
+    Attributes:
+        study_set: int64 ``[T]``: each table's data draw (tables of one draw answer the same
+            shifts of the same studies).
+        backbone_seed: ``[T]``: each table's backbone training
+            (:func:`experiments.common.tables.backbone_key`).
+        study_ids: per table, object ``[n_valid]``: the study id of each row of its valid
+            selection (what a run's ``study_index`` points at).
+    """
+
+    study_set: np.ndarray
+    backbone_seed: np.ndarray
+    study_ids: tuple[np.ndarray, ...]
+
+    @classmethod
+    def of(cls, sources: list[TableSource]) -> WorklistDesign:
+        """The design of ``sources`` (:func:`experiments.common.tables.valid_sets`)."""
+        sets = valid_sets(sources).sets
+        ids = tuple(s.table.select(split="valid").studies["study_id"].to_numpy(dtype=object)
+                    for s in sources)
+        return cls(sets.study_set, sets.backbone_seed, ids)
+
+
+def cell_valid(runs: list[WorklistRun], design: WorklistDesign) -> ValidSets:
+    """The shift studies of one (scenario, capacity) per table: positions in shift order,
+    each named by its study, tables grouped by data draw and backbone seed (every run of a
+    table answers the same shifts; a study a shift shows twice is one study)."""
     first = {r.table: r for r in runs}
-    labels = np.stack([first[t].label for t in range(n_tables)])
+    tables = range(len(design.study_set))
+    labels = np.stack([first[t].label for t in tables])
     parts = np.stack([np.asarray(BODY_PARTS, dtype=object)[first[t].body_part_index]
-                      for t in range(n_tables)])
-    return ValidSets(labels, parts, np.arange(n_tables))
+                      for t in tables])
+    ids = np.stack([design.study_ids[t][first[t].study_index] for t in tables])
+    return ValidSets(labels, parts, design.study_set, backbone_seed=design.backbone_seed,
+                     study_ids=ids)
 
 
-def summary_frame(cfg: WorklistExperimentConfig, runs: list[WorklistRun], n_tables: int
-                  ) -> pd.DataFrame:
+def summary_frame(cfg: WorklistExperimentConfig, runs: list[WorklistRun],
+                  design: WorklistDesign) -> pd.DataFrame:
     """Per (scenario, capacity): every method's figures with intervals (:func:`summarise`),
     one set of bootstrap draws per cell."""
     frames = []
     for scenario in cfg.scenarios:
         for capacity in cfg.capacities:
             mine = [r for r in runs if r.scenario == scenario and r.capacity == capacity]
-            valid = cell_valid(mine, n_tables)
-            orders = [np.arange(valid.n_studies)] * n_tables
+            valid = cell_valid(mine, design)
+            orders = [np.arange(valid.n_studies)] * valid.n_tables
             methods = method_runs(mine, orders, ("prediction", "score"))
             resample = draw_resamples(valid, cfg.seeds, cfg.n_bootstrap, cfg.bootstrap_seed)
             frame = summarise(methods, valid, resample, REFERENCES)
@@ -233,9 +267,13 @@ def run_worklist(cfg: WorklistExperimentConfig, sources: list[TableSource],
     bar = tqdm(total=len(jobs), desc="worklist", disable=not cfg.progress)
     runs = run_worklist_jobs(jobs, tables, settings, cfg, lambda job: bar.update())
     bar.close()
-    frame = summary_frame(cfg, runs, len(tables))
+    design = WorklistDesign.of(sources)
+    frame = summary_frame(cfg, runs, design)
     reads = reader_frame(runs, readers, cfg.shift_size)
     info = {"tables": [s.label for s in sources], "seeds": cfg.seeds,
+            "study_sets": design.study_set.tolist(),
+            "backbone_seeds": np.unique(design.backbone_seed.astype(str),
+                                        return_inverse=True)[1].tolist(),
             "scenarios": list(cfg.scenarios), "capacities": list(cfg.capacities),
             "agents": list(cfg.agents), "budgets": agent_budgets(cfg),
             "n_shifts": cfg.n_shifts, "shift_size": cfg.shift_size, "readers": list(readers),

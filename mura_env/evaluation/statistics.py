@@ -1,67 +1,70 @@
-"""The project's statistics: percentile intervals, one bootstrap that resamples runs and studies
-together (with paired differences and the probability of improvement), and a table-level
-Student-t interval over the tables' means.
+"""The project's statistics: percentile intervals, one bootstrap that follows the design of an
+experiment (backbone seeds crossed with data draws, agent seeds nested, studies shared), paired
+differences, the probability of improvement, and a seed-level Student-t interval.
 
 :func:`interval` is the percentile interval every figure of the project is reported with
-(:func:`mura_env.evaluation.metrics.study_metrics`' intervals of one evaluation, the benchmark's
-and the deferral experiment's figures, the reference tables' structure report). The rest is the
-statistics of ``experiments.benchmark``, ``experiments.compare`` and ``experiments.defer``:
+(:func:`mura_env.evaluation.metrics.study_metrics`' intervals of one evaluation, the reports'
+figures, the reference tables' structure report). The rest is the statistics of
+``experiments.benchmark``, ``compare``, ``defer``, ``worklist``, ``retrain_study`` and
+``part_attention``.
 
-Data. Every method has, on the ``valid`` split of each of ``T`` tables (the reference tables;
-compare's one table), one run per seed (agents and seeded baselines: ``S`` runs; deterministic
-baselines: 1 run), each a 0/1 prediction and an abnormality probability (or other score) per
-valid study: :class:`MethodRuns`, arrays ``[T, S_m, n]``, stacked from the experiments' run
-records by :func:`method_runs`. A table is one backbone training (its seed) on one synthetic
-data draw (its data seed). Tables of the same data draw share their valid studies; tables of
-different draws have different valid studies (the same number ``n``). :class:`ValidSets` says,
-per table, its valid labels and body parts and its *study set* ``g`` (``0..G-1``, one per
-data draw): study ``i`` means the same study in every run on the tables of one set (answers
-are aligned with the first table of the set), and nothing across sets.
+The design (stated here, once). A *table* is one backbone training (its *backbone seed*)
+scored on one synthetic data draw (its *study set*): tables are the cells of backbone seed x
+data draw, crossed (the reference tables: 5 seeds x 2 draws). Every table of one draw answers
+that draw's studies, so its runs pair study by study with the other tables of the draw;
+tables of different draws share no study. Each method has, per table, one run per agent seed
+(agents and seeded baselines: ``S`` runs; deterministic methods: 1), each a 0/1 prediction and
+a score per answer position: :class:`MethodRuns`, arrays ``[T, S_m, n]``. An answer position
+is one study; a worklist shift may show a study more than once, and the units resampled are
+the distinct studies. :class:`ValidSets` holds, per table, its labels, body parts, study set,
+backbone seed and the study at each position.
 
-A method's score is the mean over its runs (tables x seeds) of the run's study-level metric.
+A method's score is the mean over the filled cells of the cell means (a cell's mean: over its
+tables and their runs). With one table per cell, as in every shipped experiment, that is the
+mean over every run; an exact copy of a table (same seed, same draw) changes nothing.
 
 Joint bootstrap (:func:`draw_resamples`, seeded, ``B`` draws, percentile 95% intervals). Each
 draw resamples, with replacement and jointly for every method:
 
-* the tables: ``T`` table slots drawn from the ``T`` tables (backbone seeds and data draws
-  together: a table is the unit);
-* the seeds: in each slot, ``S`` seeds drawn from the ``S`` seeds (deterministic methods have
-  one run per table and keep it);
-* the studies: once per draw and per study set, stratified by body part (each part keeps its
-  size), independently across sets; the counts of set ``g`` apply to every run of every
-  method on every table of that set (so tables of one data draw stay correlated as they are).
+* the backbone seeds: ``U`` seed slots from the ``U`` seeds, and the data draws: ``G`` draw
+  slots from the ``G`` draws, as crossed factors; a draw averages the ``U x G`` drawn cells
+  (empty cells of an incomplete design are left out);
+* the agent seeds: in each cell, ``S`` seeds from the ``S`` seeds, taken by every table of
+  the cell (deterministic methods keep their one run);
+* the studies: per data draw, its distinct studies, stratified by body part (each part keeps
+  its number of distinct studies), independently across draws; a position weighs as its
+  study's count, for every run of every method on every table of that draw.
 
-A difference between two methods (:func:`difference`) is computed draw by draw on the same
-resample, so a method's run on table ``t`` is paired with the reference's run on table ``t``
-and both see the same studies: ``uniform - uniform`` is 0 in every draw.
+The random numbers depend on the design (``U``, ``G``, each draw's distinct studies), not on
+how many tables fill a cell. A difference between two methods (:func:`difference`) is computed
+draw by draw on the same resample: a run on table ``t`` pairs with the reference's run on
+table ``t`` and both see the same studies, so ``uniform - uniform`` is 0 in every draw.
 
-Table-level interval (:func:`t_interval`): per table, the mean over that table's seeds of a
-figure (of a difference: the method's table mean minus the reference's); then the two-sided
-Student-t interval over the ``T`` table means, ``mean +- t_{T-1} sd / sqrt(T)``; NaN for
-``T < 2``. It treats the tables as the units: it covers the backbone seeds and the data draws;
-agent seeds and valid studies enter only through each table's mean. With ``T = 6`` it is wide,
-but it does not pretend that 6 values can be resampled into a continuous distribution, as the
-joint bootstrap's table slots do.
+Seed-level interval (:func:`seed_interval`): per backbone seed, the mean of a figure over its
+data draws and agent seeds (of a difference: the method's minus the reference's); then the
+two-sided Student-t interval over the ``U`` seed means, ``mean +- t_{U-1} sd / sqrt(U)``; NaN
+for ``U < 2``. Its units are the backbone trainings, the one source of variation a user who
+retrains pays for and the one with the fewest replicates (5 seeds: 4 degrees of freedom);
+data draws, agent seeds and studies enter only through each seed's mean.
 
 What neither interval covers: the synthetic generator's design and the pretraining profile
-(every table comes from them), the choice of the tune and valid sizes, and, for deferral, the
-simulated reader's draw (one reader for every table).
+(every table comes from them), the choice of the tune and valid sizes, and, for deferral and
+worklists, the simulated readers' draw (the same readers on every table).
 
 Per-table results (:func:`summarise_tables`): one table's mean over its seeds, with a
-bootstrap interval from the same draws restricted to that table (its seeds as drawn in slot
-``t``, its study set's counts).
+bootstrap interval from the same draws restricted to that table (its cell's agent seeds, its
+draw's studies).
 
-Probability of improvement (rliable's ``metrics.probability_of_improvement``): a scores
-matrix ``(runs, tasks)`` per method, with runs = seeds and tasks = (table, body part) pairs
-(``T x 7`` tasks), score = the run's accuracy on that body part's valid studies; P(X > Y) is
-the Mann-Whitney probability that a run of X beats a run of Y on a task (ties count 1/2),
-averaged over tasks. Tasks include the table so that runs are only compared within a table
-(tables differ in difficulty, which is not what is being compared). Its interval comes from
-the same joint draws (tables and seeds resampled as above, per-task accuracies recomputed on
-the resampled studies), computed with :func:`probability_of_improvement`, a vectorised form of
-rliable's formula (checked against it in the tests). rliable's own
-``library.get_interval_estimates`` is not used: rliable 1.2 needs ``arch < 8``, which does not
-import under pandas 3, and it could not resample the studies jointly with the runs anyway.
+Probability of improvement (rliable's ``metrics.probability_of_improvement``): per table, a
+scores matrix ``(runs, tasks)`` per method, runs = seeds, tasks = body parts, score = the
+run's accuracy on that body part's studies; P(X > Y) is the Mann-Whitney probability that a
+run of X beats a run of Y on a task (ties count 1/2), averaged over tasks; runs are only
+compared within a table (tables differ in difficulty, which is not what is being compared).
+The tables' probabilities are pooled like any other figure, and the interval comes from the
+same joint draws. :func:`probability_of_improvement` is a vectorised form of rliable's
+formula (checked against it in the tests). rliable's own ``library.get_interval_estimates``
+is not used: rliable 1.2 needs ``arch < 8``, which does not import under pandas 3, and it
+could not resample the design jointly with the runs anyway.
 """
 
 from __future__ import annotations
@@ -72,7 +75,6 @@ from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
-from rliable import metrics as rliable_metrics
 from scipy import stats as scipy_stats
 
 from mura_env.constants import BODY_PARTS
@@ -90,19 +92,41 @@ TABLE_METRICS = ("accuracy", "kappa")
 
 @dataclass(frozen=True)
 class ValidSets:
-    """The valid studies of every table, grouped into study sets (one per data draw).
+    """The valid studies of every table and the units of the design they come from.
 
-    Attributes:
-        labels: int64 ``[T, n]``: table ``t``'s 0/1 valid labels, in the order of the first
-            table of its study set (the order :func:`method_runs` aligns answers to).
-        body_parts: object ``[T, n]``: the body parts, same order.
-        study_set: int64 ``[T]``: each table's study set, ``0..G-1`` (tables of one set have
-            the same valid studies).
+    Tables are the cells of a crossed design: a backbone training (its *backbone seed*) scored
+    on a synthetic data draw (its *study set*). Tables of one draw answer the same studies;
+    an exact copy of a table is one more table in the same cell. Each answer position is one
+    study; several positions may be the same study (a worklist shift that draws a study
+    twice), and the bootstrap resamples distinct studies.
+
+    Args (and attributes):
+        labels: int64 ``[T, n]``: each table's 0/1 label per answer position.
+        body_parts: object ``[T, n]``: the body parts, same positions.
+        study_set: int64 ``[T]``: each table's study set (data draw), numbered ``0..G-1``.
+        backbone_seed: ``[T]``: which backbone training each table comes from (any integers
+            or strings; equal values are the same backbone seed). Default: every table its
+            own.
+        study_ids: ``[T, n]``: the study at each position (any integers or strings; a study
+            is identified within its study set). Default: every position a distinct study,
+            position ``i`` the same study in every table of a set.
+
+    Derived attributes:
+        seed_unit: int64 ``[T]``: the backbone seed as ``0..U-1`` (sorted distinct values).
+        study_index: int64 ``[T, n]``: the study at each position as ``0..m_g-1`` within
+            its set (sorted distinct ids of the set).
+        set_parts: per set, object ``[m_g]``: each distinct study's body part.
+
+    Raises:
+        ValueError: shapes that do not match, sets not numbered ``0..G-1``, or a study with
+            two body parts or two labels in one set.
     """
 
     labels: np.ndarray
     body_parts: np.ndarray
     study_set: np.ndarray
+    backbone_seed: np.ndarray | None = None
+    study_ids: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         labels = np.asarray(self.labels, dtype=np.int64)
@@ -113,14 +137,41 @@ class ValidSets:
                              f"got {labels.shape}, {parts.shape}, {sets.shape}.")
         if len(sets) and sorted(set(sets.tolist())) != list(range(int(sets.max()) + 1)):
             raise ValueError(f"study_set must number the sets 0..G-1, got {sets.tolist()}.")
-        object.__setattr__(self, "labels", labels)
-        object.__setattr__(self, "body_parts", parts)
-        object.__setattr__(self, "study_set", sets)
+        n_tables, n = labels.shape
+        seeds = (np.arange(n_tables) if self.backbone_seed is None
+                 else np.asarray(self.backbone_seed))
+        ids = (np.tile(np.arange(n), (n_tables, 1)) if self.study_ids is None
+               else np.asarray(self.study_ids))
+        if seeds.shape != (n_tables,) or ids.shape != labels.shape:
+            raise ValueError(f"ValidSets needs backbone_seed [T] and study_ids [T, n] "
+                             f"(T={n_tables}, n={n}), got {seeds.shape} and {ids.shape}.")
+        seed_unit = np.unique(seeds if np.issubdtype(seeds.dtype, np.integer)
+                              else seeds.astype(str), return_inverse=True)[1].reshape(-1)
+        study_index = np.zeros(labels.shape, dtype=np.int64)
+        set_parts = []
+        for g in range(int(sets.max()) + 1 if n_tables else 0):
+            rows = sets == g
+            mine = ids[rows]
+            mine = mine if np.issubdtype(mine.dtype, np.integer) else mine.astype(str)
+            index = np.unique(mine, return_inverse=True)[1].reshape(int(rows.sum()), n)
+            study_index[rows] = index
+            first = np.unique(index.ravel(), return_index=True)[1]
+            for name, values in (("body part", parts[rows]), ("label", labels[rows])):
+                flat = values.ravel()
+                if (flat != flat[first][index.ravel()]).any():
+                    raise ValueError(f"study set {g}: a study has more than one {name}; "
+                                     "study_ids must name one study per id.")
+            set_parts.append(parts[rows].ravel()[first])
+        for name, value in (("labels", labels), ("body_parts", parts), ("study_set", sets),
+                            ("backbone_seed", seeds), ("study_ids", ids),
+                            ("seed_unit", seed_unit.astype(np.int64)),
+                            ("study_index", study_index), ("set_parts", tuple(set_parts))):
+            object.__setattr__(self, name, value)
 
     @classmethod
     def shared(cls, labels: np.ndarray, body_parts: np.ndarray, n_tables: int) -> ValidSets:
-        """``n_tables`` tables that all have the valid studies ``labels`` (int ``[n]``) and
-        ``body_parts`` (object ``[n]``): one study set."""
+        """``n_tables`` tables, each from its own backbone seed, that all have the valid studies
+        ``labels`` (int ``[n]``) and ``body_parts`` (object ``[n]``): one study set."""
         labels = np.asarray(labels, dtype=np.int64)
         parts = np.asarray(body_parts, dtype=object)
         return cls(np.tile(labels, (n_tables, 1)), np.tile(parts, (n_tables, 1)),
@@ -133,13 +184,18 @@ class ValidSets:
 
     @property
     def n_studies(self) -> int:
-        """``n``, the valid studies per table."""
+        """``n``, the answer positions per table."""
         return self.labels.shape[1]
 
     @property
     def n_sets(self) -> int:
-        """``G``, the study sets."""
+        """``G``, the study sets (data draws)."""
         return int(self.study_set.max()) + 1 if self.n_tables else 0
+
+    @property
+    def n_seeds(self) -> int:
+        """``U``, the backbone seeds."""
+        return int(self.seed_unit.max()) + 1 if self.n_tables else 0
 
     def first_tables(self) -> list[int]:
         """The first table of each study set, set order."""
@@ -214,17 +270,21 @@ class Resample:
     """The bootstrap draws every method shares.
 
     Attributes:
-        counts: float64 ``[B, G, n]``: how often each valid study of each study set is drawn
-            (per set and body part, the counts sum to the part's size).
-        tables: int64 ``[B, T]``: the table of each slot.
-        seeds: int64 ``[B, T, S]``: the seeds drawn in each slot.
-        study_set: int64 ``[T]``: each table's study set (:attr:`ValidSets.study_set`).
+        counts: float64 ``[B, G, m]``: how often each distinct study of each study set is
+            drawn (``m`` the most distinct studies of a set; the rest of a smaller set's
+            row is 0; per set and body part the counts sum to the part's distinct studies).
+        seed_slots: int64 ``[B, U]``: the backbone seed drawn into each seed slot.
+        draw_slots: int64 ``[B, G]``: the study set (data draw) drawn into each draw slot.
+        seeds: int64 ``[B, U, G, S]``: the agent seeds drawn in each cell (backbone seed,
+            study set); every table of a cell takes them.
+        valid: the tables' studies and units the draws were made for.
     """
 
     counts: np.ndarray
-    tables: np.ndarray
+    seed_slots: np.ndarray
+    draw_slots: np.ndarray
     seeds: np.ndarray
-    study_set: np.ndarray
+    valid: ValidSets
 
     @property
     def n_draws(self) -> int:
@@ -232,20 +292,32 @@ class Resample:
         return len(self.counts)
 
     def table_counts(self, table: int) -> np.ndarray:
-        """float64 ``[B, n]``: the study counts a run on ``table`` is scored with."""
-        return self.counts[:, self.study_set[table]]
+        """float64 ``[B, n]``: the weight of each answer position of ``table`` in every draw
+        (the count of the study at that position)."""
+        return self.counts[:, self.valid.study_set[table]][:, self.valid.study_index[table]]
+
+    def table_seeds(self, table: int, n_seeds: int) -> np.ndarray:
+        """int64 ``[B, S]``: the agent seeds ``table`` takes in every draw (its cell's); all 0
+        for a deterministic method (``n_seeds`` = 1)."""
+        unit, study_set = self.valid.seed_unit[table], self.valid.study_set[table]
+        seeds = self.seeds[:, unit, study_set, :]
+        return seeds if n_seeds > 1 else np.zeros_like(seeds[:, :1])
 
 
 def draw_resamples(valid: ValidSets, n_seeds: int, n_bootstrap: int, seed: int) -> Resample:
-    """Draw ``n_bootstrap`` joint resamples of studies (per study set, stratified by body
-    part), tables and seeds with ``numpy.random.default_rng(seed)``.
+    """Draw ``n_bootstrap`` joint resamples of the design with
+    ``numpy.random.default_rng(seed)``: per study set its distinct studies (stratified by body
+    part), then the backbone seeds and the study sets as crossed factors, then the agent seeds
+    of every cell.
 
     The random numbers are drawn in this order: the studies of set 0, 1, ..., G-1 (each part
-    in ``BODY_PARTS`` order), the table slots, the seeds; with one study set the draws are
-    those of the single-set bootstrap this generalises.
+    in ``BODY_PARTS`` order), the ``U`` seed slots, the ``G`` draw slots, the ``U x G x S``
+    agent seeds. They depend on the design (``U``, ``G``, each set's distinct studies and
+    their parts), not on how many tables fill a cell: an exact copy of a table changes no
+    draw.
 
     Args:
-        valid: the tables' valid studies (``T`` = ``valid.n_tables``).
+        valid: the tables' studies and units.
         n_seeds: ``S``.
         n_bootstrap: ``B`` (>= 1).
         seed: the seed (same seed, same draws).
@@ -254,42 +326,45 @@ def draw_resamples(valid: ValidSets, n_seeds: int, n_bootstrap: int, seed: int) 
         A :class:`Resample`.
     """
     rng = np.random.default_rng(seed)
-    counts = np.stack([stratified_counts(rng, valid.body_parts[t], BODY_PARTS, n_bootstrap)
-                       for t in valid.first_tables()], axis=1)
-    n_tables = valid.n_tables
-    tables = rng.integers(0, n_tables, size=(n_bootstrap, n_tables))
-    seeds = rng.integers(0, n_seeds, size=(n_bootstrap, n_tables, n_seeds))
-    return Resample(counts=counts, tables=tables, seeds=seeds,
-                    study_set=valid.study_set.copy())
+    width = max((len(p) for p in valid.set_parts), default=0)
+    counts = np.zeros((n_bootstrap, valid.n_sets, width))
+    for g, parts in enumerate(valid.set_parts):
+        counts[:, g, :len(parts)] = stratified_counts(rng, parts, BODY_PARTS, n_bootstrap)
+    n_units, n_sets = valid.n_seeds, valid.n_sets
+    seed_slots = rng.integers(0, n_units, size=(n_bootstrap, n_units))
+    draw_slots = rng.integers(0, n_sets, size=(n_bootstrap, n_sets))
+    seeds = rng.integers(0, n_seeds, size=(n_bootstrap, n_units, n_sets, n_seeds))
+    return Resample(counts=counts, seed_slots=seed_slots, draw_slots=draw_slots, seeds=seeds,
+                    valid=valid)
 
 
-def run_metrics(valid: ValidSets, runs: MethodRuns, counts: np.ndarray | None = None
+def run_metrics(valid: ValidSets, runs: MethodRuns, resample: Resample | None = None
                 ) -> dict[str, np.ndarray]:
-    """Every run's metrics on the whole split and on each resample.
+    """Every run's metrics on the whole split and on each resample of the studies.
 
     Args:
-        valid: the tables' valid studies. runs: the method's runs (``T`` = ``valid.n_tables``).
-        counts: float ``[B, G, n]`` study counts of the draws (:attr:`Resample.counts`); None:
-            the whole split only (``B`` = 0).
+        valid: the tables' studies. runs: the method's runs (``T`` = ``valid.n_tables``).
+        resample: the draws (:func:`draw_resamples` of ``valid``); None: the whole split only
+            (``B`` = 0).
 
     Returns:
         ``{key: float64 [T, S_m, B + 1]}``, index 0 of the last axis the whole split (the point
-        value), then the ``B`` draws (a run on table ``t`` scored with its study set's
-        counts); keys: the :data:`~mura_env.evaluation.metrics.METRICS` (all studies) and
-        ``"<metric>_<PART>"`` for :data:`PART_METRICS` per body part present (NaN on a table
-        without that part).
+        value), then the ``B`` draws (each position weighted by its study's count in the
+        table's study set); keys: the :data:`~mura_env.evaluation.metrics.METRICS` (all
+        studies) and ``"<metric>_<PART>"`` for :data:`PART_METRICS` per body part present
+        (NaN on a table without that part).
     """
     n = valid.n_studies
-    counts = np.zeros((0, valid.n_sets, n)) if counts is None else counts
     t_count, s_count = runs.predictions.shape[:2]
     if t_count != valid.n_tables:
         raise ValueError(f"{runs.name}: runs on {t_count} tables, valid studies of "
                          f"{valid.n_tables}.")
-    size = len(counts) + 1
+    size = (resample.n_draws if resample is not None else 0) + 1
     out: dict[str, np.ndarray] = {}
     for t in range(t_count):
         labels, parts = valid.labels[t], valid.body_parts[t]
-        weights = np.vstack([np.ones((1, n)), counts[:, valid.study_set[t]]])
+        weights = np.ones((1, n)) if resample is None else np.vstack(
+            [np.ones((1, n)), resample.table_counts(t)])
         groups = [(part, np.flatnonzero(parts == part)) for part in BODY_PARTS]
         groups = [(part, rows) for part, rows in groups if len(rows)]
         for s in range(s_count):
@@ -303,23 +378,59 @@ def run_metrics(valid: ValidSets, runs: MethodRuns, counts: np.ndarray | None = 
     return out
 
 
-def pooled(values: np.ndarray, resample: Resample) -> tuple[float, np.ndarray]:
-    """A method's score: the mean over its runs, on the whole split and in every draw.
+def _cell_means(per_table: np.ndarray, valid: ValidSets) -> np.ndarray:
+    """float64 ``[..., U, G]``: per cell (backbone seed, study set), the mean of
+    ``per_table`` (float ``[T, ...]``) over the cell's tables; NaN for an empty cell."""
+    per_table = np.asarray(per_table, dtype=np.float64)
+    shape = (valid.n_seeds, valid.n_sets, *per_table.shape[1:])
+    sums, counts = np.zeros(shape), np.zeros(shape[:2])
+    np.add.at(sums, (valid.seed_unit, valid.study_set), per_table)
+    np.add.at(counts, (valid.seed_unit, valid.study_set), 1.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = sums / counts.reshape(counts.shape + (1,) * (per_table.ndim - 1))
+    return np.moveaxis(np.moveaxis(means, 0, -1), 0, -1)
+
+
+def _nanmean(values: np.ndarray, axis: tuple[int, ...]) -> np.ndarray:
+    """The mean over ``axis`` of the finite-or-not values that are not NaN; NaN where all
+    are NaN (no warning)."""
+    present = ~np.isnan(values)
+    total = np.where(present, values, 0.0).sum(axis=axis)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return total / present.sum(axis=axis)
+
+
+def crossed_point(per_table: np.ndarray, valid: ValidSets) -> float:
+    """A figure pooled over the design: the mean over the filled cells (backbone seed x study
+    set) of the cell means of ``per_table`` (float ``[T]``, e.g. each table's mean over its
+    seeds). With one table per cell this is the mean over the tables; an exact copy of a
+    table changes nothing."""
+    return float(_nanmean(_cell_means(per_table, valid), (0, 1)))
+
+
+def crossed_draws(per_table: np.ndarray, resample: Resample) -> np.ndarray:
+    """The bootstrap draws of a figure pooled over the design.
 
     Args:
-        values: float ``[T, S_m, B + 1]`` from :func:`run_metrics`.
+        per_table: float ``[T, B]``: each table's figure in every draw (its cell's agent
+            seeds, its study set's resampled studies).
         resample: the draws.
 
     Returns:
-        ``(point, draws float64 [B])``; a draw averages the runs of its table slots and
-        seeds (a deterministic method's one run per table stands for every seed), each run
-        scored on its study set's resampled studies.
+        float64 ``[B]``: per draw, the mean over the ``U x G`` drawn (seed slot, draw slot)
+        pairs of the cell mean of the drawn cell; empty cells are left out (NaN when every
+        drawn cell is empty).
     """
-    point = float(values[..., 0].mean())
+    cells = _cell_means(per_table, resample.valid)  # [B, U, G]
     b = np.arange(resample.n_draws)[:, None, None]
-    seeds = resample.seeds if values.shape[1] > 1 else np.zeros_like(resample.seeds)
-    draws = values[resample.tables[:, :, None], seeds, 1 + b].mean(axis=(1, 2))
-    return point, draws
+    drawn = cells[b, resample.seed_slots[:, :, None], resample.draw_slots[:, None, :]]
+    return _nanmean(drawn, (1, 2))
+
+
+def seed_means(per_table: np.ndarray, valid: ValidSets) -> np.ndarray:
+    """float64 ``[U]``: per backbone seed, the mean over its filled cells (study sets) of the
+    cell means of ``per_table`` (float ``[T]``): the units of the seed-level interval."""
+    return _nanmean(_cell_means(per_table, valid), (1,))
 
 
 def table_draws(values: np.ndarray, resample: Resample, table: int
@@ -328,17 +439,35 @@ def table_draws(values: np.ndarray, resample: Resample, table: int
 
     Args:
         values: float ``[T, S_m, B + 1]`` from :func:`run_metrics`.
-        resample: the draws; table ``t`` takes the seeds drawn in slot ``t``.
+        resample: the draws; the table takes its cell's agent seeds
+            (:meth:`Resample.table_seeds`) and its study set's resampled studies.
         table: ``t``.
 
     Returns:
         ``(point, draws float64 [B])``.
     """
     point = float(values[table, :, 0].mean())
+    seeds = resample.table_seeds(table, values.shape[1])
     b = np.arange(resample.n_draws)[:, None]
-    seeds = (resample.seeds[:, table, :] if values.shape[1] > 1
-             else np.zeros_like(resample.seeds[:, table, :1]))
     return point, values[table, seeds, 1 + b].mean(axis=1)
+
+
+def pooled(values: np.ndarray, resample: Resample) -> tuple[float, np.ndarray]:
+    """A method's score pooled over the design, on the whole split and in every draw.
+
+    Args:
+        values: float ``[T, S_m, B + 1]`` from :func:`run_metrics`.
+        resample: the draws.
+
+    Returns:
+        ``(point, draws float64 [B])``: the point is :func:`crossed_point` of the tables'
+        means over their seeds (with one table per cell, the mean over every run); a draw is
+        :func:`crossed_draws` of the tables' draws (:func:`table_draws`).
+    """
+    per_table = np.stack([table_draws(values, resample, t)[1]
+                          for t in range(values.shape[0])])
+    return crossed_point(table_means(values), resample.valid), crossed_draws(per_table,
+                                                                            resample)
 
 
 def interval(draws: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
@@ -368,15 +497,15 @@ def table_means(values: np.ndarray) -> np.ndarray:
 
 
 def t_interval(means: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
-    """The two-sided Student-t interval of the mean of ``means`` (one value per table).
+    """The two-sided Student-t interval of the mean of ``means`` (one value per unit).
 
     Args:
-        means: float ``[T]`` (e.g. :func:`table_means`, or a per-table paired difference).
+        means: float ``[U]`` (e.g. :func:`seed_means`, or per-seed paired differences).
         confidence: the coverage, in (0, 1).
 
     Returns:
-        ``(low, high)`` = ``mean -+ t_{T-1, (1 + confidence) / 2} * sd / sqrt(T)`` (``sd``
-        with ``T - 1`` degrees of freedom); ``(nan, nan)`` when ``T < 2`` or a value is not
+        ``(low, high)`` = ``mean -+ t_{U-1, (1 + confidence) / 2} * sd / sqrt(U)`` (``sd``
+        with ``U - 1`` degrees of freedom); ``(nan, nan)`` when ``U < 2`` or a value is not
         finite.
     """
     means = np.asarray(means, dtype=np.float64)
@@ -411,45 +540,59 @@ def probability_of_improvement(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return wins.mean(axis=(-3, -2)).mean(axis=-1)
 
 
-def task_scores(part_accuracy: np.ndarray, column: int = 0) -> np.ndarray:
-    """rliable's ``(runs, tasks)`` matrix of one method: runs = seeds, tasks = (table, body
-    part) pairs, table-major.
+def seed_interval(per_table: np.ndarray, valid: ValidSets, confidence: float = 0.95
+                  ) -> tuple[float, float]:
+    """The seed-level interval: :func:`t_interval` over the backbone seeds' means
+    (:func:`seed_means` of ``per_table``, float ``[T]``); NaN with one backbone seed."""
+    return t_interval(seed_means(per_table, valid), confidence)
+
+
+def table_improvement(part_x: np.ndarray, part_y: np.ndarray, seeds: np.ndarray | None,
+                      column: np.ndarray | int) -> np.ndarray:
+    """One table's probability of improvement of X over Y: tasks are its body parts, runs
+    its seeds.
 
     Args:
-        part_accuracy: float ``[T, S_m, P, B + 1]`` per-part accuracies.
-        column: 0 for the whole split.
+        part_x, part_y: float ``[S_m, P, B + 1]`` the table's per-part accuracies of X and Y.
+        seeds: int ``[B, S]`` the agent seeds drawn (None: every run, on the whole split).
+        column: the split column(s): 0 for the whole split, ``1 + arange(B)`` for the draws.
 
     Returns:
-        float64 ``[S_m, T * P]``.
+        float64 ``[B]`` (or a 0-d array for the whole split).
     """
-    values = part_accuracy[..., column]  # [T, S, P]
-    return values.transpose(1, 0, 2).reshape(values.shape[1], -1)
+    def runs(part: np.ndarray) -> np.ndarray:  # -> [..., P, runs]
+        if seeds is None:
+            return part[..., column].T
+        picked = seeds if part.shape[0] > 1 else np.zeros_like(seeds[:, :1])
+        b = np.asarray(column)[:, None]
+        return part[picked, :, b].transpose(0, 2, 1)  # [B, S, P] -> [B, P, S]
+
+    x, y = runs(part_x), runs(part_y)
+    return probability_of_improvement(x[..., None], y[..., None]).mean(axis=-1)
 
 
-def improvement_draws(part_x: np.ndarray, part_y: np.ndarray, resample: Resample
-                      ) -> np.ndarray:
-    """The probability of improvement of X over Y in every draw: tasks are the drawn table
-    slots x body parts, runs the seeds drawn in each slot (each table's accuracies on its
-    study set's resampled studies).
+def improvement(part_x: np.ndarray, part_y: np.ndarray, resample: Resample
+                ) -> tuple[float, np.ndarray]:
+    """The probability of improvement of X over Y pooled over the design: per table, rliable's
+    probability over its body parts (tasks) and seeds (runs) (:func:`table_improvement`; runs
+    are compared only within a table, where the difficulty is the same), then pooled like
+    every other figure (:func:`crossed_point`, :func:`crossed_draws`).
 
     Args:
         part_x, part_y: float ``[T, S_m, P, B + 1]`` per-part accuracies of X and Y.
         resample: the draws.
 
     Returns:
-        float64 ``[B]``.
+        ``(point, draws float64 [B])``.
     """
-    b = np.arange(resample.n_draws)[:, None, None]
-    tables = resample.tables[:, :, None]
-
-    def drawn(part: np.ndarray) -> np.ndarray:  # [B, T, S, P] -> [B, T, P, S]
-        seeds = resample.seeds if part.shape[1] > 1 else np.zeros_like(resample.seeds[..., :1])
-        values = part[tables, seeds, :, 1 + b]  # advanced axes first: [B, T, S, P]
-        return values.transpose(0, 1, 3, 2)
-
-    x, y = drawn(part_x), drawn(part_y)  # [B, T, P, runs]
-    wins = probability_of_improvement(x[..., None], y[..., None])  # one task per (slot, part)
-    return wins.mean(axis=(1, 2))
+    columns = 1 + np.arange(resample.n_draws)
+    n_seeds = max(part_x.shape[1], part_y.shape[1])
+    point = np.array([float(table_improvement(part_x[t], part_y[t], None, 0))
+                      for t in range(len(part_x))])
+    draws = np.stack([table_improvement(part_x[t], part_y[t],
+                                        resample.table_seeds(t, n_seeds), columns)
+                      for t in range(len(part_x))])
+    return crossed_point(point, resample.valid), crossed_draws(draws, resample)
 
 
 def part_accuracy_stack(metrics: dict[str, np.ndarray]) -> np.ndarray:
@@ -464,7 +607,7 @@ def method_metrics(methods: Sequence[MethodRuns], valid: ValidSets, resample: Re
     """:func:`run_metrics` of every method on ``resample``'s draws, by method name (what
     :func:`summarise` and :func:`summarise_tables` compute from; pass it to both to compute
     it once)."""
-    return {m.name: run_metrics(valid, m, resample.counts) for m in methods}
+    return {m.name: run_metrics(valid, m, resample) for m in methods}
 
 
 def _with_interval(row: dict[str, Any], key: str, point: float, draws: np.ndarray,
@@ -473,21 +616,22 @@ def _with_interval(row: dict[str, Any], key: str, point: float, draws: np.ndarra
     row[f"{key}_ci_low"], row[f"{key}_ci_high"] = interval(draws, confidence)
 
 
-def _with_table_interval(row: dict[str, Any], key: str, means: np.ndarray,
-                         confidence: float) -> None:
-    row[f"{key}_table_ci_low"], row[f"{key}_table_ci_high"] = t_interval(means, confidence)
+def _with_seed_interval(row: dict[str, Any], key: str, per_table: np.ndarray,
+                        valid: ValidSets, confidence: float) -> None:
+    row[f"{key}_seed_ci_low"], row[f"{key}_seed_ci_high"] = seed_interval(
+        per_table, valid, confidence)
 
 
 def summarise(methods: Sequence[MethodRuns], valid: ValidSets, resample: Resample,
               references: Sequence[str], confidence: float = 0.95,
               metrics: dict[str, dict[str, np.ndarray]] | None = None) -> pd.DataFrame:
     """Every figure of every method, with its interval from the joint bootstrap and, for the
-    :data:`~mura_env.evaluation.metrics.METRICS` and the paired differences, the table-level
+    :data:`~mura_env.evaluation.metrics.METRICS` and the paired differences, the seed-level
     interval.
 
     Args:
         methods: the methods' runs (all on the tables of ``valid``).
-        valid: the tables' valid studies.
+        valid: the tables' studies and units.
         resample: the shared draws (:func:`draw_resamples`).
         references: methods every method is compared with (those present in ``methods``).
         confidence: coverage of the intervals.
@@ -498,9 +642,9 @@ def summarise(methods: Sequence[MethodRuns], valid: ValidSets, resample: Resampl
         :data:`~mura_env.evaluation.metrics.METRICS` and ``kappa_<PART>`` with ``_ci_low`` and
         ``_ci_high`` (joint bootstrap); per reference ``ref``: ``accuracy_vs_<ref>`` and
         ``kappa_vs_<ref>`` (paired differences) and ``poi_vs_<ref>`` (probability of
-        improvement in accuracy, rliable), each with its interval. The METRICS and the
-        ``accuracy_vs_`` / ``kappa_vs_`` differences also get ``_table_ci_low`` and
-        ``_table_ci_high`` (:func:`t_interval` over the table means; NaN for one table).
+        improvement in accuracy), each with its interval. The METRICS and the
+        ``accuracy_vs_`` / ``kappa_vs_`` differences also get ``_seed_ci_low`` and
+        ``_seed_ci_high`` (:func:`seed_interval`; NaN for one backbone seed).
     """
     per_run = method_metrics(methods, valid, resample) if metrics is None else metrics
     scores = {m.name: {key: pooled(v, resample) for key, v in per_run[m.name].items()}
@@ -514,19 +658,16 @@ def summarise(methods: Sequence[MethodRuns], valid: ValidSets, resample: Resampl
         for key in [*METRICS, *(k for k in own if k.startswith("kappa_"))]:
             _with_interval(row, key, *own[key], confidence)
             if key in METRICS:
-                _with_table_interval(row, key, table_means(values[key]), confidence)
+                _with_seed_interval(row, key, table_means(values[key]), valid, confidence)
         for ref in present:
             for metric in DIFFERENCE_METRICS:
                 key = f"{metric}_vs_{ref}"
                 _with_interval(row, key, *difference(own[metric], scores[ref][metric]),
                                confidence)
-                _with_table_interval(row, key, table_means(values[metric])
-                                     - table_means(per_run[ref][metric]), confidence)
+                _with_seed_interval(row, key, table_means(values[metric])
+                                    - table_means(per_run[ref][metric]), valid, confidence)
             x, y = (part_accuracy_stack(per_run[name]) for name in (m.name, ref))
-            poi = float(rliable_metrics.probability_of_improvement(task_scores(x),
-                                                                   task_scores(y)))
-            _with_interval(row, f"poi_vs_{ref}", poi, improvement_draws(x, y, resample),
-                           confidence)
+            _with_interval(row, f"poi_vs_{ref}", *improvement(x, y, resample), confidence)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -536,18 +677,18 @@ def summarise_tables(methods: Sequence[MethodRuns], valid: ValidSets, resample: 
                      metrics: dict[str, dict[str, np.ndarray]] | None = None
                      ) -> pd.DataFrame:
     """Every method's figures on each table on its own, with bootstrap intervals that resample
-    only that table's seeds and studies (the draws of ``resample``: table ``t`` takes the
-    seeds drawn in slot ``t`` and its study set's counts; :func:`table_draws`).
+    only that table's seeds and studies (the draws of ``resample``: the table's cell's agent
+    seeds and its study set's counts; :func:`table_draws`).
 
     Args:
         methods, valid, resample, references, confidence, metrics: as for :func:`summarise`.
 
     Returns:
         One row per (method, table), method-major (``methods`` order), tables ascending:
-        ``method``, ``kind``, ``table``, ``study_set``, ``n_runs`` (the method's runs on the
-        table); each of :data:`TABLE_METRICS` and, per reference ``ref`` present,
-        ``accuracy_vs_<ref>`` and ``kappa_vs_<ref>`` (paired within the table), each with
-        ``_ci_low`` and ``_ci_high``.
+        ``method``, ``kind``, ``table``, ``study_set``, ``backbone_seed`` (its unit,
+        ``0..U-1``), ``n_runs`` (the method's runs on the table); each of
+        :data:`TABLE_METRICS` and, per reference ``ref`` present, ``accuracy_vs_<ref>`` and
+        ``kappa_vs_<ref>`` (paired within the table), each with ``_ci_low`` and ``_ci_high``.
     """
     per_run = method_metrics(methods, valid, resample) if metrics is None else metrics
     present = [ref for ref in references if ref in per_run]
@@ -557,6 +698,7 @@ def summarise_tables(methods: Sequence[MethodRuns], valid: ValidSets, resample: 
         for t in range(valid.n_tables):
             row: dict[str, Any] = {"method": m.name, "kind": m.kind, "table": t,
                                    "study_set": int(valid.study_set[t]),
+                                   "backbone_seed": int(valid.seed_unit[t]),
                                    "n_runs": int(m.predictions.shape[1])}
             own = {key: table_draws(values[key], resample, t)
                    for key in dict.fromkeys([*TABLE_METRICS, *DIFFERENCE_METRICS])}
@@ -571,21 +713,27 @@ def summarise_tables(methods: Sequence[MethodRuns], valid: ValidSets, resample: 
     return pd.DataFrame(rows)
 
 
-def coverage_note(n_tables: int, n_sets: int) -> str:
-    """A paragraph for the reports: what the joint-bootstrap interval and the table-level
-    interval each cover, and what neither does."""
-    draws = ("one data draw" if n_sets == 1 else f"{n_sets} data draws")
+def coverage_note(n_tables: int, n_units: int, n_sets: int) -> str:
+    """A paragraph for the reports: the design (``n_tables`` tables from ``n_units`` backbone
+    seeds and ``n_sets`` data draws, :class:`ValidSets`' ``n_tables``, ``n_seeds`` and
+    ``n_sets``), what the joint-bootstrap interval and the seed-level interval each cover,
+    and what neither does."""
+    seeds = f"{n_units} backbone seed{'s' * (n_units != 1)}"
+    draws = f"{n_sets} data draw{'s' * (n_sets != 1)}"
     return (
-        f"Two intervals. The joint-bootstrap interval (\"95% CI\") resamples the {n_tables} "
-        f"table{'s' * (n_tables != 1)} (backbone seeds and data draws together; here "
-        f"{draws}), the agent seeds within each table, and the valid studies within each data "
-        "draw (stratified by body part; tables of one draw share the resample, draws are "
-        "resampled independently). The table-level interval (\"table-level 95% CI\") treats "
-        "the per-table means (mean over that table's seeds; for a difference, the per-table "
-        "paired difference) as the units: mean +- t_{T-1} sd / sqrt(T) over the T tables. It "
-        "covers the backbone seeds and the data draws; agent seeds and studies enter only "
-        "through each table's mean. With few tables it is wide, but it does not pretend that "
-        "a handful of values can be resampled into a continuous distribution; with one table "
-        "it is not defined (shown as \u2014). Neither interval covers the synthetic generator's "
+        f"The design: {n_tables} table{'s' * (n_tables != 1)}, cells of {seeds} crossed with "
+        f"{draws}; agent seeds nested in each table; every table of a draw answers that "
+        "draw's studies. Two intervals. The joint-bootstrap interval (\"95% CI\") resamples, "
+        "jointly for every method, the backbone seeds and the data draws as crossed factors "
+        "(a table counts through its cell: an exact copy of a table adds nothing), the agent "
+        "seeds within each cell, and the distinct studies of each draw, stratified by body "
+        "part and shared by every table of the draw (a study a shift shows twice is still "
+        "one study). The seed-level interval (\"seed-level 95% CI\") is the Student-t "
+        "interval over the backbone seeds' means (each averaged over data draws and agent "
+        "seeds; for a difference, the per-seed paired difference): mean +- t_{U-1} sd / "
+        f"sqrt(U), here with {max(n_units - 1, 0)} degree{'s' * (n_units != 2)} of freedom. "
+        "It covers the retraining of the backbones; the data draws, agent seeds and studies "
+        "enter only through each seed's mean, and with few seeds it is wide (with one seed it "
+        "is not defined, shown as \u2014). Neither interval covers the synthetic generator's "
         "design and the pretraining profile, the choice of the tune and valid sizes, or (for "
-        "deferral) the simulated reader's draw.")
+        "deferral and worklists) the simulated readers' draw.")

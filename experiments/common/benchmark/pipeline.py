@@ -1,6 +1,6 @@
 """The benchmark's run on the tables it is given: every job, the statistics
-(:mod:`mura_env.evaluation.statistics`: runs and studies resampled jointly, and the table-level
-interval) and every output.
+(:mod:`mura_env.evaluation.statistics`: the design's units resampled jointly, and the
+seed-level interval) and every output.
 :mod:`experiments.benchmark.__main__` runs it on the reference tables,
 :mod:`experiments.compare.__main__` on one table."""
 
@@ -126,7 +126,7 @@ def run_benchmark(cfg: BenchmarkConfig, sources: list[TableSource], valid: Align
         "splits": {**SPLIT_USE, "agent_budgets_chosen_on": "tune"},
         "resolved_tables": info["tables"], "budgets": info["budgets"],
         "sizes": {k: info[k] for k in ("seeds", "n_tune", "n_valid", "n_valid_abnormal",
-                                       "study_sets")},
+                                       "study_sets", "backbone_seeds")},
         "statistics": info["design"], "timings_s": timings, "machine": info["machine"]})
     return frame
 
@@ -146,35 +146,34 @@ def _info(cfg: BenchmarkConfig, sources: list[TableSource], valid: ValidSets,
         "tables": [s.label for s in sources], "seeds": cfg.seeds,
         "n_tune": [int((s.table.studies["split"] == "tune").sum()) for s in sources],
         "n_valid": valid.n_studies, "n_valid_abnormal": valid_abnormal(valid),
-        "study_sets": valid.study_set.tolist(),
+        "study_sets": valid.study_set.tolist(), "backbone_seeds": valid.seed_unit.tolist(),
         "budgets": agent_budgets(cfg),
         "budget_note": BUDGET_RULE, "n_bootstrap": cfg.n_bootstrap,
-        "design": design_note(cfg, len(sources), valid.n_sets), "timings": timings,
+        "design": design_note(cfg, valid), "timings": timings,
         "machine": (f"{os.cpu_count()} CPUs ({platform.machine()}), {cfg.workers} worker "
                     f"process(es), 1-minute load average {load_at_start:.2f} at the start, "
                     f"{os.getloadavg()[0]:.2f} at the end"),
     }
 
 
-def design_note(cfg: BenchmarkConfig, n_tables: int, n_sets: int = 1) -> str:
+def design_note(cfg: BenchmarkConfig, valid: ValidSets) -> str:
     """One paragraph: what the intervals and the probability of improvement are, and what each
     interval covers (:func:`~mura_env.evaluation.statistics.coverage_note`)."""
     return (
         f"A method's score is its mean over runs (tables x seeds; a deterministic baseline has "
         f"one run per table). 95% percentile intervals from {cfg.n_bootstrap:,} seeded "
-        f"bootstrap draws (seed {cfg.bootstrap_seed}) that each resample the {n_tables} "
-        f"tables, the {cfg.seeds} seeds within each table, and the valid studies (within each "
-        "data draw's study set and body part), the same draw for every method and every run; "
-        "differences pair each run with the reference's run on the same table and the same "
-        "resampled studies. P(improve) is rliable's probability of improvement on a (runs, "
-        "tasks) matrix with runs = seeds and tasks = table x body part, score = the run's "
-        "accuracy on that part (Mann-Whitney, ties 1/2, averaged over tasks); its interval "
-        "comes from the same draws. " + coverage_note(n_tables, n_sets))
+        f"bootstrap draws (seed {cfg.bootstrap_seed}), the same draws for every method and "
+        "every run; differences pair each run with the reference's run on the same table and "
+        "the same resampled studies. P(improve) is rliable's probability of improvement per "
+        "table on a (runs, tasks) matrix with runs = seeds and tasks = body parts, score = the "
+        "run's accuracy on that part (Mann-Whitney, ties 1/2, averaged over tasks), pooled "
+        "over the tables like the other figures; its interval comes from the same draws. "
+        + coverage_note(valid.n_tables, valid.n_seeds, valid.n_sets))
 
 
 #: The columns of ``benchmark.csv`` a command prints when it ends.
 SHOWN_COLUMNS = ["method", "kind", "accuracy", "accuracy_ci_low", "accuracy_ci_high",
-                 "accuracy_table_ci_low", "accuracy_table_ci_high", "kappa",
+                 "accuracy_seed_ci_low", "accuracy_seed_ci_high", "kappa",
                  "accuracy_vs_uniform", "poi_vs_uniform", "train_time", "env_steps"]
 
 

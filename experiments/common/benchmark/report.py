@@ -40,16 +40,16 @@ def excluding_zero(frame: pd.DataFrame, key: str) -> tuple[list[str], list[str]]
     return above, below
 
 
-#: What a table-level interval cell shows when it is not defined (one table).
+#: What a seed-level interval cell shows when it is not defined (one table).
 UNDEFINED = "\u2014"
 
 
-def table_ci(row: Mapping[str, Any], key: str, digits: int = 3, scale: float = 1.0,
+def seed_ci(row: Mapping[str, Any], key: str, digits: int = 3, scale: float = 1.0,
              sign: str = "") -> str:
-    """``[low, high]`` of the table-level interval of figure ``key`` of ``row`` (its columns
-    ``key_table_ci_low`` and ``key_table_ci_high``), or :data:`UNDEFINED` when it is NaN (fewer
-    than two tables)."""
-    low, high = row[f"{key}_table_ci_low"], row[f"{key}_table_ci_high"]
+    """``[low, high]`` of the seed-level interval of figure ``key`` of ``row`` (its columns
+    ``key_seed_ci_low`` and ``key_seed_ci_high``), or :data:`UNDEFINED` when it is NaN (fewer
+    than two backbone seeds)."""
+    low, high = row[f"{key}_seed_ci_low"], row[f"{key}_seed_ci_high"]
     if not (np.isfinite(low) and np.isfinite(high)):
         return UNDEFINED
     return f"[{fmt(low, digits, scale, sign)}, {fmt(high, digits, scale, sign)}]"
@@ -148,24 +148,24 @@ def to_markdown(frame: pd.DataFrame, info: dict[str, Any], references: Sequence[
             (:func:`tune_gain_check`), ``n_bootstrap``, ``design`` (a paragraph),
             ``timings`` (phase -> seconds), ``machine``.
         references: the methods compared against (e.g. uniform, stacking); the first one's
-            accuracy difference gets its table-level interval in the main table.
+            accuracy difference gets its seed-level interval in the main table.
         per_table: ``per_table.csv`` (:func:`~mura_env.evaluation.statistics.summarise_tables` with
             table labels and seeds), for the per-table section; None: no such section.
     """
     refs = [r for r in references if f"accuracy_vs_{r}" in frame]
-    header = ["method", "kind", "accuracy [95% CI]", "accuracy, table-level 95% CI",
+    header = ["method", "kind", "accuracy [95% CI]", "accuracy, seed-level 95% CI",
               "kappa [95% CI]"]
     for i, ref in enumerate(refs):
         header += [f"accuracy vs {ref}, points [95% CI]"]
-        header += [f"accuracy vs {ref}, table-level 95% CI"] if i == 0 else []
+        header += [f"accuracy vs {ref}, seed-level 95% CI"] if i == 0 else []
         header += [f"P(improve over {ref}) [95% CI]"]
     rows = []
     for _, r in frame.iterrows():
-        cells = [label(r), r["kind"], ci(r, "accuracy"), table_ci(r, "accuracy"),
+        cells = [label(r), r["kind"], ci(r, "accuracy"), seed_ci(r, "accuracy"),
                  ci(r, "kappa")]
         for i, ref in enumerate(refs):
             cells += [ci(r, f"accuracy_vs_{ref}", 1, 100.0, "+")]
-            cells += [table_ci(r, f"accuracy_vs_{ref}", 1, 100.0, "+")] if i == 0 else []
+            cells += [seed_ci(r, f"accuracy_vs_{ref}", 1, 100.0, "+")] if i == 0 else []
             cells += [ci(r, f"poi_vs_{ref}", 2)]
         rows.append(cells)
     tables = ", ".join(f"`{t}`" for t in info["tables"])
@@ -185,11 +185,11 @@ def to_markdown(frame: pd.DataFrame, info: dict[str, Any], references: Sequence[
         "## More figures", "",
     ]
     more = ["method", "AUROC", "sensitivity", "specificity",
-            *(f"accuracy vs {ref}, table-level 95% CI" for ref in refs[1:]),
+            *(f"accuracy vs {ref}, seed-level 95% CI" for ref in refs[1:]),
             *(f"kappa vs {ref}" for ref in refs), "train/fit time (s)", "env steps"]
     lines += markdown_table(more, [
         [label(r), ci(r, "auroc"), ci(r, "sensitivity"), ci(r, "specificity"),
-         *(table_ci(r, f"accuracy_vs_{ref}", 1, 100.0, "+") for ref in refs[1:]),
+         *(seed_ci(r, f"accuracy_vs_{ref}", 1, 100.0, "+") for ref in refs[1:]),
          *(ci(r, f"kappa_vs_{ref}", 3, 1.0, "+") for ref in refs), fmt(r["train_time"], 2),
          f"{int(r['env_steps']):,}"] for _, r in frame.iterrows()])
     parts = [p for p in BODY_PARTS if f"kappa_{p}" in frame]
