@@ -245,3 +245,20 @@ def test_plateau_step_is_the_first_evaluation_near_the_best() -> None:
     assert plateau_step(steps, [0.1, 0.2, 0.3, 0.4, 0.5]) == 5000  # still rising
     with pytest.raises(ValueError, match="as many env steps"):
         plateau_step([], [])
+
+
+def test_an_exact_copy_of_a_table_changes_no_interval(tables: list[Path],
+                                                       tmp_path: Path) -> None:
+    copy = tmp_path / "copy_of_table_2.parquet"
+    LogitsTable.load(tables[2]).save(copy)
+    frames = []
+    for name, given in (("three", tables), ("with_copy", [*tables, copy])):
+        out = tmp_path / name
+        assert benchmark.main(_args(given, out, "--seeds", "2", "--algos", "softmax-pg",
+                                    "--steps", "softmax-pg=1024")) == 0
+        frames.append(pd.read_csv(out / "benchmark.csv").set_index("method"))
+    once, twice = frames
+    intervals = [c for c in once if c.endswith(("_ci_low", "_ci_high"))]
+    assert any(c.endswith("_seed_ci_low") for c in intervals)
+    pd.testing.assert_frame_equal(once[intervals], twice[intervals], rtol=1e-12)
+    pd.testing.assert_series_equal(once["accuracy"], twice["accuracy"], rtol=1e-12)

@@ -110,3 +110,25 @@ def test_table_info_reads_the_seeds_from_the_provenance() -> None:
     assert out["table_label"].tolist() == ["y", "x/reference_0.parquet"]
     csv = out.to_csv(index=False).splitlines()
     assert csv[1] == "m,1,y,,,0.5" and csv[2] == "m,0,x/reference_0.parquet,4,2,0.6"
+
+
+def _with_checkpoints(table: LogitsTable, digest: str) -> LogitsTable:
+    """``table`` as if its members came from the checkpoints ``digest``-0, -1, -2."""
+    configs = {m: {"checkpoint_sha256": f"{digest}-{k}"}
+               for k, m in enumerate(table.model_names)}
+    return LogitsTable.from_arrays(table.studies, list(table.model_names), table.logits,
+                                   model_configs=configs)
+
+
+def test_tables_of_one_backbone_training_share_its_seed() -> None:
+    one_training = [_with_checkpoints(standin_table(0, draw=d), "seed0") for d in (0, 1)]
+    other = _with_checkpoints(standin_table(1), "seed1")
+    bare = standin_table(2)
+    sources = [_source(str(i), t) for i, t in enumerate([*one_training, other, bare, bare])]
+    sets = valid_sets(sources).sets
+    # the two draws of one training, another training, a table without checkpoints and its
+    # exact copy (one unit: the same logits)
+    assert sets.seed_unit[0] == sets.seed_unit[1]
+    assert len({sets.seed_unit[0], sets.seed_unit[2], sets.seed_unit[3]}) == 3
+    assert sets.seed_unit[3] == sets.seed_unit[4] and sets.n_seeds == 3
+    assert sets.study_set.tolist() == [0, 1, 0, 0, 0]

@@ -13,6 +13,7 @@ from agent_fixtures import specialist_table
 import experiments.reference_report.__main__ as reference_report
 from experiments.reference_report.__main__ import (
     failed_bars,
+    failed_set_bars,
     paired_difference,
     patient_halves,
     tune_figures,
@@ -103,6 +104,13 @@ def test_the_design_bars_read_no_valid_row() -> None:
         valid_figures(hidden, n_bootstrap=300)
 
 
+def test_the_set_bar_is_the_mean_per_part_gain_over_the_tables() -> None:
+    figures = {0: {"per_part_minus_uniform": 1.0}, 1: {"per_part_minus_uniform": 3.5}}
+    assert failed_set_bars(figures) == []  # mean 2.25
+    figures[1]["per_part_minus_uniform"] = 2.9  # mean 1.95
+    assert "mean over the tables 1.95" in failed_set_bars(figures)[0]
+
+
 def test_patient_halves_keep_each_patients_studies_together() -> None:
     patients = np.array(["p1", "p2", "p1", "p3", "p4", "p2", "p5", "p6"])
     half = patient_halves(patients, seed=4)
@@ -129,7 +137,10 @@ def test_reference_report_command_writes_its_files(tmp_path: Path) -> None:
     assert list(payload["tune"]) == ["0"] and "valid" not in payload
     assert payload["tune"]["0"]["split"] == "tune"
     assert (out / "structure.csv").read_text().startswith("table,")
-    assert status == (1 if failed_bars(payload["tune"]["0"]) else 0)
+    assert status == (1 if failed_bars(payload["tune"]["0"]) or failed_set_bars(payload["tune"])
+                      else 0)
+    assert payload["per_part_minus_uniform_mean"] == payload["tune"]["0"][
+        "per_part_minus_uniform"]
     checked = tmp_path / "checked"
     assert reference_report.main(["--tables", "0", "--out", str(checked), "--n-bootstrap",
                                   "100", "--valid-check"]) == status

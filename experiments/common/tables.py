@@ -7,6 +7,7 @@ factors the statistics cross (:class:`mura_env.evaluation.statistics.ValidSets`)
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -76,16 +77,19 @@ class AlignedValid:
         return self.sets.n_studies
 
 
-def backbone_key(table: LogitsTable, position: int) -> str:
+def backbone_key(table: LogitsTable) -> str:
     """Which backbone training made ``table``: the sha256 digests of its members' checkpoints
     (the ``checkpoint_sha256`` of each model config, as pretraining writes them), so the
-    tables one training scores on several data draws share the key; a table without them is
-    its own training (``"table <position>"``)."""
+    tables one training scores on several data draws share the key; for a table without
+    them, the sha256 of its model names and logits (an exact copy shares it, another
+    training does not)."""
     digests = [table.model_configs.get(m, {}).get("checkpoint_sha256")
                for m in table.model_names]
     if all(isinstance(d, str) and d for d in digests):
         return "checkpoints " + " ".join(digests)
-    return f"table {position}"
+    content = hashlib.sha256("\n".join(table.model_names).encode())
+    content.update(np.ascontiguousarray(table.logits, dtype=np.float64).tobytes())
+    return "logits " + content.hexdigest()
 
 
 def valid_sets(sources: Sequence[TableSource]) -> AlignedValid:
@@ -132,8 +136,8 @@ def valid_sets(sources: Sequence[TableSource]) -> AlignedValid:
     sets = ValidSets(np.stack([v["label"].to_numpy(np.int64) for v in aligned]),
                      np.stack([v["body_part"].to_numpy(object) for v in aligned]),
                      np.asarray(study_set, dtype=np.int64),
-                     backbone_seed=np.array([backbone_key(s.table, i)
-                                             for i, s in enumerate(sources)], dtype=object))
+                     backbone_seed=np.array([backbone_key(s.table) for s in sources],
+                                            dtype=object))
     return AlignedValid(sets, tuple(orders))
 
 

@@ -12,7 +12,8 @@ split agents and baselines learn on; a profile is judged on these figures only):
 * how many different members are the best (accuracy) in some body part;
 * the learnable structure, cross-fitted by patient: the best member per body part, chosen on
   one half of tune's patients and scored on the other half (both ways), against the uniform
-  average, in accuracy points with a paired bootstrap 95% CI over tune studies.
+  average, in accuracy points with a paired bootstrap 95% CI over tune studies (above 0 on
+  every table), and its mean over the tables (at least 2 points).
 
 ``--valid-check`` adds the same figures on ``valid`` (the best member per part chosen on the
 whole of tune): the final check of a profile already adopted on its tune figures, never a
@@ -55,7 +56,8 @@ BARS: dict[str, tuple[float, float]] = {
     "disagreement": (0.15, 1.0),  # share of studies
     "oracle_minus_uniform": (5.0, 100.0),  # accuracy points
     "distinct_best_members": (3, 99),  # members best in some body part
-    "per_part_minus_uniform": (2.0, 100.0),  # accuracy points; its CI low must be > 0
+    "per_part_ci_low": (0.0, 100.0),  # per table: the per-part gain's CI above 0 (points)
+    "per_part_minus_uniform_mean": (2.0, 100.0),  # over the tables: its mean, in points
 }
 
 
@@ -155,14 +157,23 @@ def failed_bars(figures: dict[str, Any]) -> list[str]:
     for name, kappa in figures["member_kappa"].items():
         if not low <= kappa <= high:
             failed.append(f"member {name} kappa {kappa:.3f} outside [{low}, {high}]")
-    for key in ("disagreement", "oracle_minus_uniform", "distinct_best_members",
-                "per_part_minus_uniform"):
+    for key in ("disagreement", "oracle_minus_uniform", "distinct_best_members"):
         if figures[key] < BARS[key][0]:
             failed.append(f"{key} {figures[key]:.3f} below {BARS[key][0]}")
-    if figures["per_part_ci"][0] <= 0:
+    if figures["per_part_ci"][0] <= BARS["per_part_ci_low"][0]:
         failed.append(f"per-part-best minus uniform CI low {figures['per_part_ci'][0]:.2f} "
-                      "is not above 0")
+                      f"is not above {BARS['per_part_ci_low'][0]:g}")
     return failed
+
+
+def failed_set_bars(figures: dict[Any, dict[str, Any]]) -> list[str]:
+    """The bars of :data:`BARS` on the set of tables that ``figures`` (table -> figures of
+    :func:`structure_figures`) misses: the mean per-part gain over the tables; empty when it
+    holds."""
+    mean = float(np.mean([f["per_part_minus_uniform"] for f in figures.values()]))
+    low = BARS["per_part_minus_uniform_mean"][0]
+    return [] if mean >= low else [f"per_part_minus_uniform mean over the tables {mean:.2f} "
+                                   f"below {low:g}"]
 
 
 def figures_row(index: int | str, figures: dict[str, Any],
@@ -204,7 +215,8 @@ class ReportConfig:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m experiments.reference_report``; returns 0 when every table meets every bar
-    on tune, 1 otherwise (the failures are printed)."""
+    on tune and the tables together meet the set's bar (:func:`failed_set_bars`), 1 otherwise
+    (the failures are printed)."""
     cfg = parse_config(ReportConfig, argv)
     if cfg.logits:
         tables: dict[Any, LogitsTable] = {str(p): LogitsTable.load(p) for p in cfg.logits}
@@ -225,9 +237,16 @@ def main(argv: list[str] | None = None) -> int:
     print("Design bars on tune (per-part choice cross-fitted by patient):")
     print(pd.DataFrame(rows).drop(columns=["best_member_per_part"]).to_string(index=False))
     failures = {i: failed_bars(f) for i, f in figures.items()}
+    set_failures = failed_set_bars(figures)
+    payload["per_part_minus_uniform_mean"] = float(np.mean(
+        [f["per_part_minus_uniform"] for f in figures.values()]))
+    print(f"per-part best minus uniform, mean over the {len(figures)} tables: "
+          f"{payload['per_part_minus_uniform_mean']:+.2f} points")
     for i, fails in failures.items():
         for fail in fails:
             print(f"table {i}: {fail}")
+    for fail in set_failures:
+        print(f"all tables: {fail}")
     if cfg.valid_check:
         checks = {i: valid_figures(t, cfg.n_bootstrap, cfg.seed) for i, t in tables.items()}
         valid_rows = [figures_row(i, f, tables[i].provenance) for i, f in checks.items()]
@@ -241,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_bytes(cfg.out / "structure.json",
                        (json.dumps(payload, indent=2) + "\n").encode())
     print(f"wrote {cfg.out}/structure.csv, structure.json")
-    return 1 if any(failures.values()) else 0
+    return 1 if any(failures.values()) or set_failures else 0
 
 
 if __name__ == "__main__":

@@ -15,9 +15,9 @@ from experiments.common.options import BudgetOptions, EnvOptions
 #: The agents the benchmark runs by default (``--algos`` runs any registered one).
 DEFAULT_ALGOS = ("softmax-pg", "ppo", "a2c", "sac")
 #: SAC's budget here: a compute cap, a ninth of the registry's (its tune plateau), so that the
-#: whole benchmark (6 reference tables x 3 seeds) fits in 10 minutes on 2 CPU cores with 2
-#: workers: with 12,288 env steps it took 631 s there (SAC about 33 s per run, A2C 27 s). It
-#: is the default of ``--steps``.
+#: whole benchmark fits in 10 minutes on 2 CPU cores with 2 workers (with 12,288 env steps, 6
+#: tables x 3 seeds took 631 s there: SAC about 33 s per run, A2C 27 s). It is the default of
+#: ``--steps``.
 SAC_BENCHMARK_STEPS = 8_192
 #: How the agents' budgets were fixed; shown in benchmark.md.
 BUDGET_RULE = (
@@ -44,7 +44,9 @@ class BenchmarkConfig(BudgetOptions, PooledRunOptions, EnvOptions):
     tables: tuple[Path, ...] | None = field(default=None, metadata={
         "help": "logits tables (default: every shipped reference table, "
                 "mura_env.logits.reference)"})
-    seeds: int = field(default=3, metadata={"help": "seeds per agent and seeded baseline"})
+    seeds: int = field(default=2, metadata={
+        "help": "seeds per agent and seeded baseline (2: the 10 reference tables x 2 seeds fit "
+                "in 10 minutes on 2 CPU cores)"})
     out: Path | None = field(default=None, metadata={
         "help": "output folder, must not exist yet (default runs/benchmark/<time>)"})
     algos: tuple[str, ...] = field(default=DEFAULT_ALGOS, metadata={
