@@ -15,6 +15,7 @@ from rliable import metrics as rliable_metrics
 from scipy import stats as scipy_stats
 
 from mura_env.constants import BODY_PARTS
+from mura_env.evaluation.resampled_metrics import weighted_metrics
 from mura_env.evaluation.statistics import (
     MethodRuns,
     ValidSets,
@@ -294,6 +295,59 @@ def test_valid_sets_names_studies_within_a_set_and_checks_them() -> None:
     with pytest.raises(ValueError, match="more than one label"):
         ValidSets(np.array([[0, 1]]), np.array([["HAND", "HAND"]], dtype=object), np.zeros(1),
                   study_ids=np.array([["a", "a"]]))
+
+
+def _old_draw_resamples(body_parts: np.ndarray, n_tables: int, n_seeds: int,
+                        n_bootstrap: int, seed: int) -> tuple[np.ndarray, ...]:
+    """The bootstrap over tables, their seeds and one set of shared studies, written out."""
+    rng = np.random.default_rng(seed)
+    parts = np.asarray(body_parts, dtype=object)
+    counts = np.zeros((n_bootstrap, len(parts)))
+    offsets = (np.arange(n_bootstrap) * len(parts))[:, None]
+    for part in BODY_PARTS:
+        rows = np.flatnonzero(parts == part)
+        if len(rows):
+            idx = rows[rng.integers(0, len(rows), size=(n_bootstrap, len(rows)))]
+            counts += np.bincount((idx + offsets).ravel(),
+                                  minlength=counts.size).reshape(counts.shape)
+    tables = rng.integers(0, n_tables, size=(n_bootstrap, n_tables))
+    seeds = rng.integers(0, n_seeds, size=(n_bootstrap, n_tables, n_seeds))
+    return counts, tables, seeds
+
+
+def test_one_draw_and_one_table_per_seed_give_the_bootstrap_over_tables() -> None:
+    # the retraining and part-attention studies' design: their draws are those of the
+    # bootstrap over tables, their seeds and the shared studies
+    rng = np.random.default_rng(11)
+    parts = np.array([BODY_PARTS[i % 6] for i in range(90)], dtype=object)
+    labels = rng.integers(0, 2, 90)
+    valid = ValidSets.shared(labels, parts, 3)
+    resample = draw_resamples(valid, 2, 200, seed=9)
+    counts, tables, seeds = _old_draw_resamples(parts, 3, 2, 200, seed=9)
+    assert np.array_equal(resample.counts[:, 0], counts)
+    assert np.array_equal(resample.seed_slots, tables)  # one table per backbone seed
+    assert np.array_equal(resample.seeds[:, :, 0, :], seeds)
+    assert (resample.draw_slots == 0).all()
+    pred = np.where(rng.random((3, 2, 90)) < 0.7, labels, 1 - labels)
+    method = _method("m", pred, labels)
+    values = run_metrics(valid, method, resample)
+    # the former run_metrics: every run scored on the one set of weights
+    weights = np.vstack([np.ones((1, 90)), counts])
+    for t, s in np.ndindex(3, 2):
+        former = weighted_metrics(labels, pred[t, s], weights, method.probabilities[t, s])
+        for key, v in former.items():
+            assert np.array_equal(values[key][t, s], v, equal_nan=True), key
+        rows = parts == "ELBOW"
+        former_part = weighted_metrics(labels[rows], pred[t, s][rows], weights[:, rows])
+        assert np.array_equal(values["kappa_ELBOW"][t, s], former_part["kappa"])
+    assert "kappa_WRIST" not in values  # no WRIST study here
+    # the former pooled accuracy, written out draw by draw
+    correct = (pred == labels).astype(float)
+    expected = np.array([np.mean([correct[tables[b, j], seeds[b, j, k]] @ counts[b] / 90
+                                  for j in range(3) for k in range(2)]) for b in range(200)])
+    point, draws = pooled(values["accuracy"], resample)
+    np.testing.assert_allclose(draws, expected, rtol=1e-12)
+    assert point == pytest.approx(correct.mean(), rel=1e-12)
 
 
 def test_each_study_set_is_resampled_on_its_own_and_shared_by_its_tables() -> None:

@@ -311,10 +311,12 @@ def draw_resamples(valid: ValidSets, n_seeds: int, n_bootstrap: int, seed: int) 
     of every cell.
 
     The random numbers are drawn in this order: the studies of set 0, 1, ..., G-1 (each part
-    in ``BODY_PARTS`` order), the ``U`` seed slots, the ``G`` draw slots, the ``U x G x S``
-    agent seeds. They depend on the design (``U``, ``G``, each set's distinct studies and
-    their parts), not on how many tables fill a cell: an exact copy of a table changes no
-    draw.
+    in ``BODY_PARTS`` order), the ``U`` seed slots, the ``G`` draw slots (none when
+    ``G`` = 1), the ``U x G x S`` agent seeds. They depend on the design (``U``, ``G``, each
+    set's distinct studies and their parts), not on how many tables fill a cell: an exact copy
+    of a table changes no draw. With one data draw and one table per backbone seed (the
+    retraining and part-attention studies) they are the draws of a bootstrap over tables,
+    their seeds and the shared studies.
 
     Args:
         valid: the tables' studies and units.
@@ -332,7 +334,8 @@ def draw_resamples(valid: ValidSets, n_seeds: int, n_bootstrap: int, seed: int) 
         counts[:, g, :len(parts)] = stratified_counts(rng, parts, BODY_PARTS, n_bootstrap)
     n_units, n_sets = valid.n_seeds, valid.n_sets
     seed_slots = rng.integers(0, n_units, size=(n_bootstrap, n_units))
-    draw_slots = rng.integers(0, n_sets, size=(n_bootstrap, n_sets))
+    draw_slots = (rng.integers(0, n_sets, size=(n_bootstrap, n_sets)) if n_sets > 1
+                  else np.zeros((n_bootstrap, n_sets), dtype=np.int64))
     seeds = rng.integers(0, n_seeds, size=(n_bootstrap, n_units, n_sets, n_seeds))
     return Resample(counts=counts, seed_slots=seed_slots, draw_slots=draw_slots, seeds=seeds,
                     valid=valid)
