@@ -189,7 +189,7 @@ def _two_draws(n: int = 70, seed: int = 5) -> ValidSets:
 
 def test_a_draw_averages_the_drawn_cells_of_backbone_seed_x_data_draw() -> None:
     # 3 backbone seeds x 2 data draws, one table per cell; every figure written out draw by
-    # draw from the resample's slots, cell seeds and study counts
+    # draw from the resample's slots, the agent seeds of each slot pair and the study counts
     rng = np.random.default_rng(11)
     n = 63
     parts = np.array([BODY_PARTS[i % 7] for i in range(n)], dtype=object)
@@ -211,11 +211,11 @@ def test_a_draw_averages_the_drawn_cells_of_backbone_seed_x_data_draw() -> None:
     expected = []
     for b in range(200):
         values = []
-        for u in resample.seed_slots[b]:
-            for g in resample.draw_slots[b]:
+        for i, u in enumerate(resample.seed_slots[b]):
+            for j, g in enumerate(resample.draw_slots[b]):
                 t = table[int(u), int(g)]
                 values.append(np.mean([correct[t, s] @ resample.counts[b, g] / n
-                                       for s in resample.seeds[b, u, g]]))
+                                       for s in resample.seeds[b, i, j]]))
         expected.append(np.mean(values))
     np.testing.assert_allclose(draws, expected, rtol=1e-12)
     assert point == pytest.approx(correct.mean(), rel=1e-12)

@@ -29,8 +29,9 @@ draw resamples, with replacement and jointly for every method:
 * the backbone seeds: ``U`` seed slots from the ``U`` seeds, and the data draws: ``G`` draw
   slots from the ``G`` draws, as crossed factors; a draw averages the ``U x G`` drawn cells
   (empty cells of an incomplete design are left out);
-* the agent seeds: in each cell, ``S`` seeds from the ``S`` seeds, taken by every table of
-  the cell (deterministic methods keep their one run);
+* the agent seeds: for each drawn (seed slot, draw slot) pair, ``S`` seeds from the ``S``
+  seeds, taken by every table of the cell drawn there (a cell drawn twice gets two
+  resamples; deterministic methods keep their one run);
 * the studies: per data draw, its distinct studies, stratified by body part (each part keeps
   its number of distinct studies), independently across draws; a position weighs as its
   study's count, for every run of every method on every table of that draw.
@@ -52,8 +53,8 @@ What neither interval covers: the synthetic generator's design and the pretraini
 worklists, the simulated readers' draw (the same readers on every table).
 
 Per-table results (:func:`summarise_tables`): one table's mean over its seeds, with a
-bootstrap interval from the same draws restricted to that table (its cell's agent seeds, its
-draw's studies).
+bootstrap interval from the same draws restricted to that table (a resample of its agent
+seeds, its draw's studies).
 
 Probability of improvement (rliable's ``metrics.probability_of_improvement``): per table, a
 scores matrix ``(runs, tasks)`` per method, runs = seeds, tasks = body parts, score = the
@@ -69,7 +70,7 @@ could not resample the design jointly with the runs anyway.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -275,8 +276,9 @@ class Resample:
             row is 0; per set and body part the counts sum to the part's distinct studies).
         seed_slots: int64 ``[B, U]``: the backbone seed drawn into each seed slot.
         draw_slots: int64 ``[B, G]``: the study set (data draw) drawn into each draw slot.
-        seeds: int64 ``[B, U, G, S]``: the agent seeds drawn in each cell (backbone seed,
-            study set); every table of a cell takes them.
+        seeds: int64 ``[B, U, G, S]``: the agent seeds drawn in each (seed slot, draw slot)
+            pair; every table of the cell drawn there takes them (a cell drawn twice gets two
+            independent resamples of its seeds).
         valid: the tables' studies and units the draws were made for.
     """
 
@@ -297,11 +299,23 @@ class Resample:
         return self.counts[:, self.valid.study_set[table]][:, self.valid.study_index[table]]
 
     def table_seeds(self, table: int, n_seeds: int) -> np.ndarray:
-        """int64 ``[B, S]``: the agent seeds ``table`` takes in every draw (its cell's); all 0
-        for a deterministic method (``n_seeds`` = 1)."""
+        """int64 ``[B, S]``: the agent seeds ``table`` takes in every draw when it is scored on
+        its own (those of the slot pair numbered like its cell); all 0 for a deterministic
+        method (``n_seeds`` = 1)."""
         unit, study_set = self.valid.seed_unit[table], self.valid.study_set[table]
         seeds = self.seeds[:, unit, study_set, :]
         return seeds if n_seeds > 1 else np.zeros_like(seeds[:, :1])
+
+    def slot_seeds(self, n_seeds: int) -> np.ndarray:
+        """int64 ``[B, U, G, S]``: :attr:`seeds`, or all 0 (``S`` = 1) for a deterministic
+        method (``n_seeds`` = 1)."""
+        return self.seeds if n_seeds > 1 else np.zeros_like(self.seeds[..., :1])
+
+    def drawn(self, table: int) -> np.ndarray:
+        """bool ``[B, U, G]``: where ``table``'s cell is drawn (seed slot and draw slot)."""
+        unit, study_set = self.valid.seed_unit[table], self.valid.study_set[table]
+        return ((self.seed_slots == unit)[:, :, None]
+                & (self.draw_slots == study_set)[:, None, :])
 
 
 def draw_resamples(valid: ValidSets, n_seeds: int, n_bootstrap: int, seed: int) -> Resample:
@@ -411,23 +425,30 @@ def crossed_point(per_table: np.ndarray, valid: ValidSets) -> float:
     return float(_nanmean(_cell_means(per_table, valid), (0, 1)))
 
 
-def crossed_draws(per_table: np.ndarray, resample: Resample) -> np.ndarray:
+def crossed_draws(slot_values: Callable[[int], np.ndarray], resample: Resample
+                  ) -> np.ndarray:
     """The bootstrap draws of a figure pooled over the design.
 
     Args:
-        per_table: float ``[T, B]``: each table's figure in every draw (its cell's agent
-            seeds, its study set's resampled studies).
+        slot_values: ``t -> float [B, U, G]``: table ``t``'s figure in every draw and slot
+            pair, with the agent seeds drawn for that pair (:meth:`Resample.slot_seeds`) and
+            its study set's resampled studies.
         resample: the draws.
 
     Returns:
-        float64 ``[B]``: per draw, the mean over the ``U x G`` drawn (seed slot, draw slot)
-        pairs of the cell mean of the drawn cell; empty cells are left out (NaN when every
-        drawn cell is empty).
+        float64 ``[B]``: per draw, the mean over the ``U x G`` (seed slot, draw slot) pairs of
+        the mean over the tables of the cell drawn there; empty cells are left out (NaN when
+        every drawn cell is empty).
     """
-    cells = _cell_means(per_table, resample.valid)  # [B, U, G]
-    b = np.arange(resample.n_draws)[:, None, None]
-    drawn = cells[b, resample.seed_slots[:, :, None], resample.draw_slots[:, None, :]]
-    return _nanmean(drawn, (1, 2))
+    shape = resample.seeds.shape[:3]
+    total, count = np.zeros(shape), np.zeros(shape)
+    for t in range(resample.valid.n_tables):
+        drawn = resample.drawn(t)
+        if drawn.any():
+            total += np.where(drawn, slot_values(t), 0.0)
+            count += drawn
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return _nanmean(total / count, (1, 2))
 
 
 def seed_means(per_table: np.ndarray, valid: ValidSets) -> np.ndarray:
@@ -442,8 +463,8 @@ def table_draws(values: np.ndarray, resample: Resample, table: int
 
     Args:
         values: float ``[T, S_m, B + 1]`` from :func:`run_metrics`.
-        resample: the draws; the table takes its cell's agent seeds
-            (:meth:`Resample.table_seeds`) and its study set's resampled studies.
+        resample: the draws; the table takes the agent seeds of
+            :meth:`Resample.table_seeds` and its study set's resampled studies.
         table: ``t``.
 
     Returns:
@@ -464,13 +485,14 @@ def pooled(values: np.ndarray, resample: Resample) -> tuple[float, np.ndarray]:
 
     Returns:
         ``(point, draws float64 [B])``: the point is :func:`crossed_point` of the tables'
-        means over their seeds (with one table per cell, the mean over every run); a draw is
-        :func:`crossed_draws` of the tables' draws (:func:`table_draws`).
+        means over their seeds (with one table per cell, the mean over every run); the draws
+        are :func:`crossed_draws` of each run's value on the draw's studies, averaged over the
+        agent seeds drawn for the slot pair.
     """
-    per_table = np.stack([table_draws(values, resample, t)[1]
-                          for t in range(values.shape[0])])
-    return crossed_point(table_means(values), resample.valid), crossed_draws(per_table,
-                                                                            resample)
+    seeds = resample.slot_seeds(values.shape[1])
+    b = 1 + np.arange(resample.n_draws)[:, None, None, None]
+    draws = crossed_draws(lambda t: values[t][seeds, b].mean(axis=-1), resample)
+    return crossed_point(table_means(values), resample.valid), draws
 
 
 def interval(draws: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
@@ -550,25 +572,25 @@ def seed_interval(per_table: np.ndarray, valid: ValidSets, confidence: float = 0
     return t_interval(seed_means(per_table, valid), confidence)
 
 
-def table_improvement(part_x: np.ndarray, part_y: np.ndarray, seeds: np.ndarray | None,
-                      column: np.ndarray | int) -> np.ndarray:
+def table_improvement(part_x: np.ndarray, part_y: np.ndarray, seeds: np.ndarray | None = None
+                      ) -> np.ndarray:
     """One table's probability of improvement of X over Y: tasks are its body parts, runs
     its seeds.
 
     Args:
         part_x, part_y: float ``[S_m, P, B + 1]`` the table's per-part accuracies of X and Y.
-        seeds: int ``[B, S]`` the agent seeds drawn (None: every run, on the whole split).
-        column: the split column(s): 0 for the whole split, ``1 + arange(B)`` for the draws.
+        seeds: int ``[B, ..., S]`` the agent seeds drawn (a deterministic method keeps its one
+            run); None: every run, on the whole split.
 
     Returns:
-        float64 ``[B]`` (or a 0-d array for the whole split).
+        float64 ``[B, ...]`` on the draws' studies, or a 0-d array on the whole split.
     """
     def runs(part: np.ndarray) -> np.ndarray:  # -> [..., P, runs]
         if seeds is None:
-            return part[..., column].T
-        picked = seeds if part.shape[0] > 1 else np.zeros_like(seeds[:, :1])
-        b = np.asarray(column)[:, None]
-        return part[picked, :, b].transpose(0, 2, 1)  # [B, S, P] -> [B, P, S]
+            return part[..., 0].T
+        picked = seeds if part.shape[0] > 1 else np.zeros_like(seeds[..., :1])
+        b = (1 + np.arange(len(seeds))).reshape((-1,) + (1,) * (seeds.ndim - 1))
+        return np.moveaxis(part[picked, :, b], -1, -2)  # [B, ..., S, P] -> [B, ..., P, S]
 
     x, y = runs(part_x), runs(part_y)
     return probability_of_improvement(x[..., None], y[..., None]).mean(axis=-1)
@@ -588,14 +610,11 @@ def improvement(part_x: np.ndarray, part_y: np.ndarray, resample: Resample
     Returns:
         ``(point, draws float64 [B])``.
     """
-    columns = 1 + np.arange(resample.n_draws)
-    n_seeds = max(part_x.shape[1], part_y.shape[1])
-    point = np.array([float(table_improvement(part_x[t], part_y[t], None, 0))
+    seeds = resample.slot_seeds(max(part_x.shape[1], part_y.shape[1]))
+    point = np.array([float(table_improvement(part_x[t], part_y[t]))
                       for t in range(len(part_x))])
-    draws = np.stack([table_improvement(part_x[t], part_y[t],
-                                        resample.table_seeds(t, n_seeds), columns)
-                      for t in range(len(part_x))])
-    return crossed_point(point, resample.valid), crossed_draws(draws, resample)
+    draws = crossed_draws(lambda t: table_improvement(part_x[t], part_y[t], seeds), resample)
+    return crossed_point(point, resample.valid), draws
 
 
 def part_accuracy_stack(metrics: dict[str, np.ndarray]) -> np.ndarray:
@@ -680,8 +699,8 @@ def summarise_tables(methods: Sequence[MethodRuns], valid: ValidSets, resample: 
                      metrics: dict[str, dict[str, np.ndarray]] | None = None
                      ) -> pd.DataFrame:
     """Every method's figures on each table on its own, with bootstrap intervals that resample
-    only that table's seeds and studies (the draws of ``resample``: the table's cell's agent
-    seeds and its study set's counts; :func:`table_draws`).
+    only that table's seeds and studies (the draws of ``resample``: agent seeds of
+    :meth:`Resample.table_seeds` and its study set's counts; :func:`table_draws`).
 
     Args:
         methods, valid, resample, references, confidence, metrics: as for :func:`summarise`.
