@@ -19,11 +19,12 @@ Statistics per (scenario, capacity): :func:`mura_env.evaluation.statistics.summa
 backbone seeds and data draws (crossed), the agent seeds and the shift studies (a shift's
 positions are studies of its table's valid split, and the tables of one data draw answer the
 same shifts: the distinct studies of each draw are resampled, within body part; see
-:class:`WorklistDesign`), with the seed-level interval; paired differences against the budget-paced rule, first come first served
-and the ensemble alone. Writes into ``--out`` (default ``runs/worklist/<time>``), all at once:
-``worklist.md``, ``worklist.csv`` (one row per scenario, capacity and method), ``readers.csv``
-(reads per shift, capacity used and the share of each body part's studies sent to each reader),
-``runs.csv``, ``config.json`` and ``worklist_accuracy.png``.
+:class:`WorklistDesign`), with the seed-level interval; paired differences against the
+budget-paced rule, first come first served and the ensemble alone. Writes into ``--out``
+(default ``runs/worklist/<time>``), all at once: ``worklist.md``, ``worklist.csv`` (one row
+per scenario, capacity and method), ``readers.csv`` (reads per shift, capacity used and the
+share of each body part's studies sent to each reader), ``runs.csv``, ``config.json`` and
+``worklist_accuracy.png``.
 """
 
 from __future__ import annotations
