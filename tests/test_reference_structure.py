@@ -11,6 +11,7 @@ import pytest
 from agent_fixtures import specialist_table
 
 import experiments.reference_report.__main__ as reference_report
+from experiments.common.tables import backbone_key
 from experiments.reference_report.__main__ import (
     failed_bars,
     failed_set_bars,
@@ -33,7 +34,7 @@ from mura_env.synthetic.plan import REAL_COUNTS
 
 def test_mura_size_tables_over_backbone_seeds_and_data_draws() -> None:
     indices = reference_indices()
-    assert len(indices) >= 6 and indices == list(range(len(indices)))
+    assert len(indices) >= 10 and indices == list(range(len(indices)))
     valid_ids: dict[int, list[str]] = {}
     fingerprints: dict[int, set[str]] = {}
     for index in indices:
@@ -62,7 +63,13 @@ def test_mura_size_tables_over_backbone_seeds_and_data_draws() -> None:
     assert len(valid_ids) >= 2  # at least two data draws ...
     assert all(len(f) == 1 for f in fingerprints.values())
     assert len(set().union(*fingerprints.values())) == len(fingerprints)  # ... that differ
-    assert len({reference_origin(i)[0] for i in indices}) >= 3  # at least 3 backbone seeds
+    assert len({reference_origin(i)[0] for i in indices}) >= 5  # at least 5 backbone seeds
+    # the statistics' backbone seed: the tables of one training share its checkpoints
+    keys = {i: backbone_key(load_reference_table(i)) for i in indices}
+    for i in indices:
+        for j in indices:
+            same_seed = reference_origin(i)[0] == reference_origin(j)[0]
+            assert (keys[i] == keys[j]) == same_seed, (i, j)
     size = sum(reference_table_path(i).stat().st_size for i in indices)
     assert size < 5_000_000  # the shipped tables stay compact
 
