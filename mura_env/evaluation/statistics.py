@@ -409,8 +409,8 @@ def _cell_means(per_table: np.ndarray, valid: ValidSets) -> np.ndarray:
 
 
 def _nanmean(values: np.ndarray, axis: tuple[int, ...]) -> np.ndarray:
-    """The mean over ``axis`` of the finite-or-not values that are not NaN; NaN where all
-    are NaN (no warning)."""
+    """The mean over ``axis`` of the values that are not NaN; NaN where all are NaN (no
+    warning)."""
     present = ~np.isnan(values)
     total = np.where(present, values, 0.0).sum(axis=axis)
     with np.errstate(invalid="ignore", divide="ignore"):
