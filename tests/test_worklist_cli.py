@@ -16,7 +16,7 @@ import experiments.worklist.__main__ as worklist
 from mura_env.readers import READER_PROFILES
 from mura_env.worklist.config import WorklistConfig
 
-METHODS = {"ensemble_alone", "first_come_first_served", "myopic_threshold", "budget_paced",
+METHODS = {"ensemble_alone", "first_come_first_served", "myopic_threshold", "budget_paced", "dp",
            "part_skill_greedy", "hindsight", "oracle", "ppo"}
 
 

@@ -18,6 +18,7 @@ from agents.worklist.methods import (
     EnsembleAlone,
     FirstComeFirstServed,
     MyopicThreshold,
+    OptimalOnline,
     OracleAssignment,
     PartSkillGreedy,
     WorklistData,
@@ -26,6 +27,7 @@ from agents.worklist.methods import (
     check_capacities,
     estimated_gains,
     fit_worklist_methods,
+    online_values,
     reader_skill,
     simulate,
     sorted_quantiles,
@@ -228,7 +230,7 @@ def test_online_methods_never_look_ahead(methods, data, shifts) -> None:
     online = [m for m in methods.values() if m.online]
     assert {m.name for m in online} == {"ensemble_alone", "first_come_first_served",
                                         "myopic_threshold", "budget_paced",
-                                        "part_skill_greedy"}
+                                        "part_skill_greedy", "dp"}
     assert not methods["hindsight"].online and not methods["oracle"].online
     rng = np.random.default_rng(4)
     gains = methods["budget_paced"].estimated_gains(
@@ -409,3 +411,72 @@ def test_budget_paced_beats_first_come_first_served_when_the_valuable_studies_co
     oracle = simulate(methods["oracle"], valid, rows, capacities, p)
     assert oracle["accuracy"] == pytest.approx(paced["accuracy"])
     assert isinstance(methods["oracle"], OracleAssignment)
+
+
+def _bare_dp(tune_gains: np.ndarray, capacities: tuple[int, ...], size: int) -> OptimalOnline:
+    """An :class:`OptimalOnline` fitted on ``tune_gains`` alone (no table needed)."""
+    method = OptimalOnline()
+    method.tune_gains = np.asarray(tune_gains, dtype=np.float64)
+    method.capacities, method.shift_size, method.read_cost = np.array(capacities), size, 0.0
+    method._fit_rule(None)
+    return method
+
+
+def _shift_gain(gains: np.ndarray, who: np.ndarray) -> float:
+    read = who >= 0
+    return float(np.where(read, gains[np.arange(len(who)), np.maximum(who, 0)], 0.0).sum())
+
+
+@pytest.mark.parametrize(("kinds", "size", "capacities"), [
+    (np.array([[0.30], [0.10]]), 3, (1,)),  # one reader, one read, three studies
+    (np.array([[0.30, -0.05], [0.10, 0.25]]), 2, (1, 1)),  # two readers, a read each
+])
+def test_dp_is_the_best_online_policy_by_exhaustive_search(kinds: np.ndarray, size: int,
+                                                            capacities: tuple[int, ...]) -> None:
+    # two kinds of study, equally likely
+    sequences = list(itertools.product(range(2), repeat=size))
+    # every deterministic online policy: an action (the ensemble or a reader) for each history
+    # of kinds seen so far, the current one included
+    histories = [h for t in range(1, size + 1) for h in itertools.product(range(2), repeat=t)]
+    best = -np.inf
+    choices = (ENSEMBLE, *range(len(capacities)))
+    for actions in itertools.product(choices, repeat=len(histories)):
+        policy = dict(zip(histories, actions, strict=True))
+        total = 0.0
+        for seq in sequences:
+            left, gain = list(capacities), 0.0
+            for t in range(size):
+                act = policy[seq[: t + 1]]
+                if act >= 0 and left[act] > 0:  # a full reader: the ensemble answers
+                    left[act] -= 1
+                    gain += kinds[seq[t], act]
+            total += gain
+        best = max(best, total / len(sequences))
+    values = online_values(kinds, np.array(capacities), size)
+    assert values[size][capacities] == pytest.approx(best, abs=1e-12)
+    # and the method's own decisions reach it
+    dp = _bare_dp(kinds, capacities, size)
+    shifts = kinds[np.array(sequences)]  # [2 ** size, size, R]
+    who = dp.decide_shifts(shifts, capacities)
+    mean = np.mean([_shift_gain(g, w) for g, w in zip(shifts, who, strict=True)])
+    assert mean == pytest.approx(best, abs=1e-12)
+
+
+def test_dp_beats_budget_paced_in_expectation_and_keeps_capacities() -> None:
+    rng = np.random.default_rng(3)
+    tune_gains = rng.normal(-0.05, 0.2, size=(40, 2))
+    size, capacities = 5, (1, 2)
+    dp = _bare_dp(tune_gains, capacities, size)
+    paced = BudgetPaced()
+    paced.tune_gains, paced.capacities, paced.shift_size = tune_gains, np.array(capacities), size
+    paced._fit_rule(None)
+    shifts = tune_gains[rng.integers(0, 40, size=(4000, size))]  # i.i.d. from tune's gains
+    mine, theirs = (m.decide_shifts(shifts, capacities) for m in (dp, paced))
+    for who in (mine, theirs):
+        for r, cap in enumerate(capacities):
+            assert ((who == r).sum(axis=1) <= cap).all()
+    dp_gain = np.mean([_shift_gain(g, w) for g, w in zip(shifts, mine, strict=True)])
+    paced_gain = np.mean([_shift_gain(g, w) for g, w in zip(shifts, theirs, strict=True)])
+    assert dp_gain > paced_gain
+    expected = online_values(tune_gains, np.array(capacities), size)[size][capacities]
+    assert dp_gain == pytest.approx(expected, abs=0.02)  # Monte Carlo over 4,000 shifts

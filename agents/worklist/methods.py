@@ -32,6 +32,11 @@ the whole shift):
   it spends its capacity evenly over the rest of the shift;
 * :class:`PartSkillGreedy`: the reader with the highest estimated gain (the most skilled on
   the study's body part) if that gain is positive and the reader has capacity;
+* :class:`OptimalOnline` (``dp``): the exact optimal online policy for shifts of studies
+  drawn independently from tune's estimated gains: a dynamic programme over (reads left per
+  reader, studies left) (:func:`online_values`); a study is read by the reader whose gain
+  beats the value that read gives up, the most by which it does. No online method does better
+  on such shifts in expectation; the hindsight assignment, which sees the whole shift, can;
 * :class:`HindsightAssignment` (reference): the whole shift's estimated gains known in
   advance, the assignment of most total positive gain (:func:`assign_shift`);
 * :class:`OracleAssignment` (reference): the same assignment with the true gains (reader
@@ -480,6 +485,85 @@ class PartSkillGreedy(OnlineMethod):
         return gains, gains > 0
 
 
+def online_values(gains: np.ndarray, capacities: np.ndarray, size: int) -> np.ndarray:
+    """The value of the optimal online policy for shifts of studies drawn independently and
+    uniformly from the rows of ``gains``: ``V[m, c]``, the expected total gain of the reads
+    still to come with ``m`` studies left and reads ``c`` left per reader, from
+
+        ``V[0, c] = 0``,
+        ``V[m, c] = mean_i max(V[m-1, c], max_{r: c_r > 0} gains[i, r] + V[m-1, c - e_r])``.
+
+    Args:
+        gains: float ``[n, R]`` the estimated gain of reading each of ``n`` studies by each
+            reader (the ensemble answering is 0).
+        capacities: int ``[R]`` the reads per reader at the start of a shift.
+        size: the most studies left, ``N`` (>= 0).
+
+    Returns:
+        float64 ``[N + 1, *(capacities + 1)]``: ``V[m][c_0, ..., c_{R-1}]``.
+    """
+    gains = np.asarray(gains, dtype=np.float64)
+    shape = tuple(int(c) + 1 for c in capacities)
+    left = np.indices(shape).reshape(len(shape), -1)  # [R, states]
+    flat = np.arange(left.shape[1])
+    minus = [np.where(left[r] > 0, flat - int(np.prod(shape[r + 1:])), 0)
+             for r in range(len(shape))]
+    values = np.zeros((size + 1, left.shape[1]))
+    for m in range(1, size + 1):
+        before = values[m - 1]
+        best = np.broadcast_to(before, (len(gains), len(before)))
+        for r, index in enumerate(minus):
+            read = gains[:, r, None] + before[index][None, :]
+            best = np.where(left[r] > 0, np.maximum(best, read), best)
+        values[m] = best.mean(axis=0)
+    return values.reshape((size + 1, *shape))
+
+
+class OptimalOnline(OnlineMethod):
+    """The exact optimal online policy when a shift's studies are drawn independently from
+    tune's estimated gains (:func:`online_values` of the tune gains, for the capacities and
+    shift size it is asked about): with ``m`` studies left and reads ``c`` left, reader ``r``
+    is worth ``g_r + V[m-1, c - e_r] - V[m-1, c]`` for the current study; the reader of highest
+    positive worth reads it (none: the ensemble answers). It paces every reader against all
+    the others' reads at once, where :class:`BudgetPaced` paces each against its own
+    quantile. Valid shifts drawn with other body-part mixes (the scenarios) are not what it
+    optimises for.
+
+    Attributes (after fit): values: dict capacities tuple -> float64 ``[N + 1, ...]``
+    (:func:`online_values`), filled as shifts are decided."""
+
+    name = "dp"
+
+    def _fit_rule(self, tune: WorklistData) -> None:
+        self.values: dict[tuple[int, ...], np.ndarray] = {}
+        self._value_table(self.capacities, self.shift_size)
+
+    def _value_table(self, capacities: np.ndarray, size: int) -> np.ndarray:
+        key = tuple(int(c) for c in capacities)
+        table = self.values.get(key)
+        if table is None or len(table) <= size:
+            table = online_values(self.tune_gains, np.asarray(key), size)
+            self.values[key] = table
+        return table
+
+    def decide_shifts(self, gains: np.ndarray, capacities: Any) -> np.ndarray:
+        gains = np.asarray(gains, dtype=np.float64)
+        self._table = self._value_table(check_capacities(capacities, gains.shape[2]),
+                                        gains.shape[1])
+        return super().decide_shifts(gains, capacities)
+
+    def _choose(self, gains: np.ndarray, capacity_left: np.ndarray, remaining: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+        after = self._table[remaining - 1]
+        stay = after[tuple(capacity_left.T)]
+        worth = np.empty_like(gains)
+        for r in range(gains.shape[1]):
+            fewer = capacity_left.copy()
+            fewer[:, r] = np.maximum(fewer[:, r] - 1, 0)
+            worth[:, r] = gains[:, r] + after[tuple(fewer.T)] - stay
+        return worth, (worth > 0) & (capacity_left > 0)
+
+
 class HindsightAssignment(WorklistMethod):
     """Reference: knows the whole shift's estimated gains in advance and reads the
     assignment of most total positive estimated gain (:func:`assign_shift`)."""
@@ -512,7 +596,7 @@ class OracleAssignment(HindsightAssignment):
 def all_worklist_methods() -> list[WorklistMethod]:
     """One fresh instance of every method, the references last."""
     return [EnsembleAlone(), FirstComeFirstServed(), MyopicThreshold(), BudgetPaced(),
-            PartSkillGreedy(), HindsightAssignment(), OracleAssignment()]
+            PartSkillGreedy(), OptimalOnline(), HindsightAssignment(), OracleAssignment()]
 
 
 def fit_worklist_methods(tune: WorklistData, read_cost: float, capacities: Any,

@@ -8,7 +8,8 @@ For each table (default: every shipped reference table, each carrying the simula
 radiologists ``radiologist_1..3``) and each capacity (reads per reader per shift, as a share
 of the shift), the classical methods (:mod:`agents.worklist.methods`: ensemble alone, first
 come first served, a myopic threshold per reader, the budget-paced rule, per-part greedy
-assignment; the hindsight assignment and the oracle as references) are fitted on ``tune``, and
+assignment, ``dp``: the exact optimal online policy for shifts drawn like tune's; the
+hindsight assignment and the oracle as references) are fitted on ``tune``, and
 each RL agent (SB3 PPO by default; :func:`agents.core.train.train_agent`) trains ``--seeds`` times
 on ``MuraWorklist-v0``'s tune shifts of the ``random`` scenario (mixes drawn around the split's).
 Then every method answers the same ``--n-shifts`` valid shifts of each ``--scenarios`` mix

@@ -83,6 +83,13 @@ def to_markdown(frame: pd.DataFrame, reads: pd.DataFrame, info: dict[str, Any]) 
         "on tune; RL agents train on tune shifts of random body-part mixes and never see the "
         f"scenario's name. Budgets: {info['budgets']}. Synthetic data: nothing here is "
         "clinical.", "",
+        "**What bounds what.** `dp` is the exact optimal online policy for shifts whose "
+        "studies are drawn independently from tune's estimated gains: no online method does "
+        "better on such shifts in expectation (the scenarios' mixes differ from tune's, so on "
+        "them it is a strong rule, not a bound). `hindsight` sees the whole shift's estimated "
+        "gains before deciding (offline) and bounds every method deciding on estimated gains, "
+        "`dp` included, shift by shift; `oracle` decides on the true gains and bounds "
+        "everything.", "",
         "**Intervals.** A shift's positions are studies of the table's valid split, and "
         "tables of one data draw answer the same shifts: the bootstrap resamples the distinct "
         "studies of each draw. "
