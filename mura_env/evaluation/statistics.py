@@ -707,8 +707,8 @@ def summarise_tables(methods: Sequence[MethodRuns], valid: ValidSets, resample: 
 
     Returns:
         One row per (method, table), method-major (``methods`` order), tables ascending:
-        ``method``, ``kind``, ``table``, ``study_set``, ``backbone_seed`` (its unit,
-        ``0..U-1``), ``n_runs`` (the method's runs on the table); each of
+        ``method``, ``kind``, ``table``, ``study_set``, ``seed_unit`` (its backbone seed as
+        :attr:`ValidSets.seed_unit`, ``0..U-1``), ``n_runs`` (the method's runs on the table); each of
         :data:`TABLE_METRICS` and, per reference ``ref`` present, ``accuracy_vs_<ref>`` and
         ``kappa_vs_<ref>`` (paired within the table), each with ``_ci_low`` and ``_ci_high``.
     """
@@ -720,7 +720,7 @@ def summarise_tables(methods: Sequence[MethodRuns], valid: ValidSets, resample: 
         for t in range(valid.n_tables):
             row: dict[str, Any] = {"method": m.name, "kind": m.kind, "table": t,
                                    "study_set": int(valid.study_set[t]),
-                                   "backbone_seed": int(valid.seed_unit[t]),
+                                   "seed_unit": int(valid.seed_unit[t]),
                                    "n_runs": int(m.predictions.shape[1])}
             own = {key: table_draws(values[key], resample, t)
                    for key in dict.fromkeys([*TABLE_METRICS, *DIFFERENCE_METRICS])}

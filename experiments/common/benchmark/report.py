@@ -40,12 +40,12 @@ def excluding_zero(frame: pd.DataFrame, key: str) -> tuple[list[str], list[str]]
     return above, below
 
 
-#: What a seed-level interval cell shows when it is not defined (one table).
+#: What a seed-level interval cell shows when it is not defined (one backbone seed).
 UNDEFINED = "\u2014"
 
 
 def seed_ci(row: Mapping[str, Any], key: str, digits: int = 3, scale: float = 1.0,
-             sign: str = "") -> str:
+            sign: str = "") -> str:
     """``[low, high]`` of the seed-level interval of figure ``key`` of ``row`` (its columns
     ``key_seed_ci_low`` and ``key_seed_ci_high``), or :data:`UNDEFINED` when it is NaN (fewer
     than two backbone seeds)."""
