@@ -709,8 +709,9 @@ def summarise_tables(methods: Sequence[MethodRuns], valid: ValidSets, resample: 
         One row per (method, table), method-major (``methods`` order), tables ascending:
         ``method``, ``kind``, ``table``, ``study_set``, ``seed_unit`` (its backbone seed as
         :attr:`ValidSets.seed_unit`, ``0..U-1``), ``n_runs`` (the method's runs on the
-        table); each of :data:`TABLE_METRICS` and, per reference ``ref`` present, ``accuracy_vs_<ref>`` and
-        ``kappa_vs_<ref>`` (paired within the table), each with ``_ci_low`` and ``_ci_high``.
+        table); each of :data:`TABLE_METRICS` and, per reference ``ref`` present,
+        ``accuracy_vs_<ref>`` and ``kappa_vs_<ref>`` (paired within the table), each with
+        ``_ci_low`` and ``_ci_high``.
     """
     per_run = method_metrics(methods, valid, resample) if metrics is None else metrics
     present = [ref for ref in references if ref in per_run]
