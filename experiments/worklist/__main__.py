@@ -168,8 +168,9 @@ class WorklistDesign:
     Attributes:
         study_set: int64 ``[T]``: each table's data draw (tables of one draw answer the same
             shifts of the same studies).
-        backbone_seed: ``[T]``: each table's backbone training
-            (:func:`experiments.common.tables.backbone_key`).
+        backbone_seed: int64 ``[T]``: each table's backbone training as ``0..U-1``
+            (:attr:`mura_env.evaluation.statistics.ValidSets.seed_unit` of
+            :func:`experiments.common.tables.backbone_key`).
         study_ids: per table, object ``[n_valid]``: the study id of each row of its valid
             selection (what a run's ``study_index`` points at).
     """
@@ -184,7 +185,7 @@ class WorklistDesign:
         sets = valid_sets(sources).sets
         ids = tuple(s.table.select(split="valid").studies["study_id"].to_numpy(dtype=object)
                     for s in sources)
-        return cls(sets.study_set, sets.backbone_seed, ids)
+        return cls(sets.study_set, sets.seed_unit, ids)
 
 
 def cell_valid(runs: list[WorklistRun], design: WorklistDesign) -> ValidSets:
@@ -274,8 +275,7 @@ def run_worklist(cfg: WorklistExperimentConfig, sources: list[TableSource],
     reads = reader_frame(runs, readers, cfg.shift_size)
     info = {"tables": [s.label for s in sources], "seeds": cfg.seeds,
             "study_sets": design.study_set.tolist(),
-            "backbone_seeds": np.unique(design.backbone_seed.astype(str),
-                                        return_inverse=True)[1].tolist(),
+            "backbone_seeds": design.backbone_seed.tolist(),
             "scenarios": list(cfg.scenarios), "capacities": list(cfg.capacities),
             "agents": list(cfg.agents), "budgets": agent_budgets(cfg),
             "n_shifts": cfg.n_shifts, "shift_size": cfg.shift_size, "readers": list(readers),
