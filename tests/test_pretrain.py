@@ -159,12 +159,31 @@ def test_focus_flag_is_checked(tmp_path: Path) -> None:
             out=tmp_path))
 
 
+def test_focus_share_is_per_member(tmp_path: Path) -> None:
+    cfg = pretrain_backbones.resolve_profile(pretrain_backbones.PretrainConfig(
+        profile="reference", out=tmp_path / "run"))
+    profile = pretrain_backbones.PROFILES["reference"]
+    expected = [entry[3] if len(entry) > 3 else profile["focus_share"]
+                for entry in profile["models"].values()]
+    assert cfg.focus_share == tuple(expected) and len(set(expected)) > 1
+    shares = [pretrain_backbones.train_config(cfg, tmp_path, m, 64, 1).focus_share
+              for m in cfg.models or ()]
+    assert shares == expected
+    one_each = pretrain_backbones.resolve_profile(replace(cfg, focus_share=(0.5, 0.6, 0.7)))
+    assert [pretrain_backbones.train_config(one_each, tmp_path, m, 64, 1).focus_share
+            for m in cfg.models or ()] == [0.5, 0.6, 0.7]
+    assert pretrain_backbones.resolve_profile(replace(cfg, focus_share=(0.5,))).focus_share == (
+        0.5, 0.5, 0.5)
+    with pytest.raises(ValueError, match="--focus-share takes one value or one per model"):
+        pretrain_backbones.resolve_profile(replace(cfg, focus_share=(0.5, 0.6)))
+
+
 def test_export_reference_takes_only_the_reference_profiles_settings(tmp_path: Path) -> None:
     cfg = pretrain_backbones.PretrainConfig(profile="reference", export_reference=True,
                                             out=tmp_path)
     assert pretrain_backbones.resolve_profile(cfg).export_reference
     for change in ({"epochs": (3,)}, {"train_studies": 100}, {"profile": "quick"},
-                   {"score_data_seeds": (0,)}):
+                   {"score_data_seeds": (0,)}, {"focus_share": (0.9,)}):
         with pytest.raises(ValueError, match="--export-reference"):
             pretrain_backbones.resolve_profile(replace(cfg, **change))
 

@@ -92,7 +92,7 @@ class PretrainSettings(Protocol):
     scale: float | None
     train_studies: int | None
     focus: tuple[str, ...] | None
-    focus_share: float | None
+    focus_share: tuple[float, ...] | None
     device: str
     data_root: Path | None
 
@@ -118,7 +118,7 @@ def run_provenance(cfg: PretrainSettings, argv: list[str], table: LogitsTable,
             "synthetic": cfg.data_root is None,
             "train_data_seed": cfg.data_seed,
             "scale": cfg.scale, "train_studies_per_member": cfg.train_studies,
-            "focus": list(cfg.focus or ()), "focus_share": cfg.focus_share,
+            "focus": list(cfg.focus or ()), "focus_share": list(cfg.focus_share or ()),
             "machine": machine_description(str(resolve_device(cfg.device))),
             "wall_seconds": round(float(report["wall_seconds"]), 1),
             "sizes": split_sizes(table.studies), "members": member_summary(metrics),
