@@ -28,17 +28,18 @@ def table_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.mark.parametrize("algo", ["ppo", "native-ppo"])
 @pytest.mark.parametrize("env_id", registered_env_ids())
-def test_trains_saves_and_reloads_on_every_env(env_id: str, table_path: Path,
+def test_trains_saves_and_reloads_on_every_env(env_id: str, algo: str, table_path: Path,
                                                tmp_path: Path) -> None:
     out = tmp_path / "run"
-    argv = ["--env", env_id, "--algo", "ppo", "--steps", "ppo=512", "--logits",
-            str(table_path), "--out", str(out), "--no-tensorboard"]
+    argv = ["--env", env_id, "--algo", algo, "--steps", f"{algo}=512", "--logits",
+            str(table_path), "--out", str(out), "--no-tensorboard", "--n-envs", "16"]
     if env_id in ENV_KWARGS:
         argv += ["--env-kwargs", *ENV_KWARGS[env_id]]
     assert train_agent.main(argv) == 0
     config = json.loads((out / "config.json").read_text())
-    assert config["env_id"] == env_id
+    assert config["env_id"] == env_id and config["algo"] == algo
     for entry in ENV_KWARGS.get(env_id, []):
         key, value = entry.split("=")
         assert str(config["env_config"][key]) == value

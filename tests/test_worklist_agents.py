@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from env_fixtures import studies_frame
 
+from agents.core.saved import load_agent
 from agents.core.train import train_agent
 from agents.worklist.rollout import rollout, shift_scores
 from mura_env.logits import LogitsTable
@@ -68,3 +69,52 @@ def test_ppo_learns_to_save_the_reads_for_the_end_of_the_shift() -> None:
     late_reads = int((answers["answered_by"][0, EARLY:] == 0).sum())
     assert scores["accuracy"] >= 0.9, (scores, answers["answered_by"])
     assert late_reads >= 3
+
+
+def test_maskable_ppo_trains_on_the_routing_action_and_never_asks_a_full_reader(
+        tmp_path) -> None:
+    """sb3-contrib's MaskablePPO through the one route: it reads the env's action masks while
+    training and is given them when scored, so it never picks a reader without reads left."""
+    config = _config(pacing_table()).replace(action="routing")
+    trained = train_agent("maskable-ppo", config, tmp_path / "run", total_timesteps=1_024,
+                          n_envs=2, seed=0, tensorboard=False)
+    problem = WorklistProblem(config)
+    state_rows = np.arange(EARLY + LATE)[None, :]
+    asked_full = []
+
+    class Watch:
+        """Records whether the policy ever asks for the reader while it is full."""
+
+        def predict(self, obs, deterministic=True, action_masks=None):
+            actions, _ = trained.model.predict(obs, deterministic=deterministic,
+                                               action_masks=action_masks)
+            asked_full.append(bool(((actions == 1) & ~action_masks[:, 1]).any()))
+            return actions, None
+
+    answers = rollout(Watch(), problem, state_rows)
+    assert len(asked_full) == EARLY + LATE and not any(asked_full)
+    assert (answers["answered_by"] == 0).sum() <= LATE
+    loaded = load_agent(tmp_path / "run", config.load_table())
+    assert type(loaded.model).__name__ == "MaskablePPO"
+
+
+def test_recurrent_ppo_trains_and_carries_its_memory_through_a_shift() -> None:
+    """sb3-contrib's RecurrentPPO (an LSTM policy, for observations without the shift's mix)
+    through the one route; scoring carries its LSTM state from study to study."""
+    config = _config(pacing_table())
+    trained = train_agent("recurrent-ppo", config, None, total_timesteps=512, n_envs=2, seed=0,
+                          tensorboard=False)
+    problem = WorklistProblem(config)
+    states = []
+
+    class Watch:
+        """Records the state the rollout hands the policy at each study."""
+
+        def predict(self, obs, state=None, episode_start=None, deterministic=True):
+            states.append((state, episode_start.copy()))
+            return trained.model.predict(obs, state=state, episode_start=episode_start,
+                                         deterministic=deterministic)
+
+    rollout(Watch(), problem, np.arange(EARLY + LATE)[None, :])
+    assert states[0][0] is None and states[0][1].all()
+    assert all(s is not None and not start.any() for s, start in states[1:])

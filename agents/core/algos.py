@@ -29,11 +29,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from agents.core.families import NATIVE, SB3
+from agents.core.families import NATIVE, NATIVE_PPO, SB3
 from agents.core.spec import AlgoSpec
 from mura_env import DEFERRAL_ENV_ID as DEFERRAL
 from mura_env import ENV_ID as WEIGHTING
 from mura_env import WORKLIST_ENV_ID as WORKLIST
+
+#: Native PPO on an env whose actions never change what comes next (each step's reward is its
+#: whole return): no discount.
+BANDIT = {"gamma": 0.0}
+NATIVE_PPO_BUDGET = 2_097_152
+NATIVE_PPO_WORKLIST_BUDGET = 2_097_152
 
 ALGOS: dict[str, AlgoSpec] = {
     # tune plateau (largest 188,416), 48 updates of 4,096 studies; on the deferral env, 192
@@ -57,6 +63,21 @@ ALGOS: dict[str, AlgoSpec] = {
     "td3": AlgoSpec("td3", SB3, {WEIGHTING: 73_728}, sb3_class="TD3",
                     sb3_kwargs={"learning_starts": 500, "buffer_size": 100_000},
                     sb3_log_interval=1000, description="Stable-Baselines3 TD3"),
+    # sb3-contrib, on the worklist only: PPO's budget and rollout there
+    "maskable-ppo": AlgoSpec("maskable-ppo", SB3, {WORKLIST: 32_768}, sb3_class="MaskablePPO",
+                             sb3_kwargs={"n_steps": 256, "batch_size": 256},
+                             description="sb3-contrib MaskablePPO (the routing action's mask)"),
+    "recurrent-ppo": AlgoSpec("recurrent-ppo", SB3, {WORKLIST: 32_768},
+                              sb3_class="RecurrentPPO", sb3_policy="MlpLstmPolicy",
+                              sb3_kwargs={"n_steps": 256, "batch_size": 256},
+                              description="sb3-contrib RecurrentPPO (an LSTM policy)"),
+    "native-ppo": AlgoSpec(
+        "native-ppo", NATIVE_PPO, {WEIGHTING: NATIVE_PPO_BUDGET, DEFERRAL: NATIVE_PPO_BUDGET,
+                                   WORKLIST: NATIVE_PPO_WORKLIST_BUDGET},
+        {WORKLIST: 64},
+        settings={WEIGHTING: BANDIT, DEFERRAL: BANDIT,
+                  WORKLIST: {"gamma": 1.0, "learning_rate": 1e-3, "num_minibatches": 4}},
+        description="native PPO on the vector env (GAE, clipped losses, obs normalisation)"),
 }
 
 

@@ -10,7 +10,9 @@ the agent class registered for its env id.
 * :data:`NATIVE`: the softmax policy gradient (:mod:`agents.weighting.softmax_pg`; with the
   Bernoulli defer head of :mod:`agents.deferral.softmax_pg` on ``MuraDeferral-v0``) on the native
   vector env.
-* :data:`SB3`: Stable-Baselines3 algorithms (:mod:`agents.core.sb3`) on SB3-vectorised single envs.
+* :data:`NATIVE_PPO`: PPO (:mod:`agents.core.native_ppo`) on the native vector env of any env.
+* :data:`SB3`: Stable-Baselines3 and sb3-contrib algorithms (:mod:`agents.core.sb3`) on
+  SB3-vectorised single envs.
 """
 
 from __future__ import annotations
@@ -105,6 +107,63 @@ class NativeFamily(AgentFamily):
         return self.agent_class(env_id).load(path)[0]
 
 
+class NativePPOFamily(AgentFamily):
+    """Native PPO (:mod:`agents.core.native_ppo`) on the env's native vector env."""
+
+    def algorithm_settings(self, spec: AlgoSpec, config: WeightingConfig, n_envs: int,
+                           learning_rate: float | None, native: SoftmaxPGConfig | None
+                           ) -> dict[str, Any]:
+        """:class:`~agents.core.native_ppo.NativePPOConfig`'s fields: its defaults, the
+        registry's settings for the env (``spec.settings``), ``num_envs`` ``n_envs`` and the
+        learning rate when given (``native``, softmax-pg's, is not read)."""
+        from agents.core.native_ppo import NativePPOConfig
+
+        values = dict(spec.settings.get(config.env_id, {}))
+        values["num_envs"] = int(n_envs)
+        if learning_rate is not None:
+            values["learning_rate"] = float(learning_rate)
+        return dataclasses.asdict(NativePPOConfig(**values))
+
+    def train(self, spec: AlgoSpec, config: WeightingConfig, settings: dict[str, Any],
+              seed: int, tb_dir: Path | None, evaluate: Evaluate, eval_every: int,
+              checkpoint: Checkpoint, progress: bool) -> tuple[Any, dict[str, Any]]:
+        """Build the agent (seeded) for the native vector env's spaces and train it
+        (:func:`agents.core.native_ppo.train_native_ppo`)."""
+        import torch
+
+        from agents.core.native_ppo import NativePPOConfig, PPOAgent, train_native_ppo
+
+        cfg = NativePPOConfig(**settings["algorithm"])
+        env = config.vector_env_class()(cfg.num_envs, config=config)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            agent = PPOAgent(env.single_observation_space, env.single_action_space, cfg)
+        writer = None
+        if tb_dir is not None:
+            from torch.utils.tensorboard import SummaryWriter
+            writer = SummaryWriter(str(tb_dir))
+        try:
+            with torch.random.fork_rng(devices=[]):
+                result = train_native_ppo(
+                    agent, env, settings["total_timesteps"], seed=seed, writer=writer,
+                    eval_fn=evaluate, eval_every=eval_every, checkpoint_fn=checkpoint,
+                    progress=progress)
+        finally:
+            if writer is not None:
+                writer.close()
+        return agent, result
+
+    def save(self, model: Any, path: Path, env_steps: int) -> None:
+        """:meth:`agents.core.native_ppo.PPOAgent.save` with the env steps."""
+        model.save(path, {"env_steps": int(env_steps)})
+
+    def load(self, spec: AlgoSpec, path: str | os.PathLike[str], env_id: str) -> Any:
+        """:meth:`agents.core.native_ppo.PPOAgent.load`."""
+        from agents.core.native_ppo import PPOAgent
+
+        return PPOAgent.load(path)[0]
+
+
 class SB3Family(AgentFamily):
     """Stable-Baselines3 algorithms with ``MlpPolicy`` (:mod:`agents.core.sb3`)."""
 
@@ -141,4 +200,5 @@ class SB3Family(AgentFamily):
 
 
 NATIVE = NativeFamily("native", "model.pt", 4096)
+NATIVE_PPO = NativePPOFamily("native-ppo", "ppo.pt", 1024)
 SB3 = SB3Family("sb3", "model.zip", 8)

@@ -1,4 +1,5 @@
-"""Stable-Baselines3 agents (PPO, A2C, SAC, ...) on the envs of ``mura_env``.
+"""Stable-Baselines3 agents (PPO, A2C, SAC, ...) and sb3-contrib's (MaskablePPO,
+RecurrentPPO) on the envs of ``mura_env``.
 
 The env is the registered single env, vectorised by SB3's ``make_vec_env`` (``DummyVecEnv``
 with a ``Monitor`` per copy, so SB3 logs ``rollout/ep_rew_mean``). Logging is SB3's own
@@ -19,11 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import sb3_contrib
 import stable_baselines3
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.logger import configure
+from stable_baselines3.common.logger import Logger, configure
 from tqdm import tqdm
 
 from agents.core.spec import AlgoSpec
@@ -117,8 +119,10 @@ HYPERPARAMETER_NAMES = ("learning_rate", "n_steps", "batch_size", "n_epochs", "g
 
 
 def sb3_class(spec: AlgoSpec) -> type[BaseAlgorithm]:
-    """The Stable-Baselines3 class of an ``sb3`` family registry entry (e.g. ``PPO``)."""
-    return getattr(stable_baselines3, spec.sb3_class or "")
+    """The class of an ``sb3`` family registry entry: ``stable_baselines3``'s (e.g. ``PPO``),
+    else ``sb3_contrib``'s (e.g. ``MaskablePPO``)."""
+    name = spec.sb3_class or ""
+    return getattr(stable_baselines3, name, None) or getattr(sb3_contrib, name)
 
 
 def sb3_settings(spec: AlgoSpec, learning_rate: float | None = None) -> dict[str, Any]:
@@ -185,7 +189,8 @@ def train_sb3(
     checkpoint_fn: Callable[[BaseAlgorithm, int], None] | None = None,
     progress: bool = False,
 ) -> tuple[BaseAlgorithm, dict[str, Any]]:
-    """Train ``spec``'s SB3 algorithm with ``MlpPolicy`` on the single env of ``config``
+    """Train ``spec``'s SB3 algorithm with its policy (``spec.sb3_policy``) on the single env
+    of ``config``
     (``MuraWeighting-v0``, ``MuraDeferral-v0``...).
 
     Args:
@@ -207,9 +212,11 @@ def train_sb3(
     """
     env = make_sb3_env(config, n_envs, seed)
     settings = sb3_settings(spec) if algorithm is None else algorithm
-    model = sb3_class(spec)("MlpPolicy", env, seed=seed, device="cpu", verbose=0, **settings)
-    if tb_dir is not None:
-        model.set_logger(configure(str(tb_dir), ["tensorboard", "csv"]))
+    model = sb3_class(spec)(spec.sb3_policy, env, seed=seed, device="cpu", verbose=0,
+                            **settings)
+    # without a folder, a logger that writes nothing (SB3's default makes a /tmp folder)
+    model.set_logger(configure(str(tb_dir), ["tensorboard", "csv"]) if tb_dir is not None
+                     else Logger(folder=None, output_formats=[]))
     callback = EvalCallback(eval_fn, eval_every, checkpoint_fn)
     callbacks: list[BaseCallback] = [callback]
     if progress:

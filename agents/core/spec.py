@@ -72,10 +72,13 @@ class AlgoSpec:
         timesteps: default env steps (answered studies) of a training run, per env id
             (see the module docstring for how each was fixed on tune curves).
         n_envs: default env copies per env id (None: the family's own default).
-        sb3_class: the Stable-Baselines3 class name (SB3 family only).
+        sb3_class: the class name in Stable-Baselines3 or sb3-contrib (SB3 family only).
+        sb3_policy: the policy name the class is built with (SB3 family only).
         sb3_kwargs: constructor arguments that differ from SB3's defaults (SB3 family only).
         sb3_log_interval: ``learn(log_interval=...)`` (iterations for on-policy algorithms,
             episodes for off-policy ones; SB3 family only).
+        settings: per env id, the algorithm's settings that differ from its defaults there
+            (native PPO: fields of :class:`agents.core.native_ppo.NativePPOConfig`).
         description: one line for help texts and tables.
     """
 
@@ -84,8 +87,10 @@ class AlgoSpec:
     timesteps: Mapping[str, int]
     n_envs: Mapping[str, int] = field(default_factory=dict)
     sb3_class: str | None = None
+    sb3_policy: str = "MlpPolicy"
     sb3_kwargs: Mapping[str, Any] = field(default_factory=dict)
     sb3_log_interval: int = 1
+    settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     description: str = ""
 
     @property
@@ -94,8 +99,17 @@ class AlgoSpec:
         return self.family.model_file
 
     def default_timesteps(self, env_id: str = WEIGHTING) -> int:
-        """The default budget on ``env_id`` (env steps)."""
-        return int(self.timesteps.get(env_id, self.timesteps[WEIGHTING]))
+        """The default budget on ``env_id`` (env steps): the env's own, else the one on
+        ``MuraWeighting-v0``.
+
+        Raises:
+            ValueError: the registry has neither (give a budget: ``--steps ALGO=N``)."""
+        budget = self.timesteps.get(env_id, self.timesteps.get(WEIGHTING))
+        if budget is None:
+            raise ValueError(f"{self.name} has no default budget on {env_id} (it has on "
+                             f"{', '.join(self.timesteps)}); give one: --steps "
+                             f"{self.name}=N.")
+        return int(budget)
 
     def default_n_envs(self, env_id: str = WEIGHTING) -> int:
         """The default number of env copies on ``env_id``."""

@@ -326,7 +326,7 @@ def train_softmax_pg(
             row = {"env_steps": steps, "wall_time": time.perf_counter() - start - eval_time,
                    "ep_rew_mean": ep_rew}
             t0 = time.perf_counter()
-            row.update(_evaluate(agent, eval_fn, writer, steps))
+            row.update(logged_evaluation(agent, eval_fn, writer, steps))
             history.append(row)
             if checkpoint_fn is not None:
                 checkpoint_fn(agent, steps)
@@ -378,9 +378,11 @@ def _log_update(writer: Any, agent: SoftmaxPGAgent, losses: tuple[torch.Tensor, 
     writer.add_scalar("time/fps", steps / max(elapsed, 1e-9), steps)
 
 
-def _evaluate(agent: SoftmaxPGAgent, eval_fn: Callable[[SoftmaxPGAgent], dict[str, float]]
-              | None, writer: Any | None, steps: int) -> dict[str, float]:
-    """``eval_fn(agent)`` in eval mode (logged under ``eval/``), or ``{}`` without one."""
+def logged_evaluation(agent: nn.Module, eval_fn: Callable[[Any], dict[str, float]] | None,
+                      writer: Any | None, steps: int) -> dict[str, float]:
+    """``eval_fn(agent)`` with ``agent`` in eval mode (back in train mode after), its scores
+    logged under ``eval/<name>`` at ``steps`` when ``writer`` is given; ``{}`` without
+    ``eval_fn``."""
     if eval_fn is None:
         return {}
     agent.eval()

@@ -658,3 +658,38 @@ def simulate(method: WorklistMethod, data: WorklistData, shifts: np.ndarray, cap
             "reward": correct.sum(axis=1) - method.read_cost * read.sum(axis=1),
             "accuracy": scores["accuracy"], "kappa": scores["kappa"],
             "read_rate": scores["deferral_rate"]}
+
+
+def routing_inputs(table: LogitsTable, split: str | list[str] | tuple[str, ...],
+                   readers: tuple[str, ...], read_cost: float
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What ``MuraWorklist-v0``'s routing action and gain observations need, fitted on
+    ``table``'s tune studies only: the stacking ensemble and each reader's skill per body part,
+    as every method here fits them (:meth:`WorklistMethod.fit`).
+
+    Args:
+        table: the logits table (its members as the env selects them); split: the env's
+            split(s); readers: the env's readers; read_cost: the env's cost of a read.
+
+    Returns:
+        ``(study_ids object [n], probabilities float64 [n], gains float64 [n, R])`` for the
+        studies of ``split`` in table order: the ensemble's P(abnormal) (a tune study's from
+        the cross-fitted stacking that did not see it, so tune looks to an agent as new studies
+        do; any other study's from the stacking fitted on all of tune) and
+        :func:`estimated_gains` with those probabilities.
+
+    Raises:
+        KeyError: a reader the table lacks.
+    """
+    tune = WorklistData.from_table(table, "tune", readers)
+    fitted = EnsembleAlone().fit(tune, read_cost, np.zeros(tune.n_readers, dtype=np.int64))
+    data = WorklistData.from_table(table, split, readers)
+    probabilities = np.array(fitted.probabilities(data), dtype=np.float64)
+    selected = table.select(split=split)
+    in_tune = (selected.studies["split"] == "tune").to_numpy()
+    if in_tune.any():
+        tune_row = {sid: i for i, sid in enumerate(tune.studies.study_ids)}
+        rows = [tune_row[sid] for sid in data.studies.study_ids[in_tune]]
+        probabilities[in_tune] = fitted.out_of_fold.probabilities[rows]
+    return (data.studies.study_ids, probabilities,
+            fitted.estimated_gains(data, probabilities))

@@ -9,6 +9,7 @@ are the env's.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import numpy as np
@@ -35,12 +36,24 @@ def evaluation_shifts(config: WorklistConfig, split: str, n_shifts: int, seed: i
     return problem, rows
 
 
+def predict_takes(policy: Any, name: str) -> bool:
+    """Whether ``policy.predict`` takes the argument ``name`` (``state``: SB3's policies and
+    the project's agents; ``action_masks``: sb3-contrib's MaskablePPO and native PPO)."""
+    try:
+        return name in inspect.signature(policy.predict).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def rollout(policy: Any, problem: WorklistProblem, rows: np.ndarray) -> dict[str, np.ndarray]:
     """Answer the shifts ``rows`` (int64 ``[S, N]``) with ``policy``'s deterministic actions.
 
     Args:
         policy: anything with SB3's ``predict(obs [S, obs], deterministic=True)`` returning
-            actions ``[S, K + R]``.
+            ``(actions, state)``: actions ``[S, K + R]`` (int ``[S]`` for
+            ``action="routing"``). A ``predict`` that takes ``state`` and ``episode_start``
+            gets its state carried from study to study of the shifts (a recurrent policy's
+            memory); one that takes ``action_masks`` gets the routing action's masks.
         problem: the worklist problem the shifts index into.
         rows: the shifts' study rows, in arrival order.
 
@@ -53,8 +66,15 @@ def rollout(policy: Any, problem: WorklistProblem, rows: np.ndarray) -> dict[str
     keys = ("answered_by", "prediction", "label", "correct", "ensemble_correct", "reward",
             "study_index")
     out: dict[str, list[np.ndarray]] = {k: [] for k in keys}
+    masked = problem.routing and predict_takes(policy, "action_masks")
+    carries_state = predict_takes(policy, "state")
+    memory, starts = None, np.ones(len(rows), dtype=bool)
     for _ in range(rows.shape[1]):
-        actions, _ = policy.predict(problem.observe(state), deterministic=True)
+        extra: dict[str, Any] = {"action_masks": problem.action_masks(state)} if masked else {}
+        if carries_state:
+            extra.update(state=memory, episode_start=starts)
+        actions, memory = policy.predict(problem.observe(state), deterministic=True, **extra)
+        starts = np.zeros(len(rows), dtype=bool)
         step = problem.answer(state, problem.check_actions(np.asarray(actions), len(rows)))
         for k in keys:
             out[k].append(step[k])

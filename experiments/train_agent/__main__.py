@@ -1,7 +1,7 @@
 """Train one agent on any registered env of ``mura_env`` and score it against the classical
 methods of that env.
 
-``python -m experiments.train_agent [--env ID] --algo {softmax-pg,ppo,a2c,sac,td3}
+``python -m experiments.train_agent [--env ID] --algo NAME
 [--logits PATH] [--total-timesteps N | --steps ALGO=N] [--seed N] [--reward ...]
 [--env-kwargs key=value ...] [--defer-cost C] [--out DIR]``
 

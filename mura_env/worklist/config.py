@@ -18,6 +18,12 @@ DEFAULT_SHIFT_SIZE = 100
 DEFAULT_CAPACITY = 0.1
 #: Default Dirichlet concentration of the ``random`` scenario around the split's mix.
 DEFAULT_CONCENTRATION = 20.0
+#: The env's action interfaces: ``weights`` (member preferences and one score per reader, a
+#: ``Box``) and ``routing`` (who answers, a ``Discrete(R + 1)`` with an action mask).
+ACTIONS = ("weights", "routing")
+#: The combiner the routing action and the gain observations use by default: stacking and the
+#: readers' skill fitted on tune, as the classical worklist methods fit them.
+DEFAULT_COMBINER = "agents.worklist.methods:routing_inputs"
 
 
 def _finite_at_least(name: str, value: object, low: float) -> float:
@@ -69,6 +75,18 @@ class WorklistConfig(WeightingConfig):
             up: :meth:`capacities`).
         read_cost: subtracted from the reward of every study a reader answers (>= 0).
         observe_mix: add the body-part mix of the shift so far to the observation.
+        action: ``"weights"`` (``Box``: member preferences, then one score per reader) or
+            ``"routing"`` (``Discrete(R + 1)``: 0 the ensemble answers, ``r + 1`` reader
+            ``r`` reads; the ensemble is the stacking combiner fitted on tune), one of
+            :data:`ACTIONS`.
+        observe_gains: add each reader's estimated gain for the current study (its tune skill
+            on the body part minus the stacking ensemble's confidence minus ``read_cost``) to
+            the observation.
+        combiner: ``"module:function"``, the fit behind the routing action's ensemble and the
+            gains: ``function(table, split, readers, read_cost) -> (study_ids object [n],
+            probabilities float64 [n], gains float64 [n, R])`` for the studies of ``split``
+            of ``table`` (its members as the env selects them), fitted on tune only (default
+            :data:`DEFAULT_COMBINER`, :func:`agents.worklist.methods.routing_inputs`).
 
     Raises:
         ValueError: any argument outside its range (the message names it).
@@ -81,6 +99,9 @@ class WorklistConfig(WeightingConfig):
     capacity: float | tuple[float, ...] = DEFAULT_CAPACITY
     read_cost: float = 0.0
     observe_mix: bool = False
+    action: str = "weights"
+    observe_gains: bool = False
+    combiner: str = DEFAULT_COMBINER
     env_id: ClassVar[str] = "MuraWorklist-v0"
 
     def __post_init__(self) -> None:
@@ -113,9 +134,23 @@ class WorklistConfig(WeightingConfig):
         set_(self, "capacity", checked[0] if len(checked) == 1 and not isinstance(
             self.capacity, (tuple, list, np.ndarray)) else checked)
         set_(self, "read_cost", _finite_at_least("read_cost", self.read_cost, 0.0))
-        if not isinstance(self.observe_mix, (bool, np.bool_)):
-            raise ValueError(f"observe_mix must be True or False, got {self.observe_mix!r}.")
-        set_(self, "observe_mix", bool(self.observe_mix))
+        for flag in ("observe_mix", "observe_gains"):
+            value = getattr(self, flag)
+            if not isinstance(value, (bool, np.bool_)):
+                raise ValueError(f"{flag} must be True or False, got {value!r}.")
+            set_(self, flag, bool(value))
+        if self.action not in ACTIONS:
+            raise ValueError(f"action must be one of {list(ACTIONS)}, got {self.action!r}.")
+        module, _, function = str(self.combiner).partition(":")
+        if not (isinstance(self.combiner, str) and module and function):
+            raise ValueError(f"combiner must name a function as 'module:function', got "
+                             f"{self.combiner!r}.")
+
+    @property
+    def uses_combiner(self) -> bool:
+        """Whether the env needs the stacking combiner fitted on tune (the routing action's
+        ensemble, or the observed gains)."""
+        return self.action == "routing" or self.observe_gains
 
     @property
     def training_sampling(self) -> str:

@@ -41,23 +41,37 @@ class MuraWorklistEnv(gym.Env[np.ndarray, np.ndarray]):
 
     ## Action Space
 
-    ``Box(-1, 1, (K + R,), float32)``: ``K`` preferences mapped to ensemble weights exactly as
-    in ``MuraWeighting-v0``, then one score per reader. **Routing rule:** the study goes to
-    the reader with the highest score if that score is > 0 and that reader has capacity left;
-    otherwise (no positive score, or the best reader is full) the ensemble answers. Ties go to
-    the first reader. Values outside [-1, 1] are clipped; a wrong shape or NaN/inf raises
-    ``ValueError``. Both this env and the vector env compute the ensemble in float32, as
-    ``MuraWeighting-v0``'s vector env does (predictions exact; probabilities and weights within
-    about 1e-6 of float64, :meth:`mura_env.weighting.problem.WeightingProblem.evaluate`).
+    ``action="weights"`` (the default): ``Box(-1, 1, (K + R,), float32)``: ``K`` preferences
+    mapped to ensemble weights exactly as in ``MuraWeighting-v0``, then one score per reader.
+    **Routing rule:** the study goes to the reader with the highest score if that score is > 0
+    and that reader has capacity left; otherwise (no positive score, or the best reader is
+    full) the ensemble answers. Ties go to the first reader. Values outside [-1, 1] are
+    clipped; a wrong shape or NaN/inf raises ``ValueError``. Both this env and the vector env
+    compute the ensemble in float32, as ``MuraWeighting-v0``'s vector env does (predictions
+    exact; probabilities and weights within about 1e-6 of float64,
+    :meth:`mura_env.weighting.problem.WeightingProblem.evaluate`).
+
+    ``action="routing"``: ``Discrete(R + 1)``: 0, the ensemble answers; ``r + 1``, reader
+    ``r`` reads. The ensemble is a stacking combiner of the members fitted on the table's tune
+    studies (``combiner``, by default :func:`agents.worklist.methods.routing_inputs`; a tune
+    study's probability comes from the cross-fitted model that did not see it), predicting abnormal when its probability
+    is above 0.5. :meth:`action_masks` (bool ``[R + 1]``) says which actions are open: a
+    reader without reads left is closed; asked for anyway, the ensemble answers. A value
+    outside ``[0, R]`` or not a whole number raises ``ValueError``. This interface leaves the
+    agent one decision per study, the one the worklist is about; the weights interface asks it
+    to learn the ensemble as well.
 
     ## Observation Space
 
-    ``Box(float32, (2K + 7 + R + 1,))`` (``+ 7`` with ``observe_mix=True``): the current
-    study as ``MuraWeighting-v0`` shows it (``K`` logit pairs, body part one-hot), each
-    reader's remaining capacity as a share of its capacity (0 for a reader without
-    capacity), the share of the shift still to come (1 at the first study, ``1/N`` at the
-    last), and optionally the share of each body part among the shift's studies so far (the
-    current one included).
+    ``Box(float32, (2K + 7 + R + 1,))`` (``+ 7`` with ``observe_mix=True``, ``+ R`` with
+    ``observe_gains=True``): the current study as ``MuraWeighting-v0`` shows it (``K`` logit
+    pairs, body part one-hot), each reader's remaining capacity as a share of its capacity (0
+    for a reader without capacity), the share of the shift still to come (1 at the first
+    study, ``1/N`` at the last), optionally the share of each body part among the shift's
+    studies so far (the current one included), and optionally each reader's estimated gain for
+    the study: its tune accuracy on the body part (shrunk toward its overall accuracy) minus
+    the stacking ensemble's confidence ``max(p, 1 - p)`` minus ``read_cost``, the quantity the
+    classical worklist methods decide with (:mod:`agents.worklist.methods`).
 
     ## Rewards
 
@@ -78,7 +92,8 @@ class MuraWorklistEnv(gym.Env[np.ndarray, np.ndarray]):
     ## Info
 
     ``step`` returns the study's ``study_id``, ``body_part``, ``label``, ``study_index``,
-    ``position`` (0-based, in the shift); the ensemble's ``weights``, ``probability``,
+    ``position`` (0-based, in the shift); the ensemble's ``weights`` (all 0 with
+    ``action="routing"``: the stacking combiner is not a weighting), ``probability``,
     ``ensemble_prediction`` and ``ensemble_correct``; ``answered_by`` (the reader id or
     ``"ensemble"``) and ``answered_by_index`` (-1 for the ensemble), ``prediction`` (the
     answer that counts) and ``correct``; ``reader_correct`` (bool ``[R]``: each reader's read
@@ -98,6 +113,9 @@ class MuraWorklistEnv(gym.Env[np.ndarray, np.ndarray]):
     | capacity      | 0.1      | reads per reader per shift, share of ``shift_size``          |
     | read_cost     | 0        | subtracted from the reward of each study a reader answers    |
     | observe_mix   | False    | add the body-part mix seen so far to the observation         |
+    | action        | "weights"| ``weights`` (Box) or ``routing`` (Discrete with a mask)      |
+    | observe_gains | False    | add each reader's estimated gain to the observation          |
+    | combiner      | stacking | ``"module:function"`` fitting the ensemble and gains on tune |
 
     ## Vectorized environment
 
@@ -157,8 +175,20 @@ class MuraWorklistEnv(gym.Env[np.ndarray, np.ndarray]):
         self._last = None
         return problem.observe(self._state)[0], {"shift": rows[0].copy()}
 
+    def action_masks(self) -> np.ndarray:
+        """bool ``[R + 1]``: the routing actions open now (``action="routing"`` only; the
+        method ``sb3_contrib.MaskablePPO`` reads).
+
+        Raises:
+            ValueError: the env's action is not ``routing``. RuntimeError: no running shift.
+        """
+        if self._state is None:
+            raise RuntimeError("No running shift: call reset() first.")
+        return self.problem.action_masks(self._state)[0]
+
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        """Answer the current study with ``action`` (float ``[K + R]``, see the class).
+        """Answer the current study with ``action`` (float ``[K + R]``, or an int in
+        ``[0, R]`` with ``action="routing"``; see the class).
 
         Returns:
             ``(observation float32 [obs], reward float, terminated, False, info)``; after the
@@ -173,7 +203,7 @@ class MuraWorklistEnv(gym.Env[np.ndarray, np.ndarray]):
             raise RuntimeError("No running shift: call reset() before step().")
         problem = self.problem
         actions = problem.check_actions(np.asarray(action).reshape(1, -1)
-                                        if np.ndim(action) == 1 else action, 1)
+                                        if np.ndim(action) <= 1 else action, 1)
         position = int(state.position[0])
         out = problem.answer(state, actions)
         done = bool(out["done"][0])
@@ -208,8 +238,8 @@ class MuraWorklistEnv(gym.Env[np.ndarray, np.ndarray]):
         if last is None and self._state is None:
             raise RuntimeError("Nothing to render: call reset() first.")
         i = last["study_index"] if last is not None else int(self._state.current()[0])
-        view = study_view(self.problem.studies, i, self.config.threshold,
-                          None if last is None else last["weights"],
+        weights = None if last is None or self.problem.routing else last["weights"]
+        view = study_view(self.problem.studies, i, self.config.threshold, weights,
                           None if last is None else last["probability"])
         return draw(view, self.render_mode)
 
@@ -219,8 +249,9 @@ class MuraWorklistVectorEnv(VectorEnv):
 
     Semantics per sub-environment are those of :class:`MuraWorklistEnv` (same problem, same
     routing rule, same rewards). Batched spaces: observations float32 ``[num_envs, obs]``,
-    actions float32 ``[num_envs, K + R]``, rewards float64, terminations bool ``[num_envs]``,
-    truncations always False.
+    actions float32 ``[num_envs, K + R]`` (int64 ``[num_envs]`` with ``action="routing"``;
+    :meth:`action_masks` gives bool ``[num_envs, R + 1]``), rewards float64, terminations
+    bool ``[num_envs]``, truncations always False.
 
     Autoreset (``AutoresetMode.SAME_STEP``): a shift that ends is replaced in the same
     ``step`` call by a new one, whose first observation is returned; ``info["final_obs"]``
@@ -279,12 +310,24 @@ class MuraWorklistVectorEnv(VectorEnv):
         self._last_obs = obs
         return obs.copy(), {}
 
+    def action_masks(self) -> np.ndarray:
+        """bool ``[num_envs, R + 1]``: the routing actions open to each sub-environment now
+        (``action="routing"`` only).
+
+        Raises:
+            ValueError: the env's action is not ``routing``. RuntimeError: before ``reset()``.
+        """
+        if self._state is None:
+            raise RuntimeError("Call reset() before action_masks().")
+        return self.problem.action_masks(self._state)
+
     def step(self, actions: np.ndarray
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Answer every sub-environment's current study; start new shifts where one ended.
 
         Args:
-            actions: float ``[num_envs, K + R]``.
+            actions: float ``[num_envs, K + R]`` (int ``[num_envs]`` with
+                ``action="routing"``).
 
         Returns:
             ``(observations, rewards float64, terminations bool, truncations bool, info)``

@@ -9,10 +9,13 @@ single env and the vector env (:mod:`mura_env.worklist.env`) run it.
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from gymnasium import spaces
+from gymnasium.envs.registration import load_env_creator
 
 from mura_env.constants import BODY_PARTS
 from mura_env.deferral.problem import defer_reward
@@ -23,6 +26,10 @@ from mura_env.worklist.shifts import ShiftSampler
 
 #: ``answered_by`` of a study the ensemble answered.
 ENSEMBLE = -1
+#: The combiner fits of each loaded table (the table is read-only once loaded): table ->
+#: (combiner, models, split, readers, read_cost) -> what the combiner returned. Problems made again for the same table (one per evaluation) fit once.
+_COMBINER_FITS: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], Any]] = (
+    weakref.WeakKeyDictionary())
 
 
 def route(scores: np.ndarray, capacity_left: np.ndarray) -> np.ndarray:
@@ -89,10 +96,17 @@ class WorklistProblem(WeightingProblem):
         reader_correct: read-only bool ``[n, R]``.
         capacities: int64 ``[R]``, each reader's reads per shift.
         sampler: the :class:`~mura_env.worklist.shifts.ShiftSampler` of the scenario.
-        observation_space: ``Box(float32, (2K + 7 + R + 1 [+ 7],))``: the study as in
-            ``MuraWeighting-v0``, each reader's share of capacity left, the share of the shift
-            left, and (``observe_mix``) the body-part mix of the shift so far.
-        action_space: ``Box(-1, 1, (K + R,))``: ``K`` preferences, then one score per reader.
+        observation_space: ``Box(float32, (2K + 7 + R + 1 [+ 7] [+ R],))``: the study as
+            in ``MuraWeighting-v0``, each reader's share of capacity left, the share of the
+            shift left, (``observe_mix``) the body-part mix of the shift so far and
+            (``observe_gains``) each reader's estimated gain for the study.
+        action_space: ``Box(-1, 1, (K + R,))`` (``action="weights"``: ``K`` preferences, then
+            one score per reader) or ``Discrete(R + 1)`` (``action="routing"``: 0 the
+            ensemble answers, ``r + 1`` reader ``r`` reads).
+        ensemble_probability, gains: with ``action="routing"`` or ``observe_gains``, float64
+            ``[n]`` and ``[n, R]`` (read-only): the stacking ensemble's P(abnormal) and each
+            reader's estimated gain per study, fitted on tune by the config's ``combiner``
+            (default :func:`agents.worklist.methods.routing_inputs`); otherwise None.
 
     Raises:
         KeyError: the table lacks a reader named in ``readers``, or has no reader column.
@@ -120,14 +134,48 @@ class WorklistProblem(WeightingProblem):
         self.capacities = cfg.capacities(len(self.readers))
         self.sampler = ShiftSampler(self.studies.body_part_index, cfg.scenario,
                                     cfg.concentration)
+        self.ensemble_probability: np.ndarray | None = None
+        self.gains: np.ndarray | None = None
+        if cfg.uses_combiner:
+            self._fit_combiner()
         n_readers, base = len(self.readers), self.observation_space
         extra = n_readers + 1 + (len(BODY_PARTS) if cfg.observe_mix else 0)
-        self.observation_space = spaces.Box(
-            np.concatenate([base.low, np.zeros(extra, dtype=np.float32)]),
-            np.concatenate([base.high, np.ones(extra, dtype=np.float32)]), dtype=np.float32)
-        self.action_space = spaces.Box(-1.0, 1.0, shape=(self.n_models + n_readers,),
-                                       dtype=np.float32)
+        low = [base.low, np.zeros(extra, dtype=np.float32)]
+        high = [base.high, np.ones(extra, dtype=np.float32)]
+        if cfg.observe_gains:  # skill - confidence - cost: in [-1 - cost, 0.5]
+            low.append(np.full(n_readers, -1.0 - cfg.read_cost, dtype=np.float32))
+            high.append(np.full(n_readers, 0.5, dtype=np.float32))
+        self.observation_space = spaces.Box(np.concatenate(low), np.concatenate(high),
+                                            dtype=np.float32)
+        if cfg.action == "routing":
+            self.action_space = spaces.Discrete(n_readers + 1)
+        else:
+            self.action_space = spaces.Box(-1.0, 1.0, shape=(self.n_models + n_readers,),
+                                           dtype=np.float32)
         self._prepare_step_tables()
+
+    def _fit_combiner(self) -> None:
+        """Set :attr:`ensemble_probability` and :attr:`gains` of the selected studies from the
+        config's ``combiner`` (fitted on the table's tune studies; by default the worklist
+        methods' stacking and reader skill, named by entry point because the agents package
+        builds on this one)."""
+        cfg = self.config
+        fits = _COMBINER_FITS.setdefault(self.table, {})
+        key = (cfg.combiner, cfg.models, cfg.split, self.readers, cfg.read_cost)
+        if key not in fits:
+            try:
+                combiner = load_env_creator(cfg.combiner)
+            except (ImportError, AttributeError) as e:
+                raise ValueError(f"combiner {cfg.combiner!r} cannot be loaded ({e}); expected "
+                                 "'module:function' of an importable module.") from e
+            fits[key] = combiner(self.table.select(models=cfg.models), cfg.split,
+                                 self.readers, cfg.read_cost)
+        ids, probability, gains = fits[key]
+        rows = pd.Index(ids).get_indexer(self.studies.study_ids)
+        self.ensemble_probability = probability[rows]
+        self.gains = gains[rows]
+        for array in (self.ensemble_probability, self.gains):
+            array.flags.writeable = False
 
     def _prepare_step_tables(self) -> None:
         """Lookup tables that keep :meth:`answer` and :meth:`observe` to a few 1-D NumPy
@@ -137,10 +185,15 @@ class WorklistProblem(WeightingProblem):
         base = self.studies.observations
         template = np.zeros((self.n_studies, self.observation_space.shape[0]), np.float32)
         template[:, :base.shape[1]] = base
+        if self.config.observe_gains:
+            assert self.gains is not None
+            template[:, -n_readers:] = self.gains
         template.flags.writeable = False
         self._obs_template = template
         self._capacity_col = base.shape[1]
         self._left_col = base.shape[1] + n_readers
+        if self.config.action == "routing":
+            self._prepare_routing_tables()
         # per reader, float32 [capacity + 1]: the share of capacity left for each count left
         scale = np.where(self.capacities > 0, 1.0 / np.maximum(self.capacities, 1), 0.0)
         self._capacity_share = tuple(
@@ -158,15 +211,86 @@ class WorklistProblem(WeightingProblem):
             padded[:, :n_readers] = self.reader_correct
             self._correct_words = padded.view(f"u{width}").reshape(-1)
 
+    def _prepare_routing_tables(self) -> None:
+        """Per study, what each answer of the routing action gives: the ensemble's
+        probability, prediction (``p > 0.5``) and reward, and each reader's reward."""
+        assert self.ensemble_probability is not None
+        p = self.ensemble_probability
+        labels = self._labels8
+        prediction = (p > 0.5).astype(np.int8)
+        self._routing_p32 = p.astype(np.float32)
+        self._routing_prediction = prediction
+        self._routing_correct = prediction == labels
+        self._routing_reward = np.asarray(self.reward_fn(p, prediction, labels),
+                                          dtype=np.float64)
+        self._read_reward_flat = np.column_stack([
+            np.asarray(defer_reward(self.reward_fn, self.reads[:, r], labels,
+                                    self.config.read_cost), dtype=np.float64)
+            for r in range(self.n_readers)]).reshape(-1)
+        self._no_weights = np.zeros(self.n_models, dtype=np.float32)
+
     @property
     def n_readers(self) -> int:
         """``R``, the number of readers."""
         return len(self.readers)
 
+    @property
+    def routing(self) -> bool:
+        """Whether the action says who answers (``action="routing"``)."""
+        return self.config.action == "routing"
+
     def action_contents(self) -> str:
         """What one action holds, in words (for error messages)."""
+        if self.routing:
+            return (f"one integer in [0, {self.n_readers}]: 0 the ensemble answers, r + 1 "
+                    f"reader r of {list(self.readers)} reads")
         return (f"one preference per model {list(self.studies.model_names)}, then one score "
                 f"per reader {list(self.readers)} (the highest positive one reads the study)")
+
+    def check_actions(self, actions: Any, n: int) -> np.ndarray:
+        """Validate a batch of actions (see :meth:`WeightingProblem.check_actions`); with
+        ``action="routing"``: whole numbers in ``[0, R]``, shape ``[n]`` (or ``[n, 1]``).
+
+        Returns:
+            float ``[n, K + R]`` clipped to [-1, 1], or int64 ``[n]`` (routing).
+
+        Raises:
+            ValueError: wrong shape, non-numeric, NaN or inf, or (routing) not a whole number
+                in ``[0, R]``.
+        """
+        if not self.routing:
+            return super().check_actions(actions, n)
+        a = actions if isinstance(actions, np.ndarray) else np.asarray(actions)
+        if a.shape == (n, 1):
+            a = a[:, 0]
+        if a.shape != (n,):
+            raise ValueError(f"actions must have shape (num_envs,) = ({n},): "
+                             f"{self.action_contents()} per env; got shape {a.shape}.")
+        if a.dtype.kind not in "iu":
+            whole = a.dtype.kind == "f" and bool(np.all(np.isfinite(a))) and bool(
+                np.all(a == np.rint(a)))
+            if not whole:
+                raise ValueError(f"actions must be whole numbers ({self.action_contents()}), "
+                                 f"got {a!r}.")
+        if a.dtype != np.int64:
+            a = a.astype(np.int64)
+        if n and (a.min() < 0 or a.max() > self.n_readers):
+            raise ValueError(f"actions must be in [0, {self.n_readers}] "
+                             f"({self.action_contents()}), got {a!r}.")
+        return a
+
+    def action_masks(self, state: ShiftState) -> np.ndarray:
+        """bool ``[E, R + 1]``: the routing actions open to each shift (the ensemble always;
+        reader ``r`` while it has reads left).
+
+        Raises:
+            ValueError: the problem's action is not ``routing``.
+        """
+        if not self.routing:
+            raise ValueError("only action='routing' has an action mask.")
+        mask = np.ones((len(state.position), self.n_readers + 1), dtype=np.bool_)
+        mask[:, 1:] = state.capacity_left > 0
+        return mask
 
     def new_shifts(self, n_shifts: int, rng: np.random.Generator, cursor: int = 0
                    ) -> tuple[np.ndarray, int]:
@@ -194,7 +318,8 @@ class WorklistProblem(WeightingProblem):
         obs[:, r] = self._left_share.take(state.position)
         if self.config.observe_mix:
             counts = state.part_counts.T  # [7, E], contiguous rows
-            obs[:, r + 1:] = (counts / np.maximum(counts.sum(axis=0), 1)).astype(np.float32).T
+            obs[:, r + 1:r + 1 + len(BODY_PARTS)] = (
+                counts / np.maximum(counts.sum(axis=0), 1)).astype(np.float32).T
         return obs
 
     def reader_correct_of(self, rows: np.ndarray) -> np.ndarray:
@@ -209,7 +334,8 @@ class WorklistProblem(WeightingProblem):
 
         Args:
             state: the shifts (changed in place: capacity spent, position moved on).
-            actions: float ``[E, K + R]``, already checked by :meth:`check_actions`.
+            actions: float ``[E, K + R]`` (or int64 ``[E]`` with ``action="routing"``),
+                already checked by :meth:`check_actions`.
 
         Returns:
             dict of new arrays with ``study_index`` int64 ``[E]``; the ensemble's ``weights``
@@ -218,8 +344,12 @@ class WorklistProblem(WeightingProblem):
             -1), ``prediction`` int8 (the answer that counts), ``label`` int8, ``correct``
             bool, ``reader_correct`` bool ``[E, R]``, ``capacity_left`` int64 ``[E, R]``
             (after this study), ``reward`` float64 ``[E]`` and ``done`` bool ``[E]`` (the
-            shift's last study).
+            shift's last study). With ``action="routing"`` the ensemble is the stacking
+            combiner: ``weights`` are 0 (it is not a weighting), and a reader asked for
+            without reads left leaves the study to the ensemble.
         """
+        if self.routing:
+            return self._answer_routing(state, actions)
         k = self.n_models
         rows = state.current()
         out = self.evaluate(rows, actions[:, :k])
@@ -241,6 +371,35 @@ class WorklistProblem(WeightingProblem):
         return {"study_index": rows, "weights": out["weights"],
                 "probability": out["probability"], "ensemble_prediction": out["prediction"],
                 "ensemble_correct": out["correct"], "answered_by": who,
+                "prediction": prediction, "label": label, "correct": prediction == label,
+                "reader_correct": self.reader_correct_of(rows),
+                "capacity_left": capacity_left, "reward": reward, "done": done}
+
+    def _answer_routing(self, state: ShiftState, actions: np.ndarray) -> dict[str, np.ndarray]:
+        """:meth:`answer` for ``action="routing"`` (``actions`` int64 ``[E]`` in ``[0, R]``):
+        gathers from the per-study tables of :meth:`_prepare_routing_tables`."""
+        rows = state.current()
+        asked = actions - 1
+        wanted = np.maximum(asked, 0)
+        who = np.where((asked >= 0) & (state.left_of(wanted) > 0), wanted, ENSEMBLE)
+        envs = np.flatnonzero(who >= 0)
+        label = self._labels8.take(rows)
+        ensemble_prediction = self._routing_prediction.take(rows)
+        prediction = ensemble_prediction.copy()
+        reward = self._routing_reward.take(rows)
+        if envs.size:
+            readers = who.take(envs)
+            flat = rows.take(envs) * self.n_readers + readers
+            prediction[envs] = self._reads_flat.take(flat)
+            reward[envs] = self._read_reward_flat.take(flat)
+            state.spend(envs, readers)
+        capacity_left = state.capacity_left.copy(order="K")
+        done = state.advance(rows, self.studies.body_part_index)
+        return {"study_index": rows,
+                "weights": np.broadcast_to(self._no_weights, (len(rows), self.n_models)),
+                "probability": self._routing_p32.take(rows),
+                "ensemble_prediction": ensemble_prediction,
+                "ensemble_correct": self._routing_correct.take(rows), "answered_by": who,
                 "prediction": prediction, "label": label, "correct": prediction == label,
                 "reader_correct": self.reader_correct_of(rows),
                 "capacity_left": capacity_left, "reward": reward, "done": done}
