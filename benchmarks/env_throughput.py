@@ -11,7 +11,8 @@ the three simulated radiologists' reads added) it measures, in one run:
      (reset when an episode ends); all made by ``gymnasium.make``, so all carry
      PassiveEnvChecker and OrderEnforcing (CartPole also TimeLimit);
   2. vector env: env-steps/s of ``gymnasium.make_vec(ID, num_envs=N)`` (the native NumPy vector
-     envs) against Gymnasium's ``CartPoleVectorEnv`` at the same sizes. A ``MuraWorklist-v0``
+     envs; ``MuraWorklist-v0`` with its default action and with ``action="routing",
+     observe_gains=True``) against Gymnasium's ``CartPoleVectorEnv`` at the same sizes. A ``MuraWorklist-v0``
      timing run covers whole shifts (a multiple of ``shift_size`` steps), so the draw of the
      next shifts at each shift's end is counted.
 
@@ -20,7 +21,8 @@ machine may be shared). Prints the comparison and writes
 ``runs/benchmarks/env_throughput.json``.
 
     python benchmarks/env_throughput.py [--studies 13457] [--models 5]
-        [--single-studies 100000] [--vector-sizes 1024 16384] [--vector-steps 60] [--repeats 5]
+        [--single-studies 100000] [--vector-sizes 1024 4096 16384] [--vector-steps 60]
+        [--repeats 5]
 """
 
 from __future__ import annotations
@@ -131,19 +133,23 @@ def single_env_rates(table: LogitsTable, n: int, repeats: int, seed: int
 
 
 def vector_env_rates(table: LogitsTable, num_envs: int, steps: int, repeats: int,
-                     seed: int) -> tuple[float, float, float]:
-    """(MuraWeighting-v0, MuraWorklist-v0, CartPoleVectorEnv) env-steps/s at ``num_envs``
-    sub-environments; ``table`` must carry reader columns."""
+                     seed: int) -> tuple[float, float, float, float]:
+    """(MuraWeighting-v0, MuraWorklist-v0, MuraWorklist-v0 with ``action="routing"`` and
+    ``observe_gains=True``, CartPoleVectorEnv) env-steps/s at ``num_envs`` sub-environments;
+    ``table`` must carry reader columns."""
     envs = gym.make_vec("MuraWeighting-v0", num_envs=num_envs, logits=table)
     worklist = gym.make_vec(mura_env.WORKLIST_ENV_ID, num_envs=num_envs, logits=table)
+    routing = gym.make_vec(mura_env.WORKLIST_ENV_ID, num_envs=num_envs, logits=table,
+                           action="routing", observe_gains=True)
     cart = gym.make_vec("CartPole-v1", num_envs=num_envs, vectorization_mode="vector_entry_point")
-    for vec in (envs, worklist, cart):
+    for vec in (envs, worklist, routing, cart):
         vec.reset(seed=seed)
     rng = np.random.default_rng(seed)
     pool = 8
     actions = rng.uniform(-1, 1, size=(pool, num_envs, table.n_models)).astype(np.float32)
     worklist_actions = rng.uniform(-1, 1, size=(pool, num_envs, worklist.single_action_space
                                                 .shape[0])).astype(np.float32)
+    routing_actions = rng.integers(0, routing.single_action_space.n, size=(pool, num_envs))
     cart_actions = rng.integers(0, 2, size=(pool, num_envs))
     shift = worklist.unwrapped.config.shift_size
     shift_steps = -(-steps // shift) * shift  # whole shifts: each run draws new ones once each
@@ -159,10 +165,11 @@ def vector_env_rates(table: LogitsTable, num_envs: int, steps: int, repeats: int
 
     rates = _best_rate([timed(envs, actions, steps),
                         timed(worklist, worklist_actions, shift_steps),
+                        timed(routing, routing_actions, shift_steps),
                         timed(cart, cart_actions, steps)], repeats)
-    for vec in (envs, worklist, cart):
+    for vec in (envs, worklist, routing, cart):
         vec.close()
-    return rates[0], rates[1], rates[2]
+    return rates[0], rates[1], rates[2], rates[3]
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -171,7 +178,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--models", type=int, default=5, help="K, models in the ensemble")
     parser.add_argument("--single-studies", type=int, default=100_000,
                         help="studies (and CartPole steps) per single-env timing run")
-    parser.add_argument("--vector-sizes", type=int, nargs="+", default=[1024, 16384])
+    parser.add_argument("--vector-sizes", type=int, nargs="+", default=[1024, 4096, 16384])
     parser.add_argument("--vector-steps", type=int, default=60,
                         help="vector steps per timing run")
     parser.add_argument("--repeats", type=int, default=5, help="timing runs; the best counts")
@@ -203,19 +210,23 @@ def main(argv: list[str] | None = None) -> dict:
           f"(+ reset)    | CartPole-v1 {cart_single:12,.0f} steps/s | ratio "
           f"{worklist_single / cart_single:.2f}x (no target)")
     for n in args.vector_sizes:
-        mura_vec, worklist_vec, cart_vec = vector_env_rates(table, n, args.vector_steps,
-                                                            args.repeats, args.seed)
+        mura_vec, worklist_vec, routing_vec, cart_vec = vector_env_rates(
+            table, n, args.vector_steps, args.repeats, args.seed)
         result["vector"].append({"num_envs": n, "mura_env_steps_per_s": round(mura_vec),
                                  "worklist_env_steps_per_s": round(worklist_vec),
+                                 "worklist_routing_env_steps_per_s": round(routing_vec),
                                  "cartpole_env_steps_per_s": round(cart_vec),
                                  "ratio": round(mura_vec / cart_vec, 3),
-                                 "worklist_ratio": round(worklist_vec / cart_vec, 3)})
-        for name, rate in (("MuraWeighting-v0", mura_vec), ("MuraWorklist-v0 ", worklist_vec)):
+                                 "worklist_ratio": round(worklist_vec / cart_vec, 3),
+                                 "worklist_routing_ratio": round(routing_vec / cart_vec, 3)})
+        for name, rate in (("MuraWeighting-v0", mura_vec), ("MuraWorklist-v0 ", worklist_vec),
+                           ("MuraWorklist-v0 routing", routing_vec)):
             print(f"vector env  {n:6d} envs       : {name} {rate:12,.0f} env-steps/s "
                   f"| CartPoleVectorEnv {cart_vec:12,.0f} env-steps/s | ratio "
                   f"{rate / cart_vec:.2f}x (target >= {TARGET_RATIO:.1f}x)")
-    ratios = [result["single"]["ratio"]] + [v[key] for v in result["vector"]
-                                            for key in ("ratio", "worklist_ratio")]
+    ratios = [result["single"]["ratio"]] + [
+        v[key] for v in result["vector"]
+        for key in ("ratio", "worklist_ratio", "worklist_routing_ratio")]
     result["meets_target"] = all(r >= TARGET_RATIO for r in ratios)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "env_throughput.json"

@@ -17,7 +17,7 @@ from mura_env.readers import READER_PROFILES
 from mura_env.worklist.config import WorklistConfig
 
 METHODS = {"ensemble_alone", "first_come_first_served", "myopic_threshold", "budget_paced", "dp",
-           "part_skill_greedy", "hindsight", "oracle", "ppo"}
+           "part_skill_greedy", "hindsight", "oracle", "ppo", "native-ppo"}
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,8 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert attach_reader.main(["--table", *map(str, paths)]) == 0
     out = tmp_path_factory.mktemp("worklist") / "run"
     args = ["--tables", *map(str, paths), "--out", str(out), "--quick", "--workers", "1",
-            "--no-progress", "--shift-size", "20", "--n-shifts", "4", "--steps", "ppo=512"]
+            "--no-progress", "--shift-size", "20", "--n-shifts", "4", "--steps", "ppo=512",
+            "native-ppo=1024"]
     assert worklist.main(args) == 0
     return out
 
@@ -51,10 +52,12 @@ def test_writes_every_method_cell_and_file(finished: Path) -> None:
                      & (frame["capacity"] == row["capacity"])]
         assert row["accuracy"] >= same["accuracy"].max() - 1e-12
     runs = pd.read_csv(finished / "runs.csv")
-    assert len(runs[runs["method"] == "ppo"]) == 3 * 2 * 2 * 2  # tables x caps x seeds x scenarios
+    for agent in ("ppo", "native-ppo"):  # tables x capacities x seeds x scenarios
+        assert len(runs[runs["method"] == agent]) == 3 * 2 * 2 * 2
     config = json.loads((finished / "config.json").read_text())["resolved"]
     assert config["split_use"]["scores"].startswith("valid")
     assert config["readers"] == list(READER_PROFILES)
+    assert config["agent_interface"] == {"action": "routing", "observe_gains": True}
 
 
 def test_readers_never_exceed_capacity(finished: Path) -> None:

@@ -2,7 +2,8 @@
 reference tables, scenarios and capacity levels.
 
 ``python -m experiments.worklist [--tables PATH ...] [--scenarios emergency orthopaedic]
-[--capacities 0.05 0.1] [--seeds 3] [--n-shifts 50] [--out DIR] [--quick]``
+[--capacities 0.05 0.1] [--seeds 3] [--agents native-ppo ppo] [--action routing]
+[--n-shifts 50] [--out DIR] [--quick]``
 
 For each table (default: every shipped reference table, each carrying the simulated
 radiologists ``radiologist_1..3``) and each capacity (reads per reader per shift, as a share
@@ -10,8 +11,11 @@ of the shift), the classical methods (:mod:`agents.worklist.methods`: ensemble a
 come first served, a myopic threshold per reader, the budget-paced rule, per-part greedy
 assignment, ``dp``: the exact optimal online policy for shifts drawn like tune's; the
 hindsight assignment and the oracle as references) are fitted on ``tune``, and
-each RL agent (SB3 PPO by default; :func:`agents.core.train.train_agent`) trains ``--seeds`` times
-on ``MuraWorklist-v0``'s tune shifts of the ``random`` scenario (mixes drawn around the split's).
+each RL agent (native PPO and SB3 PPO by default; :func:`agents.core.train.train_agent`, at the
+registry's budget on ``MuraWorklist-v0`` unless ``--steps`` says otherwise) trains ``--seeds``
+times on ``MuraWorklist-v0``'s tune shifts of the ``random`` scenario (mixes drawn around the
+split's), through the routing action with each reader's estimated gain observed (``--action``,
+``--observe-gains``).
 Then every method answers the same ``--n-shifts`` valid shifts of each ``--scenarios`` mix
 (valid is read for those final answers only). A worklist agent sees no scenario name: one
 agent per table, capacity and seed serves every scenario.
@@ -77,7 +81,7 @@ SPLIT_USE = {"fit_and_train": "tune (classical rules on out-of-fold tune predict
 REFERENCES = ("budget_paced", "first_come_first_served", "ensemble_alone")
 #: What ``--quick`` sets: a smoke test of the pipeline, not a result.
 QUICK_SETTINGS = {"seeds": 2, "n_shifts": 8, "n_bootstrap": 100}
-QUICK_STEPS = {"ppo": 2048}
+QUICK_STEPS = {"ppo": 2048, "native-ppo": 8192}
 
 
 @dataclass
@@ -91,8 +95,13 @@ class WorklistExperimentConfig(BudgetOptions, PooledRunOptions):
     capacities: tuple[float, ...] = field(default=(0.05, 0.1), metadata={
         "help": "reads per reader per shift, as shares of the shift"})
     seeds: int = field(default=3, metadata={"help": "seeds per RL agent"})
-    agents: tuple[str, ...] = field(default=("ppo",), metadata={
-        "help": "RL agents to train (SB3 agents of agents.core.algos.ALGOS)"})
+    agents: tuple[str, ...] = field(default=("native-ppo", "ppo"), metadata={
+        "help": "RL agents to train (agents.core.algos.ALGOS with a MuraWorklist-v0 budget)"})
+    action: str = field(default="routing", metadata={
+        "help": "the agents' action: routing (who answers; the stacking ensemble) or weights "
+                "(member preferences and reader scores)", "choices": ("routing", "weights")})
+    observe_gains: bool = field(default=True, metadata={
+        "help": "the agents observe each reader's estimated gain for the study"})
     n_shifts: int = field(default=50, metadata={"help": "valid shifts per scenario"})
     shift_size: int = field(default=100, metadata={"help": "studies per shift"})
     read_cost: float = field(default=0.0, metadata={"help": "reward given up per read"})
@@ -265,7 +274,7 @@ def run_worklist(cfg: WorklistExperimentConfig, sources: list[TableSource],
     load_at_start = os.getloadavg()[0]
     tables = [s.table for s in sources]
     settings = WorklistSettings(tuple(cfg.scenarios), cfg.n_shifts, cfg.shift_size,
-                                cfg.read_cost)
+                                cfg.read_cost, cfg.action, cfg.observe_gains)
     jobs = make_jobs(cfg, len(tables))
     bar = tqdm(total=len(jobs), desc="worklist", disable=not cfg.progress)
     runs = run_worklist_jobs(jobs, tables, settings, cfg, lambda job: bar.update())
@@ -278,6 +287,7 @@ def run_worklist(cfg: WorklistExperimentConfig, sources: list[TableSource],
             "backbone_seeds": design.backbone_seed.tolist(),
             "scenarios": list(cfg.scenarios), "capacities": list(cfg.capacities),
             "agents": list(cfg.agents), "budgets": agent_budgets(cfg),
+            "agent_interface": {"action": cfg.action, "observe_gains": cfg.observe_gains},
             "n_shifts": cfg.n_shifts, "shift_size": cfg.shift_size, "readers": list(readers),
             "read_cost": cfg.read_cost, "split_use": SPLIT_USE, "quick": cfg.quick,
             "wall_seconds": round(time.perf_counter() - started, 1),

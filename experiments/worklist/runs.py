@@ -32,12 +32,15 @@ SHIFT_SEED = 2_024
 @dataclass(frozen=True)
 class WorklistSettings:
     """What every job of one experiment shares: the evaluation scenarios, shifts per
-    scenario, shift size and read cost."""
+    scenario, shift size and read cost, and the agents' interface to the env (its ``action``
+    and ``observe_gains``, :class:`~mura_env.worklist.config.WorklistConfig`)."""
 
     scenarios: tuple[str, ...]
     n_shifts: int
     shift_size: int
     read_cost: float
+    action: str = "weights"
+    observe_gains: bool = False
 
 
 @dataclass(frozen=True)
@@ -83,10 +86,12 @@ class WorklistRun:
 
 def job_config(table: LogitsTable, capacity: float, settings: WorklistSettings,
                scenario: str = "random") -> WorklistConfig:
-    """The env configuration of a job: ``table``'s tune split, ``scenario`` shifts."""
+    """The env configuration of a job: ``table``'s tune split, ``scenario`` shifts, the
+    agents' interface."""
     return WorklistConfig(logits=table, split="tune", scenario=scenario,
                           shift_size=settings.shift_size, capacity=capacity,
-                          read_cost=settings.read_cost)
+                          read_cost=settings.read_cost, action=settings.action,
+                          observe_gains=settings.observe_gains)
 
 
 def scenario_shifts(table: LogitsTable, capacity: float, settings: WorklistSettings
