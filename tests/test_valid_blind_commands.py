@@ -135,10 +135,11 @@ def test_worklist_fits_and_trains_nothing_on_valid(tables, tmp_path: Path) -> No
     outs = _both(tmp_path, pair, lambda paths, out: worklist.main([
         "--tables", *map(str, paths), "--out", str(out), "--quick", "--workers", "1",
         "--no-progress", "--shift-size", "20", "--n-shifts", "4", "--seeds", "1",
-        "--capacities", "0.1", "--steps", "ppo=512"]))
+        "--capacities", "0.1", "--steps", "ppo=512", "native-ppo=1024", "--agents", "ppo",
+        "native-ppo", "--action", "routing", "--observe-gains"]))
     keys = ["table", "seed", "method", "scenario", "capacity"]
     original, swapped = (_fitted(f, keys) for f in outs.values())
-    assert set(original["method"]) >= {"budget_paced", "myopic_threshold", "ppo"}
+    assert set(original["method"]) >= {"budget_paced", "myopic_threshold", "ppo", "native-ppo"}
     pd.testing.assert_frame_equal(original, swapped)
     assert _valid_differs(outs)
 

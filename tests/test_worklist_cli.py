@@ -29,7 +29,8 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("worklist") / "run"
     args = ["--tables", *map(str, paths), "--out", str(out), "--quick", "--workers", "1",
             "--no-progress", "--shift-size", "20", "--n-shifts", "4", "--steps", "ppo=512",
-            "native-ppo=1024"]
+            "native-ppo=1024", "--agents", "native-ppo", "ppo", "--action", "routing",
+            "--observe-gains"]
     assert worklist.main(args) == 0
     return out
 

@@ -2,7 +2,7 @@
 reference tables, scenarios and capacity levels.
 
 ``python -m experiments.worklist [--tables PATH ...] [--scenarios emergency orthopaedic]
-[--capacities 0.05 0.1] [--seeds 3] [--agents native-ppo ppo] [--action routing]
+[--capacities 0.05 0.1] [--seeds 3] [--agents ppo] [--action weights] [--observe-gains]
 [--n-shifts 50] [--out DIR] [--quick]``
 
 For each table (default: every shipped reference table, each carrying the simulated
@@ -11,11 +11,12 @@ of the shift), the classical methods (:mod:`agents.worklist.methods`: ensemble a
 come first served, a myopic threshold per reader, the budget-paced rule, per-part greedy
 assignment, ``dp``: the exact optimal online policy for shifts drawn like tune's; the
 hindsight assignment and the oracle as references) are fitted on ``tune``, and
-each RL agent (native PPO and SB3 PPO by default; :func:`agents.core.train.train_agent`, at the
-registry's budget on ``MuraWorklist-v0`` unless ``--steps`` says otherwise) trains ``--seeds``
-times on ``MuraWorklist-v0``'s tune shifts of the ``random`` scenario (mixes drawn around the
-split's), through the routing action with each reader's estimated gain observed (``--action``,
-``--observe-gains``).
+each RL agent (SB3 PPO by default; ``--agents native-ppo ppo`` adds native PPO;
+:func:`agents.core.train.train_agent`, at the registry's budget on ``MuraWorklist-v0`` unless
+``--steps`` says otherwise) trains ``--seeds`` times on ``MuraWorklist-v0``'s tune shifts of the
+``random`` scenario (mixes drawn around the split's), through the env's action interface
+``--action`` (``weights`` by default; ``routing`` with ``--observe-gains``: who answers, each
+reader's estimated gain observed).
 Then every method answers the same ``--n-shifts`` valid shifts of each ``--scenarios`` mix
 (valid is read for those final answers only). A worklist agent sees no scenario name: one
 agent per table, capacity and seed serves every scenario.
@@ -95,12 +96,13 @@ class WorklistExperimentConfig(BudgetOptions, PooledRunOptions):
     capacities: tuple[float, ...] = field(default=(0.05, 0.1), metadata={
         "help": "reads per reader per shift, as shares of the shift"})
     seeds: int = field(default=3, metadata={"help": "seeds per RL agent"})
-    agents: tuple[str, ...] = field(default=("native-ppo", "ppo"), metadata={
-        "help": "RL agents to train (agents.core.algos.ALGOS with a MuraWorklist-v0 budget)"})
-    action: str = field(default="routing", metadata={
-        "help": "the agents' action: routing (who answers; the stacking ensemble) or weights "
-                "(member preferences and reader scores)", "choices": ("routing", "weights")})
-    observe_gains: bool = field(default=True, metadata={
+    agents: tuple[str, ...] = field(default=("ppo",), metadata={
+        "help": "RL agents to train (agents.core.algos.ALGOS with a MuraWorklist-v0 budget, "
+                "e.g. native-ppo)"})
+    action: str = field(default="weights", metadata={
+        "help": "the agents' action: weights (member preferences and reader scores) or routing "
+                "(who answers; the stacking ensemble)", "choices": ("weights", "routing")})
+    observe_gains: bool = field(default=False, metadata={
         "help": "the agents observe each reader's estimated gain for the study"})
     n_shifts: int = field(default=50, metadata={"help": "valid shifts per scenario"})
     shift_size: int = field(default=100, metadata={"help": "studies per shift"})
