@@ -9,8 +9,9 @@ shifts for scale. A run's plateau is :func:`agents.core.algos.plateau_step` of i
 first evaluation within 0.5 accuracy points of its best); the budget is the smallest multiple of
 ``--round-to`` env steps at or above the largest plateau. ``valid`` is never read.
 
-    python benchmarks/native_ppo_curves.py [--tables 0 3 6] [--capacities 0.05 0.1]
-        [--seeds 0 1] [--steps 4194304] [--eval-every 262144] [--out runs/benchmarks]
+    python benchmarks/native_ppo_curves.py [--tables 0 3 6 9] [--capacities 0.05 0.1]
+        [--seeds 0 1] [--steps 1572864] [--eval-every 131072] [--workers 2]
+        [--out runs/benchmarks]
 
 Writes ``native_ppo_curves.csv`` (one row per evaluation) and ``native_ppo_curves.json`` (the
 plateaus and the budget) into ``--out``, and prints both.
@@ -23,9 +24,10 @@ import json
 import os
 import platform
 import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from agents.core.algos import plateau_step
@@ -51,43 +53,50 @@ def rule_scores(config: WorklistConfig) -> dict[str, float]:
     return out
 
 
+def curve_job(index: int, capacity: float, seed: int, steps: int, eval_every: int
+              ) -> tuple[list[dict], dict]:
+    """One run: native PPO on reference table ``index`` at ``capacity`` with ``seed``; returns
+    ``(curve rows, plateau row)``."""
+    table = load_reference_table(index)
+    config = WorklistConfig(logits=table, split="tune", capacity=capacity, action="routing",
+                            observe_gains=True)
+    rules = rule_scores(config)
+    trained = train_agent("native-ppo", config, None, total_timesteps=steps, seed=seed,
+                          eval_every=eval_every, tensorboard=False)
+    curve = trained.history
+    rows = [{"table": index, "capacity": capacity, "seed": seed, "env_steps": r["env_steps"],
+             "wall_time": r["wall_time"], "accuracy": r["accuracy"], **rules} for r in curve]
+    step = plateau_step([r["env_steps"] for r in curve], [r["accuracy"] for r in curve])
+    best = max(r["accuracy"] for r in curve)
+    plateau = {"table": index, "capacity": capacity, "seed": seed, "plateau_step": step,
+               "best_accuracy": best, "final_accuracy": curve[-1]["accuracy"],
+               "train_seconds": trained.wall_time, **rules}
+    print(f"table {index} capacity {capacity} seed {seed}: plateau at {step:,} steps, best "
+          f"{best:.4f}, final {curve[-1]['accuracy']:.4f} (budget-paced "
+          f"{rules['budget_paced']:.4f}, dp {rules['dp']:.4f}); {trained.wall_time:.0f} s of "
+          "training", flush=True)
+    return rows, plateau
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tables", type=int, nargs="+", default=[0, 3, 6])
+    parser.add_argument("--tables", type=int, nargs="+", default=[0, 3, 6, 9])
     parser.add_argument("--capacities", type=float, nargs="+", default=[0.05, 0.1])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--steps", type=int, default=4_194_304)
-    parser.add_argument("--eval-every", type=int, default=262_144)
-    parser.add_argument("--round-to", type=int, default=262_144)
+    parser.add_argument("--steps", type=int, default=1_572_864)
+    parser.add_argument("--eval-every", type=int, default=131_072)
+    parser.add_argument("--round-to", type=int, default=131_072)
+    parser.add_argument("--workers", type=int, default=2, help="runs in parallel processes")
     parser.add_argument("--out", type=Path, default=Path("runs/benchmarks"))
     args = parser.parse_args(argv)
 
-    rows, plateaus = [], []
     started = time.perf_counter()
-    for index in args.tables:
-        table = load_reference_table(index)
-        for capacity in args.capacities:
-            config = WorklistConfig(logits=table, split="tune", capacity=capacity,
-                                    action="routing", observe_gains=True)
-            rules = rule_scores(config)
-            for seed in args.seeds:
-                trained = train_agent("native-ppo", config, None, total_timesteps=args.steps,
-                                      seed=seed, eval_every=args.eval_every, tensorboard=False)
-                curve = trained.history
-                for row in curve:
-                    rows.append({"table": index, "capacity": capacity, "seed": seed,
-                                 "env_steps": row["env_steps"], "wall_time": row["wall_time"],
-                                 "accuracy": row["accuracy"], **rules})
-                step = plateau_step([r["env_steps"] for r in curve],
-                                    [r["accuracy"] for r in curve])
-                best = max(r["accuracy"] for r in curve)
-                plateaus.append({"table": index, "capacity": capacity, "seed": seed,
-                                 "plateau_step": step, "best_accuracy": best,
-                                 "final_accuracy": curve[-1]["accuracy"], **rules})
-                print(f"table {index} capacity {capacity} seed {seed}: plateau at {step:,} "
-                      f"steps, best {best:.4f}, final {curve[-1]['accuracy']:.4f} "
-                      f"(budget-paced {rules['budget_paced']:.4f}, dp {rules['dp']:.4f}); "
-                      f"{trained.wall_time:.0f} s of training")
+    jobs = [(t, c, s, args.steps, args.eval_every) for t in args.tables
+            for c in args.capacities for s in args.seeds]
+    with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
+        results = list(pool.map(curve_job, *zip(*jobs, strict=True)))
+    rows = [row for curve, _ in results for row in curve]
+    plateaus = [plateau for _, plateau in results]
     largest = max(p["plateau_step"] for p in plateaus)
     budget = -(-largest // args.round_to) * args.round_to
     result = {"budget": budget, "largest_plateau": largest, "plateaus": plateaus,
@@ -110,5 +119,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    np.set_printoptions(precision=4)
     main()

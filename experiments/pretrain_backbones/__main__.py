@@ -80,8 +80,7 @@ from mura_env.synthetic import generate
 #: (the seed model's family: a stride-2 stem keeps detail at 64 px, where torchvision's
 #: stride-4 stems lose it) at 64 px, so that one backbone seed's remake (training and the
 #: logits of both data draws) takes about 20 minutes on 2 CPU cores. The HAND/FINGER member,
-#: whose parts are the hardest, and the WRIST/FOREARM member, the weakest over all parts at 10
-#: epochs, train longer.
+#: whose parts are the hardest, trains the most epochs.
 PROFILES: dict[str, dict[str, Any]] = {
     "quick": {"models": {"attention_resnet": (96, 13), "resnet18": (64, 10),
                          "mobilenet_v3_small": (96, 14)},
@@ -90,7 +89,7 @@ PROFILES: dict[str, dict[str, Any]] = {
               "score_data_seeds": None},
     "reference": {"models": {
         "attention_resnet_small": (64, 10, ("SHOULDER", "HUMERUS", "ELBOW")),
-        "attention_resnet": (64, 14, ("WRIST", "FOREARM")),
+        "attention_resnet": (64, 10, ("WRIST", "FOREARM")),
         "attention_resnet_large": (64, 12, ("HAND", "FINGER"))},
         "batch_size": 64, "lr": 4e-3, "scale": 1.0, "train_studies": 2500, "focus_share": 0.9,
         "synthetic_dir": Path("data/synthetic_full"), "data_seed": REFERENCE_DATA_SEEDS[0],
