@@ -43,7 +43,7 @@ BANDIT = {"gamma": 0.0}
 NATIVE_PPO_BUDGET = 2_097_152
 #: Native PPO's budget on the worklist: where its tune curves flatten
 #: (``benchmarks/native_ppo_curves.py``, see the module docstring).
-NATIVE_PPO_WORKLIST_BUDGET = 1_048_576
+NATIVE_PPO_WORKLIST_BUDGET = 1_179_648
 
 ALGOS: dict[str, AlgoSpec] = {
     # tune plateau (largest 188,416), 48 updates of 4,096 studies; on the deferral env, 192
