@@ -12,9 +12,9 @@ the three simulated radiologists' reads added) it measures, in one run:
      PassiveEnvChecker and OrderEnforcing (CartPole also TimeLimit);
   2. vector env: env-steps/s of ``gymnasium.make_vec(ID, num_envs=N)`` (the native NumPy vector
      envs; ``MuraWorklist-v0`` with its default action and with ``action="routing",
-     observe_gains=True``) against Gymnasium's ``CartPoleVectorEnv`` at the same sizes. A ``MuraWorklist-v0``
-     timing run covers whole shifts (a multiple of ``shift_size`` steps), so the draw of the
-     next shifts at each shift's end is counted.
+     observe_gains=True``) against Gymnasium's ``CartPoleVectorEnv`` at the same sizes. A
+     ``MuraWorklist-v0`` timing run covers whole shifts (a multiple of ``shift_size`` steps),
+     so the draw of the next shifts at each shift's end is counted.
 
 Actions are drawn beforehand; each figure is the best of ``--repeats`` interleaved runs (the
 machine may be shared). Prints the comparison and writes

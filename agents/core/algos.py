@@ -23,6 +23,10 @@ team accuracy on reference table 0. On ``MuraWorklist-v0`` (episodes of a whole 
 only) PPO's budget is 32,768 env steps (about 330 shifts), fixed beforehand as what fits
 ``experiments.worklist``'s 10-minute budget (36 runs); it is not a plateau: on reference table 0
 its tune system accuracy was still rising (0.838 after 16,384 steps, 0.854 after 49,152).
+sb3-contrib's MaskablePPO and RecurrentPPO take PPO's worklist budget. Native PPO's worklist
+budget, 1,179,648 env steps, is the largest tune plateau of ``benchmarks/native_ppo_curves.py``
+(the routing action with gains observed; reference tables 0, 3, 6, 9 x capacities 5% and 10% x
+seeds 0, 1; plateaus 524,288 to 1,179,648); its budget on the one-study envs is fixed beforehand.
 """
 
 from __future__ import annotations
@@ -41,8 +45,7 @@ BANDIT = {"gamma": 0.0}
 #: Native PPO's budget on the one-study envs: fixed beforehand (64 updates of 1,024 envs x 32
 #: steps), not from tune curves.
 NATIVE_PPO_BUDGET = 2_097_152
-#: Native PPO's budget on the worklist: where its tune curves flatten
-#: (``benchmarks/native_ppo_curves.py``, see the module docstring).
+#: Native PPO's budget on the worklist: where its tune curves flatten (see the module docstring).
 NATIVE_PPO_WORKLIST_BUDGET = 1_179_648
 
 ALGOS: dict[str, AlgoSpec] = {

@@ -22,6 +22,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agents.core.schedule import train_with_writer
 from agents.core.spec import AgentFamily, AlgoSpec, Checkpoint, Evaluate
 from mura_env import DEFERRAL_ENV_ID, ENV_ID
 
@@ -84,22 +85,12 @@ class NativeFamily(AgentFamily):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             agent = agent_class(env.problem.n_models, cfg)
-        writer = None
-        if tb_dir is not None:
-            from torch.utils.tensorboard import SummaryWriter
-            writer = SummaryWriter(str(tb_dir))
-        try:
-            result = train_softmax_pg(
-                agent, env, settings["total_timesteps"], seed=seed, writer=writer,
-                eval_fn=evaluate, eval_every=eval_every, checkpoint_fn=checkpoint,
-                progress=progress)
-        finally:
-            if writer is not None:
-                writer.close()
+        result = train_with_writer(train_softmax_pg, agent, env, settings, seed, tb_dir,
+                                   evaluate, eval_every, checkpoint, progress)
         return agent, result
 
     def save(self, model: Any, path: Path, env_steps: int) -> None:
-        """:meth:`agents.weighting.softmax_pg.SoftmaxPGAgent.save` with the env steps."""
+        """The native agent's own ``save`` (softmax-pg's, native PPO's), with the env steps."""
         model.save(path, {"env_steps": int(env_steps)})
 
     def load(self, spec: AlgoSpec, path: str | os.PathLike[str], env_id: str) -> Any:
@@ -138,24 +129,11 @@ class NativePPOFamily(AgentFamily):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             agent = PPOAgent(env.single_observation_space, env.single_action_space, cfg)
-        writer = None
-        if tb_dir is not None:
-            from torch.utils.tensorboard import SummaryWriter
-            writer = SummaryWriter(str(tb_dir))
-        try:
-            with torch.random.fork_rng(devices=[]):
-                result = train_native_ppo(
-                    agent, env, settings["total_timesteps"], seed=seed, writer=writer,
-                    eval_fn=evaluate, eval_every=eval_every, checkpoint_fn=checkpoint,
-                    progress=progress)
-        finally:
-            if writer is not None:
-                writer.close()
+            result = train_with_writer(train_native_ppo, agent, env, settings, seed, tb_dir,
+                                       evaluate, eval_every, checkpoint, progress)
         return agent, result
 
-    def save(self, model: Any, path: Path, env_steps: int) -> None:
-        """:meth:`agents.core.native_ppo.PPOAgent.save` with the env steps."""
-        model.save(path, {"env_steps": int(env_steps)})
+    save = NativeFamily.save
 
     def load(self, spec: AlgoSpec, path: str | os.PathLike[str], env_id: str) -> Any:
         """:meth:`agents.core.native_ppo.PPOAgent.load`."""

@@ -9,7 +9,8 @@ entropy bonus, gradient-norm clipping, minibatches over several epochs. Observat
 normalised by running statistics (:class:`RunningNorm`, updated after each rollout and saved
 with the agent), and rewards are divided by the running standard deviation of the discounted
 return while training (gymnasium's ``NormalizeReward``), so the value targets of a 100-study
-shift and of a one-study episode have the same scale. The action head follows the env's action space:
+shift and of a one-study episode have the same scale. The action head follows the env's action
+space:
 
 * ``Box``: a Gaussian with a state-independent log standard deviation; the env gets the sample
   clipped to the box (the log-probability is of the unclipped sample, as in CleanRL);
@@ -28,7 +29,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,7 +42,7 @@ from torch import nn
 from torch.distributions import Categorical, Normal
 from tqdm import tqdm
 
-from agents.weighting.softmax_pg import logged_evaluation
+from agents.core.schedule import EvaluationSchedule, read_agent_file
 from mura_env.common.atomic import atomic_write
 
 #: The logit of a closed action (as sb3-contrib's MaskablePPO): its probability is 0 in float32.
@@ -266,19 +266,10 @@ class PPOAgent(nn.Module):
         Raises:
             FileNotFoundError: no such file. ValueError: not a native PPO agent file.
         """
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"No native PPO agent file at {path}.")
         expected = ("expected a file written by PPOAgent.save, with the keys state_dict, "
                     "config, observation_size, action")
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # torch's unpickler raises many kinds on a corrupt file
-            raise ValueError(f"{path} cannot be read as a native PPO agent file ({e}); "
-                             f"{expected}.") from e
-        if not isinstance(payload, dict) or not {"state_dict", "config", "observation_size",
-                                                 "action"} <= set(payload):
-            raise ValueError(f"{path} is not a native PPO agent file; {expected}.")
+        payload = read_agent_file(path, "native PPO", "PPOAgent.save",
+                                  ("state_dict", "config", "observation_size", "action"))
         try:
             size = int(payload["observation_size"])
             observation_space = spaces.Box(-np.inf, np.inf, (size,), np.float32)
@@ -445,8 +436,8 @@ def _train(agent: PPOAgent, env: Any, total_timesteps: int, seed: int, writer: A
     returns, discounted = np.zeros(n), np.zeros(n)
     reward_scale = RunningNorm(1)
     recent: deque[float] = deque(maxlen=max(100, n))
-    history: list[dict[str, Any]] = []
-    steps, next_eval, start, eval_time = 0, eval_every, time.perf_counter(), 0.0
+    schedule = EvaluationSchedule(eval_every, eval_fn, writer, checkpoint_fn)
+    steps = 0
     agent.train()
     for update in tqdm(range(1, updates + 1), desc="native-ppo", disable=not progress):
         if cfg.anneal_lr:
@@ -498,20 +489,10 @@ def _train(agent: PPOAgent, env: Any, total_timesteps: int, seed: int, writer: A
         ep_rew = float(np.mean(recent)) if recent else float("nan")
         if writer is not None:
             _log_update(writer, losses, optimizer.param_groups[0]["lr"], ep_rew, steps,
-                        time.perf_counter() - start - eval_time)
-        if steps >= next_eval or update == updates:
-            next_eval = steps + eval_every
-            row = {"env_steps": steps, "wall_time": time.perf_counter() - start - eval_time,
-                   "ep_rew_mean": ep_rew}
-            t0 = time.perf_counter()
-            row.update(logged_evaluation(agent, eval_fn, writer, steps))
-            history.append(row)
-            if checkpoint_fn is not None:
-                checkpoint_fn(agent, steps)
-            eval_time += time.perf_counter() - t0
+                        schedule.training_seconds())
+        schedule.after_update(agent, steps, update == updates, ep_rew)
     agent.eval()
-    return {"env_steps": steps, "updates": updates,
-            "wall_time": time.perf_counter() - start - eval_time, "history": history}
+    return schedule.result(steps, updates)
 
 
 def _update(agent: PPOAgent, optimizer: torch.optim.Optimizer, obs: torch.Tensor,

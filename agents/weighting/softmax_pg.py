@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from agents.core.schedule import EvaluationSchedule, read_agent_file
 from mura_env.common.atomic import atomic_write
 from mura_env.constants import BODY_PARTS
 
@@ -232,19 +232,10 @@ class SoftmaxPGAgent(nn.Module):
         Raises:
             FileNotFoundError: no such file. ValueError: not a softmax-pg agent file.
         """
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"No softmax-pg agent file at {path}.")
         expected = ("expected a file written by SoftmaxPGAgent.save, with the keys "
                     "state_dict, config, n_models")
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # torch's unpickler raises many kinds on a corrupt file
-            raise ValueError(f"{path} cannot be read as a softmax-pg agent file ({e}); "
-                             f"{expected}.") from e
-        if not isinstance(payload, dict) or not {"state_dict", "config", "n_models"} <= set(
-                payload):
-            raise ValueError(f"{path} is not a softmax-pg agent file; {expected}.")
+        payload = read_agent_file(path, "softmax-pg", "SoftmaxPGAgent.save",
+                                  ("state_dict", "config", "n_models"))
         try:
             agent = cls(int(payload["n_models"]), cls.config_class(**payload["config"]))
             agent.load_state_dict(payload["state_dict"])
@@ -302,9 +293,8 @@ def train_softmax_pg(
     updates = max(1, -(-int(total_timesteps) // n))
     obs, _ = env.reset(seed=seed)
     returns = np.zeros(n)
-    history: list[dict[str, Any]] = []
-    steps, next_eval, start = 0, eval_every, time.perf_counter()
-    eval_time = 0.0  # excluded from the reported wall time (training time only)
+    schedule = EvaluationSchedule(eval_every, eval_fn, writer, checkpoint_fn)
+    steps = 0
     recent: deque[float] = deque(maxlen=max(100, n))  # SB3 keeps the last 100 episodes
     agent.train()
     for update in tqdm(range(1, updates + 1), desc="softmax-pg", disable=not progress):
@@ -320,20 +310,10 @@ def train_softmax_pg(
         losses = reinforce_update(agent, optimizer, sample, obs_t, reward)
         ep_rew = float(np.mean(recent)) if recent else float("nan")
         if writer is not None:
-            _log_update(writer, agent, losses, ep_rew, steps, time.perf_counter() - start)
-        if steps >= next_eval or update == updates:
-            next_eval = steps + eval_every
-            row = {"env_steps": steps, "wall_time": time.perf_counter() - start - eval_time,
-                   "ep_rew_mean": ep_rew}
-            t0 = time.perf_counter()
-            row.update(logged_evaluation(agent, eval_fn, writer, steps))
-            history.append(row)
-            if checkpoint_fn is not None:
-                checkpoint_fn(agent, steps)
-            eval_time += time.perf_counter() - t0
+            _log_update(writer, agent, losses, ep_rew, steps, schedule.training_seconds())
+        schedule.after_update(agent, steps, update == updates, ep_rew)
     agent.eval()
-    return {"env_steps": steps, "updates": updates,
-            "wall_time": time.perf_counter() - start - eval_time, "history": history}
+    return schedule.result(steps, updates)
 
 
 def make_optimizer(agent: SoftmaxPGAgent) -> torch.optim.Optimizer:
@@ -376,19 +356,3 @@ def _log_update(writer: Any, agent: SoftmaxPGAgent, losses: tuple[torch.Tensor, 
     writer.add_scalar("train/value_loss", losses[1].item(), steps)
     writer.add_scalar("train/std", agent.std().mean().item(), steps)
     writer.add_scalar("time/fps", steps / max(elapsed, 1e-9), steps)
-
-
-def logged_evaluation(agent: nn.Module, eval_fn: Callable[[Any], dict[str, float]] | None,
-                      writer: Any | None, steps: int) -> dict[str, float]:
-    """``eval_fn(agent)`` with ``agent`` in eval mode (back in train mode after), its scores
-    logged under ``eval/<name>`` at ``steps`` when ``writer`` is given; ``{}`` without
-    ``eval_fn``."""
-    if eval_fn is None:
-        return {}
-    agent.eval()
-    scores = eval_fn(agent)
-    agent.train()
-    if writer is not None:
-        for key, val in scores.items():
-            writer.add_scalar(f"eval/{key}", val, steps)
-    return scores

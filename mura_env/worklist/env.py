@@ -54,9 +54,10 @@ class MuraWorklistEnv(gym.Env[np.ndarray, np.ndarray]):
     ``action="routing"``: ``Discrete(R + 1)``: 0, the ensemble answers; ``r + 1``, reader
     ``r`` reads. The ensemble is a stacking combiner of the members fitted on the table's tune
     studies (``combiner``, by default :func:`agents.worklist.methods.routing_inputs`; a tune
-    study's probability comes from the cross-fitted model that did not see it), predicting abnormal when its probability
-    is above 0.5. :meth:`action_masks` (bool ``[R + 1]``) says which actions are open: a
-    reader without reads left is closed; asked for anyway, the ensemble answers. A value
+    study's probability comes from the cross-fitted model that did not see it), predicting
+    abnormal when its probability is above 0.5. :meth:`action_masks` (bool ``[R + 1]``) says
+    which actions are open: a reader without reads left is closed; asked for anyway, the
+    ensemble answers. A value
     outside ``[0, R]`` or not a whole number raises ``ValueError``. This interface leaves the
     agent one decision per study, the one the worklist is about; the weights interface asks it
     to learn the ensemble as well.

@@ -27,7 +27,8 @@ from mura_env.worklist.shifts import ShiftSampler
 #: ``answered_by`` of a study the ensemble answered.
 ENSEMBLE = -1
 #: The combiner fits of each loaded table (the table is read-only once loaded): table ->
-#: (combiner, models, split, readers, read_cost) -> what the combiner returned. Problems made again for the same table (one per evaluation) fit once.
+#: (combiner, models, split, readers, read_cost) -> what the combiner returned. Problems made
+#: again for the same table (one per evaluation) fit once.
 _COMBINER_FITS: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], Any]] = (
     weakref.WeakKeyDictionary())
 
