@@ -16,11 +16,11 @@ import torch
 
 from agents.core.algos import ALGOS
 from agents.core.evaluate import evaluate_baseline, evaluate_policy
-from agents.core.families import NATIVE
+from agents.core.families import NATIVE, NATIVE_PPO
 from agents.core.train import train_agent
 from agents.weighting.baselines import all_baselines
 from agents.weighting.reporting import baseline_evaluations
-from agents.weighting.softmax_pg import SoftmaxPGAgent
+from mura_env import ENV_ID
 from mura_env.logits import LogitsTable
 from mura_env.logits.reference import load_reference_table
 from mura_env.logits.study_set import StudySet
@@ -32,10 +32,13 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def tiny_budget(algo: str) -> tuple[int, int, int]:
     """``(env steps, env copies, eval_every)`` of a tiny run with at least two evaluations:
-    softmax-pg on 64 envs; an SB3 agent on one env, for two rollouts or past its warm-up."""
+    softmax-pg on 64 envs; native PPO on 8 envs (two rollouts of 32 steps); an SB3 agent on one
+    env, for two rollouts or past its warm-up."""
     spec = ALGOS[algo]
     if spec.family is NATIVE:
         return 512, 64, 256
+    if spec.family is NATIVE_PPO:
+        return 512, 8, 256
     kwargs = spec.sb3_kwargs
     steps = max(64, 2 * kwargs.get("n_steps", 0), kwargs.get("learning_starts", 0) + 20)
     return steps, 1, steps // 2
@@ -91,12 +94,17 @@ def _assert_same(a: Any, b: Any, where: str) -> None:
 
 
 def _parameters(model: Any) -> dict[str, torch.Tensor]:
-    """The trained parameters: the native agent's or the SB3 policy's state dict."""
-    module = model if isinstance(model, SoftmaxPGAgent) else model.policy
+    """The trained parameters: a native agent's (a torch module) or the SB3 policy's state
+    dict."""
+    module = model if isinstance(model, torch.nn.Module) else model.policy
     return module.state_dict()
 
 
-@pytest.mark.parametrize("algo", list(ALGOS))
+#: Every agent the registry trains on ``MuraWeighting-v0`` (it has a budget there).
+WEIGHTING_ALGOS = [name for name, spec in ALGOS.items() if ENV_ID in spec.timesteps]
+
+
+@pytest.mark.parametrize("algo", WEIGHTING_ALGOS)
 def test_every_agent_trains_identically_without_valid(algo: str, tables, tmp_path: Path
                                                       ) -> None:
     steps, n_envs, every = tiny_budget(algo)
