@@ -468,7 +468,8 @@ def _train(agent: PPOAgent, env: Any, total_timesteps: int, seed: int, writer: A
                     bootstrap_buf[t, truncated] = cfg.gamma * agent.get_value(
                         agent.normalize(last)).numpy()
             done_buf[t] = torch.as_tensor(done, dtype=torch.float32)
-            masks = _masks(env)
+            if masks is not None:  # an env with masks keeps them; one without never has any
+                masks = np.asarray(env.action_masks(), dtype=np.bool_)
         # the statistics move once per rollout: every step of it saw the same normalisation
         if cfg.norm_obs:
             agent.norm.update(torch.as_tensor(raw_buf.reshape(batch, size)))

@@ -68,13 +68,13 @@ def rollout(policy: Any, problem: WorklistProblem, rows: np.ndarray) -> dict[str
     out: dict[str, list[np.ndarray]] = {k: [] for k in keys}
     masked = problem.routing and predict_takes(policy, "action_masks")
     carries_state = predict_takes(policy, "state")
-    memory, starts = None, np.ones(len(rows), dtype=bool)
-    for _ in range(rows.shape[1]):
+    memory = None
+    first, later = np.ones(len(rows), dtype=bool), np.zeros(len(rows), dtype=bool)
+    for position in range(rows.shape[1]):
         extra: dict[str, Any] = {"action_masks": problem.action_masks(state)} if masked else {}
         if carries_state:
-            extra.update(state=memory, episode_start=starts)
+            extra.update(state=memory, episode_start=first if position == 0 else later)
         actions, memory = policy.predict(problem.observe(state), deterministic=True, **extra)
-        starts = np.zeros(len(rows), dtype=bool)
         step = problem.answer(state, problem.check_actions(np.asarray(actions), len(rows)))
         for k in keys:
             out[k].append(step[k])

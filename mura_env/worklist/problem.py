@@ -148,7 +148,7 @@ class WorklistProblem(WeightingProblem):
             high.append(np.full(n_readers, 0.5, dtype=np.float32))
         self.observation_space = spaces.Box(np.concatenate(low), np.concatenate(high),
                                             dtype=np.float32)
-        if cfg.action == "routing":
+        if self.routing:
             self.action_space = spaces.Discrete(n_readers + 1)
         else:
             self.action_space = spaces.Box(-1.0, 1.0, shape=(self.n_models + n_readers,),
@@ -193,7 +193,7 @@ class WorklistProblem(WeightingProblem):
         self._obs_template = template
         self._capacity_col = base.shape[1]
         self._left_col = base.shape[1] + n_readers
-        if self.config.action == "routing":
+        if self.routing:
             self._prepare_routing_tables()
         # per reader, float32 [capacity + 1]: the share of capacity left for each count left
         scale = np.where(self.capacities > 0, 1.0 / np.maximum(self.capacities, 1), 0.0)
