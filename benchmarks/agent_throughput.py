@@ -10,7 +10,7 @@ evaluation during training. A rate is env steps over training seconds
 ``--repeats`` interleaved runs (the machine may be shared).
 
     python benchmarks/agent_throughput.py [--native-steps 262144] [--sb3-steps 8192]
-        [--native-envs 64 1024] [--repeats 3] [--reference-table 0]
+        [--native-envs 256 1024] [--repeats 3] [--reference-table 0]
 
 Prints the comparison and writes ``runs/benchmarks/agent_throughput.json``.
 """
@@ -46,8 +46,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--native-steps", type=int, default=262_144)
     parser.add_argument("--sb3-steps", type=int, default=8_192)
-    parser.add_argument("--native-envs", type=int, nargs="+", default=[64, 1024],
-                        help="native PPO's env copies (64: its registry setting)")
+    parser.add_argument("--native-envs", type=int, nargs="+", default=[256, 1024],
+                        help="native PPO's env copies (256: its registry setting)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--reference-table", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("runs/benchmarks"))

@@ -1,11 +1,13 @@
-"""Time to quality: softmax-pg vs. SB3 PPO (target: softmax-pg >= 20x faster in wall time).
+"""Time to quality: softmax-pg vs. SB3 PPO (target: softmax-pg >= 20x faster in wall time), and
+native PPO vs. softmax-pg (target: native PPO no slower than softmax-pg).
 
 Quality = tune accuracy within ``--tolerance`` (0.5 points) of the stacking baseline's tune
 accuracy. Everything here reads the ``tune`` split only: stacking is fitted and scored on it,
-both agents learn on it and are evaluated on it, every ``--eval-every`` env steps for both
-(default 4,096: each softmax-pg update of 4,096 studies, every second PPO rollout of 2,048
-studies, scored after SB3's update). No number from ``valid`` is used. The logits table is
-``--logits PATH``, or shipped reference table ``--reference-table I``
+every agent learns on it and is evaluated on it, every ``--eval-every`` env steps for
+softmax-pg and SB3 PPO (default 4,096: each softmax-pg update of 4,096 studies, every second PPO
+rollout of 2,048 studies, scored after SB3's update) and after every update of native PPO
+(``--native-eval-every``, its rollout of 1,024 envs x 32 steps). No number from ``valid`` is
+used. The logits table is ``--logits PATH``, or shipped reference table ``--reference-table I``
 (:mod:`mura_env.logits.reference`), else the newest ``runs/pretrain/*/logits.parquet``, else
 reference table 0. The time reported is training time only (evaluations excluded) until the first
 evaluation at quality; an agent that
@@ -17,7 +19,8 @@ equally for both.
 Prints the comparison and writes ``runs/benchmarks/agent_time_to_quality.json``.
 
     python benchmarks/agent_time_to_quality.py [--logits PATH | --reference-table I] [--seed 0]
-        [--softmax-pg-steps 400000] [--ppo-steps 100000] [--eval-every 4096] [--repeats 3]
+        [--softmax-pg-steps 400000] [--ppo-steps 100000] [--native-ppo-steps 2097152]
+        [--eval-every 4096] [--native-eval-every 32768] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ from mura_env.logits.study_set import StudySet  # noqa: E402
 from mura_env.weighting.config import WeightingConfig  # noqa: E402
 
 TARGET_SPEEDUP = 20.0
+#: Native PPO must reach the quality in at most this multiple of softmax-pg's time.
+NATIVE_TARGET_RATIO = 1.0
 
 
 def time_to_quality(history: list[dict[str, Any]], target: float) -> dict[str, Any]:
@@ -73,6 +78,10 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--num-envs", type=int, default=4096, help="softmax-pg studies per update")
     ap.add_argument("--softmax-pg-steps", type=int, default=400_000)
     ap.add_argument("--ppo-steps", type=int, default=100_000)
+    ap.add_argument("--native-ppo-steps", type=int, default=2_097_152,
+                    help="native PPO's env steps (its registry budget on MuraWeighting-v0)")
+    ap.add_argument("--native-eval-every", type=int, default=32_768,
+                    help="env steps between native PPO's evaluations (one update)")
     ap.add_argument("--eval-every", type=int, default=4096,
                     help="env steps between evaluations on tune, the same for both agents")
     ap.add_argument("--threads", type=int, default=1,
@@ -85,17 +94,20 @@ def parse_args() -> argparse.Namespace:
 
 def race(args: argparse.Namespace, config: WeightingConfig, target: float
          ) -> dict[str, dict[str, Any]]:
-    """Train softmax-pg and PPO ``args.repeats`` times each, interleaved; per agent, the
+    """Train softmax-pg, SB3 PPO and native PPO ``args.repeats`` times each, interleaved; per
+    agent, the
     :func:`time_to_quality` of its fastest repeat, with every repeat's wall time."""
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for rep in range(args.repeats):
-            for algo, steps in (("softmax-pg", args.softmax_pg_steps),
-                                ("ppo", args.ppo_steps)):
+            for algo, steps, every in (
+                    ("softmax-pg", args.softmax_pg_steps, args.eval_every),
+                    ("ppo", args.ppo_steps, args.eval_every),
+                    ("native-ppo", args.native_ppo_steps, args.native_eval_every)):
                 start = time.perf_counter()
                 trained = train_agent(algo, config, Path(tmp) / f"{algo}_{rep}",
                                       total_timesteps=steps, seed=args.seed,
-                                      eval_split="tune", eval_every=args.eval_every,
+                                      eval_split="tune", eval_every=every,
                                       tensorboard=False,
                                       n_envs=args.num_envs if algo == "softmax-pg" else None)
                 r = {**time_to_quality(trained.history, target),
@@ -141,8 +153,9 @@ def main() -> int:
     stack_acc = evaluate_baseline(Stacking().fit(tune), tune, n_bootstrap=0).value("accuracy")
     target = stack_acc - args.tolerance
     results = race(args, WeightingConfig(logits=table), target)
-    sp, ppo = results["softmax-pg"], results["ppo"]
+    sp, ppo, native = results["softmax-pg"], results["ppo"], results["native-ppo"]
     speedup = ppo["wall_time"] / max(sp["wall_time"], 1e-9)
+    native_ratio = native["wall_time"] / max(sp["wall_time"], 1e-9)
     report = {
         "logits": str(source), "seed": args.seed, "split": "tune",
         "stacking_tune_accuracy": stack_acc, "eval_every": args.eval_every,
@@ -151,6 +164,9 @@ def main() -> int:
         "torch_threads": args.threads, "repeats": args.repeats,
         "target_speedup": TARGET_SPEEDUP, "meets_target": bool(speedup >= TARGET_SPEEDUP
                                                                and sp["reached"]),
+        "native_ppo_time_over_softmax_pg": native_ratio,
+        "native_target_ratio": NATIVE_TARGET_RATIO,
+        "native_meets_target": bool(native["reached"] and native_ratio <= NATIVE_TARGET_RATIO),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "python": platform.python_version()},
     }
@@ -165,6 +181,8 @@ def main() -> int:
     print(f"softmax-pg is {speedup:.1f}x faster in wall time ({report['speedup_env_steps']:.2f}x "
           f"in env steps); target {TARGET_SPEEDUP:.0f}x: "
           f"{'met' if report['meets_target'] else 'NOT met'}")
+    print(f"native PPO takes {native_ratio:.2f}x softmax-pg's time to quality; target <= "
+          f"{NATIVE_TARGET_RATIO:.0f}x: {'met' if report['native_meets_target'] else 'NOT met'}")
     print(f"wrote {args.out}")
     return 0
 

@@ -10,7 +10,7 @@ first evaluation within 0.5 accuracy points of its best); the budget is the smal
 ``--round-to`` env steps at or above the largest plateau. ``valid`` is never read.
 
     python benchmarks/native_ppo_curves.py [--tables 0 3 6 9] [--capacities 0.05 0.1]
-        [--seeds 0 1] [--steps 1572864] [--eval-every 131072] [--workers 2]
+        [--seeds 0 1] [--steps 1310720] [--eval-every 131072] [--workers 2]
         [--out runs/benchmarks]
 
 Writes ``native_ppo_curves.csv`` (one row per evaluation) and ``native_ppo_curves.json`` (the
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--tables", type=int, nargs="+", default=[0, 3, 6, 9])
     parser.add_argument("--capacities", type=float, nargs="+", default=[0.05, 0.1])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--steps", type=int, default=1_572_864)
+    parser.add_argument("--steps", type=int, default=1_310_720)
     parser.add_argument("--eval-every", type=int, default=131_072)
     parser.add_argument("--round-to", type=int, default=131_072)
     parser.add_argument("--workers", type=int, default=2, help="runs in parallel processes")

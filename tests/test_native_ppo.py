@@ -119,6 +119,22 @@ def test_masked_actions_are_never_sampled_nor_predicted() -> None:
     assert np.isin(unmasked, [1, 2]).all()  # the bias decides without a mask
 
 
+def test_the_categorical_head_gives_the_log_probability_and_entropy_of_its_distribution(
+        ) -> None:
+    torch.manual_seed(0)
+    agent = PPOAgent(spaces.Box(-1, 1, (3,)), spaces.Discrete(4))
+    x = torch.randn(64, 3)
+    mask = torch.rand(64, 4) < 0.6
+    mask[:, 0] = True
+    actions = torch.where(mask, torch.arange(4), 0).max(-1).values  # an open action each
+    for m in (None, mask):
+        _, logp, entropy, value = agent.get_action_and_value(x, actions, m)
+        reference = agent.distribution(x, m)  # torch's Categorical over the masked logits
+        torch.testing.assert_close(logp, reference.log_prob(actions))
+        torch.testing.assert_close(entropy, reference.entropy())
+        torch.testing.assert_close(value, agent.get_value(x))
+
+
 @pytest.mark.parametrize("action_space", [spaces.Box(-1, 1, (2,)), spaces.Discrete(3)])
 def test_a_saved_agent_reloads_and_acts_identically(action_space, tmp_path: Path) -> None:
     torch.manual_seed(0)

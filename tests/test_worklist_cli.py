@@ -13,6 +13,7 @@ from test_benchmark import STANDIN, standin_table
 
 import experiments.attach_reader.__main__ as attach_reader
 import experiments.worklist.__main__ as worklist
+from mura_env.logits import LogitsTable
 from mura_env.readers import READER_PROFILES
 from mura_env.worklist.config import WorklistConfig
 
@@ -29,8 +30,7 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("worklist") / "run"
     args = ["--tables", *map(str, paths), "--out", str(out), "--quick", "--workers", "1",
             "--no-progress", "--shift-size", "20", "--n-shifts", "4", "--steps", "ppo=512",
-            "native-ppo=1024", "--agents", "native-ppo", "ppo", "--action", "routing",
-            "--observe-gains"]
+            "native-ppo=1024"]  # default agents and interface: native PPO and PPO, routing
     assert worklist.main(args) == 0
     return out
 
@@ -115,3 +115,20 @@ def test_shift_positions_are_resampled_as_the_studies_of_each_data_draw(tmp_path
     assert valid.n_sets == 2
     np.testing.assert_array_equal(valid.study_index[0], valid.study_index[1])
     assert len(valid.set_parts[0]) == len(np.unique(shown))  # distinct studies, not positions
+
+
+def test_a_worker_holds_one_object_per_table_content(tmp_path: Path) -> None:
+    import pickle
+
+    from experiments.worklist.runs import same_table
+
+    path = standin_table(5, draw=0).save(tmp_path / "t.parquet")
+    assert attach_reader.main(["--table", str(path)]) == 0
+    table = worklist.load_tables([path])[0].table
+    held = same_table(table)
+    assert same_table(pickle.loads(pickle.dumps(table))) is held  # a job's pickled copy
+    studies = table.studies.copy()
+    column = f"reader_{table.reader_ids[0]}"
+    studies[column] = 1 - studies[column]
+    other = LogitsTable(studies, table.model_names, table.logits)  # the same logits, other reads
+    assert same_table(other) is other

@@ -17,7 +17,7 @@ from valid_swap import swap_valid
 
 from agents.deferral.methods import out_of_fold_probabilities
 from agents.weighting.baselines import Stacking
-from agents.worklist.methods import PRIOR_STUDIES, WorklistData
+from agents.worklist.methods import PRIOR_STUDIES, WorklistData, routing_inputs
 from mura_env.constants import BODY_PARTS
 from mura_env.logits.study_set import StudySet
 from mura_env.worklist.env import MuraWorklistEnv, MuraWorklistVectorEnv
@@ -74,12 +74,32 @@ def test_gains_and_ensemble_come_from_tune_and_match_the_hand_computation(table,
 
 def test_the_combiner_reads_no_valid_study(table) -> None:
     other = swap_valid(table)
-    for split in ("tune", "valid"):
-        a = WorklistProblem(logits=table, split="tune", action="routing", observe_gains=True)
-        b = WorklistProblem(logits=other, split="tune", action="routing", observe_gains=True)
-        np.testing.assert_array_equal(a.gains, b.gains)
-        np.testing.assert_array_equal(a.ensemble_probability, b.ensemble_probability)
-        assert split  # both envs on tune see the same thing whatever valid holds
+    a = WorklistProblem(logits=table, split="tune", action="routing", observe_gains=True)
+    b = WorklistProblem(logits=other, split="tune", action="routing", observe_gains=True)
+    np.testing.assert_array_equal(a.gains, b.gains)
+    np.testing.assert_array_equal(a.ensemble_probability, b.ensemble_probability)
+
+
+CALLS: list[object] = []
+
+
+def counting_combiner(table, split, readers, read_cost):
+    """The default combiner, counting its calls (for the test below)."""
+    CALLS.append(split)
+    return routing_inputs(table, split, readers, read_cost)
+
+
+def test_one_combiner_fit_serves_every_split_of_a_table(table) -> None:
+    CALLS.clear()
+    name = "test_worklist_routing:counting_combiner"
+    problems = {split: WorklistProblem(logits=table, split=split, action="routing",
+                                       combiner=name) for split in ("tune", "valid")}
+    assert len(CALLS) == 1  # the valid problem reused the tune problem's fit
+    for split, problem in problems.items():  # each gets what a fit for its own split gives
+        ids, probability, gains = routing_inputs(table, split, problem.readers, 0.0)
+        np.testing.assert_array_equal(ids, problem.studies.study_ids)
+        np.testing.assert_array_equal(probability, problem.ensemble_probability)
+        np.testing.assert_array_equal(gains, problem.gains)
 
 
 def test_every_action_answers_and_rewards_as_documented(table) -> None:

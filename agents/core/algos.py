@@ -20,13 +20,15 @@ PPO 6k to 14k, A2C 20k to 113k, SAC 65k to 70k (about 2 minutes of training per 
 cores; ``experiments.benchmark`` caps it lower to fit its time budget). On
 ``MuraDeferral-v0`` the budgets are the same but softmax-pg's, fixed beforehand from its tune
 team accuracy on reference table 0. On ``MuraWorklist-v0`` (episodes of a whole shift; PPO
-only) PPO's budget is 32,768 env steps (about 330 shifts), fixed beforehand as what fits
-``experiments.worklist``'s 10-minute budget (36 runs); it is not a plateau: on reference table 0
-its tune system accuracy was still rising (0.838 after 16,384 steps, 0.854 after 49,152).
+only) PPO's budget is 32,768 env steps (about 330 shifts), fixed beforehand; it is not a
+plateau: on reference table 0 its tune system accuracy was still rising (0.838 after 16,384 steps,
+0.854 after 49,152). ``experiments.worklist`` runs it at 8,192, what fits its 10 minutes beside
+native PPO.
 sb3-contrib's MaskablePPO and RecurrentPPO take PPO's worklist budget. Native PPO's worklist
-budget, 1,179,648 env steps, is the largest tune plateau of ``benchmarks/native_ppo_curves.py``
-(the routing action with gains observed; reference tables 0, 3, 6, 9 x capacities 5% and 10% x
-seeds 0, 1; plateaus 524,288 to 1,179,648); its budget on the one-study envs is fixed beforehand.
+budget, 1,048,576 env steps (64 updates of 256 envs x 64 steps), is the largest tune plateau of
+``benchmarks/native_ppo_curves.py`` (the routing action with gains observed; reference tables 0,
+3, 6, 9 x capacities 5% and 10% x seeds 0, 1; plateaus 655,360 to 1,048,576); its budget on the
+one-study envs is fixed beforehand.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ BANDIT = {"gamma": 0.0}
 #: steps), not from tune curves.
 NATIVE_PPO_BUDGET = 2_097_152
 #: Native PPO's budget on the worklist: where its tune curves flatten (see the module docstring).
-NATIVE_PPO_WORKLIST_BUDGET = 1_179_648
+NATIVE_PPO_WORKLIST_BUDGET = 1_048_576
 
 ALGOS: dict[str, AlgoSpec] = {
     # tune plateau (largest 188,416), 48 updates of 4,096 studies; on the deferral env, 192
@@ -81,9 +83,10 @@ ALGOS: dict[str, AlgoSpec] = {
     "native-ppo": AlgoSpec(
         "native-ppo", NATIVE_PPO, {WEIGHTING: NATIVE_PPO_BUDGET, DEFERRAL: NATIVE_PPO_BUDGET,
                                    WORKLIST: NATIVE_PPO_WORKLIST_BUDGET},
-        {WORKLIST: 64},
+        {WORKLIST: 256},
         settings={WEIGHTING: BANDIT, DEFERRAL: BANDIT,
-                  WORKLIST: {"gamma": 1.0, "learning_rate": 1e-3, "num_minibatches": 4}},
+                  WORKLIST: {"gamma": 1.0, "learning_rate": 3e-3, "num_steps": 64,
+                             "num_minibatches": 16, "update_epochs": 2}},
         description="native PPO on the vector env (GAE, clipped losses, obs normalisation)"),
 }
 

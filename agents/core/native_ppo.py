@@ -205,12 +205,21 @@ class PPOAgent(nn.Module):
                              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """CleanRL's API: ``(action, log_prob [B], entropy [B], value [B])`` at normalised
         observations ``x``; samples an action when ``action`` is None."""
+        if self.discrete:  # the categorical's quantities straight from one log-softmax
+            logits = self.actor(x)
+            if mask is not None:
+                logits = logits.masked_fill(~mask, MASKED_LOGIT)
+            log_probs = torch.log_softmax(logits, -1)
+            probs = log_probs.exp()
+            if action is None:
+                action = torch.multinomial(probs, 1).squeeze(-1)
+            logp = log_probs.gather(-1, action.unsqueeze(-1)).squeeze(-1)
+            entropy = -(probs * log_probs).sum(-1)
+            return action, logp, entropy, self.get_value(x)
         dist = self.distribution(x, mask)
         if action is None:
             action = dist.sample()
-        logp, entropy = dist.log_prob(action), dist.entropy()
-        if not self.discrete:
-            logp, entropy = logp.sum(-1), entropy.sum(-1)
+        logp, entropy = dist.log_prob(action).sum(-1), dist.entropy().sum(-1)
         return action, logp, entropy, self.get_value(x)
 
     def env_actions(self, action: torch.Tensor) -> np.ndarray:
@@ -504,7 +513,7 @@ def _update(agent: PPOAgent, optimizer: torch.optim.Optimizer, obs: torch.Tensor
     minibatch's losses and the entropy (floats)."""
     cfg = agent.config
     batch = len(obs)
-    out: dict[str, float] = {}
+    params = list(agent.parameters())
     for _ in range(cfg.update_epochs):
         order = torch.randperm(batch)
         for begin in range(0, batch - minibatch + 1, minibatch):
@@ -513,14 +522,14 @@ def _update(agent: PPOAgent, optimizer: torch.optim.Optimizer, obs: torch.Tensor
                 obs[idx], actions[idx], None if masks is None else masks[idx])
             parts = ppo_losses(logp, old_logp[idx], advantages[idx], value, old_values[idx],
                                returns[idx], cfg.clip_coef, cfg.clip_vloss, cfg.norm_adv)
-            loss = parts["policy"] - cfg.ent_coef * entropy.mean() + cfg.vf_coef * parts[
-                "value"]
+            mean_entropy = entropy.mean()
+            loss = parts["policy"] - cfg.ent_coef * mean_entropy + cfg.vf_coef * parts["value"]
             optimizer.zero_grad()
             loss.backward()
-            nn.utils.clip_grad_norm_(agent.parameters(), cfg.max_grad_norm)
+            nn.utils.clip_grad_norm_(params, cfg.max_grad_norm, foreach=True)
             optimizer.step()
-            out = {k: float(v.detach()) for k, v in parts.items()}
-            out["entropy"] = float(entropy.mean().detach())
+    out = {k: float(v.detach()) for k, v in parts.items()}
+    out["entropy"] = float(mean_entropy.detach())
     return out
 
 

@@ -9,12 +9,14 @@ studies in the same order.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from agents.core.fingerprint import fitted_fingerprint
+from agents.core.saved import reads_digest, table_digest
 from agents.core.train import train_agent
 from agents.worklist.methods import WorklistData, fit_worklist_methods, simulate
 from agents.worklist.rollout import evaluation_shifts, rollout
@@ -115,9 +117,30 @@ def _run(job: WorklistJob, method: str, kind: str, scenario: str, problem: Workl
                        studies.body_part_index[flat].astype(np.int64), seconds, fitted)
 
 
+#: The tables this process has run jobs on, by content (:func:`same_table`).
+_TABLES: dict[str, LogitsTable] = {}
+
+
+def same_table(table: LogitsTable) -> LogitsTable:
+    """The table object this process already holds with ``table``'s content (its studies,
+    splits, labels, logits and reads), else ``table`` itself, kept. Jobs reach a worker process
+    as pickled copies; handing each the one object lets what the envs fit once per table (the
+    routing combiner, :class:`~mura_env.worklist.problem.WorklistProblem`) serve every job of
+    that table in the process."""
+    h = hashlib.sha256(table_digest(table).encode())
+    studies = table.studies
+    for column in ("split", "label"):
+        h.update("\n".join(studies[column].astype(str)).encode())
+    for reader in table.reader_ids:
+        h.update(reads_digest(table, reader).encode())
+    return _TABLES.setdefault(h.hexdigest(), table)
+
+
 def run_worklist_job(job: WorklistJob, table: LogitsTable, settings: WorklistSettings
                      ) -> list[WorklistRun]:
-    """Run ``job`` on ``table``: fit or train on tune, answer every scenario's valid shifts."""
+    """Run ``job`` on ``table``: fit or train on tune, answer every scenario's valid shifts.
+    An agent is scored on tune once, at the end of its training (nothing here reads it)."""
+    table = same_table(table)
     shifts = scenario_shifts(table, job.capacity, settings)
     if job.method == CLASSICAL:
         any_problem = next(iter(shifts.values()))[0]
@@ -136,7 +159,8 @@ def run_worklist_job(job: WorklistJob, table: LogitsTable, settings: WorklistSet
                                 fitted_fingerprint(method)))
         return out
     trained = train_agent(job.method, job_config(table, job.capacity, settings), None,
-                          total_timesteps=job.steps, seed=job.seed, tensorboard=False)
+                          total_timesteps=job.steps, seed=job.seed, eval_every=job.steps,
+                          tensorboard=False)
     out = []
     for scenario, (problem, rows) in shifts.items():
         answers = rollout(trained.model, problem, rows)

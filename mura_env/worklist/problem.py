@@ -27,8 +27,8 @@ from mura_env.worklist.shifts import ShiftSampler
 #: ``answered_by`` of a study the ensemble answered.
 ENSEMBLE = -1
 #: The combiner fits of each loaded table (the table is read-only once loaded): table ->
-#: (combiner, models, split, readers, read_cost) -> what the combiner returned. Problems made
-#: again for the same table (one per evaluation) fit once.
+#: (combiner, models, readers, read_cost) -> what the combiner returned for every split of the
+#: table. Problems made again for the same table (one per evaluation, one per split) fit once.
 _COMBINER_FITS: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], Any]] = (
     weakref.WeakKeyDictionary())
 
@@ -162,14 +162,15 @@ class WorklistProblem(WeightingProblem):
         builds on this one)."""
         cfg = self.config
         fits = _COMBINER_FITS.setdefault(self.table, {})
-        key = (cfg.combiner, cfg.models, cfg.split, self.readers, cfg.read_cost)
-        if key not in fits:
-            try:
+        key = (cfg.combiner, cfg.models, self.readers, cfg.read_cost)
+        if key not in fits:  # one fit answers every split: a study's values do not depend on
+            try:             # the split asked for
                 combiner = load_env_creator(cfg.combiner)
             except (ImportError, AttributeError) as e:
                 raise ValueError(f"combiner {cfg.combiner!r} cannot be loaded ({e}); expected "
                                  "'module:function' of an importable module.") from e
-            fits[key] = combiner(self.table.select(models=cfg.models), cfg.split,
+            splits = tuple(sorted(set(self.table.studies["split"])))
+            fits[key] = combiner(self.table.select(models=cfg.models), splits,
                                  self.readers, cfg.read_cost)
         ids, probability, gains = fits[key]
         rows = pd.Index(ids).get_indexer(self.studies.study_ids)
