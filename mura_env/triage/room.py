@@ -1,0 +1,145 @@
+"""A reading room over one shift, stepped from one decision to the next.
+
+Studies arrive at given times and wait in one worklist (in arrival order). ``R`` readers each
+read one study at a time, without interruption; a read of study ``i`` by reader ``r`` takes
+``read_minutes[i, r]``. Whenever a reader is free and the worklist is not empty, someone must
+say which waiting study that reader reads next (:meth:`ReadingRoom.next_decision`, then
+:meth:`ReadingRoom.assign`). The shift ends when every study has been started.
+
+The room keeps the cost of waiting: each study costs ``weight[i]`` per minute from its arrival
+until its read starts (e.g. ``urgency`` for an abnormal study, 1 for a normal one), and the area
+under the worklist's length (the number waiting, integrated over time). By Little's law the area
+equals the sum of the waits once every study has started; both are kept separately, so a test can
+hold the room to it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+class ReadingRoom:
+    """One shift of a reading room (see the module docstring).
+
+    Args:
+        arrivals: float ``[n]``, arrival minutes, non-decreasing, >= 0.
+        read_minutes: float ``[n, R]``, each reader's reading time of each study (> 0).
+        weights: float ``[n]``, each study's cost per minute of waiting (>= 0); default 1.
+
+    Attributes:
+        now: float, the current minute.
+        queue: list of study indices waiting, in arrival order (position 0: the earliest).
+        busy_until: float64 ``[R]``, when each reader finishes its current read (<= ``now``:
+            free).
+        start: float64 ``[n]``, when each study's read started (NaN until then).
+        reader: int64 ``[n]``, who read it (-1 until then).
+        cost: the weighted wait accumulated so far (sum over studies of weight x minutes
+            waited, up to ``now``).
+        queue_area: the worklist's length integrated over time, up to ``now``.
+
+    Raises:
+        ValueError: arrays of the wrong shape, unsorted or negative arrivals, reading times
+            <= 0, negative weights.
+    """
+
+    def __init__(self, arrivals: np.ndarray, read_minutes: np.ndarray,
+                 weights: np.ndarray | None = None) -> None:
+        arrivals = np.asarray(arrivals, dtype=np.float64)
+        read_minutes = np.asarray(read_minutes, dtype=np.float64)
+        n = arrivals.size
+        if arrivals.ndim != 1 or read_minutes.ndim != 2 or read_minutes.shape[0] != n \
+                or read_minutes.shape[1] < 1:
+            raise ValueError(f"arrivals must be [n] and read_minutes [n, R >= 1], got "
+                             f"{arrivals.shape} and {read_minutes.shape}.")
+        if n and (not np.isfinite(arrivals).all() or arrivals[0] < 0
+                  or (np.diff(arrivals) < 0).any()):
+            raise ValueError("arrivals must be finite, >= 0 and in non-decreasing order.")
+        if not (np.isfinite(read_minutes).all() and (read_minutes > 0).all()):
+            raise ValueError("reading times must be finite and > 0.")
+        weights = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
+        if weights.shape != (n,) or not (np.isfinite(weights).all() and (weights >= 0).all()):
+            raise ValueError(f"weights must be [n] = [{n}] finite values >= 0.")
+        self.arrivals, self.read_minutes, self.weights = arrivals, read_minutes, weights
+        self.now = 0.0
+        self.queue: list[int] = []
+        self.busy_until = np.zeros(read_minutes.shape[1])
+        self.start = np.full(n, np.nan)
+        self.reader = np.full(n, -1, dtype=np.int64)
+        self.cost = 0.0
+        self.queue_area = 0.0
+        self._next = 0  # the next study to arrive
+        self._waiting_weight = 0.0
+
+    @property
+    def n_readers(self) -> int:
+        """``R``."""
+        return self.busy_until.size
+
+    @property
+    def waits(self) -> np.ndarray:
+        """float64 ``[n]``: each study's minutes from arrival to the start of its read (NaN for a
+        study not started yet)."""
+        return self.start - self.arrivals
+
+    @property
+    def done(self) -> bool:
+        """Whether every study has been started."""
+        return self._next == self.arrivals.size and not self.queue
+
+    def next_decision(self) -> int | None:
+        """Run the room forward (arrivals join the worklist, reads end) until a reader is free
+        while studies wait.
+
+        Returns:
+            That reader (the lowest-numbered free one), or None once every study has been
+            started (the shift is over).
+        """
+        arrivals, n = self.arrivals, self.arrivals.size
+        while True:
+            while self._next < n and arrivals[self._next] <= self.now:
+                self.queue.append(self._next)
+                self._waiting_weight += self.weights[self._next]
+                self._next += 1
+            if self.queue:
+                free = np.flatnonzero(self.busy_until <= self.now)
+                if free.size:
+                    return int(free[0])
+                next_free = float(self.busy_until.min())
+            else:
+                next_free = math.inf
+            next_arrival = float(arrivals[self._next]) if self._next < n else math.inf
+            until = min(next_free, next_arrival)
+            if until == math.inf:
+                return None
+            self._advance(until)
+
+    def _advance(self, until: float) -> None:
+        """Move the clock to ``until``, adding the waiting cost and worklist area."""
+        elapsed = until - self.now
+        self.cost += self._waiting_weight * elapsed
+        self.queue_area += len(self.queue) * elapsed
+        self.now = until
+
+    def assign(self, reader: int, position: int) -> int:
+        """Reader ``reader`` (free now) starts the study at ``position`` of the worklist.
+
+        Returns:
+            The study's index.
+
+        Raises:
+            ValueError: the reader is busy or unknown, or no study waits at ``position``.
+        """
+        if not 0 <= reader < self.n_readers or self.busy_until[reader] > self.now:
+            raise ValueError(f"reader {reader!r} is not a free reader of the room now.")
+        if not 0 <= position < len(self.queue):
+            raise ValueError(f"position must name a waiting study, 0..{len(self.queue) - 1}, "
+                             f"got {position!r}.")
+        study = self.queue.pop(position)
+        self._waiting_weight = max(self._waiting_weight - self.weights[study], 0.0) \
+            if self.queue else 0.0
+        self.start[study] = self.now
+        self.reader[study] = reader
+        self.busy_until[reader] = self.now + self.read_minutes[study, reader]
+        return study
