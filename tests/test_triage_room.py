@@ -13,13 +13,15 @@ from agents.triage.rules import (
     FirstInFirstOut,
     FlagFirst,
     ServerAwareCMu,
-    ShiftView,
     run_shift,
 )
+from mura_env.constants import BODY_PARTS
 from mura_env.evaluation.statistics import t_interval
 from mura_env.triage.arrivals import poisson_arrivals, relative_rates
+from mura_env.triage.metrics import wait_summary
 from mura_env.triage.read_times import draw_read_minutes
 from mura_env.triage.room import ReadingRoom
+from mura_env.triage.shifts import READ_MINUTES, RoomSetting, TriageShift, draw_shift
 from mura_env.triage.theory import erlang_c, mmc_mean_wait, priority_mean_waits
 
 MEAN_MINUTES = 4.0  # every reader's mean reading time in the queueing checks
@@ -38,16 +40,25 @@ def test_the_formulas_match_cases_worked_by_hand() -> None:
         mmc_mean_wait(1.0, 0.25, 3)
 
 
+def shift_of(arrivals: np.ndarray, read: np.ndarray, probability: np.ndarray,
+             labels: np.ndarray, mean: np.ndarray, urgency: float = 10.0) -> TriageShift:
+    """A shift built by hand (every arrival its own study, body part 0)."""
+    n = arrivals.size
+    room = ReadingRoom(arrivals, read, np.where(labels == 1, urgency, 1.0))
+    return TriageShift(room, np.arange(n), probability, labels, np.zeros(n, dtype=np.int64),
+                       mean, urgency)
+
+
 def exponential_shift(rng: np.random.Generator, rate: float, minutes: float, readers: int,
-                      flag_share: float = 0.0) -> tuple[ReadingRoom, ShiftView]:
+                      flag_share: float = 0.0) -> TriageShift:
     """Poisson arrivals, exponential reading times of mean MEAN_MINUTES for every reader, and a
-    flag (probability 1) on a random ``flag_share`` of the studies."""
+    flag (probability 1, abnormal) on a random ``flag_share`` of the studies."""
     arrivals = poisson_arrivals(rate, minutes, "steady", rng)
     n = arrivals.size
-    read = draw_read_minutes(np.full((n, readers), MEAN_MINUTES), "exponential", 1.0, rng)
-    flags = (rng.random(n) < flag_share).astype(np.float64)
-    view = ShiftView(flags, np.full((n, readers), MEAN_MINUTES), urgency=10.0)
-    return ReadingRoom(arrivals, read, 1.0 + 9.0 * flags), view
+    mean = np.full((n, readers), MEAN_MINUTES)
+    read = draw_read_minutes(mean, "exponential", 1.0, rng)
+    flags = (rng.random(n) < flag_share).astype(np.int64)
+    return shift_of(arrivals, read, flags.astype(np.float64), flags, mean)
 
 
 def steady_mean_waits(rule: object, rate: float, readers: int, shifts: int, seed: int,
@@ -58,11 +69,10 @@ def steady_mean_waits(rule: object, rate: float, readers: int, shifts: int, seed
     rng = np.random.default_rng(seed)
     means: dict[int, list[float]] = {0: [], 1: []}
     for _ in range(shifts):
-        room, view = exponential_shift(rng, rate, 1500.0, readers, flag_share)
-        run_shift(room, view, rule)
+        room = run_shift(exponential_shift(rng, rate, 1500.0, readers, flag_share), rule).room
         kept = (room.arrivals >= 300) & (room.arrivals < 1200)
         for flag in (0, 1):
-            chosen = kept & (view.probability == flag)
+            chosen = kept & (room.weights == (10.0 if flag else 1.0))
             if chosen.any():
                 means[flag].append(float(room.waits[chosen].mean()))
     return {flag: np.asarray(values) for flag, values in means.items()}
@@ -89,7 +99,7 @@ def test_flag_first_with_two_classes_gives_cobhams_waits() -> None:
     assert flagged < 0.3 * unflagged  # the flag buys the flagged studies most of the wait
 
 
-def lognormal_room(seed: int, readers: int = 3) -> tuple[ReadingRoom, ShiftView]:
+def lognormal_room(seed: int, readers: int = 3) -> TriageShift:
     """A busy surge shift: readers of different speeds per study, lognormal reading times,
     probabilities with labels drawn from them."""
     rng = np.random.default_rng(seed)
@@ -98,17 +108,14 @@ def lognormal_room(seed: int, readers: int = 3) -> tuple[ReadingRoom, ShiftView]
     mean = rng.uniform(2.0, 6.0, size=(n, readers))
     probability = rng.random(n)
     labels = (rng.random(n) < probability).astype(np.int64)
-    view = ShiftView(probability, mean, urgency=10.0, labels=labels)
-    room = ReadingRoom(arrivals, draw_read_minutes(mean, "lognormal", 0.6, rng),
-                       np.where(labels == 1, 10.0, 1.0))
-    return room, view
+    return shift_of(arrivals, draw_read_minutes(mean, "lognormal", 0.6, rng), probability,
+                    labels, mean)
 
 
 @pytest.mark.parametrize("rule", [FirstInFirstOut(), FlagFirst(), ByProbability(), CMu(),
                                   ServerAwareCMu(1.5), Clairvoyant()])
 def test_every_study_is_read_once_and_littles_law_holds(rule) -> None:
-    room, view = lognormal_room(2)
-    run_shift(room, view, rule)
+    room = run_shift(lognormal_room(2), rule).room
     assert room.done and room.next_decision() is None
     assert np.isfinite(room.start).all() and (room.start >= room.arrivals).all()
     assert set(np.unique(room.reader)) <= set(range(room.n_readers))
@@ -144,8 +151,7 @@ def test_c_mu_beats_first_in_first_out_and_the_labels_beat_c_mu_on_one_reader() 
     for seed in range(10):  # the same shifts for every rule
         for name, rule in (("fifo", FirstInFirstOut()), ("c_mu", CMu()),
                            ("clairvoyant", Clairvoyant())):
-            room, view = lognormal_room(seed, readers=1)
-            costs[name].append(run_shift(room, view, rule).cost)
+            costs[name].append(run_shift(lognormal_room(seed, readers=1), rule).room.cost)
     mean = {name: float(np.mean(values)) for name, values in costs.items()}
     assert mean["clairvoyant"] < mean["c_mu"] < 0.8 * mean["fifo"]
 
@@ -155,10 +161,9 @@ def test_the_server_aware_rule_sends_studies_to_their_fast_reader() -> None:
     for exponent in (0.0, 3.0):
         fast = []
         for seed in range(5):
-            room, view = lognormal_room(seed)
-            run_shift(room, view, ServerAwareCMu(exponent))
-            fastest = view.mean_minutes.argmin(axis=1)
-            fast.append(float((room.reader == fastest).mean()))
+            shift = run_shift(lognormal_room(seed), ServerAwareCMu(exponent))
+            fastest = shift.mean_minutes.argmin(axis=1)
+            fast.append(float((shift.room.reader == fastest).mean()))
         shares[exponent] = np.mean(fast)
     assert shares[3.0] > shares[0.0] + 0.05
 
@@ -182,3 +187,58 @@ def test_arrivals_follow_the_profile_and_reading_times_their_mean() -> None:
     assert minutes.std() / minutes.mean() == pytest.approx(0.5, rel=0.03)
     with pytest.raises(ValueError, match="profile"):
         poisson_arrivals(1.0, 60.0, "night", rng)
+
+
+def table_studies(n: int = 400, seed: int = 5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stand-in studies: (probability, label, body part index), the labels drawn from the
+    probabilities."""
+    rng = np.random.default_rng(seed)
+    probability = rng.random(n)
+    return probability, (rng.random(n) < probability).astype(np.int64), rng.integers(0, 7, n)
+
+
+def test_a_drawn_shift_has_the_load_reading_times_and_studies_of_its_setting() -> None:
+    probability, labels, parts = table_studies()
+    setting = RoomSetting(minutes=600.0, load=0.8, read_shape="exponential")
+    mean_by_part = np.array([[READ_MINUTES[r][p] for r in setting.readers] for p in BODY_PARTS])
+    mix = np.bincount(parts, minlength=7) / len(parts)
+    rate = 0.8 * (1.0 / (mix @ mean_by_part)).sum()
+    assert setting.arrival_rate(parts) == pytest.approx(rate)
+    shifts = [draw_shift(probability, labels, parts, setting, np.random.default_rng(s))
+              for s in range(30)]
+    counts = np.array([s.room.arrivals.size for s in shifts])
+    assert counts.mean() == pytest.approx(rate * 600.0, rel=0.05)
+    for shift in shifts:
+        np.testing.assert_array_equal(shift.probability, probability[shift.studies])
+        np.testing.assert_array_equal(shift.labels, labels[shift.studies])
+        np.testing.assert_array_equal(shift.mean_minutes, mean_by_part[parts[shift.studies]])
+        np.testing.assert_array_equal(shift.room.weights, np.where(shift.labels == 1, 10.0, 1.0))
+    again = draw_shift(probability, labels, parts, setting, np.random.default_rng(0))
+    np.testing.assert_array_equal(again.room.read_minutes, shifts[0].room.read_minutes)
+    with pytest.raises(ValueError, match="readers"):
+        RoomSetting(readers=("radiologist_9",))
+
+
+def test_the_fitted_exponent_costs_least_on_its_tune_shifts_and_the_summary_reads_them() -> None:
+    probability, labels, parts = table_studies()
+    setting = RoomSetting(minutes=240.0, profile="surge")
+
+    def tune_shifts() -> list[TriageShift]:
+        return [draw_shift(probability, labels, parts, setting, np.random.default_rng(s))
+                for s in range(6)]
+
+    rule = ServerAwareCMu().fit(tune_shifts, exponents=(0.0, 1.0, 3.0))
+    costs = {e: np.mean([run_shift(s, ServerAwareCMu(e)).room.cost for s in tune_shifts()])
+             for e in (0.0, 1.0, 3.0)}
+    assert costs[rule.exponent] == min(costs.values())
+    played = [run_shift(s, rule) for s in tune_shifts()]
+    summary = wait_summary(played)
+    waits = np.concatenate([s.room.waits for s in played])
+    abnormal = np.concatenate([s.labels for s in played]) == 1
+    assert summary["mean_wait_abnormal"] == pytest.approx(waits[abnormal].mean())
+    assert summary["p90_wait_normal"] == pytest.approx(np.quantile(waits[~abnormal], 0.9))
+    assert summary["cost_per_shift"] == pytest.approx(np.mean([s.room.cost for s in played]))
+    missed = abnormal & (np.concatenate([s.probability for s in played]) <= 0.5)
+    assert summary["missed_abnormal_share"] == pytest.approx(missed.sum() / abnormal.sum())
+    with pytest.raises(ValueError, match="started"):
+        wait_summary(tune_shifts())

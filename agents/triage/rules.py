@@ -14,40 +14,21 @@ study that arrived first).
 * :class:`Clairvoyant`: c-mu with the true labels; what a perfect classifier would allow, a
   reference, not a target.
 
-A study's expected cost per minute is ``1 + (urgency - 1) p`` (an abnormal study weighs
-``urgency``, a normal one 1); :func:`run_shift` plays a rule through a
-:class:`~mura_env.triage.room.ReadingRoom`.
+A rule's ``index(shift, waiting, reader)`` takes a :class:`~mura_env.triage.shifts.TriageShift`,
+the waiting arrivals (int ``[m]``, indices into the shift, in arrival order) and the free reader,
+and returns float64 ``[m]``. A study's expected cost per minute is ``1 + (urgency - 1) p`` (an
+abnormal study weighs ``urgency``, a normal one 1); :func:`run_shift` plays a rule through the
+shift's room.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from mura_env.triage.room import ReadingRoom
-
-
-@dataclass(frozen=True)
-class ShiftView:
-    """What a rule may know of a shift's studies.
-
-    Attributes:
-        probability: float ``[n]``, the classifier's P(abnormal) of each study.
-        mean_minutes: float ``[n, R]``, each reader's expected reading time of each study (its
-            body part's mean for that reader).
-        urgency: the cost weight of an abnormal study relative to a normal one (>= 1).
-        labels: int ``[n]`` (0/1), the truth; read only by :class:`Clairvoyant`.
-    """
-
-    probability: np.ndarray
-    mean_minutes: np.ndarray
-    urgency: float
-    labels: np.ndarray | None = None
-
-    def expected_weight(self, studies: np.ndarray) -> np.ndarray:
-        """float64 ``[m]``: ``1 + (urgency - 1) p`` of ``studies`` (int ``[m]``)."""
-        return 1.0 + (self.urgency - 1.0) * self.probability[studies]
+from mura_env.triage.shifts import TriageShift
 
 
 class FirstInFirstOut:
@@ -55,9 +36,9 @@ class FirstInFirstOut:
 
     name = "first_in_first_out"
 
-    def index(self, view: ShiftView, studies: np.ndarray, reader: int) -> np.ndarray:
+    def index(self, shift: TriageShift, waiting: np.ndarray, reader: int) -> np.ndarray:
         """float64 ``[m]``: 0 for every study (the earliest wins the tie)."""
-        return np.zeros(len(studies))
+        return np.zeros(len(waiting))
 
 
 @dataclass
@@ -85,9 +66,9 @@ class FlagFirst:
         self.threshold = best
         return self
 
-    def index(self, view: ShiftView, studies: np.ndarray, reader: int) -> np.ndarray:
+    def index(self, shift: TriageShift, waiting: np.ndarray, reader: int) -> np.ndarray:
         """float64 ``[m]``: 1 for a flagged study, 0 otherwise."""
-        return (view.probability[studies] > self.threshold).astype(np.float64)
+        return (shift.probability[waiting] > self.threshold).astype(np.float64)
 
 
 class ByProbability:
@@ -95,9 +76,9 @@ class ByProbability:
 
     name = "by_probability"
 
-    def index(self, view: ShiftView, studies: np.ndarray, reader: int) -> np.ndarray:
+    def index(self, shift: TriageShift, waiting: np.ndarray, reader: int) -> np.ndarray:
         """float64 ``[m]``: the studies' probabilities."""
-        return view.probability[studies].astype(np.float64)
+        return shift.probability[waiting].astype(np.float64)
 
 
 class CMu:
@@ -105,9 +86,9 @@ class CMu:
 
     name = "c_mu"
 
-    def index(self, view: ShiftView, studies: np.ndarray, reader: int) -> np.ndarray:
+    def index(self, shift: TriageShift, waiting: np.ndarray, reader: int) -> np.ndarray:
         """float64 ``[m]``: ``(1 + (urgency - 1) p) / E[read time of the reader]``."""
-        return view.expected_weight(studies) / view.mean_minutes[studies, reader]
+        return shift.expected_weight(waiting) / shift.mean_minutes[waiting, reader]
 
 
 @dataclass
@@ -119,11 +100,25 @@ class ServerAwareCMu:
     exponent: float = 1.0
     name: str = "server_aware_c_mu"
 
-    def index(self, view: ShiftView, studies: np.ndarray, reader: int) -> np.ndarray:
+    def fit(self, tune_shifts: Callable[[], list[TriageShift]],
+            exponents: Sequence[float] = (0.0, 0.5, 1.0, 2.0, 3.0, 4.0)) -> ServerAwareCMu:
+        """Set the exponent with the least mean cost over the shifts ``tune_shifts()`` returns
+        (called once per exponent: it must return fresh shifts, the same ones each time, e.g.
+        drawn with one seed from tune studies); returns self."""
+        costs = {}
+        for exponent in exponents:
+            shifts = tune_shifts()
+            costs[float(exponent)] = float(np.mean(
+                [run_shift(shift, ServerAwareCMu(float(exponent))).room.cost
+                 for shift in shifts]))
+        self.exponent = min(costs, key=costs.__getitem__)
+        return self
+
+    def index(self, shift: TriageShift, waiting: np.ndarray, reader: int) -> np.ndarray:
         """float64 ``[m]``: the index above."""
-        minutes = view.mean_minutes[studies]
+        minutes = shift.mean_minutes[waiting]
         relative = minutes.min(axis=1) / minutes[:, reader]
-        return view.expected_weight(studies) / minutes[:, reader] * relative ** self.exponent
+        return shift.expected_weight(waiting) / minutes[:, reader] * relative ** self.exponent
 
 
 class Clairvoyant:
@@ -131,21 +126,17 @@ class Clairvoyant:
 
     name = "clairvoyant"
 
-    def index(self, view: ShiftView, studies: np.ndarray, reader: int) -> np.ndarray:
-        """float64 ``[m]``: ``weight / E[read time of the reader]``.
-
-        Raises:
-            ValueError: the view has no labels."""
-        if view.labels is None:
-            raise ValueError("the clairvoyant rule needs the view's labels.")
-        weight = np.where(view.labels[studies] == 1, view.urgency, 1.0)
-        return weight / view.mean_minutes[studies, reader]
+    def index(self, shift: TriageShift, waiting: np.ndarray, reader: int) -> np.ndarray:
+        """float64 ``[m]``: ``weight / E[read time of the reader]``."""
+        weight = np.where(shift.labels[waiting] == 1, shift.urgency, 1.0)
+        return weight / shift.mean_minutes[waiting, reader]
 
 
-def run_shift(room: ReadingRoom, view: ShiftView, rule: object) -> ReadingRoom:
-    """Play ``rule`` (an object with ``index(view, studies, reader)``) through ``room`` until
-    every study has started; returns the room."""
+def run_shift(shift: TriageShift, rule: object) -> TriageShift:
+    """Play ``rule`` (an object with ``index(shift, waiting, reader)``) through the shift's room
+    until every study has started; returns the shift."""
+    room = shift.room
     while (reader := room.next_decision()) is not None:
         waiting = np.asarray(room.queue)
-        room.assign(reader, int(np.argmax(rule.index(view, waiting, reader))))
-    return room
+        room.assign(reader, int(np.argmax(rule.index(shift, waiting, reader))))
+    return shift

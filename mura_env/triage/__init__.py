@@ -3,7 +3,8 @@ read them one at a time; the order they are read in is the decision.
 
 :mod:`mura_env.triage.arrivals` draws arrival times (a Poisson process whose rate follows a
 time-of-day profile), :mod:`mura_env.triage.read_times` each radiologist's reading time of each
-study, :mod:`mura_env.triage.room` steps the room from one decision to the next, and
-:mod:`mura_env.triage.theory` holds the queueing formulas the room is checked against (Erlang C,
-Cobham's priority queue).
+study, :mod:`mura_env.triage.room` steps the room from one decision to the next,
+:mod:`mura_env.triage.shifts` makes shifts of a table's studies, :mod:`mura_env.triage.metrics`
+sums up played shifts, and :mod:`mura_env.triage.theory` holds the queueing formulas the room is
+checked against (Erlang C, Cobham's priority queue).
 """
