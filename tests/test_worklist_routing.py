@@ -19,6 +19,7 @@ from agents.deferral.methods import out_of_fold_probabilities
 from agents.weighting.baselines import Stacking
 from agents.worklist.methods import PRIOR_STUDIES, WorklistData, routing_inputs
 from mura_env.constants import BODY_PARTS
+from mura_env.logits import LogitsTable
 from mura_env.logits.study_set import StudySet
 from mura_env.worklist.env import MuraWorklistEnv, MuraWorklistVectorEnv
 from mura_env.worklist.problem import ENSEMBLE, ShiftState, WorklistProblem
@@ -78,6 +79,16 @@ def test_the_combiner_reads_no_valid_study(table) -> None:
     b = WorklistProblem(logits=other, split="tune", action="routing", observe_gains=True)
     np.testing.assert_array_equal(a.gains, b.gains)
     np.testing.assert_array_equal(a.ensemble_probability, b.ensemble_probability)
+
+
+def test_a_table_with_hidden_valid_logits_routes_its_tune_studies_as_before(table) -> None:
+    logits = np.array(table.logits)
+    logits[table.studies["split"].eq("valid").to_numpy()] = np.nan
+    hidden = LogitsTable.from_arrays(table.studies, table.model_names, logits)
+    a = WorklistProblem(logits=table, split="tune", action="routing", observe_gains=True)
+    b = WorklistProblem(logits=hidden, split="tune", action="routing", observe_gains=True)
+    np.testing.assert_array_equal(a.ensemble_probability, b.ensemble_probability)
+    np.testing.assert_array_equal(a.gains, b.gains)
 
 
 CALLS: list[object] = []

@@ -169,11 +169,17 @@ class WorklistProblem(WeightingProblem):
             except (ImportError, AttributeError) as e:
                 raise ValueError(f"combiner {cfg.combiner!r} cannot be loaded ({e}); expected "
                                  "'module:function' of an importable module.") from e
-            splits = tuple(sorted(set(self.table.studies["split"])))
-            fits[key] = combiner(self.table.select(models=cfg.models), splits,
-                                 self.readers, cfg.read_cost)
+            members = self.table.select(models=cfg.models)
+            split = members.studies["split"].to_numpy()
+            hidden = set(split[~np.isfinite(members.logits).all(axis=(1, 2))])
+            usable = tuple(sorted(set(split) - hidden))  # a split with hidden logits is not
+            fits[key] = combiner(members, usable, self.readers, cfg.read_cost)  # scored
         ids, probability, gains = fits[key]
         rows = pd.Index(ids).get_indexer(self.studies.study_ids)
+        if (rows < 0).any():
+            raise ValueError(f"combiner {cfg.combiner!r} returned no values for some studies "
+                             f"of split {cfg.split!r}; it must answer every study of the "
+                             "splits it is given.")
         self.ensemble_probability = probability[rows]
         self.gains = gains[rows]
         for array in (self.ensemble_probability, self.gains):

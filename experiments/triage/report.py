@@ -1,0 +1,80 @@
+"""The triage experiment's summary and report: per (profile, load, rule), the mean over tables
+with the seed-level interval over backbone seeds, and ``triage.md``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from experiments.common.report import markdown_table
+from mura_env.evaluation.statistics import t_interval
+
+#: The figures summarised per cell (means over tables).
+FIGURES = ("cost_per_shift", "mean_wait_abnormal", "p90_wait_abnormal", "mean_wait_normal",
+           "p90_wait_normal", "minutes_saved_abnormal", "missed_abnormal_share",
+           "mean_wait_missed_abnormal")
+
+
+def summary_frame(runs: pd.DataFrame, seed_unit: np.ndarray) -> pd.DataFrame:
+    """Per (profile, load, rule): the mean of each of :data:`FIGURES` over tables, the cost
+    against c-mu in percent (``cost_vs_c_mu``) and against first in, first out, each cost
+    difference and the minutes saved with the Student-t 95% interval over backbone seeds (each
+    seed's tables averaged first; ``seed_unit`` int ``[T]``: each table's seed)."""
+    runs = runs.copy()
+    cell = ["profile", "load"]
+    for reference, key in (("c_mu", "cost_vs_c_mu"), ("first_in_first_out", "cost_vs_fifo")):
+        base = runs[runs["rule"] == reference].set_index(cell + ["table"])["cost_per_shift"]
+        own = runs.set_index(cell + ["table"]).index
+        runs[key] = 100.0 * (runs["cost_per_shift"].to_numpy() / base.reindex(own).to_numpy()
+                             - 1.0)
+    runs["seed_unit"] = np.asarray(seed_unit)[runs["table"].to_numpy()]
+    rows = []
+    for (profile, load, rule), group in runs.groupby(cell + ["rule"], sort=False):
+        row: dict[str, Any] = {"profile": profile, "load": load, "rule": rule,
+                               "n_tables": len(group)}
+        for name in (*FIGURES, "cost_vs_c_mu", "cost_vs_fifo"):
+            row[name] = float(group[name].mean())
+        for name in ("cost_vs_c_mu", "cost_vs_fifo", "minutes_saved_abnormal"):
+            per_seed = group.groupby("seed_unit")[name].mean().to_numpy()
+            row[f"{name}_seed_ci_low"], row[f"{name}_seed_ci_high"] = t_interval(per_seed)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _interval(row: pd.Series, name: str, digits: int = 1) -> str:
+    low, high = row[f"{name}_seed_ci_low"], row[f"{name}_seed_ci_high"]
+    text = f"{row[name]:+.{digits}f}"
+    return text if not np.isfinite(low) else f"{text} [{low:+.{digits}f}, {high:+.{digits}f}]"
+
+
+def to_markdown(summary: pd.DataFrame, info: dict[str, Any]) -> str:
+    """``triage.md``: the setting, then one table per (profile, load)."""
+    lines = ["# The reading room: which study is read next", "",
+             f"{len(info['tables'])} tables; shifts of {info['minutes']:g} minutes, "
+             f"{info['n_shifts']} valid shifts per profile and load (the same for every rule), "
+             f"readers {', '.join(info['readers'])} (mean reading minutes per body part: "
+             "mura_env.triage.shifts.READ_MINUTES, an assumption), lognormal reading times "
+             f"(cv {info['read_cv']:g}); an abnormal study's wait costs {info['urgency']:g} "
+             "times a normal one's. Rules are fitted on tune (the flag threshold on the tune "
+             f"studies, the server-aware exponent on {info['tune_shifts']} tune shifts). "
+             "Intervals: Student-t 95% over the backbone seeds (each seed's tables averaged). "
+             "Synthetic data: nothing here is clinical.", ""]
+    for (profile, load), cell in summary.groupby(["profile", "load"], sort=False):
+        lines += [f"## {profile}, load {load:g}", ""]
+        rows = [[r["rule"] + (" (reference)" if r["rule"] == "clairvoyant" else ""),
+                 f"{r['cost_per_shift']:,.0f}", _interval(r, "cost_vs_c_mu"),
+                 _interval(r, "cost_vs_fifo"), f"{r['mean_wait_abnormal']:.1f}",
+                 f"{r['p90_wait_abnormal']:.1f}", _interval(r, "minutes_saved_abnormal"),
+                 f"{r['mean_wait_normal']:.1f}",
+                 f"{100 * r['missed_abnormal_share']:.0f}% / "
+                 f"{r['mean_wait_missed_abnormal']:.1f}"]
+                for _, r in cell.iterrows()]
+        lines += markdown_table(
+            ["rule", "cost per shift", "vs c-mu (%)", "vs first in, first out (%)",
+             "abnormal: mean wait (min)", "abnormal: 90th percentile",
+             "minutes saved (abnormal) vs FIFO", "normal: mean wait",
+             "missed abnormal: share / mean wait"], rows)
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,68 @@
+"""``experiments.triage`` end to end on small stand-in tables (``--quick``): every rule of every
+cell, its figures as the rooms give them, valid read for the final figures only."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from test_benchmark import STANDIN, standin_table
+from valid_swap import swap_valid
+
+import experiments.triage.__main__ as triage
+from experiments.triage.runs import RULES
+
+
+@pytest.fixture(scope="module")
+def paths(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    folder = tmp_path_factory.mktemp("triage_tables")
+    return [standin_table(t, draw=d).save(folder / f"t{t}.parquet") for t, d in STANDIN]
+
+
+def run(paths: list[Path], out: Path, *extra: str) -> Path:
+    assert triage.main(["--tables", *map(str, paths), "--out", str(out), "--quick",
+                        "--no-progress", *extra]) == 0
+    return out
+
+
+def test_writes_every_rule_of_every_cell(paths: list[Path], tmp_path: Path) -> None:
+    out = run(paths, tmp_path / "run")
+    for name in ("triage.md", "triage.csv", "runs.csv", "config.json"):
+        assert (out / name).stat().st_size > 0, name
+    summary = pd.read_csv(out / "triage.csv")
+    cells = {("steady", 0.8), ("steady", 0.9), ("surge", 0.8), ("surge", 0.9)}
+    assert {(p, load) for p, load in zip(summary["profile"], summary["load"],
+                                         strict=True)} == cells
+    for _, cell in summary.groupby(["profile", "load"]):
+        assert cell["rule"].tolist() == list(RULES)
+    runs = pd.read_csv(out / "runs.csv")
+    assert len(runs) == len(STANDIN) * len(cells) * len(RULES)
+    fifo = runs[runs["rule"] == "first_in_first_out"]
+    assert (fifo["minutes_saved_abnormal"] == 0).all()
+    mean = runs.groupby(["profile", "load", "rule"], sort=False)["cost_per_shift"].mean()
+    np.testing.assert_allclose(summary["cost_per_shift"], mean.to_numpy())
+    c_mu = summary[summary["rule"] == "c_mu"]
+    assert (c_mu["cost_vs_c_mu"] == 0).all()
+    # three backbone trainings among the stand-in tables: every cell has a seed-level interval
+    others = summary[summary["rule"] != "first_in_first_out"]
+    assert np.isfinite(others[["cost_vs_fifo_seed_ci_low", "cost_vs_fifo_seed_ci_high"]]).all(
+        axis=None)
+    config = json.loads((out / "config.json").read_text())["resolved"]
+    assert config["split_use"]["scores"].startswith("valid")
+
+
+def test_rules_are_fitted_on_tune_alone(paths: list[Path], tmp_path: Path) -> None:
+    a = pd.read_csv(run(paths[:1], tmp_path / "a") / "runs.csv")
+    swapped = swap_valid(standin_table(0)).save(tmp_path / "swapped.parquet")
+    b = pd.read_csv(run([swapped], tmp_path / "b") / "runs.csv")
+    for column in ("threshold", "exponent"):  # what was fitted does not move with valid
+        np.testing.assert_array_equal(a[column].to_numpy(), b[column].to_numpy())
+
+
+def test_refuses_bad_settings(tmp_path: Path) -> None:
+    assert triage.main(["--profiles", "night", "--out", str(tmp_path / "x")]) == 2
+    assert triage.main(["--loads", "0", "--out", str(tmp_path / "y"), "--quick"]) == 2
+    assert not any((tmp_path / name).exists() for name in ("x", "y"))
