@@ -30,8 +30,11 @@ def run(paths: list[Path], out: Path, *extra: str) -> Path:
 
 def test_writes_every_rule_of_every_cell(paths: list[Path], tmp_path: Path) -> None:
     out = run(paths, tmp_path / "run")
-    for name in ("triage.md", "triage.csv", "runs.csv", "config.json"):
+    for name in ("triage.md", "triage.csv", "runs.csv", "config.json", "waits_by_hour.csv",
+                 "waits_by_hour.png"):
         assert (out / name).stat().st_size > 0, name
+    hours = pd.read_csv(out / "waits_by_hour.csv")  # --quick: shifts of 120 minutes
+    assert len(hours) == 4 * len(RULES) * 2 and set(hours["hour"]) == {0, 1}
     summary = pd.read_csv(out / "triage.csv")
     cells = {("steady", 0.8), ("steady", 0.9), ("surge", 0.8), ("surge", 0.9)}
     assert {(p, load) for p, load in zip(summary["profile"], summary["load"],

@@ -13,6 +13,7 @@ from agents.triage.rules import (
     FirstInFirstOut,
     FlagFirst,
     ServerAwareCMu,
+    TunedIndex,
     run_shift,
 )
 from mura_env.constants import BODY_PARTS
@@ -242,3 +243,26 @@ def test_the_fitted_exponent_costs_least_on_its_tune_shifts_and_the_summary_read
     assert summary["missed_abnormal_share"] == pytest.approx(missed.sum() / abnormal.sum())
     with pytest.raises(ValueError, match="started"):
         wait_summary(tune_shifts())
+
+
+def test_the_tuned_index_holds_c_mu_and_the_server_aware_rule_and_fits_by_least_cost() -> None:
+    shift = lognormal_room(4)
+    waiting = np.arange(len(shift.probability))
+    for reader in range(3):
+        np.testing.assert_allclose(TunedIndex(1, 1, 0).index(shift, waiting, reader),
+                                   CMu().index(shift, waiting, reader))
+        np.testing.assert_allclose(TunedIndex(1, 1, 2).index(shift, waiting, reader),
+                                   ServerAwareCMu(2).index(shift, waiting, reader))
+    probability, labels, parts = table_studies()
+    setting = RoomSetting(minutes=180.0, profile="surge")
+
+    def tune_shifts() -> list[TriageShift]:
+        return [draw_shift(probability, labels, parts, setting, np.random.default_rng(s))
+                for s in range(4)]
+
+    grid = {"weight_powers": (1.0, 2.0), "time_powers": (1.0,), "relative_powers": (0.0, 2.0)}
+    rule = TunedIndex().fit(tune_shifts, **grid)
+    costs = {(a, c): np.mean([run_shift(s, TunedIndex(a, 1.0, c)).room.cost
+                              for s in tune_shifts()])
+             for a in (1.0, 2.0) for c in (0.0, 2.0)}
+    assert costs[(rule.weight_power, rule.relative_power)] == min(costs.values())

@@ -11,6 +11,8 @@ study that arrived first).
   for the free reader (optimal for one reader with linear waiting costs);
 * :class:`ServerAwareCMu`: c-mu that also weighs how much slower this reader is on the study than
   the fastest reader for it (the parallel-server rule, with one exponent);
+* :class:`TunedIndex`: an index of the same quantities with three powers searched on tune shifts,
+  a reference for what such an index can reach;
 * :class:`Clairvoyant`: c-mu with the true labels; what a perfect classifier would allow, a
   reference, not a target.
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -103,15 +106,9 @@ class ServerAwareCMu:
     def fit(self, tune_shifts: Callable[[], list[TriageShift]],
             exponents: Sequence[float] = (0.0, 0.5, 1.0, 2.0, 3.0, 4.0)) -> ServerAwareCMu:
         """Set the exponent with the least mean cost over the shifts ``tune_shifts()`` returns
-        (called once per exponent: it must return fresh shifts, the same ones each time, e.g.
-        drawn with one seed from tune studies); returns self."""
-        costs = {}
-        for exponent in exponents:
-            shifts = tune_shifts()
-            costs[float(exponent)] = float(np.mean(
-                [run_shift(shift, ServerAwareCMu(float(exponent))).room.cost
-                 for shift in shifts]))
-        self.exponent = min(costs, key=costs.__getitem__)
+        (:func:`least_cost`); returns self."""
+        best = least_cost({e: ServerAwareCMu(float(e)) for e in exponents}, tune_shifts)
+        self.exponent = float(best)
         return self
 
     def index(self, shift: TriageShift, waiting: np.ndarray, reader: int) -> np.ndarray:
@@ -119,6 +116,38 @@ class ServerAwareCMu:
         minutes = shift.mean_minutes[waiting]
         relative = minutes.min(axis=1) / minutes[:, reader]
         return shift.expected_weight(waiting) / minutes[:, reader] * relative ** self.exponent
+
+
+@dataclass
+class TunedIndex:
+    """``(1 + (urgency - 1) p) ** weight_power / E[T] ** time_power * relative **
+    relative_power`` (``relative``: the fastest expected reading time for the study over this
+    reader's), the powers searched on tune shifts: c-mu is ``(1, 1, 0)``, the server-aware rule
+    ``(1, 1, exponent)``. A reference for what an index of the probability, the reading times and
+    the readers' speeds can reach."""
+
+    weight_power: float = 1.0
+    time_power: float = 1.0
+    relative_power: float = 0.0
+    name: str = "tuned_index"
+
+    def fit(self, tune_shifts: Callable[[], list[TriageShift]],
+            weight_powers: Sequence[float] = (0.5, 1.0, 2.0),
+            time_powers: Sequence[float] = (0.0, 1.0, 2.0),
+            relative_powers: Sequence[float] = (0.0, 1.0, 2.0, 4.0)) -> TunedIndex:
+        """Set the powers of the grid with the least mean cost over ``tune_shifts()``
+        (:func:`least_cost`); returns self."""
+        grid = {(a, b, c): TunedIndex(a, b, c) for a in weight_powers for b in time_powers
+                for c in relative_powers}
+        self.weight_power, self.time_power, self.relative_power = least_cost(grid, tune_shifts)
+        return self
+
+    def index(self, shift: TriageShift, waiting: np.ndarray, reader: int) -> np.ndarray:
+        """float64 ``[m]``: the index above."""
+        minutes = shift.mean_minutes[waiting]
+        relative = minutes.min(axis=1) / minutes[:, reader]
+        return (shift.expected_weight(waiting) ** self.weight_power
+                / minutes[:, reader] ** self.time_power * relative ** self.relative_power)
 
 
 class Clairvoyant:
@@ -140,3 +169,13 @@ def run_shift(shift: TriageShift, rule: object) -> TriageShift:
         waiting = np.asarray(room.queue)
         room.assign(reader, int(np.argmax(rule.index(shift, waiting, reader))))
     return shift
+
+
+def least_cost(candidates: dict[Any, object], tune_shifts: Callable[[], list[TriageShift]]
+               ) -> Any:
+    """The key of the candidate rule with the least mean cost over ``tune_shifts()`` (called
+    once per candidate: it must return fresh shifts, the same ones each time, e.g. drawn with one
+    seed from tune studies); the first key on a tie."""
+    costs = {key: float(np.mean([run_shift(shift, rule).room.cost for shift in tune_shifts()]))
+             for key, rule in candidates.items()}
+    return min(costs, key=costs.__getitem__)

@@ -15,8 +15,9 @@ rule: the waiting cost per shift, against c-mu and against first in, first out; 
 against first in, first out (QuCAD's measure); the share of abnormal studies the classifier
 missed and their wait. Means over tables, with the Student-t 95% interval over backbone seeds.
 Writes into ``--out`` (default ``runs/triage/<time>``), all at once: ``triage.md``,
-``triage.csv`` (one row per profile, load and rule), ``runs.csv`` (one per table too) and
-``config.json``.
+``triage.csv`` (one row per profile, load and rule), ``runs.csv`` (one per table too),
+``waits_by_hour.csv`` and ``waits_by_hour.png`` (abnormal studies' mean wait by the hour they
+arrived in, per rule; means over tables and shifts) and ``config.json``.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from experiments.common.tables import (
     load_tables,
     valid_sets,
 )
-from experiments.triage.report import summary_frame, to_markdown
+from experiments.triage.report import plot_waits_by_hour, summary_frame, to_markdown
 from experiments.triage.runs import run_table
 from mura_env.common.config_cli import parse_config, save_config
 from mura_env.triage.arrivals import ARRIVAL_PROFILES
@@ -107,11 +108,16 @@ def run_triage(cfg: TriageExperimentConfig, settings: dict[tuple[str, float], Ro
     """Run every table, summarise, write every output into ``staging``; returns the summary."""
     load_at_start = os.getloadavg()[0]
     seed_unit = valid_sets(sources).sets.seed_unit
-    rows = []
+    rows, hours = [], []
     for index, source in enumerate(tqdm(sources, desc="triage", disable=not cfg.progress)):
-        rows += run_table(source.table, index, settings, cfg.n_shifts, cfg.tune_shifts)
+        table_rows, table_hours = run_table(source.table, index, settings, cfg.n_shifts,
+                                            cfg.tune_shifts)
+        rows += table_rows
+        hours += table_hours
     runs = pd.DataFrame(rows)
     summary = summary_frame(runs, seed_unit)
+    by_hour = pd.DataFrame(hours).groupby(["profile", "load", "rule", "hour"], sort=False)[
+        ["mean_wait_abnormal", "mean_wait_normal"]].mean().reset_index()
     info = {"tables": [s.label for s in sources], "backbone_seeds": seed_unit.tolist(),
             "minutes": cfg.minutes, "n_shifts": cfg.n_shifts, "tune_shifts": cfg.tune_shifts,
             "urgency": cfg.urgency, "read_cv": cfg.read_cv, "readers": list(READ_MINUTES),
@@ -122,6 +128,8 @@ def run_triage(cfg: TriageExperimentConfig, settings: dict[tuple[str, float], Ro
                         "end")}
     runs.to_csv(staging / "runs.csv", index=False)
     summary.to_csv(staging / "triage.csv", index=False)
+    by_hour.to_csv(staging / "waits_by_hour.csv", index=False)
+    plot_waits_by_hour(by_hour, staging / "waits_by_hour.png")
     (staging / "triage.md").write_text(to_markdown(summary, info))
     save_config(cfg, staging / "config.json", {"resolved": info})
     return summary
@@ -140,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     run_staged(out, 1, lambda staging: run_triage(resolved, settings, sources, staging,
                                                   started))
     print((out / "triage.md").read_text())
-    print(f"wrote {out}/triage.md, triage.csv, runs.csv, config.json in "
+    print(f"wrote {out}/triage.md, triage.csv, runs.csv, waits_by_hour.csv and .png, "
+          f"config.json in "
           f"{time.perf_counter() - started:.0f} s")
     return 0
 

@@ -3,14 +3,19 @@ with the seed-level interval over backbone seeds, and ``triage.md``."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from experiments.common.report import markdown_table
+from experiments.common.report import markdown_table, save_figure
 from mura_env.evaluation.statistics import t_interval
 
+#: Rules reported as references, not as schedulers to beat: the tuned index (its powers searched
+#: on tune) and the clairvoyant rule (it knows the labels).
+REFERENCES = ("tuned_index", "clairvoyant")
 #: The figures summarised per cell (means over tables).
 FIGURES = ("cost_per_shift", "mean_wait_abnormal", "p90_wait_abnormal", "mean_wait_normal",
            "p90_wait_normal", "minutes_saved_abnormal", "missed_abnormal_share",
@@ -63,7 +68,7 @@ def to_markdown(summary: pd.DataFrame, info: dict[str, Any]) -> str:
              "Synthetic data: nothing here is clinical.", ""]
     for (profile, load), cell in summary.groupby(["profile", "load"], sort=False):
         lines += [f"## {profile}, load {load:g}", ""]
-        rows = [[r["rule"] + (" (reference)" if r["rule"] == "clairvoyant" else ""),
+        rows = [[r["rule"] + (" (reference)" if r["rule"] in REFERENCES else ""),
                  f"{r['cost_per_shift']:,.0f}", _interval(r, "cost_vs_c_mu"),
                  _interval(r, "cost_vs_fifo"), f"{r['mean_wait_abnormal']:.1f}",
                  f"{r['p90_wait_abnormal']:.1f}", _interval(r, "minutes_saved_abnormal"),
@@ -78,3 +83,23 @@ def to_markdown(summary: pd.DataFrame, info: dict[str, Any]) -> str:
              "missed abnormal: share / mean wait"], rows)
         lines.append("")
     return "\n".join(lines)
+
+
+def plot_waits_by_hour(by_hour: pd.DataFrame, path: Path) -> Path:
+    """One panel per (profile, load): each rule's mean abnormal wait by the hour of arrival
+    (``by_hour``: columns profile, load, rule, hour, mean_wait_abnormal); returns ``path``."""
+    cells = list(dict.fromkeys(zip(by_hour["profile"], by_hour["load"], strict=True)))
+    fig, axes = plt.subplots(1, len(cells), figsize=(4.2 * len(cells), 3.4), squeeze=False,
+                             sharey=True)
+    for ax, (profile, load) in zip(axes[0], cells, strict=True):
+        cell = by_hour[(by_hour["profile"] == profile) & (by_hour["load"] == load)]
+        for rule, lines in cell.groupby("rule", sort=False):
+            ax.plot(lines["hour"] + 0.5, lines["mean_wait_abnormal"], marker="o", ms=3,
+                    label=rule)
+        ax.set_title(f"{profile}, load {load:g}")
+        ax.set_xlabel("hour of the shift (arrival)")
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("abnormal studies: mean wait (min)")
+    axes[0, -1].legend(fontsize=7)
+    fig.suptitle("Waiting by time of day (synthetic data)", y=1.03)
+    return save_figure(fig, path)

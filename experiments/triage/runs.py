@@ -20,6 +20,7 @@ from agents.triage.rules import (
     FirstInFirstOut,
     FlagFirst,
     ServerAwareCMu,
+    TunedIndex,
     run_shift,
 )
 from agents.weighting.baselines import Stacking
@@ -32,7 +33,9 @@ from mura_env.triage.shifts import RoomSetting, TriageShift, draw_shift
 TUNE_SEED, VALID_SEED = 1_000, 2_024
 #: The rules, in report order; the last is a reference (it knows the labels).
 RULES = ("first_in_first_out", "flag_first", "by_probability", "c_mu", "server_aware_c_mu",
-         "clairvoyant")
+         "tuned_index", "clairvoyant")
+#: A shift's hours, for the waits by time of day.
+HOUR = 60.0
 
 
 @dataclass(frozen=True)
@@ -65,25 +68,48 @@ def table_studies(table: LogitsTable) -> dict[str, Studies]:
 
 def fitted_rules(tune: Studies, setting: RoomSetting, tune_shifts: int, seed: int) -> dict:
     """Every rule of :data:`RULES`, fitted on tune: the flag threshold on the tune studies, the
-    server-aware exponent on ``tune_shifts`` tune shifts drawn with ``seed``."""
+    server-aware exponent and the tuned index's powers on ``tune_shifts`` tune shifts drawn with
+    ``seed``."""
+
+    def shifts() -> list[TriageShift]:
+        return tune.shifts(setting, tune_shifts, seed)
+
     return {
         "first_in_first_out": FirstInFirstOut(),
         "flag_first": FlagFirst().fit(tune.probability, tune.labels),
         "by_probability": ByProbability(),
         "c_mu": CMu(),
-        "server_aware_c_mu": ServerAwareCMu().fit(
-            lambda: tune.shifts(setting, tune_shifts, seed)),
+        "server_aware_c_mu": ServerAwareCMu().fit(shifts),
+        "tuned_index": TunedIndex().fit(shifts),
         "clairvoyant": Clairvoyant(),
     }
 
 
-def run_table(table: LogitsTable, index: int, settings: dict[tuple[str, float], RoomSetting],
-              n_shifts: int, tune_shifts: int) -> list[dict]:
-    """One row per (profile, load, rule) of table ``index``: :func:`wait_summary` of its valid
-    shifts, the fitted parameters, and ``minutes_saved_abnormal`` (first in, first out's mean
-    abnormal wait minus the rule's, QuCAD's measure)."""
-    studies = table_studies(table)
+def waits_by_hour(played: list[TriageShift], minutes: float) -> list[dict]:
+    """Per hour of the shift (by arrival time): the mean wait of the abnormal and of the normal
+    studies that arrived in it (NaN for none), over ``played``."""
+    arrivals = np.concatenate([s.room.arrivals for s in played])
+    waits = np.concatenate([s.room.waits for s in played])
+    abnormal = np.concatenate([s.labels for s in played]) == 1
+    hour = (arrivals // HOUR).astype(np.int64)
     rows = []
+    for h in range(int(np.ceil(minutes / HOUR))):
+        row = {"hour": h}
+        for name, chosen in (("abnormal", abnormal), ("normal", ~abnormal)):
+            some = waits[chosen & (hour == h)]
+            row[f"mean_wait_{name}"] = float(some.mean()) if some.size else float("nan")
+        rows.append(row)
+    return rows
+
+
+def run_table(table: LogitsTable, index: int, settings: dict[tuple[str, float], RoomSetting],
+              n_shifts: int, tune_shifts: int) -> tuple[list[dict], list[dict]]:
+    """Table ``index``'s rows: one per (profile, load, rule) with :func:`wait_summary` of its
+    valid shifts, the fitted parameters, and ``minutes_saved_abnormal`` (first in, first out's
+    mean abnormal wait minus the rule's, QuCAD's measure); and one per (profile, load, rule,
+    hour) with :func:`waits_by_hour`."""
+    studies = table_studies(table)
+    rows, hours = [], []
     for position, ((profile, load), setting) in enumerate(settings.items()):
         rules = fitted_rules(studies["tune"], setting, tune_shifts, TUNE_SEED + position)
         summaries = {}
@@ -91,12 +117,15 @@ def run_table(table: LogitsTable, index: int, settings: dict[tuple[str, float], 
             played = [run_shift(s, rule) for s in
                       studies["valid"].shifts(setting, n_shifts, VALID_SEED + position)]
             summaries[name] = wait_summary(played)
+            cell = {"table": index, "profile": profile, "load": load, "rule": name}
+            hours += [{**cell, **row} for row in waits_by_hour(played, setting.minutes)]
         fifo = summaries["first_in_first_out"]["mean_wait_abnormal"]
         for name, summary in summaries.items():
             rule = rules[name]
             rows.append({"table": index, "profile": profile, "load": load, "rule": name,
                          **summary,
                          "minutes_saved_abnormal": fifo - summary["mean_wait_abnormal"],
-                         "threshold": getattr(rule, "threshold", np.nan),
-                         "exponent": getattr(rule, "exponent", np.nan)})
-    return rows
+                         **{key: getattr(rule, key, np.nan) for key in (
+                             "threshold", "exponent", "weight_power", "time_power",
+                             "relative_power")}})
+    return rows, hours
