@@ -83,10 +83,11 @@ class WorklistConfig(WeightingConfig):
             on the body part minus the stacking ensemble's confidence minus ``read_cost``) to
             the observation.
         combiner: ``"module:function"``, the fit behind the routing action's ensemble and the
-            gains: ``function(table, split, readers, read_cost) -> (study_ids object [n],
-            probabilities float64 [n], gains float64 [n, R])`` for the studies of ``split``
-            of ``table`` (its members as the env selects them), fitted on tune only (default
-            :data:`DEFAULT_COMBINER`, :func:`agents.worklist.methods.routing_inputs`).
+            gains: ``function(table, splits, readers, read_cost) -> (study_ids object [n],
+            probabilities float64 [n], gains float64 [n, R])`` for the studies of ``splits``
+            (every split of ``table`` whose logits are not hidden: one fit serves the env on
+            any of them) of ``table`` (its members as the env selects them), fitted on tune only
+            (default :data:`DEFAULT_COMBINER`, :func:`agents.worklist.methods.routing_inputs`).
 
     Raises:
         ValueError: any argument outside its range (the message names it).

@@ -28,7 +28,8 @@ from mura_env.worklist.shifts import ShiftSampler
 ENSEMBLE = -1
 #: The combiner fits of each loaded table (the table is read-only once loaded): table ->
 #: (combiner, models, readers, read_cost) -> what the combiner returned for every split of the
-#: table. Problems made again for the same table (one per evaluation, one per split) fit once.
+#: table whose logits are not hidden. Problems made again for the same table (one per
+#: evaluation, one per split) fit once.
 _COMBINER_FITS: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], Any]] = (
     weakref.WeakKeyDictionary())
 
