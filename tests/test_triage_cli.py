@@ -65,7 +65,23 @@ def test_rules_are_fitted_on_tune_alone(paths: list[Path], tmp_path: Path) -> No
         np.testing.assert_array_equal(a[column].to_numpy(), b[column].to_numpy())
 
 
+def test_a_deadline_costs_the_late_minutes_of_abnormal_studies(paths: list[Path],
+                                                               tmp_path: Path) -> None:
+    plain = pd.read_csv(run(paths[:1], tmp_path / "plain") / "runs.csv")
+    late = pd.read_csv(run(paths[:1], tmp_path / "late", "--deadline", "0") / "runs.csv")
+    fixed = plain["rule"].isin(["first_in_first_out", "flag_first", "by_probability", "c_mu",
+                                "clairvoyant"])  # rules whose choices do not read the costs
+    assert (late["cost_per_shift"][fixed] > plain["cost_per_shift"][fixed]).all()
+    # the same shifts either way: the waits of first in, first out do not depend on costs
+    fifo = [frame[frame["rule"] == "first_in_first_out"]["mean_wait_abnormal"].to_numpy()
+            for frame in (plain, late)]
+    np.testing.assert_array_equal(*fifo)
+    config = json.loads((tmp_path / "late" / "config.json").read_text())["resolved"]
+    assert config["deadline"] == 0 and config["late_cost"] == 10
+
+
 def test_refuses_bad_settings(tmp_path: Path) -> None:
     assert triage.main(["--profiles", "night", "--out", str(tmp_path / "x")]) == 2
     assert triage.main(["--loads", "0", "--out", str(tmp_path / "y"), "--quick"]) == 2
-    assert not any((tmp_path / name).exists() for name in ("x", "y"))
+    assert triage.main(["--deadline", "-5", "--out", str(tmp_path / "z"), "--quick"]) == 2
+    assert not any((tmp_path / name).exists() for name in ("x", "y", "z"))

@@ -12,6 +12,7 @@ from agents.triage.rules import (
     CMu,
     FirstInFirstOut,
     FlagFirst,
+    GeneralizedCMu,
     ServerAwareCMu,
     TunedIndex,
     run_shift,
@@ -266,3 +267,40 @@ def test_the_tuned_index_holds_c_mu_and_the_server_aware_rule_and_fits_by_least_
                               for s in tune_shifts()])
              for a in (1.0, 2.0) for c in (0.0, 2.0)}
     assert costs[(rule.weight_power, rule.relative_power)] == min(costs.values())
+
+
+def test_a_study_past_its_deadline_costs_its_late_weight_per_minute() -> None:
+    # one reader, two studies at minute 0 reading 5 minutes each; the second is due at minute 2
+    room = ReadingRoom(np.zeros(2), np.full((2, 1), 5.0), deadlines=np.array([np.inf, 2.0]),
+                       late_weights=np.array([0.0, 3.0]))
+    room.assign(room.next_decision(), 0)
+    room.assign(room.next_decision(), 0)
+    assert room.next_decision() is None
+    assert room.cost == pytest.approx(0 + 5 + 3 * (5 - 2))  # weight 1 x 5 min, 3 x 3 min late
+    with pytest.raises(ValueError, match="deadlines"):
+        ReadingRoom(np.zeros(2), np.ones((2, 1)), deadlines=np.array([-1.0, 2.0]))
+
+
+def test_deadline_costs_add_up_over_a_busy_shift_and_generalized_c_mu_reads_them() -> None:
+    probability, labels, parts = table_studies()
+    setting = RoomSetting(minutes=240.0, profile="surge", load=0.95, deadline=10.0,
+                          late_cost=5.0)
+    for rule in (FirstInFirstOut(), CMu(), GeneralizedCMu()):
+        shift = run_shift(draw_shift(probability, labels, parts, setting,
+                                     np.random.default_rng(7)), rule)
+        room = shift.room
+        late = np.maximum(room.waits - 10.0, 0.0) * (shift.labels == 1)
+        assert late.sum() > 0  # a busy surge: some abnormal studies wait past the deadline
+        assert room.cost == pytest.approx((room.weights * room.waits).sum() + 5.0 * late.sum(),
+                                          rel=1e-9)
+        assert room.queue_area == pytest.approx(room.waits.sum(), rel=1e-9)
+    # past the deadline a study's index rises by late_cost x p; before it, c-mu's
+    shift = draw_shift(probability, labels, parts, setting, np.random.default_rng(8))
+    room = shift.room
+    room.now = float(room.arrivals[5]) + 10.0
+    waiting = np.arange(10)
+    overdue = room.now - room.arrivals[waiting] >= 10.0
+    expected = CMu().index(shift, waiting, 0) + overdue * 5.0 * shift.probability[waiting] / \
+        shift.mean_minutes[waiting, 0]
+    np.testing.assert_allclose(GeneralizedCMu().index(shift, waiting, 0), expected)
+    assert overdue.any() and not overdue.all()

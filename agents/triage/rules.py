@@ -9,6 +9,8 @@ study that arrived first).
 * :class:`ByProbability`: the most probably abnormal study first;
 * :class:`CMu`: the c-mu rule, expected cost per minute of waiting over the expected reading time
   for the free reader (optimal for one reader with linear waiting costs);
+* :class:`GeneralizedCMu`: c-mu with the marginal cost of waiting now, which jumps when a study
+  passes its deadline;
 * :class:`ServerAwareCMu`: c-mu that also weighs how much slower this reader is on the study than
   the fastest reader for it (the parallel-server rule, with one exponent);
 * :class:`TunedIndex`: an index of the same quantities with three powers searched on tune shifts,
@@ -92,6 +94,23 @@ class CMu:
     def index(self, shift: TriageShift, waiting: np.ndarray, reader: int) -> np.ndarray:
         """float64 ``[m]``: ``(1 + (urgency - 1) p) / E[read time of the reader]``."""
         return shift.expected_weight(waiting) / shift.mean_minutes[waiting, reader]
+
+
+class GeneralizedCMu:
+    """c-mu with the marginal cost of waiting now: an abnormal study past its deadline costs
+    ``late_cost`` more per minute, so the expected rate is ``1 + (urgency - 1) p + late_cost p``
+    once a study has waited ``deadline`` minutes (the generalised c-mu rule for deadline costs;
+    plain c-mu without a deadline)."""
+
+    name = "generalized_c_mu"
+
+    def index(self, shift: TriageShift, waiting: np.ndarray, reader: int) -> np.ndarray:
+        """float64 ``[m]``: the marginal expected cost per minute over ``E[read time]``."""
+        rate = shift.expected_weight(waiting)
+        if shift.late_cost > 0 and shift.deadline < np.inf:
+            late = shift.room.now - shift.room.arrivals[waiting] >= shift.deadline
+            rate = rate + late * shift.late_cost * shift.probability[waiting]
+        return rate / shift.mean_minutes[waiting, reader]
 
 
 @dataclass

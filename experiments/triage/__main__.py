@@ -2,7 +2,8 @@
 reference tables, arrival profiles and loads.
 
 ``python -m experiments.triage [--tables PATH ...] [--profiles steady surge] [--loads 0.8 0.9]
-[--n-shifts 50] [--tune-shifts 20] [--minutes 480] [--urgency 10] [--out DIR] [--quick]``
+[--n-shifts 50] [--tune-shifts 20] [--minutes 480] [--urgency 10] [--deadline MINUTES]
+[--late-cost 10] [--out DIR] [--quick]``
 
 For each table (default: every shipped reference table), the classifier's probability of each
 study is the stacking ensemble's (fitted on tune; tune studies cross-fitted). For each arrival
@@ -72,6 +73,11 @@ class TriageExperimentConfig:
         "help": "an abnormal study's cost per minute of waiting, a normal one's being 1"})
     read_cv: float = field(default=0.5, metadata={
         "help": "coefficient of variation of the lognormal reading times"})
+    deadline: float | None = field(default=None, metadata={
+        "help": "minutes after arrival by which an abnormal study should be started (none by "
+                "default)"})
+    late_cost: float = field(default=10.0, metadata={
+        "help": "an abnormal study's further cost per minute past its deadline"})
     quick: bool = field(default=False, metadata={
         "help": "tiny settings (QUICK_SETTINGS): a smoke test of the pipeline, not a result"})
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
@@ -98,7 +104,8 @@ def resolve(cfg: TriageExperimentConfig) -> tuple[TriageExperimentConfig,
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got "
                              f"{getattr(cfg, name)}.")
     settings = {(p, float(load)): RoomSetting(minutes=cfg.minutes, profile=p, load=float(load),
-                                              urgency=cfg.urgency, read_cv=cfg.read_cv)
+                                              urgency=cfg.urgency, read_cv=cfg.read_cv,
+                                              deadline=cfg.deadline, late_cost=cfg.late_cost)
                 for p in cfg.profiles for load in cfg.loads}
     return cfg, settings
 
@@ -120,7 +127,9 @@ def run_triage(cfg: TriageExperimentConfig, settings: dict[tuple[str, float], Ro
         ["mean_wait_abnormal", "mean_wait_normal"]].mean().reset_index()
     info = {"tables": [s.label for s in sources], "backbone_seeds": seed_unit.tolist(),
             "minutes": cfg.minutes, "n_shifts": cfg.n_shifts, "tune_shifts": cfg.tune_shifts,
-            "urgency": cfg.urgency, "read_cv": cfg.read_cv, "readers": list(READ_MINUTES),
+            "urgency": cfg.urgency, "read_cv": cfg.read_cv, "deadline": cfg.deadline,
+            "late_cost": cfg.late_cost if cfg.deadline is not None else 0.0,
+            "readers": list(READ_MINUTES),
             "read_minutes": READ_MINUTES, "split_use": SPLIT_USE, "quick": cfg.quick,
             "wall_seconds": round(time.perf_counter() - started, 1),
             "machine": (f"{machine_description('cpu')}, 1-minute load average "

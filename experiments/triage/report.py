@@ -62,7 +62,10 @@ def to_markdown(summary: pd.DataFrame, info: dict[str, Any]) -> str:
              f"readers {', '.join(info['readers'])} (mean reading minutes per body part: "
              "mura_env.triage.shifts.READ_MINUTES, an assumption), lognormal reading times "
              f"(cv {info['read_cv']:g}); an abnormal study's wait costs {info['urgency']:g} "
-             "times a normal one's. Rules are fitted on tune (the flag threshold on the tune "
+             "times a normal one's"
+             + (f", and {info['late_cost']:g} more per minute past {info['deadline']:g} minutes"
+                if info.get("deadline") is not None else "")
+             + ". Rules are fitted on tune (the flag threshold on the tune "
              f"studies, the server-aware exponent on {info['tune_shifts']} tune shifts). "
              "Intervals: Student-t 95% over the backbone seeds (each seed's tables averaged). "
              "Synthetic data: nothing here is clinical.", ""]

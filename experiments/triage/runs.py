@@ -19,6 +19,7 @@ from agents.triage.rules import (
     CMu,
     FirstInFirstOut,
     FlagFirst,
+    GeneralizedCMu,
     ServerAwareCMu,
     TunedIndex,
     run_shift,
@@ -32,8 +33,8 @@ from mura_env.triage.shifts import RoomSetting, TriageShift, draw_shift
 #: Seeds of the tune and the valid shifts (plus the cell's position).
 TUNE_SEED, VALID_SEED = 1_000, 2_024
 #: The rules, in report order; the last is a reference (it knows the labels).
-RULES = ("first_in_first_out", "flag_first", "by_probability", "c_mu", "server_aware_c_mu",
-         "tuned_index", "clairvoyant")
+RULES = ("first_in_first_out", "flag_first", "by_probability", "c_mu", "generalized_c_mu",
+         "server_aware_c_mu", "tuned_index", "clairvoyant")
 #: A shift's hours, for the waits by time of day.
 HOUR = 60.0
 
@@ -79,6 +80,7 @@ def fitted_rules(tune: Studies, setting: RoomSetting, tune_shifts: int, seed: in
         "flag_first": FlagFirst().fit(tune.probability, tune.labels),
         "by_probability": ByProbability(),
         "c_mu": CMu(),
+        "generalized_c_mu": GeneralizedCMu(),
         "server_aware_c_mu": ServerAwareCMu().fit(shifts),
         "tuned_index": TunedIndex().fit(shifts),
         "clairvoyant": Clairvoyant(),

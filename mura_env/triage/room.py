@@ -7,14 +7,17 @@ say which waiting study that reader reads next (:meth:`ReadingRoom.next_decision
 :meth:`ReadingRoom.assign`). The shift ends when every study has been started.
 
 The room keeps the cost of waiting: each study costs ``weight[i]`` per minute from its arrival
-until its read starts (e.g. ``urgency`` for an abnormal study, 1 for a normal one), and the area
-under the worklist's length (the number waiting, integrated over time). By Little's law the area
+until its read starts (e.g. ``urgency`` for an abnormal study, 1 for a normal one), plus
+``late_weights[i]`` per minute it still waits past its deadline (``deadlines[i]`` minutes after
+its arrival), and the area under the worklist's length (the number waiting, integrated over
+time). By Little's law the area
 equals the sum of the waits once every study has started; both are kept separately, so a test can
 hold the room to it.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 
 import numpy as np
@@ -27,6 +30,10 @@ class ReadingRoom:
         arrivals: float ``[n]``, arrival minutes, non-decreasing, >= 0.
         read_minutes: float ``[n, R]``, each reader's reading time of each study (> 0).
         weights: float ``[n]``, each study's cost per minute of waiting (>= 0); default 1.
+        deadlines: float ``[n]``, minutes after arrival by which each study's read should start
+            (>= 0; ``inf``: none); default none.
+        late_weights: float ``[n]``, each study's further cost per minute waited past its
+            deadline (>= 0); default 0.
 
     Attributes:
         now: float, the current minute.
@@ -35,17 +42,18 @@ class ReadingRoom:
             free).
         start: float64 ``[n]``, when each study's read started (NaN until then).
         reader: int64 ``[n]``, who read it (-1 until then).
-        cost: the weighted wait accumulated so far (sum over studies of weight x minutes
-            waited, up to ``now``).
+        cost: the waiting cost accumulated so far (sum over studies of weight x minutes waited
+            plus late weight x minutes waited past the deadline, up to ``now``).
         queue_area: the worklist's length integrated over time, up to ``now``.
 
     Raises:
         ValueError: arrays of the wrong shape, unsorted or negative arrivals, reading times
-            <= 0, negative weights.
+            <= 0, negative weights or deadlines.
     """
 
     def __init__(self, arrivals: np.ndarray, read_minutes: np.ndarray,
-                 weights: np.ndarray | None = None) -> None:
+                 weights: np.ndarray | None = None, deadlines: np.ndarray | None = None,
+                 late_weights: np.ndarray | None = None) -> None:
         arrivals = np.asarray(arrivals, dtype=np.float64)
         read_minutes = np.asarray(read_minutes, dtype=np.float64)
         n = arrivals.size
@@ -58,10 +66,15 @@ class ReadingRoom:
             raise ValueError("arrivals must be finite, >= 0 and in non-decreasing order.")
         if not (np.isfinite(read_minutes).all() and (read_minutes > 0).all()):
             raise ValueError("reading times must be finite and > 0.")
-        weights = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
-        if weights.shape != (n,) or not (np.isfinite(weights).all() and (weights >= 0).all()):
-            raise ValueError(f"weights must be [n] = [{n}] finite values >= 0.")
+        weights = _per_study("weights", weights, n, 1.0)
+        self.deadlines = _per_study("deadlines", deadlines, n, math.inf, finite=False)
+        self.late_weights = _per_study("late_weights", late_weights, n, 0.0)
         self.arrivals, self.read_minutes, self.weights = arrivals, read_minutes, weights
+        self.due = arrivals + self.deadlines  # when each study turns late
+        self._dues: list[tuple[float, int]] = []  # (due, study) of waiting studies that can be late
+        self._late = np.zeros(n, dtype=np.bool_)  # waiting past its deadline, counted
+        self._late_weight = 0.0
+        self._n_late = 0
         self.now = 0.0
         self.queue: list[int] = []
         self.busy_until = np.zeros(read_minutes.shape[1])
@@ -101,7 +114,10 @@ class ReadingRoom:
             while self._next < n and arrivals[self._next] <= self.now:
                 self.queue.append(self._next)
                 self._waiting_weight += self.weights[self._next]
+                if self.late_weights[self._next] > 0 and self.due[self._next] < math.inf:
+                    heapq.heappush(self._dues, (float(self.due[self._next]), self._next))
                 self._next += 1
+            next_due = self._turn_late()
             if self.queue:
                 free = np.flatnonzero(self.busy_until <= self.now)
                 if free.size:
@@ -110,15 +126,27 @@ class ReadingRoom:
             else:
                 next_free = math.inf
             next_arrival = float(arrivals[self._next]) if self._next < n else math.inf
-            until = min(next_free, next_arrival)
+            until = min(next_free, next_arrival, next_due)
             if until == math.inf:
                 return None
             self._advance(until)
 
+    def _turn_late(self) -> float:
+        """Count the waiting studies whose deadline has passed; returns the next deadline of a
+        waiting study (``inf`` for none)."""
+        dues = self._dues
+        while dues and (dues[0][0] <= self.now or not math.isnan(self.start[dues[0][1]])):
+            due, study = heapq.heappop(dues)
+            if math.isnan(self.start[study]):  # still waiting: late from now on
+                self._late[study] = True
+                self._late_weight += self.late_weights[study]
+                self._n_late += 1
+        return dues[0][0] if dues else math.inf
+
     def _advance(self, until: float) -> None:
         """Move the clock to ``until``, adding the waiting cost and worklist area."""
         elapsed = until - self.now
-        self.cost += self._waiting_weight * elapsed
+        self.cost += (self._waiting_weight + self._late_weight) * elapsed
         self.queue_area += len(self.queue) * elapsed
         self.now = until
 
@@ -139,7 +167,25 @@ class ReadingRoom:
         study = self.queue.pop(position)
         self._waiting_weight = max(self._waiting_weight - self.weights[study], 0.0) \
             if self.queue else 0.0
+        if self._late[study]:
+            self._late[study] = False
+            self._n_late -= 1
+            self._late_weight = max(self._late_weight - self.late_weights[study], 0.0) \
+                if self._n_late else 0.0
         self.start[study] = self.now
         self.reader[study] = reader
         self.busy_until[reader] = self.now + self.read_minutes[study, reader]
         return study
+
+
+def _per_study(name: str, values: np.ndarray | None, n: int, default: float,
+               finite: bool = True) -> np.ndarray:
+    """float64 ``[n]``: ``values`` (``default`` everywhere when None); ``ValueError`` unless
+    ``[n]``, >= 0 and (``finite``) finite."""
+    out = np.full(n, default) if values is None else np.asarray(values, dtype=np.float64)
+    ok = out.shape == (n,) and not np.isnan(out).any() and (out >= 0).all() and (
+        np.isfinite(out).all() or not finite)
+    if not ok:
+        raise ValueError(f"{name} must be [n] = [{n}] values >= 0"
+                         f"{', finite' if finite else ''}.")
+    return out

@@ -9,6 +9,7 @@ rate over the radiologists' combined reading rate on the studies' body-part mix.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -45,6 +46,8 @@ class RoomSetting:
         readers: the radiologists (keys of :data:`READ_MINUTES`).
         read_shape, read_cv: the reading times' shape and coefficient of variation
             (:func:`mura_env.triage.read_times.draw_read_minutes`).
+        deadline: minutes after arrival by which an abnormal study's read should start (None:
+            no deadline); late_cost: an abnormal study's further cost per minute past it.
     """
 
     minutes: float = 480.0
@@ -54,6 +57,8 @@ class RoomSetting:
     readers: tuple[str, ...] = field(default_factory=lambda: tuple(READ_MINUTES))
     read_shape: str = "lognormal"
     read_cv: float = 0.5
+    deadline: float | None = None
+    late_cost: float = 10.0
 
     def __post_init__(self) -> None:
         relative_rates(self.profile)  # raises on an unknown profile
@@ -70,6 +75,10 @@ class RoomSetting:
                                  f"{getattr(self, name)!r}.")
         if not (np.isfinite(self.urgency) and self.urgency >= 1):
             raise ValueError(f"urgency must be finite and >= 1, got {self.urgency!r}.")
+        if self.deadline is not None and not (np.isfinite(self.deadline) and self.deadline >= 0):
+            raise ValueError(f"deadline must be None or finite and >= 0, got {self.deadline!r}.")
+        if not (np.isfinite(self.late_cost) and self.late_cost >= 0):
+            raise ValueError(f"late_cost must be finite and >= 0, got {self.late_cost!r}.")
 
     def mean_minutes(self) -> np.ndarray:
         """float64 ``[7, R]``: each radiologist's mean reading time per body part
@@ -92,7 +101,8 @@ class TriageShift:
         studies: int64 ``[m]``, each arrival's row among the studies it was drawn from.
         probability: float64 ``[m]``; labels: int64 ``[m]``; part_index: int64 ``[m]``.
         mean_minutes: float64 ``[m, R]``, each radiologist's mean reading time of each arrival.
-        urgency: as in :class:`RoomSetting`.
+        urgency: as in :class:`RoomSetting`; deadline: an abnormal study's deadline in minutes
+            (``inf``: none); late_cost: its cost per minute past it.
     """
 
     room: ReadingRoom
@@ -102,6 +112,8 @@ class TriageShift:
     part_index: np.ndarray
     mean_minutes: np.ndarray
     urgency: float
+    deadline: float = math.inf
+    late_cost: float = 0.0
 
     def expected_weight(self, arrivals: np.ndarray) -> np.ndarray:
         """float64 ``[k]``: the expected cost per minute of waiting, ``1 + (urgency - 1) p``,
@@ -121,7 +133,7 @@ def draw_shift(probability: np.ndarray, labels: np.ndarray, part_index: np.ndarr
 
     Returns:
         A :class:`TriageShift` whose room weighs an abnormal study's wait ``urgency`` times a
-        normal one's.
+        normal one's, plus ``late_cost`` per minute past the setting's deadline.
     """
     probability = np.asarray(probability, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.int64)
@@ -135,6 +147,11 @@ def draw_shift(probability: np.ndarray, labels: np.ndarray, part_index: np.ndarr
     studies = rng.integers(0, n, size=arrivals.size)
     mean = setting.mean_minutes()[part_index[studies]]
     minutes = draw_read_minutes(mean, setting.read_shape, setting.read_cv, rng)
-    weights = np.where(labels[studies] == 1, setting.urgency, 1.0)
-    return TriageShift(ReadingRoom(arrivals, minutes, weights), studies, probability[studies],
-                       labels[studies], part_index[studies], mean, setting.urgency)
+    abnormal = labels[studies] == 1
+    weights = np.where(abnormal, setting.urgency, 1.0)
+    deadline = math.inf if setting.deadline is None else float(setting.deadline)
+    late = setting.late_cost if setting.deadline is not None else 0.0
+    room = ReadingRoom(arrivals, minutes, weights, np.where(abnormal, deadline, math.inf),
+                       np.where(abnormal, late, 0.0))
+    return TriageShift(room, studies, probability[studies], labels[studies],
+                       part_index[studies], mean, setting.urgency, deadline, late)
