@@ -9,8 +9,9 @@ For each table (default: every shipped reference table), the classifier's probab
 study is the stacking ensemble's (fitted on tune; tune studies cross-fitted). For each arrival
 profile and load (:class:`mura_env.triage.shifts.RoomSetting`), the rules of
 :mod:`agents.triage.rules` are fitted on tune (the flag threshold on the tune studies, the
-server-aware exponent on ``--tune-shifts`` tune shifts) and every rule plays the same
-``--n-shifts`` shifts of valid studies (valid is read for those final figures only). Reported per
+server-aware exponent and the tuned index's powers on ``--tune-shifts`` tune shifts) and every
+rule plays the same ``--n-shifts`` shifts of valid studies (valid is read for those final figures
+only). Reported per
 rule: the waiting cost per shift, against c-mu and against first in, first out; the mean and
 90th-percentile wait of abnormal and normal studies; the minutes saved for abnormal studies
 against first in, first out (QuCAD's measure); the share of abnormal studies the classifier
@@ -48,8 +49,8 @@ from mura_env.triage.arrivals import ARRIVAL_PROFILES
 from mura_env.triage.shifts import READ_MINUTES, RoomSetting
 
 #: Which split each step uses (recorded in config.json).
-SPLIT_USE = {"fit": "tune (stacking; the flag threshold; the server-aware exponent on tune "
-                    "shifts)",
+SPLIT_USE = {"fit": "tune (stacking; the flag threshold; the server-aware exponent and the "
+                    "tuned index's powers on tune shifts)",
              "scores": "valid (fixed shifts per profile and load)"}
 #: What ``--quick`` sets: a smoke test of the pipeline, not a result.
 QUICK_SETTINGS = {"n_shifts": 3, "tune_shifts": 2, "minutes": 120.0}
@@ -67,7 +68,7 @@ class TriageExperimentConfig:
         "help": "arrival rate over the radiologists' combined reading rate"})
     n_shifts: int = field(default=50, metadata={"help": "valid shifts per profile and load"})
     tune_shifts: int = field(default=20, metadata={
-        "help": "tune shifts the server-aware exponent is searched on"})
+        "help": "tune shifts the server-aware exponent and the tuned index are searched on"})
     minutes: float = field(default=480.0, metadata={"help": "a shift's length in minutes"})
     urgency: float = field(default=10.0, metadata={
         "help": "an abnormal study's cost per minute of waiting, a normal one's being 1"})
