@@ -1,5 +1,6 @@
-"""Throughput of ``MuraWeighting-v0`` and ``MuraWorklist-v0`` against CartPole (target:
->= 1.0x for ``MuraWeighting-v0`` in both comparisons and for ``MuraWorklist-v0``'s vector env).
+"""Throughput of ``MuraWeighting-v0``, ``MuraWorklist-v0`` and ``MuraTriage-v0`` against
+CartPole (target: >= 1.0x for ``MuraWeighting-v0`` in both comparisons and for the vector envs of
+``MuraWorklist-v0`` and ``MuraTriage-v0``).
 
 On a realistic logits table (default: K=5 models, 13,457 studies, the size of MURA's train
 part; random logits, all studies in the env's default ``tune`` split; for ``MuraWorklist-v0``
@@ -14,7 +15,9 @@ the three simulated radiologists' reads added) it measures, in one run:
      envs; ``MuraWorklist-v0`` with its default action and with ``action="routing",
      observe_gains=True``) against Gymnasium's ``CartPoleVectorEnv`` at the same sizes. A
      ``MuraWorklist-v0`` timing run covers whole shifts (a multiple of ``shift_size`` steps),
-     so the draw of the next shifts at each shift's end is counted.
+     so the draw of the next shifts at each shift's end is counted. ``MuraTriage-v0`` (default
+     room: 480-minute shifts at load 0.9) reads the earliest waiting study at every decision
+     (always open); its rooms are started before the timing and replaced when they end.
 
 Actions are drawn beforehand; each figure is the best of ``--repeats`` interleaved runs (the
 machine may be shared). Prints the comparison and writes
@@ -172,6 +175,25 @@ def vector_env_rates(table: LogitsTable, num_envs: int, steps: int, repeats: int
     return rates[0], rates[1], rates[2], rates[3]
 
 
+def triage_vector_rate(table: LogitsTable, num_envs: int, steps: int, repeats: int,
+                       seed: int) -> float:
+    """``MuraTriage-v0``'s native vector env: env-steps (decisions) per second at ``num_envs``
+    sub-environments, each reading the earliest waiting study."""
+    vec = gym.make_vec(mura_env.TRIAGE_ENV_ID, num_envs=num_envs, logits=table)
+    vec.reset(seed=seed)
+    earliest = np.zeros(num_envs, dtype=np.int64)
+
+    def run() -> float:
+        start = time.perf_counter()
+        for _ in range(steps):
+            vec.step(earliest)
+        return steps * num_envs / (time.perf_counter() - start)
+
+    rate = _best_rate([run], repeats)[0]
+    vec.close()
+    return rate
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--studies", type=int, default=13457, help="studies in the table")
@@ -212,21 +234,25 @@ def main(argv: list[str] | None = None) -> dict:
     for n in args.vector_sizes:
         mura_vec, worklist_vec, routing_vec, cart_vec = vector_env_rates(
             table, n, args.vector_steps, args.repeats, args.seed)
+        triage_vec = triage_vector_rate(table, n, args.vector_steps, args.repeats, args.seed)
         result["vector"].append({"num_envs": n, "mura_env_steps_per_s": round(mura_vec),
                                  "worklist_env_steps_per_s": round(worklist_vec),
                                  "worklist_routing_env_steps_per_s": round(routing_vec),
                                  "cartpole_env_steps_per_s": round(cart_vec),
                                  "ratio": round(mura_vec / cart_vec, 3),
                                  "worklist_ratio": round(worklist_vec / cart_vec, 3),
-                                 "worklist_routing_ratio": round(routing_vec / cart_vec, 3)})
+                                 "worklist_routing_ratio": round(routing_vec / cart_vec, 3),
+                                 "triage_env_steps_per_s": round(triage_vec),
+                                 "triage_ratio": round(triage_vec / cart_vec, 4)})
         for name, rate in (("MuraWeighting-v0", mura_vec), ("MuraWorklist-v0 ", worklist_vec),
-                           ("MuraWorklist-v0 routing", routing_vec)):
+                           ("MuraWorklist-v0 routing", routing_vec),
+                           ("MuraTriage-v0", triage_vec)):
             print(f"vector env  {n:6d} envs       : {name} {rate:12,.0f} env-steps/s "
                   f"| CartPoleVectorEnv {cart_vec:12,.0f} env-steps/s | ratio "
                   f"{rate / cart_vec:.2f}x (target >= {TARGET_RATIO:.1f}x)")
     ratios = [result["single"]["ratio"]] + [
         v[key] for v in result["vector"]
-        for key in ("ratio", "worklist_ratio", "worklist_routing_ratio")]
+        for key in ("ratio", "worklist_ratio", "worklist_routing_ratio", "triage_ratio")]
     result["meets_target"] = all(r >= TARGET_RATIO for r in ratios)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "env_throughput.json"

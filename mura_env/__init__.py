@@ -1,14 +1,16 @@
 """mura-rl's data and environment package.
 
 Importing it registers the Gymnasium environments ``MuraWeighting-v0`` (weight the ensemble),
-``MuraDeferral-v0`` (weight it, or hand the study to a radiologist) and ``MuraWorklist-v0`` (a
-reading shift: radiologists of limited capacity), each with a single env and a native vector
+``MuraDeferral-v0`` (weight it, or hand the study to a radiologist), ``MuraWorklist-v0`` (a
+reading shift: radiologists of limited capacity) and ``MuraTriage-v0`` (a reading room in time:
+which waiting study a free radiologist reads next), each with a single env and a native vector
 env, so that after ``import mura_env``::
 
     gymnasium.make("MuraWeighting-v0", logits=...)
     gymnasium.make_vec("MuraWeighting-v0", num_envs=4096, logits=...)
     gymnasium.make("MuraDeferral-v0", defer_cost=0.1)
     gymnasium.make("MuraWorklist-v0", scenario="emergency", capacity=0.1)
+    gymnasium.make("MuraTriage-v0", profile="surge", load=0.9)
 
 work, and ``gymnasium.make("mura_env:MuraWeighting-v0", ...)`` works from a fresh interpreter.
 Without ``logits=``, the env loads a reference table shipped with the package
@@ -31,6 +33,7 @@ from mura_env.version import __version__
 ENV_ID = "MuraWeighting-v0"
 DEFERRAL_ENV_ID = "MuraDeferral-v0"
 WORKLIST_ENV_ID = "MuraWorklist-v0"
+TRIAGE_ENV_ID = "MuraTriage-v0"
 
 for _id, _single, _vector in (
         (ENV_ID, "mura_env.weighting.env:MuraWeightingEnv",
@@ -38,7 +41,9 @@ for _id, _single, _vector in (
         (DEFERRAL_ENV_ID, "mura_env.deferral.env:MuraDeferralEnv",
          "mura_env.deferral.env:MuraDeferralVectorEnv"),
         (WORKLIST_ENV_ID, "mura_env.worklist.env:MuraWorklistEnv",
-         "mura_env.worklist.env:MuraWorklistVectorEnv")):
+         "mura_env.worklist.env:MuraWorklistVectorEnv"),
+        (TRIAGE_ENV_ID, "mura_env.triage.env:MuraTriageEnv",
+         "mura_env.triage.env:MuraTriageVectorEnv")):
     if _id not in gymnasium.registry:
         gymnasium.register(id=_id, entry_point=_single, vector_entry_point=_vector)
 
@@ -88,5 +93,5 @@ def _preload_in_forkserver_workers() -> None:
 
 _preload_in_forkserver_workers()
 
-__all__ = ["BODY_PARTS", "DEFERRAL_ENV_ID", "ENV_ID", "MURA_DIRNAME", "SPLITS", "WORKLIST_ENV_ID",
-           "__version__", "env_config_class", "registered_env_ids"]
+__all__ = ["BODY_PARTS", "DEFERRAL_ENV_ID", "ENV_ID", "MURA_DIRNAME", "SPLITS", "TRIAGE_ENV_ID",
+           "WORKLIST_ENV_ID", "__version__", "env_config_class", "registered_env_ids"]

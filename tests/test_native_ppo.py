@@ -156,6 +156,31 @@ def test_a_saved_agent_reloads_and_acts_identically(action_space, tmp_path: Path
         PPOAgent.load(tmp_path / "bad.pt")
 
 
+def test_the_slot_actor_scores_a_slot_alike_wherever_it_stands(tmp_path: Path) -> None:
+    head, slot, n = 3, 4, 5
+    torch.manual_seed(0)
+    agent = PPOAgent(spaces.Box(-np.inf, np.inf, (head + n * slot,)), spaces.Discrete(n),
+                     NativePPOConfig(hidden=8, slot_head=head, slot_size=slot, norm_obs=False))
+    with torch.no_grad():
+        for p in agent.actor.parameters():
+            p.add_(0.3)
+    rng = np.random.default_rng(1)
+    obs = rng.normal(size=(6, head + n * slot)).astype(np.float32)
+    order = np.array([3, 0, 4, 1, 2])
+    moved = obs.copy()
+    moved[:, head:] = obs[:, head:].reshape(6, n, slot)[:, order].reshape(6, -1)
+    logits = agent.actor(torch.as_tensor(obs))
+    assert torch.allclose(agent.actor(torch.as_tensor(moved)), logits[:, order], atol=1e-6)
+    changed = obs.copy()
+    changed[:, 0] += 1.0  # the head reaches every slot's score
+    assert not torch.allclose(agent.actor(torch.as_tensor(changed)), logits)
+    again, _ = PPOAgent.load(agent.save(tmp_path / "slots.pt"))
+    assert np.array_equal(again.predict(obs)[0], agent.predict(obs)[0])
+    with pytest.raises(ValueError, match="slot actor"):
+        PPOAgent(spaces.Box(-np.inf, np.inf, (head + n * slot + 1,)), spaces.Discrete(n),
+                 NativePPOConfig(slot_head=head, slot_size=slot))
+
+
 def _routing_config(**changes) -> WorklistConfig:
     return WorklistConfig(logits=pacing_table(), split="tune", sampling="sweep",
                           shift_size=EARLY + LATE, capacity=LATE / (EARLY + LATE),

@@ -18,7 +18,8 @@ from mura_env.logits import LogitsTable
 
 #: Env options per env of the tests (any env registered later trains with its defaults).
 ENV_KWARGS = {"MuraDeferral-v0": ["defer_cost=0.05", "reader=radiologist_1"],
-              "MuraWorklist-v0": ["scenario=emergency", "capacity=0.05", "shift_size=20"]}
+              "MuraWorklist-v0": ["scenario=emergency", "capacity=0.05", "shift_size=20"],
+              "MuraTriage-v0": ["minutes=60.0", "masked_action=earliest"]}
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 #: Env options of the train_agent runs (any env registered later runs with its defaults).
 ENV_KWARGS = {"MuraDeferral-v0": ["defer_cost=0.05", "reader=radiologist_1"],
-              "MuraWorklist-v0": ["scenario=emergency", "capacity=0.1", "shift_size=20"]}
+              "MuraWorklist-v0": ["scenario=emergency", "capacity=0.1", "shift_size=20"],
+              "MuraTriage-v0": ["minutes=60.0", "masked_action=earliest"]}
 
 
 @pytest.fixture(scope="module")

@@ -39,6 +39,7 @@ from agents.core.families import NATIVE, NATIVE_PPO, SB3
 from agents.core.spec import AlgoSpec
 from mura_env import DEFERRAL_ENV_ID as DEFERRAL
 from mura_env import ENV_ID as WEIGHTING
+from mura_env import TRIAGE_ENV_ID as TRIAGE
 from mura_env import WORKLIST_ENV_ID as WORKLIST
 
 #: Native PPO on an env whose actions never change what comes next (each step's reward is its
@@ -49,6 +50,13 @@ BANDIT = {"gamma": 0.0}
 NATIVE_PPO_BUDGET = 2_097_152
 #: Native PPO's budget on the worklist: where its tune curves flatten (see the module docstring).
 NATIVE_PPO_WORKLIST_BUDGET = 1_048_576
+#: Native PPO's budget on the reading room: where its tune curves flatten (module docstring).
+NATIVE_PPO_TRIAGE_BUDGET = 393_216
+#: Native PPO's settings on the reading room: the slot actor (every waiting study scored by one
+#: shared network), observations unnormalised (already on unit scales), a discount for a shift
+#: of about 300 decisions.
+NATIVE_PPO_TRIAGE = {"slot_policy": True, "norm_obs": False, "gamma": 0.99,
+                     "learning_rate": 1e-3, "num_steps": 64}
 
 ALGOS: dict[str, AlgoSpec] = {
     # tune plateau (largest 188,416), 48 updates of 4,096 studies; on the deferral env, 192
@@ -73,20 +81,23 @@ ALGOS: dict[str, AlgoSpec] = {
                     sb3_kwargs={"learning_starts": 500, "buffer_size": 100_000},
                     sb3_log_interval=1000, description="Stable-Baselines3 TD3"),
     # sb3-contrib, on the worklist only: PPO's budget and rollout there
-    "maskable-ppo": AlgoSpec("maskable-ppo", SB3, {WORKLIST: 32_768}, sb3_class="MaskablePPO",
+    "maskable-ppo": AlgoSpec("maskable-ppo", SB3, {WORKLIST: 32_768, TRIAGE: 32_768},
+                             sb3_class="MaskablePPO",
                              sb3_kwargs={"n_steps": 256, "batch_size": 256},
-                             description="sb3-contrib MaskablePPO (the routing action's mask)"),
+                             description="sb3-contrib MaskablePPO (the env's action masks)"),
     "recurrent-ppo": AlgoSpec("recurrent-ppo", SB3, {WORKLIST: 32_768},
                               sb3_class="RecurrentPPO", sb3_policy="MlpLstmPolicy",
                               sb3_kwargs={"n_steps": 256, "batch_size": 256},
                               description="sb3-contrib RecurrentPPO (an LSTM policy)"),
     "native-ppo": AlgoSpec(
         "native-ppo", NATIVE_PPO, {WEIGHTING: NATIVE_PPO_BUDGET, DEFERRAL: NATIVE_PPO_BUDGET,
-                                   WORKLIST: NATIVE_PPO_WORKLIST_BUDGET},
-        {WORKLIST: 256},
+                                   WORKLIST: NATIVE_PPO_WORKLIST_BUDGET,
+                                   TRIAGE: NATIVE_PPO_TRIAGE_BUDGET},
+        {WORKLIST: 256, TRIAGE: 128},
         settings={WEIGHTING: BANDIT, DEFERRAL: BANDIT,
                   WORKLIST: {"gamma": 1.0, "learning_rate": 3e-3, "num_steps": 64,
-                             "num_minibatches": 16, "update_epochs": 2}},
+                             "num_minibatches": 16, "update_epochs": 2},
+                  TRIAGE: NATIVE_PPO_TRIAGE},
         description="native PPO on the vector env (GAE, clipped losses, obs normalisation)"),
 }
 

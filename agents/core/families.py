@@ -105,11 +105,14 @@ class NativePPOFamily(AgentFamily):
                            learning_rate: float | None, native: SoftmaxPGConfig | None
                            ) -> dict[str, Any]:
         """:class:`~agents.core.native_ppo.NativePPOConfig`'s fields: its defaults, the
-        registry's settings for the env (``spec.settings``), ``num_envs`` ``n_envs`` and the
-        learning rate when given (``native``, softmax-pg's, is not read)."""
+        registry's settings for the env (``spec.settings``; ``"slot_policy": True`` there takes
+        ``slot_head`` and ``slot_size`` from the env problem's ``slot_layout``), ``num_envs``
+        ``n_envs`` and the learning rate when given (``native``, softmax-pg's, is not read)."""
         from agents.core.native_ppo import NativePPOConfig
 
         values = dict(spec.settings.get(config.env_id, {}))
+        if values.pop("slot_policy", False):  # the env's observation layout
+            values["slot_head"], values["slot_size"] = config.problem_class()(config).slot_layout
         values["num_envs"] = int(n_envs)
         if learning_rate is not None:
             values["learning_rate"] = float(learning_rate)

@@ -80,11 +80,21 @@ class NativePPOConfig:
                 "whatever the episode length"})
     init_log_std: float = field(default=-0.5, metadata={
         "help": "initial log standard deviation of a Box action's Gaussian"})
+    slot_head: int = field(default=0, metadata={
+        "help": "with slot_size: the values before the slots in an observation"})
+    slot_size: int = field(default=0, metadata={
+        "help": "values per slot of an observation made of a head and one slot per Discrete "
+                "action (0: a plain MLP actor); the actor then scores every slot with one "
+                "shared network of the head and that slot"})
     torch_threads: int = field(default=1, metadata={
         "help": "torch's intra-op threads while training (networks this small gain nothing "
                 "from more; restored after)"})
 
     def __post_init__(self) -> None:
+        for name in ("slot_head", "slot_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or int(value) != value or value < 0:
+                raise ValueError(f"native PPO's {name} must be an integer >= 0, got {value!r}.")
         for name in ("num_envs", "num_steps", "num_minibatches", "update_epochs", "hidden",
                      "torch_threads"):
             value = getattr(self, name)
@@ -145,8 +155,30 @@ def _mlp(n_in: int, hidden: int, n_out: int, out_std: float) -> nn.Sequential:
                          _layer(hidden, n_out, out_std))
 
 
+class SlotActor(nn.Module):
+    """An actor for observations made of a head and ``n`` slots, one per action: each slot's
+    logit is one shared tanh MLP of the head and that slot (a pointer-style head, the same
+    function for every slot whatever its position).
+
+    Args:
+        head: values of the head ``H``; slot: values per slot ``S``; n: slots; hidden: units.
+    """
+
+    def __init__(self, head: int, slot: int, n: int, hidden: int) -> None:
+        super().__init__()
+        self.head, self.slot, self.n = head, slot, n
+        self.score = _mlp(head + slot, hidden, 1, 0.01)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """float32 ``[B, n]`` logits of observations ``x`` float32 ``[B, H + n S]``."""
+        heads = x[:, :self.head].unsqueeze(1).expand(-1, self.n, -1)
+        slots = x[:, self.head:].reshape(len(x), self.n, self.slot)
+        return self.score(torch.cat([heads, slots], dim=-1)).squeeze(-1)
+
+
 class PPOAgent(nn.Module):
-    """Policy and value networks (two tanh MLPs) over normalised observations.
+    """Policy and value networks (two tanh MLPs; with ``slot_size`` a :class:`SlotActor`)
+    over normalised observations.
 
     Args:
         observation_space: a flat ``Box`` (``D`` values).
@@ -178,7 +210,16 @@ class PPOAgent(nn.Module):
             raise ValueError(f"native PPO needs a Discrete or flat Box action space, got "
                              f"{action_space}.")
         self.norm = RunningNorm(size)
-        self.actor = _mlp(size, config.hidden, n_out, 0.01)
+        if config.slot_size:
+            if not self.discrete or size != config.slot_head + n_out * config.slot_size:
+                raise ValueError(f"a slot actor needs a Discrete(n) action and observations of "
+                                 f"slot_head + n * slot_size values, got {action_space} and "
+                                 f"{size} values for head {config.slot_head}, slot "
+                                 f"{config.slot_size}.")
+            self.actor: nn.Module = SlotActor(config.slot_head, config.slot_size, n_out,
+                                              config.hidden)
+        else:
+            self.actor = _mlp(size, config.hidden, n_out, 0.01)
         self.critic = _mlp(size, config.hidden, 1, 1.0)
 
     def normalize(self, obs: torch.Tensor) -> torch.Tensor:

@@ -22,9 +22,10 @@ from typing import Any
 from agents.core.algos import ALGOS, AlgoSpec, as_spec
 from agents.core.evaluate import Policy, sweep_answers
 from agents.core.saved import MANIFEST, SavedAgent, reads_digest, table_digest, write_manifest
+from agents.triage.rollout import policy_triage_scores
 from agents.weighting.softmax_pg import SoftmaxPGConfig
 from agents.worklist.rollout import policy_shift_scores
-from mura_env import WORKLIST_ENV_ID
+from mura_env import TRIAGE_ENV_ID, WORKLIST_ENV_ID
 from mura_env.logits import LogitsTable
 from mura_env.weighting.config import WeightingConfig
 
@@ -223,6 +224,7 @@ def start_manifest(spec: AlgoSpec, config: WeightingConfig, table: LogitsTable, 
 #: env id -> ``scores(policy, config, split) -> {name: value}``.
 EPISODE_SCORES: dict[str, Callable[[Any, WeightingConfig, str], dict[str, float]]] = {
     WORKLIST_ENV_ID: policy_shift_scores,
+    TRIAGE_ENV_ID: policy_triage_scores,
 }
 
 
@@ -232,7 +234,9 @@ def policy_scores(policy: Any, config: WeightingConfig, split: str) -> dict[str,
     ``kappa``, and for a deferral env the team's, with its ``deferral_rate`` (the problem's
     :meth:`~mura_env.weighting.problem.WeightingProblem.answer_scores`). On ``MuraWorklist-v0`` the
     studies of fixed shifts of ``split`` instead
-    (:func:`agents.worklist.rollout.policy_shift_scores`)."""
+    (:func:`agents.worklist.rollout.policy_shift_scores`); on ``MuraTriage-v0`` fixed shifts of
+    the reading room (:func:`agents.triage.rollout.policy_triage_scores`: costs, waits and the
+    reads' ``accuracy``)."""
     episode_scores = EPISODE_SCORES.get(config.env_id)
     if episode_scores is not None:
         return episode_scores(policy, config, split)

@@ -198,3 +198,22 @@ def least_cost(candidates: dict[Any, object], tune_shifts: Callable[[], list[Tri
     costs = {key: float(np.mean([run_shift(shift, rule).room.cost for shift in tune_shifts()]))
              for key, rule in candidates.items()}
     return min(costs, key=costs.__getitem__)
+
+
+def fit_rules(probability: np.ndarray, labels: np.ndarray,
+              tune_shifts: Callable[[], list[TriageShift]]) -> dict[str, Any]:
+    """Every rule of this module, fitted on tune: the flag threshold on the tune studies
+    (``probability`` float ``[n]``, ``labels`` int ``[n]``), the server-aware exponent and the
+    tuned index's powers on the shifts ``tune_shifts()`` returns (fresh ones, the same each
+    call). Returns ``{rule name: rule}`` in report order (the last, the clairvoyant rule, knows
+    the labels: a reference)."""
+    return {
+        "first_in_first_out": FirstInFirstOut(),
+        "flag_first": FlagFirst().fit(probability, labels),
+        "by_probability": ByProbability(),
+        "c_mu": CMu(),
+        "generalized_c_mu": GeneralizedCMu(),
+        "server_aware_c_mu": ServerAwareCMu().fit(tune_shifts),
+        "tuned_index": TunedIndex().fit(tune_shifts),
+        "clairvoyant": Clairvoyant(),
+    }

@@ -27,7 +27,11 @@ from skrl.trainers.torch import SequentialTrainer
 from skrl.utils import set_seed
 from torch import nn
 
-from mura_env import registered_env_ids
+from mura_env import TRIAGE_ENV_ID, registered_env_ids
+
+#: Env arguments of the checks: random actions sample every slot of MuraTriage-v0, so a closed
+#: slot reads the earliest waiting study instead of being refused.
+CHECK_KWARGS = {TRIAGE_ENV_ID: {"masked_action": "earliest"}}
 
 
 class Policy(GaussianMixin, Model):
@@ -85,8 +89,9 @@ def check_every_env(num_envs: int) -> None:
     does not recognise the env), each reset and stepped once with a sampled action; prints one
     line each and raises on the first failure."""
     for env_id in registered_env_ids():
-        for name, raw in (("make", gym.make(env_id)),
-                          ("make_vec", gym.make_vec(env_id, num_envs=num_envs))):
+        kwargs = CHECK_KWARGS.get(env_id, {})
+        for name, raw in (("make", gym.make(env_id, **kwargs)),
+                          ("make_vec", gym.make_vec(env_id, num_envs=num_envs, **kwargs))):
             try:
                 env, how = wrap_env(raw, wrapper="auto", verbose=False), "auto"
             except ValueError:  # skrl's "auto" reads only the direct base classes

@@ -30,7 +30,11 @@ from torchrl.modules import ProbabilisticActor, TanhNormal, ValueOperator
 from torchrl.objectives import ClipPPOLoss
 from torchrl.objectives.value import GAE
 
-from mura_env import registered_env_ids
+from mura_env import TRIAGE_ENV_ID, registered_env_ids
+
+#: Env arguments of the checks: random actions sample every slot of MuraTriage-v0, so a closed
+#: slot reads the earliest waiting study instead of being refused.
+CHECK_KWARGS = {TRIAGE_ENV_ID: {"masked_action": "earliest"}}
 
 
 def parse_args() -> argparse.Namespace:
@@ -51,7 +55,7 @@ def check_every_env(seed: int) -> None:
     """``GymEnv(id)`` and ``check_env_specs`` for every env id ``mura_env`` registers; prints
     one line each and raises on the first failure."""
     for env_id in registered_env_ids():
-        env = GymEnv(env_id)
+        env = GymEnv(env_id, **CHECK_KWARGS.get(env_id, {}))
         env.set_seed(seed)
         check_env_specs(env)
         print(f"check_env_specs({env_id}): ok; observation "

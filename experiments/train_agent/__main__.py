@@ -56,6 +56,9 @@ from agents.core.evaluate import evaluate_policy
 from agents.core.fingerprint import fitted_fingerprint
 from agents.core.train import TrainedAgent, policy_scores, resolve_hyperparameters, train_agent
 from agents.deferral.methods import DeferralData, fit_deferral_methods
+from agents.triage import rollout as triage_rollout
+from agents.triage.rollout import evaluation_episodes, play_policy, play_rule, triage_scores
+from agents.triage.rules import fit_rules
 from agents.weighting.reporting import SPLIT_USE, baseline_evaluations, kind_of, summary_row
 from agents.weighting.softmax_pg import SoftmaxPGConfig
 from agents.worklist.methods import WorklistData, fit_worklist_methods, simulate
@@ -67,11 +70,19 @@ from experiments.common.options import (
     LogitsOptions,
     ReportOptions,
 )
-from mura_env import DEFERRAL_ENV_ID, ENV_ID, WORKLIST_ENV_ID, env_config_class, registered_env_ids
+from mura_env import (
+    DEFERRAL_ENV_ID,
+    ENV_ID,
+    TRIAGE_ENV_ID,
+    WORKLIST_ENV_ID,
+    env_config_class,
+    registered_env_ids,
+)
 from mura_env.common.atomic import atomic_write_bytes
 from mura_env.common.config_cli import parse_config, save_config
 from mura_env.deferral.config import DeferralConfig
 from mura_env.logits import LogitsTableError, MissingLogitsError
+from mura_env.triage.config import TriageConfig
 from mura_env.weighting.config import WeightingConfig
 from mura_env.worklist.config import WorklistConfig
 
@@ -315,6 +326,46 @@ def finish_worklist(cfg: TrainAgentConfig, trained: TrainedAgent, env_config: Wo
     return 0
 
 
+#: Tune shifts the triage rules are fitted on in a train_agent run, and their seed.
+TRIAGE_TUNE_SHIFTS, TRIAGE_TUNE_SEED = 10, 1_000
+
+
+def finish_triage(cfg: TrainAgentConfig, trained: TrainedAgent, env_config: TriageConfig,
+                  out: Path, source: Path) -> int:
+    """Score a triage agent on fixed valid shifts (cost per shift, waits, reads' accuracy)
+    beside the triage rules fitted on tune and played on the same shifts; writes
+    ``metrics.json`` and ``baselines.csv``."""
+    n_shifts, seed = triage_rollout.EVAL_SHIFTS, triage_rollout.EVAL_SEED
+    problem, episodes = evaluation_episodes(env_config, "valid", n_shifts, seed)
+    scores = triage_scores(problem, play_policy(trained.model, problem, episodes))
+    summary = {"split": "valid", "n_shifts": n_shifts, **scores,
+               **run_summary(cfg, trained, source)}
+    tune_problem, _ = evaluation_episodes(env_config, "tune", 0, TRIAGE_TUNE_SEED)
+
+    def tune_shifts() -> list:
+        return [e.shift for e in evaluation_episodes(env_config, "tune", TRIAGE_TUNE_SHIFTS,
+                                                     TRIAGE_TUNE_SEED)[1]]
+
+    rules = fit_rules(tune_problem.probability, tune_problem.studies.labels, tune_shifts)
+    keys = ("cost_per_shift", "mean_wait_abnormal", "p90_wait_abnormal", "mean_wait_normal",
+            "accuracy")
+    rows = [{"method": cfg.algo, "kind": "agent", **{k: scores[k] for k in keys}}]
+    for name, rule in rules.items():
+        played = play_rule(rule, evaluation_episodes(env_config, "valid", n_shifts, seed)[1])
+        rule_scores = triage_scores(problem, played)
+        rows.append({"method": name, "kind": "reference" if name == "clairvoyant" else "rule",
+                     **{k: rule_scores[k] for k in keys}})
+    frame = pd.DataFrame(rows)
+    write_summary(out, summary, frame, trained,
+                  [(r["method"], r["kind"], rules[r["method"]]) for r in rows[1:]])
+    print(f"valid split, {n_shifts} shifts of {env_config.minutes:g} minutes, "
+          f"profile {env_config.profile}, load {env_config.load:g} (SYNTHETIC data; nothing "
+          "clinical):")
+    print(frame.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"{cfg.algo}: {trained.env_steps} env steps, {trained.wall_time:.1f} s; wrote {out}/")
+    return 0
+
+
 def finish_scores(cfg: TrainAgentConfig, trained: TrainedAgent, env_config: WeightingConfig,
                   out: Path, source: Path) -> int:
     """Score an agent of any other env by :func:`agents.core.train.policy_scores` on valid;
@@ -330,7 +381,8 @@ def finish_scores(cfg: TrainAgentConfig, trained: TrainedAgent, env_config: Weig
 #: How an agent of each env is scored on valid and compared (other envs: :func:`finish_scores`).
 FINISHERS: dict[str, Callable[..., int]] = {ENV_ID: finish_weighting,
                                              DEFERRAL_ENV_ID: finish_deferral,
-                                             WORKLIST_ENV_ID: finish_worklist}
+                                             WORKLIST_ENV_ID: finish_worklist,
+                                             TRIAGE_ENV_ID: finish_triage}
 
 
 if __name__ == "__main__":

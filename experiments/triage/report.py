@@ -1,5 +1,5 @@
-"""The triage experiment's summary and report: per (profile, load, rule), the mean over tables
-with the seed-level interval over backbone seeds, and ``triage.md``."""
+"""The triage experiment's summary and report: per (profile, load, method), the mean over tables
+(and agent seeds) with the seed-level interval over backbone seeds, and ``triage.md``."""
 
 from __future__ import annotations
 
@@ -19,29 +19,40 @@ REFERENCES = ("tuned_index", "clairvoyant")
 #: The figures summarised per cell (means over tables).
 FIGURES = ("cost_per_shift", "mean_wait_abnormal", "p90_wait_abnormal", "mean_wait_normal",
            "p90_wait_normal", "minutes_saved_abnormal", "missed_abnormal_share",
-           "mean_wait_missed_abnormal")
+           "mean_wait_missed_abnormal", "utilisation")
+#: The rules whose better cost (per table and cell) a learned scheduler is measured against.
+BEST_INDEX = ("server_aware_c_mu", "tuned_index")
+
+
+#: The cost comparisons of the summary: column -> the method(s) whose cost is the base.
+COMPARISONS = {"cost_vs_c_mu": ("c_mu",), "cost_vs_best_index": BEST_INDEX,
+               "cost_vs_fifo": ("first_in_first_out",)}
 
 
 def summary_frame(runs: pd.DataFrame, seed_unit: np.ndarray) -> pd.DataFrame:
-    """Per (profile, load, rule): the mean of each of :data:`FIGURES` over tables, the cost
-    against c-mu in percent (``cost_vs_c_mu``) and against first in, first out, each cost
-    difference and the minutes saved with the Student-t 95% interval over backbone seeds (each
-    seed's tables averaged first; ``seed_unit`` int ``[T]``: each table's seed)."""
+    """Per (profile, load, method): the mean of each of :data:`FIGURES` over tables (and agent
+    seeds), the cost in percent against c-mu (``cost_vs_c_mu``), against the better of
+    :data:`BEST_INDEX` on the same table and cell (``cost_vs_best_index``) and against first
+    in, first out; each cost difference and the minutes saved with the Student-t 95% interval
+    over backbone seeds (each seed's tables and agent seeds averaged first; ``seed_unit`` int
+    ``[T]``: each table's seed)."""
     runs = runs.copy()
     cell = ["profile", "load"]
-    for reference, key in (("c_mu", "cost_vs_c_mu"), ("first_in_first_out", "cost_vs_fifo")):
-        base = runs[runs["rule"] == reference].set_index(cell + ["table"])["cost_per_shift"]
-        own = runs.set_index(cell + ["table"]).index
+    own = runs.set_index(cell + ["table"]).index
+    for key, references in COMPARISONS.items():
+        chosen = runs[runs["rule"].isin(references)]
+        base = chosen.groupby(cell + ["table"])["cost_per_shift"].min()
         runs[key] = 100.0 * (runs["cost_per_shift"].to_numpy() / base.reindex(own).to_numpy()
                              - 1.0)
     runs["seed_unit"] = np.asarray(seed_unit)[runs["table"].to_numpy()]
     rows = []
     for (profile, load, rule), group in runs.groupby(cell + ["rule"], sort=False):
         row: dict[str, Any] = {"profile": profile, "load": load, "rule": rule,
-                               "n_tables": len(group)}
-        for name in (*FIGURES, "cost_vs_c_mu", "cost_vs_fifo"):
+                               "kind": group["kind"].iloc[0],
+                               "n_tables": group["table"].nunique(), "n_runs": len(group)}
+        for name in (*FIGURES, *COMPARISONS):
             row[name] = float(group[name].mean())
-        for name in ("cost_vs_c_mu", "cost_vs_fifo", "minutes_saved_abnormal"):
+        for name in (*COMPARISONS, "minutes_saved_abnormal"):
             per_seed = group.groupby("seed_unit")[name].mean().to_numpy()
             row[f"{name}_seed_ci_low"], row[f"{name}_seed_ci_high"] = t_interval(per_seed)
         rows.append(row)
@@ -65,25 +76,36 @@ def to_markdown(summary: pd.DataFrame, info: dict[str, Any]) -> str:
              "times a normal one's"
              + (f", and {info['late_cost']:g} more per minute past {info['deadline']:g} minutes"
                 if info.get("deadline") is not None else "")
+             + (f"; reads lengthen by {100 * info['fatigue']:g}% per hour of reading without "
+                "rest" if info.get("fatigue") else "")
              + ". Rules are fitted on tune (the flag threshold on the tune "
-             f"studies, the server-aware exponent on {info['tune_shifts']} tune shifts). "
-             "Intervals: Student-t 95% over the backbone seeds (each seed's tables averaged). "
+             f"studies, the server-aware exponent and the tuned index on {info['tune_shifts']} "
+             "tune shifts); agents train on tune shifts ("
+             + (", ".join(f"{a}: {info['budgets'][a]:,} env steps, {info['seeds']} seeds, "
+                          f"{info['train_seconds'].get(a, float('nan')):.0f} s per run"
+                          for a in info["agents"]) or "none") + "). "
+             "Intervals: Student-t 95% over the backbone seeds (each seed's tables and agent "
+             "seeds averaged). "
              "Synthetic data: nothing here is clinical.", ""]
     for (profile, load), cell in summary.groupby(["profile", "load"], sort=False):
         lines += [f"## {profile}, load {load:g}", ""]
-        rows = [[r["rule"] + (" (reference)" if r["rule"] in REFERENCES else ""),
+        rows = [[r["rule"] + (" (reference)" if r["rule"] in REFERENCES else "")
+                 + (f" (agent, {r['n_runs'] // r['n_tables']} seeds)" if r["kind"] == "agent"
+                    else ""),
                  f"{r['cost_per_shift']:,.0f}", _interval(r, "cost_vs_c_mu"),
-                 _interval(r, "cost_vs_fifo"), f"{r['mean_wait_abnormal']:.1f}",
+                 _interval(r, "cost_vs_best_index"), _interval(r, "cost_vs_fifo"),
+                 f"{r['mean_wait_abnormal']:.1f}",
                  f"{r['p90_wait_abnormal']:.1f}", _interval(r, "minutes_saved_abnormal"),
                  f"{r['mean_wait_normal']:.1f}",
                  f"{100 * r['missed_abnormal_share']:.0f}% / "
-                 f"{r['mean_wait_missed_abnormal']:.1f}"]
+                 f"{r['mean_wait_missed_abnormal']:.1f}", f"{100 * r['utilisation']:.0f}%"]
                 for _, r in cell.iterrows()]
         lines += markdown_table(
-            ["rule", "cost per shift", "vs c-mu (%)", "vs first in, first out (%)",
+            ["method", "cost per shift", "vs c-mu (%)",
+             "vs best of server-aware c-mu, tuned index (%)", "vs first in, first out (%)",
              "abnormal: mean wait (min)", "abnormal: 90th percentile",
              "minutes saved (abnormal) vs FIFO", "normal: mean wait",
-             "missed abnormal: share / mean wait"], rows)
+             "missed abnormal: share / mean wait", "utilisation"], rows)
         lines.append("")
     return "\n".join(lines)
 

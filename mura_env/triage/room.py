@@ -13,6 +13,14 @@ its arrival), and the area under the worklist's length (the number waiting, inte
 time). By Little's law the area
 equals the sum of the waits once every study has started; both are kept separately, so a test can
 hold the room to it.
+
+Reader fatigue (``fatigue > 0``) lengthens reads: a reader's *strain* is the minutes it has read
+without rest (each idle minute takes one minute off, down to 0), and a read started at strain
+``s`` takes ``read_minutes[i, r] * (1 + fatigue * s / 60)``. Long uninterrupted reading slows
+radiologists and lowers their accuracy (Krupinski et al., J Am Coll Radiol 2010; the review of
+Stec et al., AJR 2018); this model keeps the slowing only, and its size is a parameter to study,
+not a measured value (``fatigue=0.2``: an hour of uninterrupted reading makes the next read 20%
+longer).
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ class ReadingRoom:
             (>= 0; ``inf``: none); default none.
         late_weights: float ``[n]``, each study's further cost per minute waited past its
             deadline (>= 0); default 0.
+        fatigue: the share a read lengthens per hour of strain (>= 0; 0: no fatigue).
 
     Attributes:
         now: float, the current minute.
@@ -42,18 +51,20 @@ class ReadingRoom:
             free).
         start: float64 ``[n]``, when each study's read started (NaN until then).
         reader: int64 ``[n]``, who read it (-1 until then).
+        taken: float64 ``[n]``, how long its read took (NaN until started; ``read_minutes``
+            lengthened by fatigue).
         cost: the waiting cost accumulated so far (sum over studies of weight x minutes waited
             plus late weight x minutes waited past the deadline, up to ``now``).
         queue_area: the worklist's length integrated over time, up to ``now``.
 
     Raises:
         ValueError: arrays of the wrong shape, unsorted or negative arrivals, reading times
-            <= 0, negative weights or deadlines.
+            <= 0, negative weights, deadlines or fatigue.
     """
 
     def __init__(self, arrivals: np.ndarray, read_minutes: np.ndarray,
                  weights: np.ndarray | None = None, deadlines: np.ndarray | None = None,
-                 late_weights: np.ndarray | None = None) -> None:
+                 late_weights: np.ndarray | None = None, fatigue: float = 0.0) -> None:
         arrivals = np.asarray(arrivals, dtype=np.float64)
         read_minutes = np.asarray(read_minutes, dtype=np.float64)
         n = arrivals.size
@@ -66,6 +77,9 @@ class ReadingRoom:
             raise ValueError("arrivals must be finite, >= 0 and in non-decreasing order.")
         if not (np.isfinite(read_minutes).all() and (read_minutes > 0).all()):
             raise ValueError("reading times must be finite and > 0.")
+        if not (np.isfinite(fatigue) and fatigue >= 0):
+            raise ValueError(f"fatigue must be finite and >= 0, got {fatigue!r}.")
+        self.fatigue = float(fatigue)
         weights = _per_study("weights", weights, n, 1.0)
         self.deadlines = _per_study("deadlines", deadlines, n, math.inf, finite=False)
         self.late_weights = _per_study("late_weights", late_weights, n, 0.0)
@@ -80,6 +94,8 @@ class ReadingRoom:
         self.busy_until = np.zeros(read_minutes.shape[1])
         self.start = np.full(n, np.nan)
         self.reader = np.full(n, -1, dtype=np.int64)
+        self.taken = np.full(n, np.nan)
+        self._strain = np.zeros(read_minutes.shape[1])  # at the end of each reader's last read
         self.cost = 0.0
         self.queue_area = 0.0
         self._next = 0  # the next study to arrive
@@ -95,6 +111,11 @@ class ReadingRoom:
         """float64 ``[n]``: each study's minutes from arrival to the start of its read (NaN for a
         study not started yet)."""
         return self.start - self.arrivals
+
+    def strain(self) -> np.ndarray:
+        """float64 ``[R]``: each reader's strain now (minutes read without rest; see the module
+        docstring), for a busy reader the strain its current read will end with."""
+        return np.maximum(self._strain - np.maximum(self.now - self.busy_until, 0.0), 0.0)
 
     @property
     def done(self) -> bool:
@@ -174,7 +195,13 @@ class ReadingRoom:
                 if self._n_late else 0.0
         self.start[study] = self.now
         self.reader[study] = reader
-        self.busy_until[reader] = self.now + self.read_minutes[study, reader]
+        minutes = self.read_minutes[study, reader]
+        if self.fatigue > 0:
+            strain = max(self._strain[reader] - (self.now - self.busy_until[reader]), 0.0)
+            minutes *= 1.0 + self.fatigue * strain / 60.0
+            self._strain[reader] = strain + minutes
+        self.taken[study] = minutes
+        self.busy_until[reader] = self.now + minutes
         return study
 
 

@@ -48,6 +48,8 @@ class RoomSetting:
             (:func:`mura_env.triage.read_times.draw_read_minutes`).
         deadline: minutes after arrival by which an abnormal study's read should start (None:
             no deadline); late_cost: an abnormal study's further cost per minute past it.
+        fatigue: how much a read lengthens per hour a reader has read without rest
+            (:class:`~mura_env.triage.room.ReadingRoom`; 0: no fatigue).
     """
 
     minutes: float = 480.0
@@ -59,6 +61,7 @@ class RoomSetting:
     read_cv: float = 0.5
     deadline: float | None = None
     late_cost: float = 10.0
+    fatigue: float = 0.0
 
     def __post_init__(self) -> None:
         relative_rates(self.profile)  # raises on an unknown profile
@@ -77,8 +80,9 @@ class RoomSetting:
             raise ValueError(f"urgency must be finite and >= 1, got {self.urgency!r}.")
         if self.deadline is not None and not (np.isfinite(self.deadline) and self.deadline >= 0):
             raise ValueError(f"deadline must be None or finite and >= 0, got {self.deadline!r}.")
-        if not (np.isfinite(self.late_cost) and self.late_cost >= 0):
-            raise ValueError(f"late_cost must be finite and >= 0, got {self.late_cost!r}.")
+        for name in ("late_cost", "fatigue"):
+            if not (np.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
+                raise ValueError(f"{name} must be finite and >= 0, got {getattr(self, name)!r}.")
 
     def mean_minutes(self) -> np.ndarray:
         """float64 ``[7, R]``: each radiologist's mean reading time per body part
@@ -152,6 +156,6 @@ def draw_shift(probability: np.ndarray, labels: np.ndarray, part_index: np.ndarr
     deadline = math.inf if setting.deadline is None else float(setting.deadline)
     late = setting.late_cost if setting.deadline is not None else 0.0
     room = ReadingRoom(arrivals, minutes, weights, np.where(abnormal, deadline, math.inf),
-                       np.where(abnormal, late, 0.0))
+                       np.where(abnormal, late, 0.0), setting.fatigue)
     return TriageShift(room, studies, probability[studies], labels[studies],
                        part_index[studies], mean, setting.urgency, deadline, late)

@@ -89,6 +89,49 @@ def best_reader(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return best, top
 
 
+def combiner_values(table: Any, combiner: str, models: tuple[str, ...] | None,
+                    readers: tuple[str, ...], read_cost: float, study_ids: np.ndarray,
+                    split: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """What the combiner ``"module:function"`` (by default the worklist methods' stacking and
+    reader skill, named by entry point because the agents package builds on this one) fitted on
+    ``table``'s tune studies gives the studies ``study_ids``.
+
+    The combiner is called once per table, combiner, members, readers and cost (cached while the
+    table lives), on every split of the table whose logits are not hidden: a study's values do
+    not depend on the split asked for.
+
+    Returns:
+        Read-only ``(probability float64 [n], gains float64 [n, R])`` of the studies, in the
+        order of ``study_ids``.
+
+    Raises:
+        ValueError: the combiner cannot be loaded, or returns no values for some study (of
+            ``split``, named in the message).
+    """
+    fits = _COMBINER_FITS.setdefault(table, {})
+    key = (combiner, models, readers, read_cost)
+    if key not in fits:
+        try:
+            function = load_env_creator(combiner)
+        except (ImportError, AttributeError) as e:
+            raise ValueError(f"combiner {combiner!r} cannot be loaded ({e}); expected "
+                             "'module:function' of an importable module.") from e
+        members = table.select(models=models)
+        splits = members.studies["split"].to_numpy()
+        hidden = set(splits[~np.isfinite(members.logits).all(axis=(1, 2))])
+        usable = tuple(sorted(set(splits) - hidden))  # a split with hidden logits is not scored
+        fits[key] = function(members, usable, readers, read_cost)
+    ids, probability, gains = fits[key]
+    rows = pd.Index(ids).get_indexer(study_ids)
+    if (rows < 0).any():
+        raise ValueError(f"combiner {combiner!r} returned no values for some studies of split "
+                         f"{split!r}; it must answer every study of the splits it is given.")
+    probability, gains = probability[rows], gains[rows]
+    for array in (probability, gains):
+        array.flags.writeable = False
+    return probability, gains
+
+
 class WorklistProblem(WeightingProblem):
     """The studies, reads, spaces and reward of one :class:`WorklistConfig`.
 
@@ -158,33 +201,11 @@ class WorklistProblem(WeightingProblem):
 
     def _fit_combiner(self) -> None:
         """Set :attr:`ensemble_probability` and :attr:`gains` of the selected studies from the
-        config's ``combiner`` (fitted on the table's tune studies; by default the worklist
-        methods' stacking and reader skill, named by entry point because the agents package
-        builds on this one)."""
+        config's ``combiner`` (:func:`combiner_values`)."""
         cfg = self.config
-        fits = _COMBINER_FITS.setdefault(self.table, {})
-        key = (cfg.combiner, cfg.models, self.readers, cfg.read_cost)
-        if key not in fits:  # one fit answers every split: a study's values do not depend on
-            try:             # the split asked for
-                combiner = load_env_creator(cfg.combiner)
-            except (ImportError, AttributeError) as e:
-                raise ValueError(f"combiner {cfg.combiner!r} cannot be loaded ({e}); expected "
-                                 "'module:function' of an importable module.") from e
-            members = self.table.select(models=cfg.models)
-            split = members.studies["split"].to_numpy()
-            hidden = set(split[~np.isfinite(members.logits).all(axis=(1, 2))])
-            usable = tuple(sorted(set(split) - hidden))  # a split with hidden logits is not
-            fits[key] = combiner(members, usable, self.readers, cfg.read_cost)  # scored
-        ids, probability, gains = fits[key]
-        rows = pd.Index(ids).get_indexer(self.studies.study_ids)
-        if (rows < 0).any():
-            raise ValueError(f"combiner {cfg.combiner!r} returned no values for some studies "
-                             f"of split {cfg.split!r}; it must answer every study of the "
-                             "splits it is given.")
-        self.ensemble_probability = probability[rows]
-        self.gains = gains[rows]
-        for array in (self.ensemble_probability, self.gains):
-            array.flags.writeable = False
+        self.ensemble_probability, self.gains = combiner_values(
+            self.table, cfg.combiner, cfg.models, self.readers, cfg.read_cost,
+            self.studies.study_ids, cfg.split)
 
     def _prepare_step_tables(self) -> None:
         """Lookup tables that keep :meth:`answer` and :meth:`observe` to a few 1-D NumPy
