@@ -40,6 +40,19 @@ def tiny_table(n_tune: int = 9, n_train: int = 4, n_valid: int = 5, k: int = 3,
                                    [f"m{j}" for j in range(k)], logits)
 
 
+def with_known_reads(table: LogitsTable, readers: tuple[str, str, str]) -> LogitsTable:
+    """``table`` with three readers whose reads are known by construction: always right,
+    always wrong, right on even rows (in ``readers``' order)."""
+    studies = table.studies
+    labels = studies["label"].to_numpy()
+    parity = np.arange(len(studies)) % 2 == 0
+    reads = dict(zip(readers, (labels, 1 - labels, np.where(parity, labels, 1 - labels)),
+                     strict=True))
+    frame = pd.concat([pd.DataFrame({"study_id": studies["study_id"], "reader_id": r,
+                                     "read": reads[r]}) for r in readers])
+    return table.with_reads(frame)
+
+
 def hand_mapping(logits: np.ndarray, action: np.ndarray, action_scale: float = 3.0,
                  temperature: float = 1.0) -> tuple[np.ndarray, np.ndarray, float]:
     """The env's contract, written out: ``(weights [K], q [K], p)`` for one study's logits

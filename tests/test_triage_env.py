@@ -8,9 +8,8 @@ import warnings
 
 import gymnasium as gym
 import numpy as np
-import pandas as pd
 import pytest
-from env_fixtures import tiny_table
+from env_fixtures import tiny_table, with_known_reads
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
@@ -30,15 +29,7 @@ SHORT = {"minutes": 60.0, "queue_slots": 8}
 def _readers_table() -> LogitsTable:
     """``tiny_table`` with the room's three radiologists, whose reads are known by
     construction."""
-    table = tiny_table(n_tune=21, n_valid=9)
-    studies = table.studies
-    labels = studies["label"].to_numpy()
-    parity = np.arange(len(studies)) % 2 == 0
-    reads = dict(zip(READERS, (labels, 1 - labels, np.where(parity, labels, 1 - labels)),
-                     strict=True))
-    frame = pd.concat([pd.DataFrame({"study_id": studies["study_id"], "reader_id": r,
-                                     "read": reads[r]}) for r in READERS])
-    return table.with_reads(frame)
+    return with_known_reads(tiny_table(n_tune=21, n_valid=9), READERS)
 
 
 @pytest.fixture(scope="module")

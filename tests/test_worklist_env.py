@@ -9,9 +9,8 @@ import warnings
 
 import gymnasium as gym
 import numpy as np
-import pandas as pd
 import pytest
-from env_fixtures import REWARD_NAMES, hand_mapping, hand_reward, tiny_table
+from env_fixtures import REWARD_NAMES, hand_mapping, hand_reward, tiny_table, with_known_reads
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
@@ -28,14 +27,7 @@ READERS = ("right", "wrong", "half")  # always right, always wrong, right on eve
 
 def _readers_table(n_tune: int = 21) -> LogitsTable:
     """``tiny_table`` with three readers whose reads are known by construction."""
-    table = tiny_table(n_tune=n_tune, k=K)
-    studies = table.studies
-    labels = studies["label"].to_numpy()
-    parity = np.arange(len(studies)) % 2 == 0
-    reads = {"right": labels, "wrong": 1 - labels, "half": np.where(parity, labels, 1 - labels)}
-    frame = pd.concat([pd.DataFrame({"study_id": studies["study_id"], "reader_id": r,
-                                     "read": reads[r]}) for r in READERS])
-    return table.with_reads(frame)
+    return with_known_reads(tiny_table(n_tune=n_tune, k=K), READERS)
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,12 @@ sb3-contrib's MaskablePPO and RecurrentPPO take PPO's worklist budget. Native PP
 budget, 1,048,576 env steps (64 updates of 256 envs x 64 steps), is the largest tune plateau of
 ``benchmarks/native_ppo_curves.py`` (the routing action with gains observed; reference tables 0,
 3, 6, 9 x capacities 5% and 10% x seeds 0, 1; plateaus 655,360 to 1,048,576); its budget on the
-one-study envs is fixed beforehand.
+one-study envs is fixed beforehand. Its budget in the reading room (``MuraTriage-v0``),
+1,310,720 env steps (decisions; 160 updates of 128 envs x 64 steps), is the largest tune plateau
+of ``benchmarks/triage_curves.py`` (reference tables 0 and 5 x arrival profiles steady and surge at
+load 0.9, seed 0, 1,572,864 steps each; a plateau is the first evaluation within 2% of the run's
+lowest cost; 655,360 steady, 1,179,648 and 1,310,720 surge). MaskablePPO's there is PPO's
+worklist budget, fixed beforehand, not a plateau.
 """
 
 from __future__ import annotations
@@ -51,7 +56,7 @@ NATIVE_PPO_BUDGET = 2_097_152
 #: Native PPO's budget on the worklist: where its tune curves flatten (see the module docstring).
 NATIVE_PPO_WORKLIST_BUDGET = 1_048_576
 #: Native PPO's budget on the reading room: where its tune curves flatten (module docstring).
-NATIVE_PPO_TRIAGE_BUDGET = 393_216
+NATIVE_PPO_TRIAGE_BUDGET = 1_310_720
 #: Native PPO's settings on the reading room: the slot actor (every waiting study scored by one
 #: shared network), observations unnormalised (already on unit scales), a discount for a shift
 #: of about 300 decisions.

@@ -249,6 +249,16 @@ def run_summary(cfg: TrainAgentConfig, trained: TrainedAgent, source: Path) -> d
             "logits": str(source)}
 
 
+def print_comparison(header: str, frame: pd.DataFrame, cfg: TrainAgentConfig,
+                     trained: TrainedAgent, out: Path) -> int:
+    """Print ``header`` (the valid setting), ``frame`` (the agent beside the classical
+    methods) and the run's budget and folder; returns 0, the exit status."""
+    print(f"{header} (SYNTHETIC data; nothing clinical):")
+    print(frame.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"{cfg.algo}: {trained.env_steps} env steps, {trained.wall_time:.1f} s; wrote {out}/")
+    return 0
+
+
 def finish_weighting(cfg: TrainAgentConfig, trained: TrainedAgent, env_config: WeightingConfig,
                      out: Path, source: Path) -> int:
     """Score a weighting agent on valid (MURA's metrics with bootstrap intervals) beside every
@@ -289,11 +299,8 @@ def finish_deferral(cfg: TrainAgentConfig, trained: TrainedAgent, env_config: De
         for method in methods]
     frame = pd.DataFrame(rows)
     write_summary(out, summary, frame, trained, [(m.name, m.kind, m) for m in methods])
-    print(f"valid split, {valid.studies.n_studies} studies, defer_cost "
-          f"{env_config.defer_cost:g} (SYNTHETIC data; nothing clinical):")
-    print(frame.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print(f"{cfg.algo}: {trained.env_steps} env steps, {trained.wall_time:.1f} s; wrote {out}/")
-    return 0
+    return print_comparison(f"valid split, {valid.studies.n_studies} studies, defer_cost "
+                            f"{env_config.defer_cost:g}", frame, cfg, trained, out)
 
 
 def finish_worklist(cfg: TrainAgentConfig, trained: TrainedAgent, env_config: WorklistConfig,
@@ -318,12 +325,9 @@ def finish_worklist(cfg: TrainAgentConfig, trained: TrainedAgent, env_config: Wo
                          "accuracy": result["accuracy"], "kappa": result["kappa"]})
     frame = pd.DataFrame(rows_out)
     write_summary(out, summary, frame, trained, [(m.name, m.kind, m) for m in methods])
-    print(f"valid split, {EVAL_SHIFTS} shifts of {env_config.shift_size} studies, scenario "
-          f"{env_config.scenario}, capacity {env_config.capacity} (SYNTHETIC data; nothing "
-          "clinical):")
-    print(frame.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print(f"{cfg.algo}: {trained.env_steps} env steps, {trained.wall_time:.1f} s; wrote {out}/")
-    return 0
+    return print_comparison(f"valid split, {EVAL_SHIFTS} shifts of {env_config.shift_size} "
+                            f"studies, scenario {env_config.scenario}, capacity "
+                            f"{env_config.capacity}", frame, cfg, trained, out)
 
 
 #: Tune shifts the triage rules are fitted on in a train_agent run, and their seed.
@@ -358,12 +362,9 @@ def finish_triage(cfg: TrainAgentConfig, trained: TrainedAgent, env_config: Tria
     frame = pd.DataFrame(rows)
     write_summary(out, summary, frame, trained,
                   [(r["method"], r["kind"], rules[r["method"]]) for r in rows[1:]])
-    print(f"valid split, {n_shifts} shifts of {env_config.minutes:g} minutes, "
-          f"profile {env_config.profile}, load {env_config.load:g} (SYNTHETIC data; nothing "
-          "clinical):")
-    print(frame.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print(f"{cfg.algo}: {trained.env_steps} env steps, {trained.wall_time:.1f} s; wrote {out}/")
-    return 0
+    return print_comparison(f"valid split, {n_shifts} shifts of {env_config.minutes:g} minutes, "
+                            f"profile {env_config.profile}, load {env_config.load:g}", frame,
+                            cfg, trained, out)
 
 
 def finish_scores(cfg: TrainAgentConfig, trained: TrainedAgent, env_config: WeightingConfig,

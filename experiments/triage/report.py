@@ -80,10 +80,12 @@ def to_markdown(summary: pd.DataFrame, info: dict[str, Any]) -> str:
                 "rest" if info.get("fatigue") else "")
              + ". Rules are fitted on tune (the flag threshold on the tune "
              f"studies, the server-aware exponent and the tuned index on {info['tune_shifts']} "
-             "tune shifts); agents train on tune shifts ("
-             + (", ".join(f"{a}: {info['budgets'][a]:,} env steps, {info['seeds']} seeds, "
-                          f"{info['train_seconds'].get(a, float('nan')):.0f} s per run"
-                          for a in info["agents"]) or "none") + "). "
+             "tune shifts)"
+             + ("; agents train on tune shifts (" + ", ".join(
+                 f"{a}: {info['budgets'][a]:,} env steps, {info['seeds']} seeds, "
+                 f"{info['train_seconds'].get(a, float('nan')):.0f} s per run"
+                 for a in info["agents"]) + ")" if info["agents"] else "; no agent trained")
+             + ". "
              "Intervals: Student-t 95% over the backbone seeds (each seed's tables and agent "
              "seeds averaged). "
              "Synthetic data: nothing here is clinical.", ""]

@@ -15,6 +15,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 
 from mura_env.triage.config import TriageConfig
 from mura_env.triage.problem import TriageEpisode, TriageProblem
+from mura_env.weighting.env import setup_single_env
 from mura_env.weighting.vector_env import setup_vector_env
 
 #: Per-decision keys of the vector env's step info (see :class:`MuraTriageVectorEnv`).
@@ -148,13 +149,8 @@ class MuraTriageEnv(gym.Env[np.ndarray, np.int64]):
 
     def __init__(self, config: TriageConfig | None = None, render_mode: str | None = None,
                  **kwargs: Any) -> None:
-        self.render_mode = _check_render_mode(render_mode)
-        self.problem = problem = self.problem_class(config, **kwargs)
-        self.config = problem.config
-        self.observation_space = problem.observation_space
-        self.action_space = problem.action_space
-        self.readers = problem.readers
-        self.model_names = problem.studies.model_names
+        self.readers = setup_single_env(self, config, render_mode, kwargs,
+                                        _check_render_mode).readers
         self.episode: TriageEpisode | None = None
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None

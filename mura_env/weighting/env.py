@@ -33,6 +33,25 @@ def check_render_mode(render_mode: str | None) -> str | None:
     return render_mode
 
 
+def setup_single_env(env: Any, config: Any, render_mode: str | None, kwargs: dict[str, Any],
+                     check: Any = check_render_mode) -> Any:
+    """What every single env of this package sets up first: checks ``render_mode`` (with
+    ``check``), builds ``env.problem_class(config, **kwargs)`` and sets ``render_mode``,
+    ``problem``, ``config``, ``observation_space``, ``action_space`` and ``model_names`` on
+    ``env``.
+
+    Returns:
+        The problem.
+    """
+    env.render_mode = check(render_mode)
+    env.problem = problem = env.problem_class(config, **kwargs)
+    env.config = problem.config
+    env.observation_space = problem.observation_space
+    env.action_space = problem.action_space
+    env.model_names = problem.studies.model_names
+    return problem
+
+
 class MuraWeightingEnv(gym.Env[np.ndarray, np.ndarray]):
     """
     ## Description
@@ -190,13 +209,7 @@ class MuraWeightingEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def __init__(self, config: WeightingConfig | None = None, render_mode: str | None = None,
                  **kwargs: Any) -> None:
-        self.render_mode = check_render_mode(render_mode)
-        self.problem = self.problem_class(config, **kwargs)
-        self.config = self.problem.config
-        studies = self.problem.studies
-        self.observation_space = self.problem.observation_space
-        self.action_space = self.problem.action_space
-        self.model_names = studies.model_names
+        studies = setup_single_env(self, config, render_mode, kwargs).studies
         self.n_studies = studies.n_studies
         # What step() reads, as plain Python values (no NumPy scalar or property overhead).
         self._action_shape = self.action_space.shape

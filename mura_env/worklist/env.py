@@ -13,7 +13,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 
-from mura_env.weighting.env import check_render_mode
+from mura_env.weighting.env import setup_single_env
 from mura_env.weighting.render import draw, study_view
 from mura_env.weighting.vector_env import setup_vector_env
 from mura_env.worklist.config import WorklistConfig
@@ -134,13 +134,8 @@ class MuraWorklistEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def __init__(self, config: WorklistConfig | None = None, render_mode: str | None = None,
                  **kwargs: Any) -> None:
-        self.render_mode = check_render_mode(render_mode)
-        self.problem = problem = self.problem_class(config, **kwargs)
-        self.config = problem.config
-        self.observation_space = problem.observation_space
-        self.action_space = problem.action_space
+        problem = setup_single_env(self, config, render_mode, kwargs)
         self.readers = problem.readers
-        self.model_names = problem.studies.model_names
         self._state: ShiftState | None = None
         self._cursor = 0
         self._last: dict[str, Any] | None = None
