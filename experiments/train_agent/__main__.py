@@ -83,6 +83,7 @@ from mura_env.common.config_cli import parse_config, save_config
 from mura_env.deferral.config import DeferralConfig
 from mura_env.logits import LogitsTableError, MissingLogitsError
 from mura_env.triage.config import TriageConfig
+from mura_env.triage.problem import TriageProblem
 from mura_env.weighting.config import WeightingConfig
 from mura_env.worklist.config import WorklistConfig
 
@@ -344,7 +345,7 @@ def finish_triage(cfg: TrainAgentConfig, trained: TrainedAgent, env_config: Tria
     scores = triage_scores(problem, play_policy(trained.model, problem, episodes))
     summary = {"split": "valid", "n_shifts": n_shifts, **scores,
                **run_summary(cfg, trained, source)}
-    tune_problem, _ = evaluation_episodes(env_config, "tune", 0, TRIAGE_TUNE_SEED)
+    tune_problem = TriageProblem(env_config.replace(split="tune"))
 
     def tune_shifts() -> list:
         return [e.shift for e in evaluation_episodes(env_config, "tune", TRIAGE_TUNE_SHIFTS,
