@@ -26,13 +26,18 @@ EVAL_SHIFTS = 16
 EVAL_SEED = 12_345
 
 
+def start_episodes(problem: TriageProblem, n_shifts: int, seed: int) -> list[TriageEpisode]:
+    """``n_shifts`` fresh episodes of ``problem``, their shift seeds drawn with
+    ``numpy.random.default_rng(seed)`` (the same episodes for the same seed)."""
+    seeds = np.random.default_rng(seed).integers(2**63 - 1, size=n_shifts)
+    return [problem.start(int(s)) for s in seeds]
+
+
 def evaluation_episodes(config: TriageConfig, split: str, n_shifts: int, seed: int
                         ) -> tuple[TriageProblem, list[TriageEpisode]]:
-    """The problem of ``config`` on ``split`` and ``n_shifts`` fresh episodes, their shift
-    seeds drawn with ``numpy.random.default_rng(seed)``."""
+    """The problem of ``config`` on ``split`` and its :func:`start_episodes`."""
     problem = TriageProblem(config.replace(split=split))
-    seeds = np.random.default_rng(seed).integers(2**63 - 1, size=n_shifts)
-    return problem, [problem.start(int(s)) for s in seeds]
+    return problem, start_episodes(problem, n_shifts, seed)
 
 
 def play_policy(policy: Any, problem: TriageProblem, episodes: Sequence[TriageEpisode]

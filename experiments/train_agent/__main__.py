@@ -57,7 +57,13 @@ from agents.core.fingerprint import fitted_fingerprint
 from agents.core.train import TrainedAgent, policy_scores, resolve_hyperparameters, train_agent
 from agents.deferral.methods import DeferralData, fit_deferral_methods
 from agents.triage import rollout as triage_rollout
-from agents.triage.rollout import evaluation_episodes, play_policy, play_rule, triage_scores
+from agents.triage.rollout import (
+    evaluation_episodes,
+    play_policy,
+    play_rule,
+    start_episodes,
+    triage_scores,
+)
 from agents.triage.rules import fit_rules
 from agents.weighting.reporting import SPLIT_USE, baseline_evaluations, kind_of, summary_row
 from agents.weighting.softmax_pg import SoftmaxPGConfig
@@ -348,15 +354,15 @@ def finish_triage(cfg: TrainAgentConfig, trained: TrainedAgent, env_config: Tria
     tune_problem = TriageProblem(env_config.replace(split="tune"))
 
     def tune_shifts() -> list:
-        return [e.shift for e in evaluation_episodes(env_config, "tune", TRIAGE_TUNE_SHIFTS,
-                                                     TRIAGE_TUNE_SEED)[1]]
+        return [e.shift for e in start_episodes(tune_problem, TRIAGE_TUNE_SHIFTS,
+                                                TRIAGE_TUNE_SEED)]
 
     rules = fit_rules(tune_problem.probability, tune_problem.studies.labels, tune_shifts)
     keys = ("cost_per_shift", "mean_wait_abnormal", "p90_wait_abnormal", "mean_wait_normal",
             "accuracy")
     rows = [{"method": cfg.algo, "kind": "agent", **{k: scores[k] for k in keys}}]
     for name, rule in rules.items():
-        played = play_rule(rule, evaluation_episodes(env_config, "valid", n_shifts, seed)[1])
+        played = play_rule(rule, start_episodes(problem, n_shifts, seed))
         rule_scores = triage_scores(problem, played)
         rows.append({"method": name, "kind": "reference" if name == "clairvoyant" else "rule",
                      **{k: rule_scores[k] for k in keys}})

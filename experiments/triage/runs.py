@@ -18,7 +18,13 @@ import numpy as np
 
 from agents.core.fingerprint import fitted_fingerprint
 from agents.core.train import train_agent
-from agents.triage.rollout import evaluation_episodes, play_policy, play_rule, triage_scores
+from agents.triage.rollout import (
+    evaluation_episodes,
+    play_policy,
+    play_rule,
+    start_episodes,
+    triage_scores,
+)
 from agents.triage.rules import fit_rules
 from mura_env.logits import LogitsTable
 from mura_env.triage.config import TriageConfig
@@ -86,16 +92,17 @@ def run_rules(job: TriageJob, table: LogitsTable, cells: list[tuple[str, float]]
     rows, hours = [], []
     for position, (cell, config) in enumerate(zip(cells, configs, strict=True)):
         config = config.replace(logits=table)
-        tune_problem = TriageProblem(config)
+        tune_problem = TriageProblem(config.replace(split="tune"))
+        problem = TriageProblem(config.replace(split="valid"))
 
-        def shifts(config: TriageConfig = config, position: int = position) -> list:
-            episodes = evaluation_episodes(config, "tune", tune_shifts, TUNE_SEED + position)[1]
+        def shifts(tune_problem: TriageProblem = tune_problem, position: int = position
+                   ) -> list:
+            episodes = start_episodes(tune_problem, tune_shifts, TUNE_SEED + position)
             return [e.shift for e in episodes]
 
         rules = fit_rules(tune_problem.probability, tune_problem.studies.labels, shifts)
         for name, rule in rules.items():
-            problem, episodes = evaluation_episodes(config, "valid", n_shifts,
-                                                    VALID_SEED + position)
+            episodes = start_episodes(problem, n_shifts, VALID_SEED + position)
             fitted = {key: getattr(rule, key, np.nan) for key in (
                 "threshold", "exponent", "weight_power", "time_power", "relative_power")}
             kind = "reference" if name in ("tuned_index", "clairvoyant") else "rule"

@@ -15,7 +15,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 
 from mura_env.triage.config import TriageConfig
 from mura_env.triage.problem import TriageEpisode, TriageProblem
-from mura_env.weighting.env import setup_single_env
+from mura_env.weighting.env import check_render_mode, setup_single_env
 from mura_env.weighting.vector_env import setup_vector_env
 
 #: Per-decision keys of the vector env's step info (see :class:`MuraTriageVectorEnv`).
@@ -27,12 +27,9 @@ TRIAGE_RENDER_MODES = ("ansi",)
 SEED_BOUND = 2**63 - 1
 
 
-def _check_render_mode(render_mode: str | None) -> str | None:
-    """``render_mode`` if None or one of :data:`TRIAGE_RENDER_MODES`; else ``ValueError``."""
-    if render_mode is not None and render_mode not in TRIAGE_RENDER_MODES:
-        raise ValueError(f"render_mode must be None or one of {TRIAGE_RENDER_MODES}, got "
-                         f"{render_mode!r}.")
-    return render_mode
+def check_triage_render_mode(render_mode: str | None) -> str | None:
+    """:func:`~mura_env.weighting.env.check_render_mode` with :data:`TRIAGE_RENDER_MODES`."""
+    return check_render_mode(render_mode, TRIAGE_RENDER_MODES)
 
 
 def describe(problem: TriageProblem, episode: TriageEpisode) -> str:
@@ -150,7 +147,7 @@ class MuraTriageEnv(gym.Env[np.ndarray, np.int64]):
     def __init__(self, config: TriageConfig | None = None, render_mode: str | None = None,
                  **kwargs: Any) -> None:
         self.readers = setup_single_env(self, config, render_mode, kwargs,
-                                        _check_render_mode).readers
+                                        check_triage_render_mode).readers
         self.episode: TriageEpisode | None = None
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -248,7 +245,7 @@ class MuraTriageVectorEnv(VectorEnv):
 
     def __init__(self, num_envs: int = 1, config: TriageConfig | None = None,
                  render_mode: str | None = None, **kwargs: Any) -> None:
-        _check_render_mode(render_mode)
+        check_triage_render_mode(render_mode)
         problem = setup_vector_env(self, num_envs, config, None, kwargs)
         self.render_mode = render_mode
         self.readers = problem.readers

@@ -25,10 +25,12 @@ DRAW_BLOCK = 4096
 RENDER_MODES = ("ansi", "rgb_array")
 
 
-def check_render_mode(render_mode: str | None) -> str | None:
-    """``render_mode`` if it is None or one of :data:`RENDER_MODES`; else ``ValueError``."""
-    if render_mode is not None and render_mode not in RENDER_MODES:
-        raise ValueError(f"render_mode must be None or one of {RENDER_MODES}, "
+def check_render_mode(render_mode: str | None,
+                      modes: tuple[str, ...] = RENDER_MODES) -> str | None:
+    """``render_mode`` if it is None or one of ``modes`` (default :data:`RENDER_MODES`); else
+    ``ValueError``."""
+    if render_mode is not None and render_mode not in modes:
+        raise ValueError(f"render_mode must be None or one of {modes}, "
                          f"got {render_mode!r}.")
     return render_mode
 
