@@ -8,8 +8,7 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar
 
-import numpy as np
-
+from mura_env.common.checks import whole_number
 from mura_env.triage.arrivals import relative_rates
 from mura_env.triage.shifts import READ_MINUTES, RoomSetting
 from mura_env.weighting.config import WeightingConfig
@@ -91,10 +90,7 @@ class TriageConfig(WeightingConfig):
                 self.wrong_read_cost) and self.wrong_read_cost >= 0):
             raise ValueError(f"wrong_read_cost must be finite and >= 0, got "
                              f"{self.wrong_read_cost!r}.")
-        slots = self.queue_slots
-        if isinstance(slots, bool) or not isinstance(slots, (int, np.integer)) or slots < 1:
-            raise ValueError(f"queue_slots must be an integer >= 1, got {slots!r}.")
-        set_(self, "queue_slots", int(slots))
+        set_(self, "queue_slots", whole_number("queue_slots", self.queue_slots))
         if self.masked_action not in MASKED_ACTIONS:
             raise ValueError(f"masked_action must be one of {list(MASKED_ACTIONS)}, got "
                              f"{self.masked_action!r}.")

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import gymnasium
-import numpy as np
 from gymnasium.envs.registration import load_env_creator
 
+from mura_env.common.checks import whole_number
 from mura_env.constants import BODY_PARTS, SPLITS
 from mura_env.logits import LogitsTable
 from mura_env.logits.reference import check_reference_index, resolve_logits
@@ -109,10 +109,8 @@ class WeightingConfig:
             if unknown:
                 raise ValueError(f"unknown body part(s) {unknown}; expected some of "
                                  f"{list(BODY_PARTS)}.")
-        spe = self.studies_per_episode
-        if isinstance(spe, bool) or not isinstance(spe, (int, np.integer)) or spe < 1:
-            raise ValueError(f"studies_per_episode must be an integer >= 1, got {spe!r}.")
-        set_(self, "studies_per_episode", int(spe))
+        set_(self, "studies_per_episode",
+             whole_number("studies_per_episode", self.studies_per_episode))
         if self.sampling not in SAMPLING_MODES:
             raise ValueError(f"sampling must be one of {SAMPLING_MODES}, "
                              f"got {self.sampling!r}.")

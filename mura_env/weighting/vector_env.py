@@ -15,6 +15,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from mura_env.common.checks import whole_number
 from mura_env.weighting.config import WeightingConfig
 from mura_env.weighting.env import DRAW_BLOCK, RENDER_MODES, check_render_mode
 from mura_env.weighting.problem import WeightingProblem
@@ -38,13 +39,11 @@ def setup_vector_env(env: Any, num_envs: Any, config: Any, render_mode: str | No
     Raises:
         ValueError: a bad ``num_envs`` or ``render_mode`` (and the problem's own errors).
     """
-    if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) \
-            or num_envs < 1:
-        raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}.")
+    num_envs = whole_number("num_envs", num_envs)
     env.render_mode = check_render_mode(render_mode)
     env.problem = problem = env.problem_class(config, **kwargs)
     env.config = problem.config
-    env.num_envs = int(num_envs)
+    env.num_envs = num_envs
     env.single_observation_space = problem.observation_space
     env.single_action_space = problem.action_space
     env.observation_space = batch_space(problem.observation_space, env.num_envs)

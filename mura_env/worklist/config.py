@@ -9,6 +9,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from mura_env.common.checks import whole_number
 from mura_env.weighting.config import WeightingConfig
 from mura_env.worklist.shifts import SCENARIOS
 
@@ -106,12 +107,10 @@ class WorklistConfig(WeightingConfig):
     env_id: ClassVar[str] = "MuraWorklist-v0"
 
     def __post_init__(self) -> None:
-        size = self.shift_size
-        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
-            raise ValueError(f"shift_size must be an integer >= 1, got {size!r}.")
+        size = whole_number("shift_size", self.shift_size)
         set_ = object.__setattr__
-        set_(self, "shift_size", int(size))
-        set_(self, "studies_per_episode", int(size))
+        set_(self, "shift_size", size)
+        set_(self, "studies_per_episode", size)
         super().__post_init__()
         if self.scenario not in SCENARIOS:
             raise ValueError(f"scenario must be one of {list(SCENARIOS)}, got {self.scenario!r}.")
